@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := contracts/src/task_contracts server/src/task_server client/src/task_client
+
+.PHONY: install demo test test-e2e bench build lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded]" -e ./client --group dev
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+build: $(STAMP)
+	rm -rf dist
+	$(BIN)/hatch build --all
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(PACKAGES) tests examples
+	$(BIN)/ruff format --check $(PACKAGES) tests examples
+	$(BIN)/mypy $(PACKAGES)
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

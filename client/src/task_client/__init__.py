@@ -1,0 +1,29 @@
+"""task-client: call task contracts by name through Celery, typed and bounded."""
+
+from ._client import TaskClient
+from ._errors import (
+    BrokerUnavailable,
+    ContractMismatch,
+    InvalidArguments,
+    TaskError,
+    TaskFailed,
+    TaskTimeout,
+    UnknownTask,
+)
+from ._handle import TaskHandle
+from ._remote import RemoteTask
+from ._settings import ClientSettings
+
+__all__ = [
+    "BrokerUnavailable",
+    "ClientSettings",
+    "ContractMismatch",
+    "InvalidArguments",
+    "RemoteTask",
+    "TaskClient",
+    "TaskError",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskTimeout",
+    "UnknownTask",
+]

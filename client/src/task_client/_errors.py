@@ -1,0 +1,71 @@
+"""Every error the client raises derives from `TaskError`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TaskError(Exception):
+    """Root of the client's errors. `contract` is the wire name; `task_id` is set once published."""
+
+    def __init__(self, message: str, *, contract: str | None = None, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.contract = contract
+        self.task_id = task_id
+
+
+class InvalidArguments(TaskError, ValueError):
+    """The arguments do not satisfy the contract. Raised before anything is published.
+
+    `problems` lists one line per offending parameter.
+    """
+
+    def __init__(self, message: str, *, contract: str, problems: Sequence[str]) -> None:
+        super().__init__(message, contract=contract)
+        self.problems = tuple(problems)
+
+
+class TaskFailed(TaskError):
+    """The task ran, or was refused by the worker, and failed.
+
+    `remote_type` and `remote_message` are the worker-side exception's class name and message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        contract: str | None,
+        task_id: str,
+        remote_type: str,
+        remote_message: str,
+        remote_traceback: str | None = None,
+    ) -> None:
+        super().__init__(message, contract=contract, task_id=task_id)
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+
+
+class ContractMismatch(TaskError):
+    """Client and worker hold different versions of a contract (fingerprints or result types differ)."""
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """No result within the bound. The task may still run: wait again with `client.<task>.handle(task_id)`."""
+
+    def __init__(self, message: str, *, contract: str | None, task_id: str, timeout: float) -> None:
+        super().__init__(message, contract=contract, task_id=task_id)
+        self.timeout = timeout
+
+
+class BrokerUnavailable(TaskError, ConnectionError):
+    """The broker or result backend could not be reached in time. `url` never contains a password."""
+
+    def __init__(self, message: str, *, url: str, contract: str | None = None, task_id: str | None = None) -> None:
+        super().__init__(message, contract=contract, task_id=task_id)
+        self.url = url
+
+
+class UnknownTask(TaskError, LookupError):
+    """No contract has this name on the client, or the worker does not serve it."""

@@ -1,0 +1,74 @@
+"""Handles on published calls: `.id`, `.status`, `.result(timeout=)`."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any, Generic, TypeVar
+
+from task_contracts import Contract
+
+from ._outcome import decode_outcome
+from ._runtime import Runtime
+
+R = TypeVar("R")
+
+
+class TaskHandle(Generic[R]):
+    """A published call. Wait for it with `result()`; look at it with `status`.
+
+    >>> handle = client.add.submit(4, 7)
+    >>> handle.result(timeout=5)
+    11
+    """
+
+    __slots__ = ("_contract", "_id", "_runtime", "_timeout")
+
+    def __init__(self, runtime: Runtime, contract: Contract[..., R], task_id: str, timeout: float) -> None:
+        self._runtime = runtime
+        self._contract = contract
+        self._id = task_id
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self._contract.name} {self._id}>"
+
+    @property
+    def id(self) -> str:
+        """The Celery task id."""
+        return self._id
+
+    @property
+    def name(self) -> str:
+        """The contract's wire name."""
+        return self._contract.name
+
+    @property
+    def status(self) -> str:
+        """Celery's state: PENDING (also for unknown ids), STARTED, SUCCESS, FAILURE, ..."""
+        record = self._runtime.fetch(self._contract.name, self._id)
+        return "PENDING" if record is None else str(record.get("status", "PENDING"))
+
+    def ready(self) -> bool:
+        """True once the task has succeeded, failed or been revoked."""
+        return self.status in ("SUCCESS", "FAILURE", "REVOKED")
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait at most `timeout` seconds (default: the contract's bound) for the validated result.
+
+        Raises `TaskTimeout` (the task may still run; call again later), `TaskFailed`,
+        `UnknownTask`, `ContractMismatch` or `BrokerUnavailable`.
+        """
+        bound = self._timeout if timeout is None else timeout
+        watcher = self._runtime.watcher
+        future = watcher.watch(self._id)
+        try:
+            record = future.result(timeout=bound)
+        except concurrent.futures.TimeoutError:
+            watcher.forget(self._id, future)
+            raise self._runtime.wait_failed(self._contract.name, self._id, bound) from None
+        value: R = decode_outcome(self._contract, self._id, record)
+        return value
+
+    def outcome(self) -> Any:
+        """The raw stored record, or None while pending (for tools and debugging)."""
+        return self._runtime.fetch(self._contract.name, self._id)

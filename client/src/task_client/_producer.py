@@ -1,0 +1,103 @@
+"""Publishing: a call becomes a Celery protocol-v2 message through `send_task`, with bounded failure."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kombu.exceptions
+import redis.exceptions
+from celery import Celery
+
+from task_contracts import redact_url
+
+from ._errors import BrokerUnavailable
+from ._settings import ClientSettings
+
+# Everything a publish can raise when the broker is down, refusing, or frozen.
+_BROKER_ERRORS = (
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    socket.timeout,
+    OSError,
+)
+
+
+class Producer:
+    """A private Celery app used only to publish by name. It never becomes the current app."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
+        self._broker = redact_url(settings.urls.broker_url)
+        self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url)
+        self._app.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            result_accept_content=["json"],
+            # Results are read by ResultWatcher; a Celery backend would add its own
+            # subscription (and its ~19 s retry loop) to every publish.
+            result_backend=None,
+            broker_connection_retry_on_startup=False,
+            broker_transport_options={
+                "socket_connect_timeout": settings.connect_timeout,
+                "socket_timeout": settings.socket_timeout,
+            },
+            task_publish_retry=True,
+            task_publish_retry_policy={
+                "max_retries": settings.publish_retries,
+                "interval_start": 0.1,
+                "interval_step": 0.2,
+                "interval_max": 0.3,
+            },
+        )
+        self._warm = threading.Lock()
+        self._warmed = False
+
+    def publish(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        queue: str,
+        task_id: str,
+        headers: Mapping[str, Any],
+        contract: str | None = None,
+    ) -> None:
+        """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
+        self._warm_up()
+        try:
+            self._app.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id, headers=dict(headers))
+        except _BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable: {self._safe(error)}",
+                url=self._broker,
+                contract=contract,
+                task_id=task_id,
+            ) from None
+
+    def close(self) -> None:
+        self._app.close()
+
+    def _warm_up(self) -> None:
+        # Celery builds its router and producer pool lazily; do it once, not in N threads at once.
+        if self._warmed:
+            return
+        with self._warm:
+            if not self._warmed:
+                _ = self._app.amqp.router, self._app.producer_pool
+                self._warmed = True
+
+    def _safe(self, error: BaseException) -> str:
+        text = str(error) or type(error).__name__
+        password = _password(self._settings.urls.broker_url)
+        return text.replace(password, "***") if password else text
+
+
+def _password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).password

@@ -1,0 +1,73 @@
+"""A contract bound to a client: call it, submit it, or re-attach to an earlier call."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Generic, ParamSpec, TypeVar
+
+from task_contracts import Contract
+
+from ._handle import TaskHandle
+from ._runtime import CallOptions, Runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class RemoteTask(Generic[P, R]):
+    """A remote task with the contract's typed signature.
+
+    >>> client.add(4, 7)               # blocking, bounded by the contract's timeout
+    11
+    >>> client.add.submit(4, 7).id     # publish now, wait later
+    '...'
+    """
+
+    __slots__ = ("_contract", "_options", "_runtime")
+
+    def __init__(self, runtime: Runtime, contract: Contract[P, R], options: CallOptions | None = None) -> None:
+        self._runtime = runtime
+        self._contract = contract
+        self._options = options or CallOptions()
+
+    def __repr__(self) -> str:
+        return f"<RemoteTask {self._contract.name}{self._contract.signature_text()}>"
+
+    @property
+    def name(self) -> str:
+        """The wire name the task is published under."""
+        return self._contract.name
+
+    @property
+    def contract(self) -> Contract[P, R]:
+        return self._contract
+
+    @property
+    def timeout(self) -> float:
+        """The default bound on waiting for a result, in seconds."""
+        return self._options.timeout if self._options.timeout is not None else self._contract.timeout
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task and wait for its validated result (at most `timeout` seconds)."""
+        return self.submit(*args, **kwargs).result()
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Validate and publish the call; return its handle without waiting."""
+        task_id = self._runtime.publish_call(self._contract, args, kwargs, self._options)
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    def handle(self, task_id: str) -> TaskHandle[R]:
+        """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> RemoteTask[P, R]:
+        """The same task with another wait bound or queue.
+
+        >>> client.add.with_options(timeout=2)(4, 7)
+        """
+        options = replace(
+            self._options,
+            timeout=self._options.timeout if timeout is None else timeout,
+            queue=self._options.queue if queue is None else queue,
+        )
+        return RemoteTask(self._runtime, self._contract, options)

@@ -1,0 +1,85 @@
+"""The I/O core shared by every client facade: publish a call, watch and fetch its record."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from task_contracts import ArgumentsError, Contract, redact_url
+from task_contracts._wire import FINGERPRINT_HEADER
+
+from ._errors import BrokerUnavailable, InvalidArguments, TaskError
+from ._outcome import timeout_error
+from ._producer import Producer
+from ._settings import ClientSettings
+from ._watcher import Record, ResultWatcher
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call SDK options; `None` means the contract's own value."""
+
+    timeout: float | None = None
+    queue: str | None = None
+
+
+class Runtime:
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self.producer = Producer(settings)
+        self.watcher = ResultWatcher(settings)
+        self.backend = redact_url(settings.urls.result_backend)
+
+    def publish_call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+    ) -> str:
+        """Validate and publish one call; return its task id."""
+        try:
+            wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
+        except ArgumentsError as error:
+            raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
+        task_id = str(uuid.uuid4())
+        self.producer.publish(
+            contract.name,
+            wire_args,
+            wire_kwargs,
+            queue=options.queue or contract.queue,
+            task_id=task_id,
+            headers={FINGERPRINT_HEADER: contract.fingerprint},
+            contract=contract.name,
+        )
+        return task_id
+
+    def fetch(self, contract: str | None, task_id: str) -> Record | None:
+        """The stored record now (None while pending), within the socket bounds."""
+        bound = self.settings.connect_timeout + self.settings.socket_timeout
+        try:
+            return self.watcher.fetch(task_id).result(timeout=bound)
+        except Exception as error:
+            raise self.backend_unavailable(contract, task_id, error) from None
+
+    def wait_failed(self, contract: str | None, task_id: str, timeout: float) -> TaskError:
+        """The error for a wait that ran out: the backend being away, or a plain timeout."""
+        if self.watcher.is_disconnected():
+            return self.backend_unavailable(contract, task_id, self.watcher.last_error)
+        return timeout_error(contract, task_id, timeout)
+
+    def backend_unavailable(self, contract: str | None, task_id: str, error: BaseException | None) -> BrokerUnavailable:
+        reason = "no reply in time" if isinstance(error, concurrent.futures.TimeoutError) else str(error)
+        return BrokerUnavailable(
+            f"result backend {self.backend} is unavailable: {reason}",
+            url=self.backend,
+            contract=contract,
+            task_id=task_id,
+        )
+
+    def close(self) -> None:
+        self.watcher.close()
+        self.producer.close()

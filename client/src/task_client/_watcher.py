@@ -1,0 +1,291 @@
+"""Result records from Celery's Redis result backend, delivered by publish/subscribe.
+
+One background thread runs an event loop that owns one pub/sub connection; every waiting
+call, sync or async, shares it. A watch subscribes to the task's channel and, once Redis has
+confirmed the subscription, reads the stored record once: a result that arrived before the
+subscription is found by that read, one that arrives after is published to us. No polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+import uuid
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+
+from task_contracts._wire import RESULT_KEY_PREFIX
+
+from ._settings import ClientSettings
+
+READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+Record = dict[str, Any]
+
+_RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class WatcherClosed(RuntimeError):
+    """The client was closed while a call was still waiting."""
+
+
+class ResultWatcher:
+    def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._requests: list[tuple[str, concurrent.futures.Future[Record] | None]] = []
+        self._flush_scheduled = False
+        self._closed = False
+        # Loop-thread state below.
+        self._waiters: dict[str, set[concurrent.futures.Future[Record]]] = {}
+        self._to_fetch: set[str] = set()
+        self._to_unsubscribe: set[str] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._commands: asyncio.Lock | None = None  # one pub/sub command at a time
+        self._redis: redis.asyncio.Redis | None = None
+        self._pubsub: Any = None
+        self._home_channel = f"task-client-{uuid.uuid4().hex}"
+        self.last_error: BaseException | None = None
+
+    # -- any thread ------------------------------------------------------------
+    def watch(self, task_id: str) -> concurrent.futures.Future[Record]:
+        """A future resolved with the task's record once it is ready (SUCCESS, FAILURE, REVOKED)."""
+        future: concurrent.futures.Future[Record] = concurrent.futures.Future()
+        self._request(task_id, future)
+        return future
+
+    def watch_many(self, task_ids: Iterable[str]) -> list[concurrent.futures.Future[Record]]:
+        futures = []
+        with self._lock:
+            for task_id in task_ids:
+                future: concurrent.futures.Future[Record] = concurrent.futures.Future()
+                self._requests.append((task_id, future))
+                futures.append(future)
+        self._schedule_flush()
+        return futures
+
+    def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
+        """Stop waiting with `future` (after a timeout); unsubscribes when no one else waits."""
+        future.cancel()
+        self._request(task_id, None)
+
+    def fetch(self, task_id: str) -> concurrent.futures.Future[Record | None]:
+        """The record stored now, or None while the task is pending."""
+        return asyncio.run_coroutine_threadsafe(self._get(task_id), self._running_loop())
+
+    def is_disconnected(self) -> bool:
+        return self.last_error is not None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+
+    def _request(self, task_id: str, future: concurrent.futures.Future[Record] | None) -> None:
+        with self._lock:
+            self._requests.append((task_id, future))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        loop = self._running_loop()
+        with self._lock:
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        loop.call_soon_threadsafe(self._flush)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise WatcherClosed("the client is closed")
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                started = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._loop, started), name="task-client-results", daemon=True
+                )
+                self._thread.start()
+                started.wait()
+            return self._loop
+
+    def _run(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        self._redis = redis.asyncio.Redis.from_url(
+            self._settings.urls.result_backend,
+            socket_connect_timeout=self._settings.connect_timeout,
+            socket_timeout=self._settings.socket_timeout,
+        )
+        self._pubsub = self._redis.pubsub()
+        self._commands = asyncio.Lock()
+        self._reader = loop.create_task(self._read_forever())
+        loop.call_soon(started.set)
+        loop.run_forever()
+        loop.close()
+
+    # -- loop thread -----------------------------------------------------------
+    def _flush(self) -> None:
+        with self._lock:
+            requests, self._requests = self._requests, []
+            self._flush_scheduled = False
+        new_channels = []
+        for task_id, future in requests:
+            waiters = self._waiters.get(task_id)
+            if future is None:  # a forget
+                if waiters is not None:
+                    waiters.difference_update([f for f in waiters if f.done()])
+                    if not waiters:
+                        del self._waiters[task_id]
+                        self._to_unsubscribe.add(task_id)
+                continue
+            if waiters is None:
+                self._waiters[task_id] = {future}
+                self._to_unsubscribe.discard(task_id)
+                new_channels.append(RESULT_KEY_PREFIX + task_id)
+            else:
+                waiters.add(future)
+        if new_channels:
+            self._spawn(self._subscribe(new_channels))
+        if self._to_unsubscribe:
+            asyncio.get_running_loop().call_soon(self._unsubscribe_later)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only weak references to tasks; hold them until done.
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _subscribe(self, channels: list[str]) -> None:
+        assert self._commands is not None
+        try:
+            async with self._commands:
+                await self._pubsub.subscribe(*channels)
+        except (redis.exceptions.RedisError, OSError) as error:
+            # The reader sees the broken connection too and resubscribes everything.
+            self.last_error = error
+
+    def _unsubscribe_later(self) -> None:
+        channels = [RESULT_KEY_PREFIX + task_id for task_id in self._to_unsubscribe]
+        self._to_unsubscribe.clear()
+        if channels:
+            self._spawn(self._unsubscribe(channels))
+
+    async def _unsubscribe(self, channels: list[str]) -> None:
+        assert self._commands is not None
+        try:
+            async with self._commands:
+                await self._pubsub.unsubscribe(*channels)
+        except (redis.exceptions.RedisError, OSError) as error:
+            self.last_error = error
+
+    async def _read_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if failures or self._pubsub.connection is None:
+                    await self._resubscribe_all()
+                message = await self._pubsub.get_message(timeout=None)
+            except (redis.exceptions.RedisError, OSError) as error:
+                self.last_error = error
+                await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
+                failures += 1
+                continue
+            if failures:
+                failures = 0
+            self.last_error = None
+            if message is not None:
+                self._on_message(message)
+
+    async def _resubscribe_all(self) -> None:
+        assert self._commands is not None
+        channels = [RESULT_KEY_PREFIX + task_id for task_id in self._waiters]
+        async with self._commands:
+            await self._pubsub.subscribe(self._home_channel, *channels)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        if not channel.startswith(RESULT_KEY_PREFIX):
+            return
+        task_id = channel[len(RESULT_KEY_PREFIX) :]
+        if message["type"] == "subscribe":
+            # Subscribed: a record stored before this moment is found by one read.
+            if task_id in self._waiters:
+                if not self._to_fetch:
+                    asyncio.get_running_loop().call_soon(self._fetch_later)
+                self._to_fetch.add(task_id)
+        elif message["type"] == "message":
+            self._deliver(task_id, _decode(message["data"]))
+
+    def _fetch_later(self) -> None:
+        task_ids = [task_id for task_id in self._to_fetch if task_id in self._waiters]
+        self._to_fetch.clear()
+        if task_ids:
+            self._spawn(self._fetch_batch(task_ids))
+
+    async def _fetch_batch(self, task_ids: list[str]) -> None:
+        assert self._redis is not None
+        try:
+            values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
+        except (redis.exceptions.RedisError, OSError) as error:
+            self.last_error = error
+            return
+        for task_id, value in zip(task_ids, values, strict=True):
+            if value is not None:
+                self._deliver(task_id, _decode(value))
+
+    def _deliver(self, task_id: str, record: Record | None) -> None:
+        if record is None or record.get("status") not in READY_STATES:
+            return
+        waiters = self._waiters.pop(task_id, None)
+        if waiters is None:
+            return
+        for future in waiters:
+            if not future.done():
+                future.set_result(record)
+        if not self._to_unsubscribe:
+            asyncio.get_running_loop().call_soon(self._unsubscribe_later)
+        self._to_unsubscribe.add(task_id)
+
+    async def _get(self, task_id: str) -> Record | None:
+        assert self._redis is not None
+        value = await self._redis.get(RESULT_KEY_PREFIX + task_id)
+        return None if value is None else _decode(value)
+
+    async def _shutdown(self) -> None:
+        pending = [*self._background, *([self._reader] if self._reader else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(WatcherClosed("the client was closed while waiting"))
+        self._waiters.clear()
+        try:
+            await self._pubsub.aclose()
+            if self._redis is not None:
+                await self._redis.aclose()
+        except (redis.exceptions.RedisError, OSError):
+            pass  # closing a connection that is already gone
+
+
+def _decode(raw: bytes | str) -> Record | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None  # not a Celery record; ignore rather than crash the reader
+    return value if isinstance(value, dict) else None

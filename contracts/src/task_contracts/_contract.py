@@ -1,0 +1,247 @@
+"""A contract: one remote task declared once, with everything both sides derive from it."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar
+
+import pydantic
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_WIRE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+class ContractDeclarationError(TypeError):
+    """Raised at import time when a contract declaration is unusable."""
+
+
+class ArgumentsError(ValueError):
+    """Raised when call arguments do not satisfy a contract.
+
+    `problems` lists one human-readable line per offending field.
+    """
+
+    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
+        self.contract_name = contract_name
+        self.problems = tuple(problems)
+        super().__init__(f"invalid arguments for {contract_name}: " + "; ".join(self.problems))
+
+
+class ResultError(ValueError):
+    """Raised when a result value does not satisfy a contract's declared result type."""
+
+    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
+        self.contract_name = contract_name
+        self.problems = tuple(problems)
+        super().__init__(f"invalid result for {contract_name}: " + "; ".join(self.problems))
+
+
+def _describe(error: pydantic.ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "value"
+        if item["type"] == "missing":
+            problems.append(f"{where}: {item['msg']}")
+        else:
+            problems.append(f"{where}: {item['msg']} (got {item.get('input')!r:.80})")
+    return problems
+
+
+class Contract(Generic[P, R]):
+    """One remote task: wire name, typed signature, queue, time bound and idempotency.
+
+    Declare with the `contract` decorator; a contract is data, not callable code.
+    Validators and schemas are compiled once, here, never per call.
+    """
+
+    __slots__ = (
+        "_arguments_model",
+        "_fingerprint",
+        "_positional",
+        "_result_adapter",
+        "description",
+        "idempotent",
+        "name",
+        "parameters",
+        "queue",
+        "result_type",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        stub: Callable[P, R],
+        *,
+        name: str,
+        queue: str,
+        timeout: float,
+        idempotent: bool,
+    ) -> None:
+        if not _WIRE_NAME.match(name):
+            raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
+        if not _QUEUE_NAME.match(queue):
+            raise ContractDeclarationError(f"{name}: queue name {queue!r} is not a valid queue name")
+        if not timeout > 0:
+            raise ContractDeclarationError(f"{name}: timeout must be positive, got {timeout!r}")
+        self.name = name
+        self.queue = queue
+        self.timeout = float(timeout)
+        self.idempotent = idempotent
+        self.description = inspect.getdoc(stub) or ""
+        self.parameters, self.result_type = _read_signature(name, stub)
+        self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._arguments_model = _arguments_model(name, self.parameters)
+        self._result_adapter: pydantic.TypeAdapter[R] = pydantic.TypeAdapter(self.result_type)
+        self._fingerprint = _fingerprint(name, self.arguments_schema(), self.result_schema())
+
+    def __repr__(self) -> str:
+        return f"<Contract {self.name} {self.signature_text()} queue={self.queue!r}>"
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the wire name and the argument and result schemas; equal on both sides iff they agree."""
+        return self._fingerprint
+
+    def signature_text(self) -> str:
+        """The signature as a Python reader would write it, e.g. `(x: int, y: int) -> int`."""
+        texts, star = [], False
+        for param in self.parameters:
+            if param.kind is inspect.Parameter.KEYWORD_ONLY and not star:
+                texts.append("*")
+                star = True
+            texts.append(_param_text(param))
+        params = ", ".join(texts)
+        return f"({params}) -> {_type_text(self.result_type)}"
+
+    # -- arguments -------------------------------------------------------------
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Map positional and named arguments onto parameter names, without validating types."""
+        if len(args) > len(self._positional):
+            raise ArgumentsError(
+                self.name,
+                [f"takes {len(self._positional)} positional arguments but {len(args)} were given"],
+            )
+        bound = dict(zip(self._positional, args, strict=False))
+        for key, value in kwargs.items():
+            if key in bound:
+                raise ArgumentsError(self.name, [f"{key}: given both by position and by name"])
+            bound[key] = value
+        return bound
+
+    def validate_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a call; return the parameters as typed Python values."""
+        model = self._validate_model(self.bind(args, kwargs))
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def encode_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Validate a call and return JSON-ready `(args, kwargs)` as they travel on the wire."""
+        plain = self._validate_model(self.bind(args, kwargs)).model_dump(mode="json")
+        wire_args = [plain.pop(name) for name in self._positional]
+        return wire_args, plain
+
+    def _validate_model(self, bound: dict[str, Any]) -> pydantic.BaseModel:
+        try:
+            return self._arguments_model.model_validate(bound)
+        except pydantic.ValidationError as error:
+            raise ArgumentsError(self.name, _describe(error)) from None
+
+    # -- result ----------------------------------------------------------------
+    def encode_result(self, value: Any) -> Any:
+        """Validate a returned value against the result type; return it JSON-ready."""
+        try:
+            return self._result_adapter.dump_python(self._result_adapter.validate_python(value), mode="json")
+        except pydantic.ValidationError as error:
+            raise ResultError(self.name, _describe(error)) from None
+
+    def decode_result(self, value: Any) -> R:
+        """Validate a JSON result from the wire into the declared result type."""
+        try:
+            return self._result_adapter.validate_python(value)
+        except pydantic.ValidationError as error:
+            raise ResultError(self.name, _describe(error)) from None
+
+    # -- schemas ---------------------------------------------------------------
+    def arguments_schema(self) -> dict[str, Any]:
+        """JSON Schema of the arguments, as an object keyed by parameter name."""
+        return self._arguments_model.model_json_schema()
+
+    def result_schema(self) -> dict[str, Any]:
+        """JSON Schema of the result."""
+        return self._result_adapter.json_schema()
+
+
+def contract(
+    *, name: str, queue: str = "default", timeout: float = 30.0, idempotent: bool = False
+) -> Callable[[Callable[P, R]], Contract[P, R]]:
+    """Declare a contract from a typed stub whose body is `...`.
+
+    >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    ... def add(x: int, y: int) -> int:
+    ...     "Add two integers."
+    """
+
+    def declare(stub: Callable[P, R]) -> Contract[P, R]:
+        return Contract(stub, name=name, queue=queue, timeout=timeout, idempotent=idempotent)
+
+    return declare
+
+
+def _read_signature(name: str, stub: Callable[..., Any]) -> tuple[tuple[inspect.Parameter, ...], Any]:
+    signature = inspect.signature(stub)
+    try:
+        hints = typing.get_type_hints(stub, include_extras=True)
+    except NameError as error:
+        raise ContractDeclarationError(f"{name}: cannot resolve annotation: {error}") from error
+    parameters = []
+    for param in signature.parameters.values():
+        if param.kind not in _ALLOWED_KINDS:
+            raise ContractDeclarationError(
+                f"{name}: parameter {param.name!r} is {param.kind.description}; contracts take named parameters only"
+            )
+        if param.name not in hints:
+            raise ContractDeclarationError(f"{name}: parameter {param.name!r} has no type annotation")
+        parameters.append(param.replace(annotation=hints[param.name]))
+    if "return" not in hints:
+        raise ContractDeclarationError(f"{name}: the result type is not annotated")
+    return tuple(parameters), hints["return"]
+
+
+def _arguments_model(name: str, parameters: Sequence[inspect.Parameter]) -> type[pydantic.BaseModel]:
+    fields: dict[str, Any] = {
+        p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default) for p in parameters
+    }
+    title = "".join(part.title() for part in re.split(r"[._]", name)) + "Arguments"
+    return pydantic.create_model(  # type: ignore[call-overload,unused-ignore]
+        title, __config__=pydantic.ConfigDict(extra="forbid"), **fields
+    )
+
+
+def _fingerprint(name: str, arguments: dict[str, Any], result: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"name": name, "arguments": arguments, "result": result},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _type_text(annotation: Any) -> str:
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
+
+
+def _param_text(param: inspect.Parameter) -> str:
+    text = f"{param.name}: {_type_text(param.annotation)}"
+    if param.default is not inspect.Parameter.empty:
+        text += f" = {param.default!r}"
+    return text

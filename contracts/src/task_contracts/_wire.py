@@ -1,0 +1,17 @@
+"""Facts of the wire that producer and worker must agree on, beyond the Celery protocol itself."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Message header carrying the caller's contract fingerprint; absent from foreign producers.
+FINGERPRINT_HEADER: Final = "contract_fingerprint"
+
+#: Remote exception type names the worker stores and clients recognise (`exc_type` in the result).
+REMOTE_INVALID_ARGUMENTS: Final = "InvalidArguments"
+REMOTE_CONTRACT_MISMATCH: Final = "ContractMismatch"
+REMOTE_INVALID_RESULT: Final = "InvalidResult"
+REMOTE_NOT_REGISTERED: Final = "NotRegistered"
+
+#: Result-backend key and channel prefix used by Celery's Redis backend.
+RESULT_KEY_PREFIX: Final = "celery-task-meta-"

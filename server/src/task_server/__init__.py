@@ -1,0 +1,20 @@
+"""task-server: Celery workers that implement task contracts."""
+
+from ._app import create_app
+from ._errors import ContractMismatch, ImplementationError, InvalidArguments, InvalidResult
+from ._registry import Implementation, discover, implements, signature_differences, verify
+from ._settings import WorkerSettings
+
+__all__ = [
+    "ContractMismatch",
+    "Implementation",
+    "ImplementationError",
+    "InvalidArguments",
+    "InvalidResult",
+    "WorkerSettings",
+    "create_app",
+    "discover",
+    "implements",
+    "signature_differences",
+    "verify",
+]

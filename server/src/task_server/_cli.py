@@ -1,0 +1,113 @@
+"""`task-server`: start workers and verify implementations, without `celery -A` paths."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
+
+from ._app import create_app
+from ._errors import ImplementationError
+from ._registry import discover, verify
+from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+
+EXIT_IMPLEMENTATION = 3
+
+_implementations_option = click.option(
+    "--implementations",
+    "-I",
+    multiple=True,
+    default=DEFAULT_IMPLEMENTATIONS,
+    show_default=True,
+    metavar="MODULE",
+    help="Module or package whose `@implements` functions to serve (repeatable).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Serve task contracts as Celery tasks."""
+
+
+@main.command()
+@_implementations_option
+def check(implementations: tuple[str, ...]) -> None:
+    """Verify that every contract has exactly one implementation with the same signature."""
+    try:
+        verify(CATALOG, discover(implementations))
+    except ImplementationError as error:
+        _refuse(error)
+    for item in CATALOG:
+        click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
+
+
+@main.command()
+@click.option(
+    "--broker-url", envvar="TASK_BROKER_URL", help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0]."
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Worker processes [default: number of CPUs].")
+@click.option("--queues", "-Q", help="Comma-separated queues to consume [default: every contract's queue].")
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
+@click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
+@_implementations_option
+def worker(
+    broker_url: str | None,
+    result_backend: str | None,
+    concurrency: int | None,
+    queues: str | None,
+    loglevel: str,
+    pool: str,
+    hostname: str | None,
+    implementations: tuple[str, ...],
+) -> None:
+    """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
+    try:
+        urls = resolve_urls(broker_url, result_backend)
+    except ConnectionConfigError as error:
+        raise click.UsageError(str(error)) from None
+    settings = WorkerSettings(
+        urls=urls,
+        implementations=implementations,
+        queues=tuple(q for q in (queues or "").split(",") if q),
+        concurrency=concurrency,
+        pool=pool,
+        loglevel=loglevel.upper(),
+        hostname=hostname,
+    )
+    try:
+        app = create_app(settings)
+    except ImplementationError as error:
+        _refuse(error)
+    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
+    app.worker_main(argv=_worker_argv(settings))
+
+
+def _worker_argv(settings: WorkerSettings) -> list[str]:
+    argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
+    argv.append(f"--queues={','.join(settings.queues or CATALOG.queues())}")
+    if settings.concurrency:
+        argv.append(f"--concurrency={settings.concurrency}")
+    if settings.hostname:
+        argv.append(f"--hostname={settings.hostname}")
+    return argv
+
+
+def _refuse(error: ImplementationError) -> None:
+    click.echo("task-server: the implementations do not match the contracts:", err=True)
+    for problem in error.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(EXIT_IMPLEMENTATION)

@@ -1,0 +1,38 @@
+"""Errors a worker stores as a task's result; clients recognise them by class name."""
+
+from __future__ import annotations
+
+from task_contracts._wire import (
+    REMOTE_CONTRACT_MISMATCH,
+    REMOTE_INVALID_ARGUMENTS,
+    REMOTE_INVALID_RESULT,
+)
+
+
+class InvalidArguments(ValueError):
+    """The message's arguments do not satisfy the contract; the implementation never ran."""
+
+
+class ContractMismatch(ValueError):
+    """The caller's contract fingerprint differs from the worker's; the implementation never ran."""
+
+
+class InvalidResult(TypeError):
+    """The implementation returned a value that does not satisfy the contract's result type."""
+
+
+# The class names are the wire protocol; fail at import if they drift apart.
+assert InvalidArguments.__name__ == REMOTE_INVALID_ARGUMENTS
+assert ContractMismatch.__name__ == REMOTE_CONTRACT_MISMATCH
+assert InvalidResult.__name__ == REMOTE_INVALID_RESULT
+
+
+class ImplementationError(Exception):
+    """Raised by `verify` when the implementations do not match the contracts exactly.
+
+    `problems` lists one line per contract that is missing, doubled or differs.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))

@@ -1,0 +1,1 @@
+"""The implementations this server ships; `task-server worker` loads every module here."""

@@ -1,0 +1,43 @@
+"""Static typing crosses the boundary: mypy sees results as declared and flags wrong arguments."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mypy import api
+
+from ..conftest import REPO_ROOT
+
+SAMPLE = """
+from task_client import TaskClient, TaskHandle
+
+client = TaskClient()
+reveal_type(client.add(4, 7))
+reveal_type(client.xsum([1, 2, 3]))
+reveal_type(client.add.submit(4, 7))
+reveal_type(client.add.submit(4, 7).result(timeout=1))
+client.add("a", 7)
+client.xsum(1)
+client.mul(4)
+"""
+
+
+def test_mypy_sees_typed_results_and_flags_wrong_arguments(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE)
+    stdout, _stderr, _status = api.run(
+        ["--strict", "--no-incremental", "--config-file", str(REPO_ROOT / "pyproject.toml"), str(sample)]
+    )
+    lines = [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith(str(sample))]
+    revealed = [re.sub(r"\bbuiltins\.", "", line) for line in lines[:4]]
+    assert revealed == [
+        'note: Revealed type is "int"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "task_client._handle.TaskHandle[int]"',
+        'note: Revealed type is "int"',
+    ], stdout
+    errors = "\n".join(line for line in lines if line.startswith("error"))
+    assert 'Argument 1 to "__call__" of "RemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
+    assert 'incompatible type "int"; expected "list[int]"' in errors, stdout
+    assert 'Missing positional argument "y"' in errors, stdout

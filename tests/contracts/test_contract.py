@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from task_contracts import (
+    CATALOG,
+    ArgumentsError,
+    ContractCatalog,
+    ContractDeclarationError,
+    ResultError,
+    contract,
+    math,
+)
+
+
+class Point(pydantic.BaseModel):
+    x: int
+    y: int
+
+
+@contract(name="geo.shift", queue="geo", timeout=5)
+def shift(point: Point, by: int = 1, *, scale: float = 1.0) -> Point:
+    """Move a point."""
+    ...
+
+
+def test_contract_declares_wire_name_queue_bound_and_idempotency() -> None:
+    assert (math.add.name, math.add.queue, math.add.timeout, math.add.idempotent) == (
+        "math.add",
+        "math",
+        10.0,
+        True,
+    )
+    assert math.add.signature_text() == "(x: int, y: int) -> int"
+    assert math.add.description == "Return x + y."
+    assert shift.signature_text() == "(point: Point, by: int = 1, *, scale: float = 1.0) -> Point"
+
+
+def test_encode_arguments_gives_wire_args_and_keyword_only_kwargs() -> None:
+    assert math.add.encode_arguments((4, 7), {}) == ([4, 7], {})
+    assert math.add.encode_arguments((), {"y": 7, "x": 4}) == ([4, 7], {})
+    assert shift.encode_arguments((Point(x=1, y=2),), {"scale": 2}) == (
+        [{"x": 1, "y": 2}, 1],
+        {"scale": 2.0},
+    )
+
+
+def test_validate_arguments_returns_typed_values() -> None:
+    values = shift.validate_arguments(({"x": 1, "y": 2}, 3), {})
+    assert values == {"point": Point(x=1, y=2), "by": 3, "scale": 1.0}
+    assert isinstance(values["point"], Point)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        (("a", 7), {}, "x: Input should be a valid integer"),
+        ((1, 2, 3), {}, "takes 2 positional arguments but 3 were given"),
+        ((1,), {}, "y: Field required"),
+        ((1, 2), {"z": 3}, "z: Extra inputs are not permitted"),
+        ((1,), {"x": 2}, "x: given both by position and by name"),
+    ],
+)
+def test_bad_arguments_name_the_problem(args: tuple[object, ...], kwargs: dict[str, object], expected: str) -> None:
+    with pytest.raises(ArgumentsError) as caught:
+        math.add.encode_arguments(args, kwargs)
+    assert expected in str(caught.value)
+    assert caught.value.contract_name == "math.add"
+
+
+def test_results_are_validated_both_ways() -> None:
+    assert math.add.encode_result(11) == 11
+    assert shift.encode_result(Point(x=1, y=2)) == {"x": 1, "y": 2}
+    assert shift.decode_result({"x": 1, "y": 2}) == Point(x=1, y=2)
+    with pytest.raises(ResultError, match="math.add"):
+        math.add.decode_result("eleven")
+
+
+def test_json_schemas_come_from_the_declaration() -> None:
+    schema = math.xsum.arguments_schema()
+    assert schema["properties"]["numbers"] == {"items": {"type": "integer"}, "title": "Numbers", "type": "array"}
+    assert schema["required"] == ["numbers"] and schema["additionalProperties"] is False
+    assert math.xsum.result_schema() == {"type": "integer"}
+
+
+def test_fingerprint_is_stable_and_changes_with_the_signature() -> None:
+    @contract(name="math.add", queue="math", timeout=10)
+    def same(x: int, y: int) -> int: ...
+
+    @contract(name="math.add", queue="math", timeout=10)
+    def other(x: int, y: float) -> int: ...
+
+    assert same.fingerprint == math.add.fingerprint
+    assert other.fingerprint != math.add.fingerprint
+    assert len(math.add.fingerprint) == 16
+
+
+@pytest.mark.parametrize(
+    ("declare", "message"),
+    [
+        (lambda: contract(name="Add")(lambda x: x), "dotted lowercase"),
+        (lambda: contract(name="m.f", timeout=0)(_typed), "timeout must be positive"),
+        (lambda: contract(name="m.f")(_untyped_result), "result type is not annotated"),
+        (lambda: contract(name="m.f")(_star_args), "named parameters only"),
+        (lambda: contract(name="m.f")(_unannotated_param), "has no type annotation"),
+    ],
+)
+def test_unusable_declarations_fail_at_import(declare: object, message: str) -> None:
+    with pytest.raises(ContractDeclarationError, match=message):
+        declare()  # type: ignore[operator]
+
+
+def _typed(x: int) -> int: ...
+def _untyped_result(x: int): ...  # type: ignore[no-untyped-def]
+def _star_args(*xs: int) -> int: ...
+def _unannotated_param(x) -> int: ...  # type: ignore[no-untyped-def]
+
+
+def test_catalog_refuses_duplicate_names_and_lists_queues() -> None:
+    with pytest.raises(ContractDeclarationError, match="math.add"):
+        ContractCatalog(math.add, math.add)
+    assert CATALOG.names() == ["math.add", "math.mul", "math.xsum", "math.div"]
+    assert CATALOG.queues() == ["math"]
+    assert CATALOG.get("math.add") is math.add and CATALOG.get("nope") is None
