@@ -14,6 +14,7 @@ from celery import Celery
 from task_contracts import redact_url
 
 from ._errors import BrokerUnavailable
+from ._reasons import connection_failure
 from ._settings import ClientSettings
 
 # Everything a publish can raise when the broker is down, refusing, or frozen.
@@ -73,7 +74,7 @@ class Producer:
             self._app.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id, headers=dict(headers))
         except _BROKER_ERRORS as error:
             raise BrokerUnavailable(
-                f"broker {self._broker} is unavailable: {self._safe(error)}",
+                f"broker {self._broker} is unavailable: {connection_failure(error, self._settings)}",
                 url=self._broker,
                 contract=contract,
                 task_id=task_id,
@@ -90,14 +91,3 @@ class Producer:
             if not self._warmed:
                 _ = self._app.amqp.router, self._app.producer_pool
                 self._warmed = True
-
-    def _safe(self, error: BaseException) -> str:
-        text = str(error) or type(error).__name__
-        password = _password(self._settings.urls.broker_url)
-        return text.replace(password, "***") if password else text
-
-
-def _password(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).password
