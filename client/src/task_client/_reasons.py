@@ -18,7 +18,7 @@ def connection_failure(error: BaseException | None, settings: ClientSettings) ->
     if error is None:
         return "connection lost"
     text = _scrub(str(error) or type(error).__name__, settings)
-    if not _is_timeout(error):
+    if not is_timeout(error):
         return text
     if "connect" in text.lower():
         return f"could not connect within {settings.connect_timeout:g} s ({text})"
@@ -26,7 +26,8 @@ def connection_failure(error: BaseException | None, settings: ClientSettings) ->
     return f"no reply within {settings.socket_timeout:g} s ({text})"
 
 
-def _is_timeout(error: BaseException) -> bool:
+def is_timeout(error: BaseException) -> bool:
+    """True when `error`, or an error it wraps, is a timeout rather than a refusal."""
     seen: BaseException | None = error
     for _ in range(5):  # kombu wraps redis errors in its own; look a few links down the chain
         if seen is None:

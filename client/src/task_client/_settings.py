@@ -11,11 +11,13 @@ from task_contracts import ConnectionUrls
 class ClientSettings:
     """Connection URLs and the bounds on every network wait.
 
-    `connect_timeout` bounds opening a connection (a refused or unroutable broker);
-    `socket_timeout` bounds each reply (a frozen broker); `publish_retries` is how many
-    times a failed publish is retried before `BrokerUnavailable`. With the defaults a refused
-    broker fails in well under 2 s and a frozen one in about
-    `(publish_retries + 1) * socket_timeout` = 4 s.
+    `connect_timeout` bounds opening a connection (an unroutable broker); `socket_timeout`
+    bounds each reply (a frozen broker: connections accepted, nothing answers);
+    `publish_retries` is how many more times a publish refused or reset by the broker is tried
+    on a fresh connection (a timeout is never retried). With the defaults a publish to a refused
+    broker fails in about 0.1 s, to an unroutable one in `connect_timeout` (1 s), to a frozen
+    one in `socket_timeout` (2 s); a result read from a lost backend in at most
+    `connect_timeout + socket_timeout`.
     """
 
     urls: ConnectionUrls
