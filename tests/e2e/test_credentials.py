@@ -53,9 +53,9 @@ def test_an_acl_user_in_the_url_works_and_its_password_never_shows(tmp_path: Pat
             assert default_client.mul(6, 7) == 42
             shown = [repr(client), repr(client.settings), repr(client.add.submit(1, 1))]
 
-            with TaskClient(f"redis://alice:{WRONG_PASSWORD}@127.0.0.1:{redis.port}/0") as intruder:
-                with pytest.raises(BrokerUnavailable) as refused:
-                    intruder.add.submit(1, 2)
+            intruder_url = f"redis://alice:{WRONG_PASSWORD}@127.0.0.1:{redis.port}/0"
+            with TaskClient(intruder_url) as intruder, pytest.raises(BrokerUnavailable) as refused:
+                intruder.add.submit(1, 2)
             assert "invalid username-password pair" in str(refused.value)
             assert refused.value.url == f"redis://alice:***@127.0.0.1:{redis.port}/0"
             shown += [str(refused.value), repr(refused.value)]

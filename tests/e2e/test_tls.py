@@ -127,23 +127,13 @@ def tls_redis(tls_redis_server: str, tmp_path: Path) -> Iterator[tuple[RedisProc
     certificates = make_certificates(tmp_path, "good")
     tls_port = free_port()
     # The plain port stays for RedisProcess's readiness check only; every client here uses TLS.
+    tls_args = ["--tls-port", str(tls_port), "--tls-cert-file", str(certificates.cert)]
+    tls_args += ["--tls-key-file", str(certificates.key), "--tls-ca-cert-file", str(certificates.ca)]
+    tls_args += ["--tls-auth-clients", "no", "--requirepass", PASSWORD]
     with RedisProcess(
         workdir=str(tmp_path),
         executable=tls_redis_server,
-        extra_args=[
-            "--requirepass",
-            PASSWORD,
-            "--tls-port",
-            str(tls_port),
-            "--tls-cert-file",
-            str(certificates.cert),
-            "--tls-key-file",
-            str(certificates.key),
-            "--tls-ca-cert-file",
-            str(certificates.ca),
-            "--tls-auth-clients",
-            "no",
-        ],  # fmt: skip
+        extra_args=tls_args,
     ) as redis:
         redis.start()
         yield redis, tls_port, certificates
