@@ -22,6 +22,7 @@ EXPECTED = {
         "ContractDeclarationError",
         "ResultError",
         "contract",
+        "diagnostics",
         "math",
         "redact_url",
         "resolve_urls",

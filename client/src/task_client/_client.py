@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from task_contracts import CATALOG, Contract, ContractCatalog, math, redact_url, resolve_urls
+from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, resolve_urls
 
 from ._errors import UnknownTask
 from ._remote import RemoteTask
@@ -46,6 +46,7 @@ class TaskClient:
     mul = _Bound(math.mul)
     xsum = _Bound(math.xsum)
     div = _Bound(math.div)
+    sleep = _Bound(diagnostics.sleep)
 
     def __init__(
         self,

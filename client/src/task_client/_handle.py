@@ -9,6 +9,7 @@ from task_contracts import Contract
 
 from ._outcome import decode_outcome
 from ._runtime import Runtime
+from ._watcher import Record
 
 R = TypeVar("R")
 
@@ -61,11 +62,14 @@ class TaskHandle(Generic[R]):
         bound = self._timeout if timeout is None else timeout
         watcher = self._runtime.watcher
         future = watcher.watch(self._id)
+        record: Record | None
         try:
             record = future.result(timeout=bound)
         except concurrent.futures.TimeoutError:
             watcher.forget(self._id, future)
-            raise self._runtime.wait_failed(self._contract.name, self._id, bound) from None
+            record = None
+        if record is None:  # outside the except block, so no error chains onto the TimeoutError
+            record = self._runtime.last_look(self._contract.name, self._id, bound)
         value: R = decode_outcome(self._contract, self._id, record)
         return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from celery import Celery
 from task_contracts import redact_url
 
 from ._errors import BrokerUnavailable
+from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 
 # Everything a publish can raise when the broker is down, refusing, or frozen.
@@ -24,6 +26,7 @@ _BROKER_ERRORS = (
     socket.timeout,
     OSError,
 )
+_RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
 class Producer:
@@ -44,14 +47,11 @@ class Producer:
             broker_transport_options={
                 "socket_connect_timeout": settings.connect_timeout,
                 "socket_timeout": settings.socket_timeout,
+                # One connection attempt per publish: kombu would otherwise retry for seconds.
+                "max_retries": 0,
             },
-            task_publish_retry=True,
-            task_publish_retry_policy={
-                "max_retries": settings.publish_retries,
-                "interval_start": 0.1,
-                "interval_step": 0.2,
-                "interval_max": 0.3,
-            },
+            # Retries are ours (see `publish`): kombu's would also retry after a timeout.
+            task_publish_retry=False,
         )
         self._warm = threading.Lock()
         self._warmed = False
@@ -69,15 +69,29 @@ class Producer:
     ) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
         self._warm_up()
-        try:
-            self._app.send_task(name, args=args, kwargs=kwargs, queue=queue, task_id=task_id, headers=dict(headers))
-        except _BROKER_ERRORS as error:
-            raise BrokerUnavailable(
-                f"broker {self._broker} is unavailable: {self._safe(error)}",
-                url=self._broker,
-                contract=contract,
-                task_id=task_id,
-            ) from None
+        attempts = self._settings.publish_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._app.send_task(
+                    name, args=args, kwargs=kwargs, queue=queue, task_id=task_id, headers=dict(headers), retry=False
+                )
+                return
+            except _BROKER_ERRORS as error:
+                failure: BaseException = error
+            # A refused or reset connection (a pooled one left over from before a Redis restart)
+            # is worth one more try on a fresh connection. A timeout is not: a frozen broker
+            # would only make the caller wait again, and the message may have been stored.
+            if attempt == attempts or is_timeout(failure):
+                break
+            time.sleep(_RETRY_INTERVAL)
+        # After a timeout the broker may still have stored the message and run the call later.
+        maybe_queued = f"; call {task_id} may still run if the broker recovers" if is_timeout(failure) else ""
+        raise BrokerUnavailable(
+            f"broker {self._broker} is unavailable: {connection_failure(failure, self._settings)}{maybe_queued}",
+            url=self._broker,
+            contract=contract,
+            task_id=task_id,
+        ) from None
 
     def close(self) -> None:
         self._app.close()
@@ -90,14 +104,3 @@ class Producer:
             if not self._warmed:
                 _ = self._app.amqp.router, self._app.producer_pool
                 self._warmed = True
-
-    def _safe(self, error: BaseException) -> str:
-        text = str(error) or type(error).__name__
-        password = _password(self._settings.urls.broker_url)
-        return text.replace(password, "***") if password else text
-
-
-def _password(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).password

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,11 +10,12 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts._wire import FINGERPRINT_HEADER
 
-from ._errors import BrokerUnavailable, InvalidArguments, TaskError
+from ._errors import BrokerUnavailable, InvalidArguments
 from ._outcome import timeout_error
 from ._producer import Producer
+from ._reasons import connection_failure
 from ._settings import ClientSettings
-from ._watcher import Record, ResultWatcher
+from ._watcher import READY_STATES, Record, ResultWatcher
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,20 @@ class Runtime:
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
 
-    def wait_failed(self, contract: str | None, task_id: str, timeout: float) -> TaskError:
-        """The error for a wait that ran out: the backend being away, or a plain timeout."""
-        if self.watcher.is_disconnected():
-            return self.backend_unavailable(contract, task_id, self.watcher.last_error)
-        return timeout_error(contract, task_id, timeout)
+    def last_look(self, contract: str | None, task_id: str, timeout: float) -> Record:
+        """After a wait ran out: the record if it is ready after all, else the error that says why not.
+
+        One bounded read (at most `connect_timeout + socket_timeout`) finds a result whose message
+        was missed, and tells a frozen or lost backend (`BrokerUnavailable`) from a task that is
+        merely pending (`TaskTimeout`), so no caller is told to wait again on a dead backend.
+        """
+        record = self.fetch(contract, task_id)
+        if record is not None and record.get("status") in READY_STATES:
+            return record
+        raise timeout_error(contract, task_id, timeout)
 
     def backend_unavailable(self, contract: str | None, task_id: str, error: BaseException | None) -> BrokerUnavailable:
-        reason = "no reply in time" if isinstance(error, concurrent.futures.TimeoutError) else str(error)
+        reason = connection_failure(error, self.settings)
         return BrokerUnavailable(
             f"result backend {self.backend} is unavailable: {reason}",
             url=self.backend,

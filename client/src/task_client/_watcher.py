@@ -28,6 +28,10 @@ Record = dict[str, Any]
 
 _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
+# What a command on a lost connection can raise. redis-py also raises AttributeError when a
+# command is sent on a connection that the reader is tearing down at the same moment.
+_CONNECTION_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError)
+
 
 class WatcherClosed(RuntimeError):
     """The client was closed while a call was still waiting."""
@@ -173,9 +177,14 @@ class ResultWatcher:
         try:
             async with self._commands:
                 await self._pubsub.subscribe(*channels)
-        except (redis.exceptions.RedisError, OSError) as error:
-            # The reader sees the broken connection too and resubscribes everything.
+        except _CONNECTION_ERRORS as error:
+            # The reader resubscribes everything when it sees the connection broken; if the
+            # connection is whole again by then, it will not, so try these channels again.
             self.last_error = error
+            await asyncio.sleep(_RECONNECT_DELAYS[-1])
+            waited = [channel for channel in channels if channel[len(RESULT_KEY_PREFIX) :] in self._waiters]
+            if waited:
+                self._spawn(self._subscribe(waited))
 
     def _unsubscribe_later(self) -> None:
         channels = [RESULT_KEY_PREFIX + task_id for task_id in self._to_unsubscribe]
@@ -188,7 +197,7 @@ class ResultWatcher:
         try:
             async with self._commands:
                 await self._pubsub.unsubscribe(*channels)
-        except (redis.exceptions.RedisError, OSError) as error:
+        except _CONNECTION_ERRORS as error:
             self.last_error = error
 
     async def _read_forever(self) -> None:
@@ -198,7 +207,7 @@ class ResultWatcher:
                 if failures or self._pubsub.connection is None:
                     await self._resubscribe_all()
                 message = await self._pubsub.get_message(timeout=None)
-            except (redis.exceptions.RedisError, OSError) as error:
+            except _CONNECTION_ERRORS as error:
                 self.last_error = error
                 await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
                 failures += 1
@@ -240,7 +249,7 @@ class ResultWatcher:
         assert self._redis is not None
         try:
             values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
-        except (redis.exceptions.RedisError, OSError) as error:
+        except _CONNECTION_ERRORS as error:
             self.last_error = error
             return
         for task_id, value in zip(task_ids, values, strict=True):

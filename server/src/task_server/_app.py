@@ -35,6 +35,10 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "task_routes": {item.name: {"queue": item.queue} for item in catalog},
         "task_default_queue": catalog.queues()[0] if len(catalog) else "default",
         "broker_connection_retry_on_startup": True,
+        # A worker outlives a Redis restart or outage of any length: it keeps reconnecting
+        # (every 2 s, growing to 30 s) instead of exiting after Celery's default 100 attempts.
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
         "worker_hijack_root_logger": True,
         "enable_utc": True,
     }

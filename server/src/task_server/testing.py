@@ -128,8 +128,10 @@ class RedisProcess(_Process):
         appendonly: bool = False,
         extra_args: Sequence[str] = (),
         workdir: str | None = None,
+        executable: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.executable = executable  # None: `find_redis_server()`
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="task-redis-"))
         self.log_path = self.workdir / "redis.log"
         self.appendonly = appendonly
@@ -141,7 +143,7 @@ class RedisProcess(_Process):
 
     def start(self, timeout: float = 10.0) -> Self:
         argv = [
-            find_redis_server(),
+            self.executable or find_redis_server(),
             "--port",
             str(self.port),
             "--bind",
@@ -164,7 +166,8 @@ class RedisProcess(_Process):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(64).startswith(b"+PONG")
+                # NOAUTH: up, and protected by a password (`--requirepass`) or an ACL.
+                return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

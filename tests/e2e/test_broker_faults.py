@@ -1,0 +1,181 @@
+"""Fault 1: the broker or result backend down, refusing or frozen. A bounded, typed error; never a hang.
+
+Every Redis here is a real redis-server of the test's own, stopped or frozen (SIGSTOP: the kernel
+still accepts connections and nothing answers) for real. Durations are behaviour bounds from the
+issue (2 s refused, 5 s frozen), with a margin for a loaded machine; not speed benchmarks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from task_client import BrokerUnavailable, TaskClient, TaskTimeout
+from task_contracts import redact_url
+from task_server.testing import RedisProcess, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "pw-fault-1-never-shown"
+
+
+@pytest.fixture
+def protected_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    (tmp_path / "broker").mkdir()
+    with RedisProcess(workdir=str(tmp_path / "broker"), extra_args=["--requirepass", PASSWORD]) as process:
+        process.start()
+        yield process
+
+
+def with_password(url: str) -> str:
+    return url.replace("redis://", f"redis://:{PASSWORD}@")
+
+
+def timed(call: Callable[[], Any]) -> tuple[BaseException, float]:
+    """The exception `call` raises and how long it took to raise it."""
+    started = time.monotonic()
+    try:
+        call()
+    except BaseException as error:
+        return error, time.monotonic() - started
+    raise AssertionError(f"{call} raised nothing")
+
+
+def assert_clean_broker_error(error: BaseException, url: str) -> None:
+    """A `BrokerUnavailable` naming the URL without its password, with no library traceback."""
+    assert isinstance(error, BrokerUnavailable), repr(error)
+    assert error.url == redact_url(url)
+    assert str(error).startswith(f"broker {redact_url(url)} is unavailable: ")
+    assert error.__cause__ is None and error.__suppress_context__
+    shown = "".join(traceback.format_exception(error))
+    assert "kombu" not in shown and "redis/" not in shown and "celery/" not in shown
+    assert PASSWORD not in shown and PASSWORD not in repr(error)
+
+
+def test_publish_to_a_closed_port_fails_within_2_s() -> None:
+    url = with_password(f"redis://127.0.0.1:{free_port()}/0")
+    with TaskClient(url) as client:
+        error, took = timed(lambda: client.add.submit(1, 2))
+    assert_clean_broker_error(error, url)
+    assert "Connection refused" in str(error)
+    assert took < 2.5
+
+
+def test_publish_after_the_broker_stopped_fails_within_2_s(protected_redis: RedisProcess) -> None:
+    url = with_password(protected_redis.url)
+    with TaskClient(url) as client:
+        client.add.submit(1, 2)  # a pooled connection now exists and goes stale
+        protected_redis.stop()
+        error, took = timed(lambda: client.add.submit(1, 2))
+    assert_clean_broker_error(error, url)
+    assert "Connection refused" in str(error)
+    assert took < 2.5
+
+
+def test_publish_to_a_frozen_broker_fails_within_5_s(protected_redis: RedisProcess) -> None:
+    url = with_password(protected_redis.url)
+    started = time.monotonic()
+    client = TaskClient(url)
+    client.add.submit(1, 2)
+    protected_redis.freeze()
+    try:
+        error, took = timed(lambda: client.add.submit(1, 2))
+        assert_clean_broker_error(error, url)
+        assert "no reply within 2 s" in str(error) and "may still run if the broker recovers" in str(error)
+        assert took < 6.0
+        closing = time.monotonic()
+        client.close()
+        assert time.monotonic() - closing < 6.0  # close() never waits on a frozen Redis for long
+    finally:
+        protected_redis.thaw()
+    assert time.monotonic() - started < 15.0
+
+
+def test_the_frozen_bound_follows_the_client_settings(protected_redis: RedisProcess) -> None:
+    url = with_password(protected_redis.url)
+    with TaskClient(url, socket_timeout=0.5) as client:
+        client.add.submit(1, 2)
+        protected_redis.freeze()
+        try:
+            error, took = timed(lambda: client.add.submit(1, 2))
+        finally:
+            protected_redis.thaw()
+    assert_clean_broker_error(error, url)
+    assert "no reply within 0.5 s" in str(error)
+    assert took < 1.5  # the default socket_timeout (2 s) would take longer
+
+
+def test_a_client_built_and_closed_against_a_frozen_redis_never_hangs(protected_redis: RedisProcess) -> None:
+    url = with_password(protected_redis.url)
+    protected_redis.freeze()
+    try:
+        started = time.monotonic()
+        client = TaskClient(url)  # construction does no network I/O
+        assert time.monotonic() - started < 1.0
+        error, took = timed(lambda: client.add.submit(1, 2))
+        assert_clean_broker_error(error, url)
+        assert took < 6.0
+        error, took = timed(lambda: client.add.handle("no-such-id").status)
+        assert isinstance(error, BrokerUnavailable) and "result backend" in str(error)
+        assert took < 4.0  # connect_timeout + socket_timeout
+        started = time.monotonic()
+        client.close()
+        assert time.monotonic() - started < 6.0
+    finally:
+        protected_redis.thaw()
+
+
+def subscribers(redis_url: str, task_id: str) -> int:
+    with redis.Redis.from_url(redis_url, socket_timeout=2) as connection:
+        counts = connection.pubsub_numsub(f"celery-task-meta-{task_id}")
+    return int(counts[0][1])
+
+
+@pytest.mark.parametrize("fault", ["frozen", "stopped"])
+def test_a_call_waiting_on_a_lost_result_backend_gets_a_bounded_typed_error(
+    fault: str, private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    backend_dir = tmp_path / "backend"
+    backend_dir.mkdir()
+    with (
+        RedisProcess(workdir=str(backend_dir), extra_args=["--requirepass", PASSWORD]) as backend,
+        TaskClient(private_redis.url, with_password(backend.start().url)) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        handle = client.add.submit(1, 2)  # no worker: the call stays pending
+        started = time.monotonic()
+        waiting = pool.submit(handle.result, 2.0)
+        # Fault injected while the call waits, once the client's subscription is live on the backend.
+        wait_until(lambda: subscribers(with_password(backend.url), handle.id) == 1, 10, "the result subscription")
+        if fault == "frozen":
+            backend.freeze()
+        else:
+            backend.stop()
+        try:
+            error = waiting.exception(timeout=15)
+        finally:
+            if fault == "frozen":
+                backend.thaw()
+        took = time.monotonic() - started
+    # A frozen backend answers nothing: the wait bound (2 s) passes, then one bounded read
+    # (at most connect_timeout + socket_timeout = 3 s) tells it from a pending task.
+    assert isinstance(error, BrokerUnavailable), repr(error)
+    assert error.url == redact_url(with_password(backend.url)) and error.task_id == handle.id
+    assert str(error).startswith(f"result backend {redact_url(with_password(backend.url))} is unavailable")
+    assert PASSWORD not in str(error)
+    assert took < 2.0 + 3.0 + 1.5
+
+
+def test_a_pending_call_on_a_healthy_backend_is_a_timeout_not_unavailable(private_redis: RedisProcess) -> None:
+    with TaskClient(private_redis.url) as client:
+        handle = client.add.submit(1, 2)
+        error, took = timed(lambda: handle.result(timeout=0.5))
+    assert isinstance(error, TaskTimeout) and error.timeout == 0.5
+    assert 0.5 <= took < 3.0
