@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from task_contracts import Contract
 
 from ._outcome import decode_outcome
+from ._progress import Progress, progress_from_record
 from ._runtime import Runtime
 
 R = TypeVar("R")
@@ -47,6 +48,19 @@ class TaskHandle(Generic[R]):
         """Celery's state: PENDING (also for unknown ids), STARTED, SUCCESS, FAILURE, ..."""
         record = self._runtime.fetch(self._contract.name, self._id)
         return "PENDING" if record is None else str(record.get("status", "PENDING"))
+
+    @property
+    def progress(self) -> Progress | None:
+        """The latest progress the task reported, or None (no report yet, or finished).
+
+        While a `result()` wait runs in another thread this reads the watcher's memory of the
+        last published report; otherwise it reads the stored record once.
+        """
+        watcher = self._runtime.watcher
+        record = watcher.latest(self._id)
+        if record is None and not watcher.is_watching(self._id):
+            record = self._runtime.fetch(self._contract.name, self._id)
+        return progress_from_record(record)
 
     def ready(self) -> bool:
         """True once the task has succeeded, failed or been revoked."""

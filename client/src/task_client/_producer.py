@@ -79,6 +79,11 @@ class Producer:
                 task_id=task_id,
             ) from None
 
+    @property
+    def app(self) -> Celery:
+        """The private Celery app (for remote-control broadcasts); never the current app."""
+        return self._app
+
     def close(self) -> None:
         self._app.close()
 

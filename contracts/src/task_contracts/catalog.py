@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import math
+from . import math, reports
 from ._catalog import ContractCatalog
 
-CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div)
+CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div, reports.count_to)
