@@ -28,7 +28,8 @@ from tests.wire import foreign_client as client
 url, asyncapi, calls = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 document = client.load(asyncapi)
 records = [client.call(url, document, name, args, kwargs, timeout=30) for name, args, kwargs in calls]
-foreign = sorted({m.split('.')[0] for m in sys.modules} & {'celery', 'kombu', 'task_client', 'task_server', 'task_contracts'})
+sdk = {'celery', 'kombu', 'task_client', 'task_server', 'task_contracts'}
+foreign = sorted({m.split('.')[0] for m in sys.modules} & sdk)
 print(json.dumps({"records": records, "foreign_modules": foreign}))
 """
 
