@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        catalog = _load_catalog(options.catalog)
+        catalog = load_catalog(options.catalog)
     except (ImportError, AttributeError, ValueError, TypeError) as error:
         parser.error(f"--catalog {options.catalog}: {error}")
     written = export_contracts(options.directory, catalog)
@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_catalog(spec: str) -> ContractCatalog:
+def load_catalog(spec: str) -> ContractCatalog:
+    """The `ContractCatalog` named by `module:attribute`."""
     module_name, _, attribute = spec.partition(":")
     if not attribute:
         raise ValueError("expected MODULE:NAME")
