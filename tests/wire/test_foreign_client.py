@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
-from task_server.testing import WorkerProcess
+from task_contracts import CATALOG, asyncapi_document
+from task_server.testing import WorkerProcess, wait_until
 
 from ..conftest import REPO_ROOT
+from .schemas import component_validator
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +65,21 @@ def test_a_redis_and_json_client_calls_tasks_from_the_exported_document(
     assert invalid["result"]["exc_type"] == "InvalidArguments"
     assert "x: Input should be a valid integer" in json.dumps(invalid["result"]["exc_message"])
     assert division["status"] == "FAILURE" and division["result"]["exc_type"] == "ZeroDivisionError"
+
+
+def test_the_minimal_message_in_the_readme_is_accepted(redis_url: str, worker: WorkerProcess) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("The smallest envelope a Celery 5.7 worker accepts", 1)[1]
+    message = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    document = asyncapi_document(CATALOG)
+    assert component_validator(document, "math.add.envelope").is_valid(message)
+    message["headers"]["id"] = task_id = str(uuid.uuid4())  # fresh ids, as every producer must
+    message["properties"]["delivery_tag"] = str(uuid.uuid4())
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        connection.lpush("math", json.dumps(message))
+        wait_until(lambda: connection.get("celery-task-meta-" + task_id) is not None, 30, "the README call")
+        record = json.loads(connection.get("celery-task-meta-" + task_id) or b"{}")
+    finally:
+        connection.close()
+    assert (record["status"], record["result"]) == ("SUCCESS", 11)
