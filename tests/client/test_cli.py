@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -158,3 +159,32 @@ def test_help_documents_every_command_and_the_exit_codes(command: list[str]) -> 
     assert done.returncode == 0
     assert "Exit status:" in done.stdout and "5  the broker or result backend cannot be reached" in done.stdout
     assert "Usage: task-client" in done.stdout
+
+
+def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(url: str) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "task_client", "--broker-url", url, "call", "count_to", "3", "-p", "delay=0.4"],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        os.close(terminal)
+        stdout, _ = process.communicate(timeout=60)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert (process.returncode, stdout) == (0, "3\n")
+    text = shown.decode()
+    assert "\r[" in text and re.search(r"\] [123]/3 +\d+%  counted to [123]", text), text
+    assert "progress " not in text  # the bar, not the line form
