@@ -24,7 +24,7 @@ def announce(app: Celery, contracts: list[Contract[..., Any]]) -> None:
 
 
 @control_command(name=CONTROL_CONTRACTS)  # type: ignore[untyped-decorator]
-def task_contracts(state: Any, **kwargs: Any) -> dict[str, Any]:
+def report_contracts(state: Any, **kwargs: Any) -> dict[str, Any]:
     """Reply with the contracts this worker implements and the queues it consumes."""
     consumer = state.consumer
     task_consumer = getattr(consumer, "task_consumer", None)
