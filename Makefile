@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := contracts/src/task_contracts server/src/task_server client/src/task_client
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs), used by the tests that validate exports.
+ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
 
 .PHONY: install demo test test-e2e bench build lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(ASYNCAPI_SPECS)
 
 $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +17,14 @@ $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/p
 	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded]" -e ./client --group dev
 	touch $(STAMP)
 
+$(ASYNCAPI_SPECS): $(STAMP)
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(VENV)/npm @asyncapi/specs@6.11.1
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(ASYNCAPI_SPECS)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

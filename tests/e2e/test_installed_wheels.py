@@ -58,3 +58,19 @@ def test_client_from_its_own_wheels_calls_a_worker_in_another_virtualenv(
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["11", "28", "6"]
     assert not Path(worker.argv[0]).is_relative_to(env_dir)
+    # The console scripts the wheels declare work from the clean environment too.
+    called = subprocess.run(
+        [str(env_dir / "bin" / "task-client"), "--broker-url", redis_url, "call", "add", "4", "7"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (called.returncode, called.stdout) == (0, "11\n"), called.stderr
+    exported = subprocess.run(
+        [str(env_dir / "bin" / "task-contracts"), "export", str(tmp_path / "exported")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "exported" / "asyncapi.json").is_file()

@@ -11,6 +11,8 @@ from ._errors import (
     UnknownTask,
 )
 from ._handle import TaskHandle
+from ._inspect import WorkerInfo
+from ._progress import Progress
 from ._remote import RemoteTask
 from ._settings import ClientSettings
 
@@ -19,6 +21,7 @@ __all__ = [
     "ClientSettings",
     "ContractMismatch",
     "InvalidArguments",
+    "Progress",
     "RemoteTask",
     "TaskClient",
     "TaskError",
@@ -26,4 +29,5 @@ __all__ = [
     "TaskHandle",
     "TaskTimeout",
     "UnknownTask",
+    "WorkerInfo",
 ]

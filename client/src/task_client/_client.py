@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, resolve_urls
+from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, reports, resolve_urls
 
 from ._errors import UnknownTask
+from ._inspect import WorkerInfo, ask_workers
 from ._remote import RemoteTask
 from ._runtime import Runtime
 from ._settings import ClientSettings
@@ -46,6 +47,7 @@ class TaskClient:
     mul = _Bound(math.mul)
     xsum = _Bound(math.xsum)
     div = _Bound(math.div)
+    count_to = _Bound(reports.count_to)
     sleep = _Bound(diagnostics.sleep)
 
     def __init__(
@@ -89,6 +91,13 @@ class TaskClient:
         remote = RemoteTask(self._runtime, contract)
         self._tasks[contract.name] = remote
         return remote
+
+    def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
+        """Ask the running workers what they serve; waits `timeout` seconds for their replies.
+
+        Raises `BrokerUnavailable` if the broker cannot be reached.
+        """
+        return ask_workers(self._runtime.producer, timeout)
 
     def task_by_name(self, name: str) -> RemoteTask[..., Any]:
         """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 from typing import Any, Generic, TypeVar
 
 from task_contracts import Contract
 
 from ._outcome import decode_outcome
+from ._progress import Progress, progress_from_record
 from ._runtime import Runtime
-from ._watcher import Record
 
 R = TypeVar("R")
 
@@ -49,6 +48,19 @@ class TaskHandle(Generic[R]):
         record = self._runtime.fetch(self._contract.name, self._id)
         return "PENDING" if record is None else str(record.get("status", "PENDING"))
 
+    @property
+    def progress(self) -> Progress | None:
+        """The latest progress the task reported, or None (no report yet, or finished).
+
+        While a `result()` wait runs in another thread this reads the watcher's memory of the
+        last published report; otherwise it reads the stored record once.
+        """
+        watcher = self._runtime.watcher
+        record = watcher.latest(self._id)
+        if record is None and not watcher.is_watching(self._id):
+            record = self._runtime.fetch(self._contract.name, self._id)
+        return progress_from_record(record)
+
     def ready(self) -> bool:
         """True once the task has succeeded, failed or been revoked."""
         return self.status in ("SUCCESS", "FAILURE", "REVOKED")
@@ -60,16 +72,7 @@ class TaskHandle(Generic[R]):
         `UnknownTask`, `ContractMismatch` or `BrokerUnavailable`.
         """
         bound = self._timeout if timeout is None else timeout
-        watcher = self._runtime.watcher
-        future = watcher.watch(self._id)
-        record: Record | None
-        try:
-            record = future.result(timeout=bound)
-        except concurrent.futures.TimeoutError:
-            watcher.forget(self._id, future)
-            record = None
-        if record is None:  # outside the except block, so no error chains onto the TimeoutError
-            record = self._runtime.last_look(self._contract.name, self._id, bound)
+        record = self._runtime.wait(self._contract.name, self._id, bound)
         value: R = decode_outcome(self._contract, self._id, record)
         return value
 

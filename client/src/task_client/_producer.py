@@ -33,7 +33,7 @@ class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
     def __init__(self, settings: ClientSettings) -> None:
-        self._settings = settings
+        self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
         self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url)
         self._app.conf.update(
@@ -69,7 +69,7 @@ class Producer:
     ) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
         self._warm_up()
-        attempts = self._settings.publish_retries + 1
+        attempts = self.settings.publish_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 self._app.send_task(
@@ -87,11 +87,16 @@ class Producer:
         # After a timeout the broker may still have stored the message and run the call later.
         maybe_queued = f"; call {task_id} may still run if the broker recovers" if is_timeout(failure) else ""
         raise BrokerUnavailable(
-            f"broker {self._broker} is unavailable: {connection_failure(failure, self._settings)}{maybe_queued}",
+            f"broker {self._broker} is unavailable: {connection_failure(failure, self.settings)}{maybe_queued}",
             url=self._broker,
             contract=contract,
             task_id=task_id,
         ) from None
+
+    @property
+    def app(self) -> Celery:
+        """The private Celery app (for remote-control broadcasts); never the current app."""
+        return self._app
 
     def close(self) -> None:
         self._app.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from ._outcome import timeout_error
 from ._producer import Producer
 from ._reasons import connection_failure
 from ._settings import ClientSettings
-from ._watcher import READY_STATES, Record, ResultWatcher
+from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,21 @@ class Runtime:
             return self.watcher.fetch(task_id).result(timeout=bound)
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
+
+    def wait(self, contract: str | None, task_id: str, timeout: float) -> Record:
+        """The task's ready record, waiting at most `timeout` seconds (then `last_look`)."""
+        future = self.watcher.watch(task_id)
+        record: Record | None
+        try:
+            record = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            self.watcher.forget(task_id, future)
+            record = None
+        except WatcherClosed as error:
+            raise self.backend_unavailable(contract, task_id, error) from None
+        if record is None:  # outside the except block, so no error chains onto the TimeoutError
+            record = self.last_look(contract, task_id, timeout)
+        return record
 
     def last_look(self, contract: str | None, task_id: str, timeout: float) -> Record:
         """After a wait ran out: the record if it is ready after all, else the error that says why not.

@@ -48,6 +48,8 @@ class ResultWatcher:
         self._closed = False
         # Loop-thread state below.
         self._waiters: dict[str, set[concurrent.futures.Future[Record]]] = {}
+        # Latest non-final record (e.g. PROGRESS) per watched id; read from any thread.
+        self._latest: dict[str, Record] = {}
         self._to_fetch: set[str] = set()
         self._to_unsubscribe: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -83,6 +85,14 @@ class ResultWatcher:
     def fetch(self, task_id: str) -> concurrent.futures.Future[Record | None]:
         """The record stored now, or None while the task is pending."""
         return asyncio.run_coroutine_threadsafe(self._get(task_id), self._running_loop())
+
+    def latest(self, task_id: str) -> Record | None:
+        """The latest non-final record (PROGRESS, STARTED, ...) seen for a watched id, else None."""
+        return self._latest.get(task_id)
+
+    def is_watching(self, task_id: str) -> bool:
+        """True while some caller waits on this id (its records are then remembered)."""
+        return task_id in self._waiters
 
     def is_disconnected(self) -> bool:
         return self.last_error is not None
@@ -153,6 +163,7 @@ class ResultWatcher:
                     waiters.difference_update([f for f in waiters if f.done()])
                     if not waiters:
                         del self._waiters[task_id]
+                        self._latest.pop(task_id, None)
                         self._to_unsubscribe.add(task_id)
                 continue
             if waiters is None:
@@ -254,11 +265,17 @@ class ResultWatcher:
             return
         for task_id, value in zip(task_ids, values, strict=True):
             if value is not None:
-                self._deliver(task_id, _decode(value))
+                self._deliver(task_id, _decode(value), published=False)
 
-    def _deliver(self, task_id: str, record: Record | None) -> None:
-        if record is None or record.get("status") not in READY_STATES:
+    def _deliver(self, task_id: str, record: Record | None, *, published: bool = True) -> None:
+        if record is None:
             return
+        if record.get("status") not in READY_STATES:
+            # A read may return an older record than one already published; never go back.
+            if task_id in self._waiters and (published or task_id not in self._latest):
+                self._latest[task_id] = record
+            return
+        self._latest.pop(task_id, None)
         waiters = self._waiters.pop(task_id, None)
         if waiters is None:
             return
@@ -284,6 +301,7 @@ class ResultWatcher:
                 if not future.done():
                     future.set_exception(WatcherClosed("the client was closed while waiting"))
         self._waiters.clear()
+        self._latest.clear()
         try:
             await self._pubsub.aclose()
             if self._redis is not None:

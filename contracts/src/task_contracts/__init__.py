@@ -1,6 +1,7 @@
 """Task contracts: each remote task declared once, shared by worker and client."""
 
-from . import diagnostics, math
+from . import diagnostics, math, reports
+from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog
 from ._connection import (
     DEFAULT_BROKER_URL,
@@ -16,6 +17,8 @@ from ._contract import (
     ResultError,
     contract,
 )
+from ._export import export_contracts
+from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
 __all__ = [
@@ -28,9 +31,14 @@ __all__ = [
     "ContractCatalog",
     "ContractDeclarationError",
     "ResultError",
+    "arguments_document",
+    "asyncapi_document",
     "contract",
     "diagnostics",
+    "export_contracts",
     "math",
     "redact_url",
+    "reports",
     "resolve_urls",
+    "result_document",
 ]

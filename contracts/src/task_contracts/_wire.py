@@ -15,3 +15,13 @@ REMOTE_NOT_REGISTERED: Final = "NotRegistered"
 
 #: Result-backend key and channel prefix used by Celery's Redis backend.
 RESULT_KEY_PREFIX: Final = "celery-task-meta-"
+
+#: Celery state a task stores while it reports progress; its `result` holds the report.
+PROGRESS_STATE: Final = "PROGRESS"
+#: Keys of a progress report (`result` of a PROGRESS record).
+PROGRESS_DONE: Final = "done"
+PROGRESS_TOTAL: Final = "total"
+PROGRESS_MESSAGE: Final = "message"
+
+#: Remote-control command a worker answers with the contracts it serves.
+CONTROL_CONTRACTS: Final = "task_contracts"

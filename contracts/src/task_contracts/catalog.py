@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import diagnostics, math
+from . import diagnostics, math, reports
 from ._catalog import ContractCatalog
 
-CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div, diagnostics.sleep)
+CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div, reports.count_to, diagnostics.sleep)

@@ -2,6 +2,7 @@
 
 from ._app import create_app
 from ._errors import ContractMismatch, ImplementationError, InvalidArguments, InvalidResult
+from ._progress import report_progress
 from ._registry import Implementation, discover, implements, signature_differences, verify
 from ._settings import WorkerSettings
 
@@ -15,6 +16,7 @@ __all__ = [
     "create_app",
     "discover",
     "implements",
+    "report_progress",
     "signature_differences",
     "verify",
 ]

@@ -8,6 +8,7 @@ from celery import Celery
 
 from task_contracts import CATALOG, ContractCatalog
 
+from ._control import announce
 from ._execution import register
 from ._registry import discover, verify
 from ._settings import WorkerSettings
@@ -20,6 +21,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     app.conf.update(celery_config(settings, catalog))
     for implementation in implementations.values():
         register(app, implementation)
+    announce(app, [item.contract for item in implementations.values()])
     return app
 
 
@@ -41,6 +43,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "broker_connection_max_retries": None,
         "worker_hijack_root_logger": True,
         "enable_utc": True,
+        # Task events for standard monitoring (Flower, `celery events`); cheap without listeners.
+        "worker_send_task_events": True,
     }
     config.update(settings.extra_celery_config)
     return config

@@ -63,6 +63,12 @@ def check(implementations: tuple[str, ...]) -> None:
 )
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
 @click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
+@click.option(
+    "--events/--no-events",
+    default=True,
+    show_default=True,
+    help="Send task events for monitoring (Flower, `celery events`).",
+)
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -72,6 +78,7 @@ def worker(
     loglevel: str,
     pool: str,
     hostname: str | None,
+    events: bool,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -87,6 +94,7 @@ def worker(
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
+        extra_celery_config={} if events else {"worker_send_task_events": False},
     )
     try:
         app = create_app(settings)

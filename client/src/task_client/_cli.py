@@ -1,0 +1,395 @@
+"""`task-client`: call contracts, fetch results and inspect workers from a terminal or a script."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+
+from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog
+from task_contracts._cli import load_catalog
+
+from ._client import TaskClient
+from ._errors import (
+    BrokerUnavailable,
+    ContractMismatch,
+    InvalidArguments,
+    TaskError,
+    TaskFailed,
+    TaskTimeout,
+    UnknownTask,
+)
+from ._handle import TaskHandle
+from ._inspect import contract_problems
+from ._outcome import decode_outcome
+from ._progressbar import ProgressDisplay
+
+EXIT_USAGE = 2
+EXIT_TASK_FAILED = 3
+EXIT_TIMEOUT = 4
+EXIT_BROKER_UNAVAILABLE = 5
+EXIT_CONTRACT = 6
+
+_EXIT_CODES = f"""\b
+Exit status:
+  0  success
+  1  unexpected error
+  {EXIT_USAGE}  usage error: bad option, unknown contract, arguments that do not satisfy the contract
+  {EXIT_TASK_FAILED}  the task failed on the worker (or the worker refused the message)
+  {EXIT_TIMEOUT}  no result within the timeout (the task may still run: `task-client result ID`)
+  {EXIT_BROKER_UNAVAILABLE}  the broker or result backend cannot be reached
+  {EXIT_CONTRACT}  contract problem: no worker serves it, or a worker holds another version
+"""
+
+#: UI refresh period while waiting with a progress display; results still arrive by pub/sub.
+_REFRESH = 0.1
+
+
+class _Options:
+    def __init__(self, broker_url: str | None, result_backend: str | None, catalog: ContractCatalog) -> None:
+        self.broker_url = broker_url
+        self.result_backend = result_backend
+        self.catalog = catalog
+
+    @contextmanager
+    def client(self) -> Iterator[TaskClient]:
+        try:
+            client = TaskClient(self.broker_url, self.result_backend, catalog=self.catalog)
+        except ConnectionConfigError as error:
+            raise click.UsageError(str(error)) from None
+        with client:
+            yield client
+
+
+_pass_options = click.make_pass_decorator(_Options)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (machine output).")
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EXIT_CODES,
+)
+@click.option(
+    "--broker-url",
+    envvar="TASK_BROKER_URL",
+    metavar="URL",
+    help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0].",
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    metavar="URL",
+    help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TASK_CATALOG",
+    metavar="MODULE:NAME",
+    help="The ContractCatalog to use [env TASK_CATALOG; default task_contracts.catalog:CATALOG].",
+)
+@click.pass_context
+def main(ctx: click.Context, broker_url: str | None, result_backend: str | None, catalog_spec: str | None) -> None:
+    """Call task contracts by name, fetch results, and ask workers what they serve.
+
+    \b
+    Examples:
+      task-client call add 4 7                  # prints 11
+      task-client call xsum '[1, 2, 3]'         # structured arguments are JSON
+      task-client call count_to 20 -p delay=0.1 --progress
+      task-client call add 4 7 --no-wait        # prints the task id
+      task-client result 1f0c...-... --contract add
+      task-client contracts
+      task-client workers
+    """
+    catalog = CATALOG
+    if catalog_spec:
+        try:
+            catalog = load_catalog(catalog_spec)
+        except (ImportError, AttributeError, ValueError, TypeError) as error:
+            raise click.BadParameter(str(error), param_hint="--catalog") from None
+    ctx.obj = _Options(broker_url, result_backend, catalog)
+
+
+@main.command(epilog=_EXIT_CODES)
+@click.argument("name")
+@click.argument("args", nargs=-1)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A named argument (repeatable); needed for keyword-only parameters.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for the result [default: the contract's timeout].",
+)
+@click.option("--queue", metavar="QUEUE", help="Publish on this queue instead of the contract's.")
+@click.option("--no-wait", is_flag=True, help="Publish, print the task id and exit without waiting.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress reports on stderr [default: only when stderr is a terminal].",
+)
+@_json_option
+@_pass_options
+def call(
+    options: _Options,
+    name: str,
+    args: tuple[str, ...],
+    params: tuple[str, ...],
+    timeout: float | None,
+    queue: str | None,
+    no_wait: bool,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Call contract NAME with ARGS and print its result.
+
+    NAME is a wire name (math.add) or its last part (add) when that is unique. ARGS are the
+    positional arguments in the contract's order. Each value is read by the parameter's type:
+    text as-is for a `str` parameter, JSON otherwise (4, 2.5, true, '[1, 2]', '{"x": 1}').
+    Arguments are validated against the contract before anything is published.
+    """
+    item = _find_contract(options.catalog, name)
+    positional, named = _parse_arguments(item, args, params)
+    with options.client() as client:
+        remote = client.task(item).with_options(timeout=timeout, queue=queue)
+        try:
+            handle = remote.submit(*positional, **named)
+        except TaskError as error:
+            _fail(error, as_json)
+        if no_wait:
+            _emit(as_json, {"task_id": handle.id, "contract": item.name, "status": "PENDING"}, handle.id)
+            return
+        show = sys.stderr.isatty() if progress is None else progress
+        try:
+            value = _wait(handle, remote.timeout, show)
+        except TaskError as error:
+            _fail(error, as_json)
+        encoded = item.encode_result(value)
+        _emit(as_json, {"task_id": handle.id, "contract": item.name, "status": "SUCCESS", "result": encoded}, encoded)
+
+
+@main.command(epilog=_EXIT_CODES)
+@click.argument("task_id", metavar="ID")
+@click.option("--contract", "contract_name", metavar="NAME", help="Validate the result against this contract.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds to wait if the task has not finished [default: the contract's timeout, or 10].",
+)
+@_json_option
+@_pass_options
+def result(options: _Options, task_id: str, contract_name: str | None, timeout: float | None, as_json: bool) -> None:
+    """Print the result of an earlier call, waiting for it if it is still running.
+
+    Without --contract the stored value is printed as it is (JSON); with it, the value is
+    validated against the contract's result type. An id nobody published stays pending: the
+    command then ends with the timeout status.
+    """
+    item = _find_contract(options.catalog, contract_name) if contract_name else None
+    bound = timeout if timeout is not None else (item.timeout if item else 10.0)
+    with options.client() as client:
+        try:
+            if item is not None:
+                value = client.task(item).handle(task_id).result(timeout=bound)
+                encoded = item.encode_result(value)
+            else:
+                encoded = _raw_result(client, task_id, bound)
+        except TaskError as error:
+            _fail(error, as_json)
+    payload = {"task_id": task_id, "contract": item.name if item else None, "status": "SUCCESS", "result": encoded}
+    _emit(as_json, payload, encoded)
+
+
+@main.command(epilog=_EXIT_CODES)
+@_json_option
+@_pass_options
+def contracts(options: _Options, as_json: bool) -> None:
+    """List the contracts this client knows: signatures, queues, time bounds and fingerprints."""
+    if as_json:
+        listing = [
+            {
+                "name": item.name,
+                "signature": item.signature_text(),
+                "description": item.description,
+                "queue": item.queue,
+                "timeout": item.timeout,
+                "idempotent": item.idempotent,
+                "fingerprint": item.fingerprint,
+                "arguments_schema": item.arguments_schema(),
+                "result_schema": item.result_schema(),
+            }
+            for item in options.catalog
+        ]
+        click.echo(json.dumps({"contracts": listing}, indent=2))
+        return
+    for item in options.catalog:
+        click.echo(f"{item.name}{item.signature_text()}")
+        click.echo(
+            f"    queue={item.queue}  timeout={item.timeout:g}s  idempotent={'yes' if item.idempotent else 'no'}"
+            f"  fingerprint={item.fingerprint}"
+        )
+        if item.description:
+            click.echo(f"    {item.description.splitlines()[0]}")
+
+
+@main.command(epilog=_EXIT_CODES)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds to collect replies from workers.",
+)
+@_json_option
+@_pass_options
+def workers(options: _Options, timeout: float, as_json: bool) -> None:
+    """Ask the running workers what they serve: host, queues, contracts and fingerprints.
+
+    Flags each contract of this client that no worker serves: not implemented, implemented with
+    another fingerprint (another version of the contract), or on a queue no worker consumes.
+    Ends with status 6 when any contract is flagged, so it can serve as a deployment check.
+    """
+    with options.client() as client:
+        try:
+            found = client.workers(timeout=timeout)
+        except TaskError as error:
+            _fail(error, as_json)
+    problems = contract_problems(options.catalog, found)
+    if as_json:
+        report = {
+            "workers": [
+                {"hostname": w.hostname, "queues": list(w.queues), "contracts": dict(w.contracts)} for w in found
+            ],
+            "problems": problems,
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        if not found:
+            click.echo(f"no worker replied within {timeout:g} s")
+        for worker in found:
+            click.echo(f"{worker.hostname}  queues: {', '.join(worker.queues) or '-'}")
+            for name, fingerprint in sorted(worker.contracts.items()):
+                known = options.catalog.get(name)
+                note = "" if known is None else ("" if known.fingerprint == fingerprint else "  (differs from client)")
+                click.echo(f"    {name}  {fingerprint}{note}")
+        for name, reason in problems.items():
+            click.echo(f"NOT SERVED  {name}: {reason}", err=True)
+    if problems:
+        sys.exit(EXIT_CONTRACT)
+
+
+# -- helpers -----------------------------------------------------------------------
+def _find_contract(catalog: ContractCatalog, name: str) -> Contract[..., Any]:
+    found = catalog.get(name)
+    if found is not None:
+        return found
+    matches = [item for item in catalog if item.name.rsplit(".", 1)[-1] == name]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(catalog.names())
+    if matches:
+        raise click.UsageError(f"{name!r} is ambiguous: {', '.join(m.name for m in matches)}")
+    raise click.UsageError(f"no contract named {name!r}; known: {known}")
+
+
+def _parse_arguments(
+    item: Contract[..., Any], args: Sequence[str], params: Sequence[str]
+) -> tuple[list[Any], dict[str, Any]]:
+    properties = item.arguments_schema().get("properties", {})
+    positional_names = [p.name for p in item.parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+    if len(args) > len(positional_names):
+        raise click.UsageError(
+            f"{item.name} takes {len(positional_names)} positional arguments "
+            f"({', '.join(positional_names) or 'none'}) but {len(args)} were given"
+        )
+    positional = [_parse_value(properties.get(n, {}), text) for n, text in zip(positional_names, args, strict=False)]
+    named: dict[str, Any] = {}
+    for pair in params:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in properties:
+            raise click.UsageError(f"--param {pair!r}: expected NAME=VALUE with NAME one of {', '.join(properties)}")
+        named[key] = _parse_value(properties[key], text)
+    return positional, named
+
+
+def _parse_value(schema: dict[str, Any], text: str) -> Any:
+    if schema.get("type") == "string":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # validation against the contract then names the parameter and the problem
+
+
+def _wait(handle: TaskHandle[Any], timeout: float, show_progress: bool) -> Any:
+    if not show_progress:
+        return handle.result(timeout=timeout)
+    display = ProgressDisplay(sys.stderr, terminal=sys.stderr.isatty())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(handle.result, timeout)
+        try:
+            while True:
+                try:
+                    return waiting.result(timeout=_REFRESH)
+                except concurrent.futures.TimeoutError:
+                    display.show(handle.progress)
+        finally:
+            display.close()
+
+
+def _raw_result(client: TaskClient, task_id: str, timeout: float) -> Any:
+    # The CLI is part of the package; without a contract there is no typed handle.
+    return decode_outcome(None, task_id, client._runtime.wait(None, task_id, timeout))
+
+
+def _emit(as_json: bool, payload: dict[str, Any], plain: Any) -> None:
+    if as_json:
+        click.echo(json.dumps(payload))
+    elif isinstance(plain, str):
+        click.echo(plain)
+    else:
+        click.echo(json.dumps(plain, ensure_ascii=False))
+
+
+def _fail(error: TaskError, as_json: bool) -> NoReturn:
+    status, code = _classify(error)
+    message = str(error)
+    if as_json:
+        details: dict[str, Any] = {"type": type(error).__name__, "message": message}
+        if isinstance(error, TaskFailed):
+            details.update(remote_type=error.remote_type, remote_message=error.remote_message)
+        if isinstance(error, InvalidArguments):
+            details["problems"] = list(error.problems)
+        click.echo(
+            json.dumps({"task_id": error.task_id, "contract": error.contract, "status": status, "error": details})
+        )
+    if isinstance(error, TaskTimeout):
+        message = f"{error.contract or 'task'} {error.task_id}: no result within {error.timeout:g} s; "
+        message += f"it may still run: task-client result {error.task_id}"
+    click.echo(f"task-client: {message}", err=True)
+    sys.exit(code)
+
+
+def _classify(error: TaskError) -> tuple[str, int]:
+    if isinstance(error, InvalidArguments):
+        return "INVALID_ARGUMENTS", EXIT_USAGE
+    if isinstance(error, TaskFailed):
+        return "FAILURE", EXIT_TASK_FAILED
+    if isinstance(error, TaskTimeout):
+        return "TIMEOUT", EXIT_TIMEOUT
+    if isinstance(error, BrokerUnavailable):
+        return "BROKER_UNAVAILABLE", EXIT_BROKER_UNAVAILABLE
+    if isinstance(error, (ContractMismatch, UnknownTask)):
+        return "CONTRACT_MISMATCH" if isinstance(error, ContractMismatch) else "UNKNOWN_TASK", EXIT_CONTRACT
+    return "ERROR", 1

@@ -1,0 +1,78 @@
+"""Ask running workers which contracts they serve, and compare with the client's catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from task_contracts import ContractCatalog, redact_url
+from task_contracts._wire import CONTROL_CONTRACTS
+
+from ._errors import BrokerUnavailable
+from ._producer import _BROKER_ERRORS, Producer
+from ._reasons import connection_failure
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What one running worker serves: its node name, the queues it consumes, and the
+    contracts it implements (wire name -> fingerprint)."""
+
+    hostname: str
+    queues: tuple[str, ...]
+    contracts: Mapping[str, str] = field(default_factory=dict)
+
+    def serves(self, name: str, fingerprint: str, queue: str) -> bool:
+        """True if this worker implements the contract with this fingerprint and consumes its queue."""
+        return self.contracts.get(name) == fingerprint and queue in self.queues
+
+
+def ask_workers(producer: Producer, timeout: float) -> list[WorkerInfo]:
+    """Broadcast the `task_contracts` control command; collect the replies for `timeout` seconds."""
+    broker = redact_url(producer.app.conf.broker_url)
+    try:
+        with producer.app.connection_for_write() as connection:
+            # kombu would otherwise retry a refused connection for several seconds.
+            connection.ensure_connection(max_retries=1, interval_start=0.1, interval_step=0.1, interval_max=0.2)
+            replies = producer.app.control.broadcast(
+                CONTROL_CONTRACTS, reply=True, timeout=timeout, connection=connection
+            )
+    except _BROKER_ERRORS as error:
+        raise BrokerUnavailable(
+            f"broker {broker} is unavailable: {connection_failure(error, producer.settings)}", url=broker
+        ) from None
+    return sorted(_parse(replies or []), key=lambda info: info.hostname)
+
+
+def _parse(replies: Iterable[Mapping[str, Any]]) -> Iterable[WorkerInfo]:
+    for reply in replies:
+        for hostname, answer in reply.items():
+            if not isinstance(answer, dict) or "contracts" not in answer:
+                continue  # a worker without the command answers with an error
+            contracts = {
+                name: str(details.get("fingerprint", ""))
+                for name, details in answer["contracts"].items()
+                if isinstance(details, dict)
+            }
+            yield WorkerInfo(hostname=hostname, queues=tuple(answer.get("queues", ())), contracts=contracts)
+
+
+def contract_problems(catalog: ContractCatalog, workers: Iterable[WorkerInfo]) -> dict[str, str]:
+    """For each contract no worker serves as this client knows it: why (wire name -> reason)."""
+    workers = list(workers)
+    problems: dict[str, str] = {}
+    for item in catalog:
+        if any(worker.serves(item.name, item.fingerprint, item.queue) for worker in workers):
+            continue
+        implementing = [w for w in workers if item.name in w.contracts]
+        same = [w for w in implementing if w.contracts[item.name] == item.fingerprint]
+        if not implementing:
+            problems[item.name] = "no worker implements it"
+        elif not same:
+            others = ", ".join(f"{w.hostname} ({w.contracts[item.name]})" for w in implementing)
+            problems[item.name] = f"served with another fingerprint than {item.fingerprint}: {others}"
+        else:
+            hosts = ", ".join(w.hostname for w in same)
+            problems[item.name] = f"implemented by {hosts} but no worker consumes queue {item.queue!r}"
+    return problems

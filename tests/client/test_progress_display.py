@@ -1,0 +1,70 @@
+"""Progress records become `Progress` values and text, without Redis."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from task_client import Progress, WorkerInfo
+from task_client._inspect import contract_problems
+from task_client._progress import progress_from_record
+from task_client._progressbar import ProgressDisplay, progress_bar, progress_line
+from task_contracts import CATALOG, math
+
+
+def test_a_progress_record_becomes_a_progress() -> None:
+    record = {"status": "PROGRESS", "result": {"done": 3, "total": 10, "message": "m"}, "task_id": "t"}
+    assert progress_from_record(record) == Progress(3, 10, "m")
+    assert Progress(3, 10).fraction == 0.3
+    assert Progress(3, None).fraction is None and Progress(0, 0).fraction is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        None,
+        {"status": "SUCCESS", "result": 3},
+        {"status": "PROGRESS", "result": "3 of 10"},
+        {"status": "PROGRESS", "result": {"done": "3", "total": 10}},
+        {"status": "PROGRESS", "result": {"done": True, "total": 10}},
+        {"status": "PROGRESS", "result": {"done": 3, "total": "ten"}},
+    ],
+)
+def test_other_or_malformed_records_give_no_progress(record: dict[str, object] | None) -> None:
+    assert progress_from_record(record) is None
+
+
+def test_text_forms() -> None:
+    assert progress_line(Progress(3, 10, "counted to 3")) == "progress 3/10 (30%) counted to 3"
+    assert progress_line(Progress(2.5, None)) == "progress 2.5/?"
+    assert progress_bar(Progress(5, 10, "half"), width=10) == "[#####.....] 5/10  50%  half"
+
+
+def test_the_display_appends_lines_without_a_terminal_and_redraws_on_one() -> None:
+    plain = io.StringIO()
+    display = ProgressDisplay(plain, terminal=False)
+    for report in (None, Progress(1, 2), Progress(1, 2), Progress(2, 2)):
+        display.show(report)
+    display.close()
+    assert plain.getvalue() == "progress 1/2 (50%)\nprogress 2/2 (100%)\n"
+    tty = io.StringIO()
+    display = ProgressDisplay(tty, terminal=True)
+    display.show(Progress(1, 2))
+    display.show(Progress(2, 2))
+    display.close()
+    assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
+
+
+def test_contract_problems_name_each_reason() -> None:
+    everything = {item.name: item.fingerprint for item in CATALOG}
+    good = WorkerInfo("w1@h", tuple(CATALOG.queues()), everything)
+    assert contract_problems(CATALOG, [good]) == {}
+    stale = WorkerInfo("w2@h", ("math",), {**everything, math.add.name: "0000"})
+    math_only = WorkerInfo("w3@h", ("math",), {n: f for n, f in everything.items() if n != math.add.name})
+    problems = contract_problems(CATALOG, [stale, math_only])
+    assert problems["math.add"] == "served with another fingerprint than " + math.add.fingerprint + ": w2@h (0000)"
+    assert problems["reports.count_to"] == "implemented by w2@h, w3@h but no worker consumes queue 'reports'"
+    assert problems["diagnostics.sleep"] == "implemented by w2@h, w3@h but no worker consumes queue 'diagnostics'"
+    assert set(problems) == {"math.add", "reports.count_to", "diagnostics.sleep"}
+    assert set(contract_problems(CATALOG, [])) == set(CATALOG.names())
