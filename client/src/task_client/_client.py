@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from task_contracts import CATALOG, Contract, ContractCatalog, math, redact_url, resolve_urls
+from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, resolve_urls
 
 from ._errors import UnknownTask
 from ._remote import RemoteTask
@@ -46,6 +46,8 @@ class TaskClient:
     mul = _Bound(math.mul)
     xsum = _Bound(math.xsum)
     div = _Bound(math.div)
+    hold = _Bound(diagnostics.hold)
+    hold_once = _Bound(diagnostics.hold_once)
 
     def __init__(
         self,

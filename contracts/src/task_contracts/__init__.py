@@ -1,6 +1,6 @@
 """Task contracts: each remote task declared once, shared by worker and client."""
 
-from . import math
+from . import diagnostics, math
 from ._catalog import ContractCatalog
 from ._connection import (
     DEFAULT_BROKER_URL,
@@ -29,6 +29,7 @@ __all__ = [
     "ContractDeclarationError",
     "ResultError",
     "contract",
+    "diagnostics",
     "math",
     "redact_url",
     "resolve_urls",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from . import math
+from . import diagnostics, math
 from ._catalog import ContractCatalog
 
-CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div)
+CATALOG = ContractCatalog(
+    math.add,
+    math.mul,
+    math.xsum,
+    math.div,
+    diagnostics.hold,
+    diagnostics.hold_once,
+)

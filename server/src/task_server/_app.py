@@ -8,7 +8,10 @@ from celery import Celery
 
 from task_contracts import CATALOG, ContractCatalog
 
+from ._backend import ResultBackend
+from ._deliveries import transport_options
 from ._execution import register
+from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import WorkerSettings
 
@@ -18,8 +21,9 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     implementations = verify(catalog, discover(settings.implementations))
     app = Celery("task_server", set_as_current=False)
     app.conf.update(celery_config(settings, catalog))
+    app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
     for implementation in implementations.values():
-        register(app, implementation)
+        register(app, implementation, settings.max_deliveries)
     return app
 
 
@@ -38,5 +42,10 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "worker_hijack_root_logger": True,
         "enable_utc": True,
     }
+    config["broker_transport_options"] = {
+        **config.get("broker_transport_options", {}),
+        **transport_options(settings.visibility_timeout),
+    }
+    config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
     config.update(settings.extra_celery_config)
     return config
