@@ -8,7 +8,7 @@ from celery import Celery
 
 from task_contracts import CATALOG, ContractCatalog
 
-from ._backend import ResultBackend
+from ._backend import ResultBackend, store_retry_config
 from ._deliveries import transport_options
 from ._execution import register
 from ._intake import MAX_MESSAGE_BYTES_SETTING
@@ -47,5 +47,6 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         **transport_options(settings.visibility_timeout),
     }
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
+    config.update(store_retry_config())
     config.update(settings.extra_celery_config)
     return config

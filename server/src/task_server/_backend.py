@@ -11,11 +11,13 @@ import kombu.exceptions
 import redis.exceptions
 from celery import states
 from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
 
 from ._errors import OutcomeUnknown
 
-# What storing raises once Celery's own retry policy has given up on Redis.
+# What storing raises once the retries below have given up on Redis.
 STORE_ERRORS = (
+    BackendStoreError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     kombu.exceptions.OperationalError,
@@ -24,6 +26,20 @@ STORE_ERRORS = (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def store_retry_config() -> dict[str, Any]:
+    """Retry a failed store for about 10 s (jittered exponential backoff) before giving up.
+
+    Without it Celery 5.7 gives up at once (it reads the stored record before writing it), so a
+    Redis restart of a second loses every result being stored at that moment.
+    """
+    return {
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 15,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 2000,
+    }
 
 
 class ResultBackend(RedisBackend):  # type: ignore[misc]
