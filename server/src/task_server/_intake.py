@@ -34,14 +34,15 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     """Celery's default strategy behind the checks above."""
     handle = default_strategy(task, app, consumer, **options)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
+    connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]
 
-    def on_message(message: Any, body: Any, ack: Callable[[], Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
+    def on_message(message: Any, body: Any, ack: Callable[..., Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
         problem = refusal(message.content_type, message.body, limit, accepted)
         if problem is None:
             return handle(message, body, ack, reject, callbacks, **kwargs)
         _refuse(task, message.headers or {}, problem)
-        ack()
+        ack(logger, connection_errors)  # acknowledged: a refused message must never come back
         return None
 
     return on_message
