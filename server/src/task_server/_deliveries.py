@@ -24,6 +24,7 @@ from celery import Task
 
 from task_contracts import Contract, ContractCatalog
 
+from ._backend import STORE_ERRORS
 from ._errors import DeliveryLimitExceeded, OutcomeUnknown
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0
@@ -38,7 +39,16 @@ logger = logging.getLogger(__name__)
 def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
     """Count this start; raise `OutcomeUnknown` or `DeliveryLimitExceeded` when it must not run."""
     task_id = task.request.id
-    starts = _count_start(task.backend.client, task_id)
+    try:
+        starts = _count_start(task.backend.client, task_id)
+    except STORE_ERRORS as error:
+        if not contract.idempotent:
+            raise RuntimeError(
+                f"{contract.name} {task_id}: its start could not be recorded ({error}), "
+                "so it was not run (not idempotent: it must never start twice)"
+            ) from None
+        logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, error)
+        return
     if starts == 1:
         return
     if not contract.idempotent:
