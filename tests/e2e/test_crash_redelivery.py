@@ -38,6 +38,10 @@ class Markers:
         path = self.directory / f"{marker}.starts"
         return len(path.read_text().splitlines()) if path.exists() else 0
 
+    def pids(self, marker: str) -> list[int]:
+        """The pool process of each start, in order."""
+        return [int(line) for line in (self.directory / f"{marker}.starts").read_text().split()]
+
     def wait_for_start(self, marker: str, number: int) -> None:
         wait_until(lambda: self.starts(marker) >= number, 60, f"start {number} of {marker}")
 
@@ -57,11 +61,11 @@ def start_worker(markers: Markers, tmp_path: Path) -> Iterator[Callable[..., Wor
     """Start workers that serve diagnostics; every one is stopped at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def start(broker_url: str, *extra_args: str) -> WorkerProcess:
+    def start(broker_url: str, *extra_args: str, env: dict[str, str] | None = None) -> WorkerProcess:
         process = WorkerProcess(
             broker_url,
             concurrency=1,
-            env={"TASK_DIAGNOSTICS_DIR": str(markers.directory)},
+            env={"TASK_DIAGNOSTICS_DIR": str(markers.directory), **(env or {})},
             extra_args=extra_args,
             logdir=str(tmp_path),
         )
@@ -103,11 +107,31 @@ def test_idempotent_task_runs_again_after_the_whole_worker_is_killed(
         markers.wait_for_start("whole", 1)
         kill_whole_worker(first)
         markers.release("whole")
-        second = start_worker(private_redis.url, *vis)  # the worker comes back
+        # The worker comes back, configured from the environment this time.
+        second = start_worker(private_redis.url, env={"TASK_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
         # The second start answered the waiting client within its 60 s bound: kombu's own sweep
         # would have taken about 100 s.
         assert call.result(timeout=CLIENT_BOUND + 10) == 2
     assert "start 2 of at most 3 after its worker was lost" in second.log()
+    # The short visibility timeout of this test is below the contracts' bounds: the worker says so.
+    for worker in (first, second):
+        assert "warning: visibility timeout 5 s is not longer than math.add's bound (10 s)" in worker.log()
+
+
+def test_idempotent_task_moves_to_another_running_worker_when_its_worker_is_killed(
+    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers
+) -> None:
+    vis = ("--visibility-timeout", str(VISIBILITY_TIMEOUT))
+    workers = [start_worker(private_redis.url, *vis), start_worker(private_redis.url, *vis)]
+    with TaskClient(private_redis.url) as client:
+        call = waiting_call(client, "hold", "moved")
+        markers.wait_for_start("moved", 1)
+        (running,) = [w for w in workers if markers.pids("moved")[0] in w.children()]
+        (survivor,) = [w for w in workers if w is not running]
+        kill_whole_worker(running)
+        markers.release("moved")
+        assert call.result(timeout=CLIENT_BOUND + 10) == 2
+    assert markers.pids("moved")[1] in survivor.children()
 
 
 def test_idempotent_task_runs_again_when_only_its_pool_process_is_killed(
