@@ -56,7 +56,7 @@ class TaskHandle(Generic[R]):
         """Wait at most `timeout` seconds (default: the contract's bound) for the validated result.
 
         Raises `TaskTimeout` (the task may still run; call again later), `TaskFailed`,
-        `UnknownTask`, `ContractMismatch` or `BrokerUnavailable`.
+        `UnknownTask`, `ContractMismatch`, `OutcomeUnknown` or `BrokerUnavailable`.
         """
         bound = self._timeout if timeout is None else timeout
         watcher = self._runtime.watcher
