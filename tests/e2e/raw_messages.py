@@ -50,3 +50,12 @@ def push(redis_url: str, task: str, body: bytes, *, queue: str, **options: Any) 
 
 def json_body(args: list[Any], kwargs: dict[str, Any]) -> bytes:
     return json.dumps([args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+
+
+def push_raw(redis_url: str, queue: str, item: bytes) -> None:
+    """LPUSH anything at all on `queue`."""
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        connection.lpush(queue, item)
+    finally:
+        connection.close()

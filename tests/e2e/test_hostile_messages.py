@@ -17,7 +17,7 @@ from celery import Celery
 from task_client import TaskClient, TaskFailed
 from task_server.testing import WorkerProcess, wait_until
 
-from .raw_messages import json_body, push
+from .raw_messages import json_body, push, push_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +141,17 @@ def test_a_plain_celery_producer_sending_pickle_is_refused(
     assert refusal(client, sent.id).remote_type == "RefusedMessage"
     assert client.add(2, 3) == 5
     assert not evidence.exists()
+
+
+def test_items_that_are_not_celery_envelopes_are_dropped_and_the_worker_keeps_serving(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    # Before the guard, the first of these stopped the whole worker ("Unrecoverable error").
+    junk = [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add", "id": "x"}}']
+    dropped = "dropped an item on a task queue that is not a Celery message envelope"
+    before = worker.log().count(dropped)
+    for item in junk:
+        push_raw(redis_url, "math", item)
+    wait_until(lambda: worker.log().count(dropped) >= before + len(junk), 30, "every item to be dropped")
+    assert worker.alive()
+    assert client.add(2, 3) == 5

@@ -14,12 +14,14 @@ from ._execution import register
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import WorkerSettings
+from ._transport import WORKER_AMQP
 
 
 def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> Celery:
     """Build the worker app; raise `ImplementationError` unless every contract is implemented exactly."""
     implementations = verify(catalog, discover(settings.implementations))
-    app = Celery("task_server", set_as_current=False)
+    # WORKER_AMQP: an unreadable item on a queue is dropped and logged instead of stopping the worker.
+    app = Celery("task_server", set_as_current=False, amqp=WORKER_AMQP)
     app.conf.update(celery_config(settings, catalog))
     app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
     for implementation in implementations.values():
