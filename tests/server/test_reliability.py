@@ -9,6 +9,7 @@ from task_server import WorkerSettings, create_app
 from task_server._app import celery_config
 from task_server._deliveries import redelivery_warnings, transport_options
 from task_server._intake import refusal
+from task_server._transport import GuardedConnection, GuardedTransport
 
 from .test_cli import run_cli
 
@@ -69,3 +70,12 @@ def test_worker_help_documents_the_reliability_settings() -> None:
         assert option in done.stdout and env in done.stdout
     refused = run_cli("worker", "--max-deliveries", "0")
     assert refused.returncode == 2 and "--max-deliveries" in refused.stderr
+
+
+def test_the_worker_reads_its_queues_through_the_guarded_transport_for_redis_and_rediss() -> None:
+    app = create_app(WorkerSettings(urls=URLS))
+    with app.connection_for_read() as connection:
+        assert connection.get_transport_cls() is GuardedTransport
+    with GuardedConnection("rediss://127.0.0.1:9/0", ssl={"ssl_cert_reqs": "required"}) as secure:
+        assert secure.get_transport_cls() is GuardedTransport
+        assert secure.transport_cls == "rediss"  # kombu's TLS handling still sees its scheme
