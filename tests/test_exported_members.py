@@ -51,6 +51,7 @@ EXPECTED = {
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
+        "OutcomeUnknown",
         "Progress",
         "RemoteTask",
         "TaskClient",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from task_client import ContractMismatch, InvalidArguments, TaskClient, TaskFailed, UnknownTask
+from task_client import (
+    ContractMismatch,
+    InvalidArguments,
+    OutcomeUnknown,
+    TaskClient,
+    TaskError,
+    TaskFailed,
+    UnknownTask,
+)
 from task_client._outcome import decode_outcome
 from task_contracts import math
 
@@ -45,3 +53,14 @@ def test_invalid_arguments_raise_before_any_connection_is_made() -> None:
     assert caught.value.problems == (
         "y: Input should be a valid integer, unable to parse string as an integer (got 'x')",
     )
+
+
+def test_an_interrupted_or_unstored_task_is_outcome_unknown_not_failed() -> None:
+    for exc_type in ("OutcomeUnknown", "WorkerLostError"):
+        with pytest.raises(OutcomeUnknown) as caught:
+            decode_outcome(math.add, TASK_ID, failure(exc_type, "worker lost"))
+        assert isinstance(caught.value, TaskError) and not isinstance(caught.value, TaskFailed)
+        assert caught.value.remote_message == "worker lost" and caught.value.task_id == TASK_ID
+    with pytest.raises(TaskFailed) as capped:
+        decode_outcome(math.add, TASK_ID, failure("DeliveryLimitExceeded", "started 3 times"))
+    assert capped.value.remote_type == "DeliveryLimitExceeded"

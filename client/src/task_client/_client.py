@@ -49,6 +49,8 @@ class TaskClient:
     div = _Bound(math.div)
     count_to = _Bound(reports.count_to)
     sleep = _Bound(diagnostics.sleep)
+    hold = _Bound(diagnostics.hold)
+    hold_once = _Bound(diagnostics.hold_once)
 
     def __init__(
         self,

@@ -69,3 +69,16 @@ class BrokerUnavailable(TaskError, ConnectionError):
 
 class UnknownTask(TaskError, LookupError):
     """No contract has this name on the client, or the worker does not serve it."""
+
+
+class OutcomeUnknown(TaskError):
+    """The task may or may not have taken effect; the client cannot tell which.
+
+    Raised when a task not declared idempotent was interrupted by a worker crash (it is never
+    run twice), or when a task finished but the worker could not store its result. Check the
+    effect yourself before calling again. `remote_message` says which case it was.
+    """
+
+    def __init__(self, message: str, *, contract: str | None, task_id: str, remote_message: str) -> None:
+        super().__init__(message, contract=contract, task_id=task_id)
+        self.remote_message = remote_message

@@ -69,7 +69,7 @@ class TaskHandle(Generic[R]):
         """Wait at most `timeout` seconds (default: the contract's bound) for the validated result.
 
         Raises `TaskTimeout` (the task may still run; call again later), `TaskFailed`,
-        `UnknownTask`, `ContractMismatch` or `BrokerUnavailable`.
+        `UnknownTask`, `ContractMismatch`, `OutcomeUnknown` or `BrokerUnavailable`.
         """
         bound = self._timeout if timeout is None else timeout
         record = self._runtime.wait(self._contract.name, self._id, bound)

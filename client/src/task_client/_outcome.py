@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from task_contracts import Contract, ResultError
-from task_contracts._wire import REMOTE_CONTRACT_MISMATCH, REMOTE_NOT_REGISTERED
+from task_contracts._wire import (
+    REMOTE_CONTRACT_MISMATCH,
+    REMOTE_NOT_REGISTERED,
+    REMOTE_OUTCOME_UNKNOWN,
+    REMOTE_WORKER_LOST,
+)
 
-from ._errors import ContractMismatch, TaskError, TaskFailed, TaskTimeout, UnknownTask
+from ._errors import ContractMismatch, OutcomeUnknown, TaskError, TaskFailed, TaskTimeout, UnknownTask
 
 
 def decode_outcome(contract: Contract[..., Any] | None, task_id: str, record: dict[str, Any]) -> Any:
@@ -39,6 +44,13 @@ def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> 
         return UnknownTask(f"no worker serves {where}: {remote_message}", contract=contract, task_id=task_id)
     if remote_type == REMOTE_CONTRACT_MISMATCH:
         return ContractMismatch(remote_message, contract=contract, task_id=task_id)
+    if remote_type in (REMOTE_OUTCOME_UNKNOWN, REMOTE_WORKER_LOST):
+        return OutcomeUnknown(
+            f"{where}: outcome unknown: {remote_message}",
+            contract=contract,
+            task_id=task_id,
+            remote_message=remote_message,
+        )
     return TaskFailed(
         f"{where} failed on the worker: {remote_type}: {remote_message}",
         contract=contract,

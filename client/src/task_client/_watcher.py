@@ -258,11 +258,20 @@ class ResultWatcher:
 
     async def _fetch_batch(self, task_ids: list[str]) -> None:
         assert self._redis is not None
-        try:
-            values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
-        except _CONNECTION_ERRORS as error:
-            self.last_error = error
-            return
+        failures = 0
+        while True:
+            try:
+                values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
+                break
+            except _CONNECTION_ERRORS as error:
+                # After a reconnect the first command may meet a dead pooled connection; a record
+                # stored while we were away would never be published again, so read until it works.
+                self.last_error = error
+                task_ids = [task_id for task_id in task_ids if task_id in self._waiters]
+                if not task_ids:
+                    return
+                await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
+                failures += 1
         for task_id, value in zip(task_ids, values, strict=True):
             if value is not None:
                 self._deliver(task_id, _decode(value), published=False)

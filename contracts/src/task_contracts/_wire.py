@@ -12,6 +12,11 @@ REMOTE_INVALID_ARGUMENTS: Final = "InvalidArguments"
 REMOTE_CONTRACT_MISMATCH: Final = "ContractMismatch"
 REMOTE_INVALID_RESULT: Final = "InvalidResult"
 REMOTE_NOT_REGISTERED: Final = "NotRegistered"
+REMOTE_OUTCOME_UNKNOWN: Final = "OutcomeUnknown"
+REMOTE_DELIVERY_LIMIT: Final = "DeliveryLimitExceeded"
+REMOTE_REFUSED_MESSAGE: Final = "RefusedMessage"
+#: Celery's error when a pool process died mid-task and the message was not requeued.
+REMOTE_WORKER_LOST: Final = "WorkerLostError"
 
 #: Result-backend key and channel prefix used by Celery's Redis backend.
 RESULT_KEY_PREFIX: Final = "celery-task-meta-"

@@ -5,4 +5,13 @@ from __future__ import annotations
 from . import diagnostics, math, reports
 from ._catalog import ContractCatalog
 
-CATALOG = ContractCatalog(math.add, math.mul, math.xsum, math.div, reports.count_to, diagnostics.sleep)
+CATALOG = ContractCatalog(
+    math.add,
+    math.mul,
+    math.xsum,
+    math.div,
+    reports.count_to,
+    diagnostics.sleep,
+    diagnostics.hold,
+    diagnostics.hold_once,
+)

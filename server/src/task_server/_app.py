@@ -8,19 +8,25 @@ from celery import Celery
 
 from task_contracts import CATALOG, ContractCatalog
 
+from ._backend import ResultBackend, store_retry_config
 from ._control import announce
+from ._deliveries import transport_options
 from ._execution import register
+from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import WorkerSettings
+from ._transport import WORKER_AMQP
 
 
 def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> Celery:
     """Build the worker app; raise `ImplementationError` unless every contract is implemented exactly."""
     implementations = verify(catalog, discover(settings.implementations))
-    app = Celery("task_server", set_as_current=False)
+    # WORKER_AMQP: an unreadable item on a queue is dropped and logged instead of stopping the worker.
+    app = Celery("task_server", set_as_current=False, amqp=WORKER_AMQP)
     app.conf.update(celery_config(settings, catalog))
+    app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
     for implementation in implementations.values():
-        register(app, implementation)
+        register(app, implementation, settings.max_deliveries)
     announce(app, [item.contract for item in implementations.values()])
     return app
 
@@ -46,5 +52,11 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # Task events for standard monitoring (Flower, `celery events`); cheap without listeners.
         "worker_send_task_events": True,
     }
+    config["broker_transport_options"] = {
+        **config.get("broker_transport_options", {}),
+        **transport_options(settings.visibility_timeout),
+    }
+    config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
+    config.update(store_retry_config())
     config.update(settings.extra_celery_config)
     return config

@@ -9,7 +9,9 @@ import click
 from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
 
 from ._app import create_app
+from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
 from ._errors import ImplementationError
+from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._registry import discover, verify
 from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
@@ -69,6 +71,32 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Send task events for monitoring (Flower, `celery events`).",
 )
+@click.option(
+    "--visibility-timeout",
+    envvar="TASK_VISIBILITY_TIMEOUT",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_VISIBILITY_TIMEOUT,
+    show_default=True,
+    help="Seconds after which a task whose worker was killed is delivered again [env TASK_VISIBILITY_TIMEOUT]; "
+    "keep it above every contract's timeout.",
+)
+@click.option(
+    "--max-deliveries",
+    envvar="TASK_MAX_DELIVERIES",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_DELIVERIES,
+    show_default=True,
+    help="Starts allowed for one idempotent task lost with its worker before it fails with DeliveryLimitExceeded "
+    "[env TASK_MAX_DELIVERIES]; non-idempotent tasks never start twice.",
+)
+@click.option(
+    "--max-message-bytes",
+    envvar="TASK_MAX_MESSAGE_BYTES",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
+)
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -79,6 +107,9 @@ def worker(
     pool: str,
     hostname: str | None,
     events: bool,
+    visibility_timeout: float,
+    max_deliveries: int,
+    max_message_bytes: int,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -95,12 +126,17 @@ def worker(
         loglevel=loglevel.upper(),
         hostname=hostname,
         extra_celery_config={} if events else {"worker_send_task_events": False},
+        visibility_timeout=visibility_timeout,
+        max_deliveries=max_deliveries,
+        max_message_bytes=max_message_bytes,
     )
     try:
         app = create_app(settings)
     except ImplementationError as error:
         _refuse(error)
     click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
+    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+        click.echo(f"task-server: warning: {warning}", err=True)
     app.worker_main(argv=_worker_argv(settings))
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from task_contracts._wire import (
     REMOTE_CONTRACT_MISMATCH,
+    REMOTE_DELIVERY_LIMIT,
     REMOTE_INVALID_ARGUMENTS,
     REMOTE_INVALID_RESULT,
+    REMOTE_OUTCOME_UNKNOWN,
+    REMOTE_REFUSED_MESSAGE,
 )
 
 
@@ -21,10 +24,26 @@ class InvalidResult(TypeError):
     """The implementation returned a value that does not satisfy the contract's result type."""
 
 
+class OutcomeUnknown(RuntimeError):
+    """The task may or may not have taken effect: a non-idempotent task was interrupted by a
+    worker crash (so it is not run again), or it finished but its result could not be stored."""
+
+
+class DeliveryLimitExceeded(RuntimeError):
+    """An idempotent task was started as many times as the worker allows, each start lost to a crash."""
+
+
+class RefusedMessage(ValueError):
+    """The message itself is unacceptable (too large, not JSON); it was never decoded or run."""
+
+
 # The class names are the wire protocol; fail at import if they drift apart.
 assert InvalidArguments.__name__ == REMOTE_INVALID_ARGUMENTS
 assert ContractMismatch.__name__ == REMOTE_CONTRACT_MISMATCH
 assert InvalidResult.__name__ == REMOTE_INVALID_RESULT
+assert OutcomeUnknown.__name__ == REMOTE_OUTCOME_UNKNOWN
+assert DeliveryLimitExceeded.__name__ == REMOTE_DELIVERY_LIMIT
+assert RefusedMessage.__name__ == REMOTE_REFUSED_MESSAGE
 
 
 class ImplementationError(Exception):

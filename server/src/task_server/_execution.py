@@ -9,12 +9,19 @@ from celery import Celery, Task
 from task_contracts import ArgumentsError, Contract, ResultError
 from task_contracts._wire import FINGERPRINT_HEADER
 
-from ._errors import ContractMismatch, InvalidArguments, InvalidResult
+from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
+from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
+from ._intake import STRATEGY
 from ._registry import Implementation
 
 
-def register(app: Celery, implementation: Implementation[..., Any]) -> Task:
-    """Register `implementation` as a Celery task under its contract's wire name."""
+def register(
+    app: Celery, implementation: Implementation[..., Any], max_deliveries: int = DEFAULT_MAX_DELIVERIES
+) -> Task:
+    """Register `implementation` as a Celery task under its contract's wire name.
+
+    Redelivery follows the contract's idempotency and `max_deliveries` (see `_deliveries`).
+    """
     contract = implementation.contract
     function = implementation.function
 
@@ -24,6 +31,7 @@ def register(app: Celery, implementation: Implementation[..., Any]) -> Task:
             values = contract.validate_arguments(args, kwargs)
         except ArgumentsError as error:
             raise InvalidArguments(str(error)) from None
+        admit(task, contract, max_deliveries)
         value = function(**values)
         try:
             return contract.encode_result(value)
@@ -37,11 +45,14 @@ def register(app: Celery, implementation: Implementation[..., Any]) -> Task:
         name=contract.name,
         bind=True,
         typing=False,  # arguments are checked against the contract, not this wrapper
-        # Redelivery after a crash is only safe for idempotent work.
-        acks_late=contract.idempotent,
-        reject_on_worker_lost=contract.idempotent,
+        # Acknowledged once finished and requeued if its process dies, so a crash never loses it;
+        # `admit` decides from the contract's idempotency whether a second start may run.
+        acks_late=True,
+        reject_on_worker_lost=True,
         time_limit=contract.timeout,
-        throws=(InvalidArguments, ContractMismatch),  # expected refusals: logged without traceback
+        # Expected refusals: logged without traceback.
+        throws=(InvalidArguments, ContractMismatch, OutcomeUnknown, DeliveryLimitExceeded),
+        Strategy=STRATEGY,  # size, content type and shape checked before anything is decoded
     )
     return task
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from task_contracts import ConnectionUrls
 
+from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
+from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
 
 
@@ -18,4 +21,7 @@ class WorkerSettings:
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
     extra_celery_config: dict[str, object] = field(default_factory=dict)

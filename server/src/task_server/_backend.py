@@ -1,0 +1,70 @@
+"""The result backend: Celery's Redis backend, except that a result it cannot store is reported
+as outcome unknown rather than as a failure of the task."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import kombu.exceptions
+import redis.exceptions
+from celery import states
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
+
+from ._errors import OutcomeUnknown
+
+# What storing raises once the retries below have given up on Redis.
+STORE_ERRORS = (
+    BackendStoreError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    socket.timeout,
+    OSError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def store_retry_config() -> dict[str, Any]:
+    """Retry a failed store for about 10 s (jittered exponential backoff) before giving up.
+
+    Without it Celery 5.7 gives up at once (it reads the stored record before writing it), so a
+    Redis restart of a second loses every result being stored at that moment.
+    """
+    return {
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 15,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 2000,
+    }
+
+
+class ResultBackend(RedisBackend):  # type: ignore[misc]
+    """Used as `app.backend_cls`; the URL still comes from `result_backend`.
+
+    Celery would record the Redis `ConnectionError` as the task's own exception; the task did
+    run, so the client must learn that its outcome is unknown, not that it failed.
+    """
+
+    def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+
+    def mark_as_done(
+        self,
+        task_id: str,
+        result: Any,
+        request: Any = None,
+        store_result: bool = True,
+        state: str = states.SUCCESS,
+    ) -> Any:
+        try:
+            return super().mark_as_done(task_id, result, request, store_result, state)
+        except STORE_ERRORS as error:
+            logger.error("task %s finished but its result could not be stored (%s): outcome unknown", task_id, error)
+            raise OutcomeUnknown(
+                f"task {task_id} finished on the worker but its result could not be stored "
+                f"({type(error).__name__}: {error}); it may or may not have taken effect"
+            ) from None

@@ -1,0 +1,157 @@
+"""Fault 6: messages from producers that are not this client, hostile or malformed.
+
+Each one is refused with a clear error stored as that task's result (so its caller learns why
+at once), a line in the worker's log says so, the worker keeps serving, and no pickle is ever
+deserialised. Pushed with raw LPUSH of protocol-v2 envelopes and with a plain Celery app.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from task_client import TaskClient, TaskFailed
+from task_server.testing import WorkerProcess, wait_until
+
+from .raw_messages import json_body, push, push_raw
+
+pytestmark = pytest.mark.e2e
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def refusal(client: TaskClient, task_id: str) -> TaskFailed:
+    """The error the worker stored for a message the client did not send."""
+    with pytest.raises(TaskFailed) as caught:
+        client.add.handle(task_id).result(timeout=30)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "problem"),
+    [
+        ([1], {}, "y: Field required"),
+        ([1, 2, 3], {}, "takes 2 positional arguments but 3 were given"),
+        (["a", "b"], {}, "x: Input should be a valid integer"),
+        ([1, 2], {"z": 3}, "z: Extra inputs are not permitted"),
+        ([1], {"y": [2]}, "y: Input should be a valid integer"),
+    ],
+    ids=["too-few", "too-many", "wrong-types", "extra-field", "nested-wrong-type"],
+)
+def test_arguments_that_break_the_contract_are_refused_as_invalid_arguments(
+    client: TaskClient, redis_url: str, args: list[object], kwargs: dict[str, object], problem: str
+) -> None:
+    task_id = push(redis_url, "math.add", json_body(args, kwargs), queue="math")
+    error = refusal(client, task_id)
+    assert error.remote_type == "InvalidArguments"
+    assert problem in error.remote_message
+    assert client.add(2, 3) == 5
+
+
+def test_unknown_headers_from_a_foreign_producer_are_ignored_and_the_call_validated(
+    client: TaskClient, redis_url: str
+) -> None:
+    headers = {"x-tenant": "other", "retries": 0, "timelimit": [None, None]}
+    task_id = push(redis_url, "math.add", json_body([20, 22], {}), queue="math", headers=headers)
+    assert client.add.handle(task_id).result(timeout=30) == 42
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[[1, 2], {}, {}", "message body is not valid JSON"),
+        (b'{"args": [1, 2]}', "not a protocol-v2 [args, kwargs, embed] triple"),
+        (b"[[1, 2], [3], {}]", "not a protocol-v2 [args, kwargs, embed] triple"),
+    ],
+    ids=["not-json", "not-a-triple", "kwargs-not-a-mapping"],
+)
+def test_a_body_that_is_not_a_json_call_is_refused_and_logged(
+    client: TaskClient, redis_url: str, worker: WorkerProcess, body: bytes, problem: str
+) -> None:
+    task_id = push(redis_url, "math.add", body, queue="math")
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert problem in error.remote_message
+    assert f"refused a message for math.add (task id {task_id})" in worker.log()
+    assert client.add(2, 3) == 5
+
+
+class _CreatesFileWhenUnpickled:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def test_a_pickle_body_is_refused_without_being_unpickled(
+    client: TaskClient, redis_url: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "unpickled"
+    body = pickle.dumps(((_CreatesFileWhenUnpickled(evidence), 1), {}, {}))
+    task_id = push(redis_url, "math.add", body, queue="math", content_type="application/x-python-serialize")
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "content type 'application/x-python-serialize' is not accepted" in error.remote_message
+    assert f"refused a message for math.add (task id {task_id})" in worker.log()
+    assert client.add(2, 3) == 5
+    assert not evidence.exists()
+
+
+def test_a_10_mb_payload_is_refused_by_size(client: TaskClient, redis_url: str, worker: WorkerProcess) -> None:
+    task_id = push(redis_url, "math.xsum", json_body([[1] * (TEN_MB // 3)], {}), queue="math")
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "more than this worker accepts (1048576 bytes" in error.remote_message
+    wait_until(lambda: f"(task id {task_id})" in worker.log(), 10, "the refusal in the worker log")
+    assert client.xsum([1, 2, 3]) == 6
+
+
+@pytest.fixture
+def plain_celery(redis_url: str) -> Iterator[Celery]:
+    """A producer that is a stock Celery app, not task-client."""
+    app = Celery("foreign", broker=redis_url, set_as_current=False)
+    app.conf.update(
+        accept_content=["json", "pickle"],
+        broker_connection_retry_on_startup=True,
+        task_create_missing_queues=True,
+    )
+    yield app
+    app.close()
+
+
+def test_a_plain_celery_producer_is_served_and_validated(client: TaskClient, plain_celery: Celery) -> None:
+    good = plain_celery.send_task("math.add", args=[40, 2], queue="math")
+    assert client.add.handle(good.id).result(timeout=30) == 42  # no fingerprint: accepted, validated
+    bad = plain_celery.send_task("math.add", args=["a", "b"], queue="math")
+    assert refusal(client, bad.id).remote_type == "InvalidArguments"
+
+
+def test_a_plain_celery_producer_sending_pickle_is_refused(
+    client: TaskClient, plain_celery: Celery, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "unpickled"
+    sent = plain_celery.send_task(
+        "math.add", args=[_CreatesFileWhenUnpickled(evidence), 1], queue="math", serializer="pickle"
+    )
+    assert refusal(client, sent.id).remote_type == "RefusedMessage"
+    assert client.add(2, 3) == 5
+    assert not evidence.exists()
+
+
+def test_items_that_are_not_celery_envelopes_are_dropped_and_the_worker_keeps_serving(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    # Before the guard, the first of these stopped the whole worker ("Unrecoverable error").
+    junk = [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add", "id": "x"}}']
+    dropped = "dropped an item on a task queue that is not a Celery message envelope"
+    before = worker.log().count(dropped)
+    for item in junk:
+        push_raw(redis_url, "math", item)
+    wait_until(lambda: worker.log().count(dropped) >= before + len(junk), 30, "every item to be dropped")
+    assert worker.alive()
+    assert client.add(2, 3) == 5

@@ -1,0 +1,36 @@
+"""Fault 5: a name no worker serves fails fast with `UnknownTask` wherever a worker can report it."""
+
+from __future__ import annotations
+
+import pytest
+
+from task_client import TaskClient, UnknownTask
+from task_contracts import contract
+from task_server.testing import WorkerProcess
+
+from .raw_messages import json_body, push
+
+pytestmark = pytest.mark.e2e
+
+
+def test_an_unknown_name_on_any_queue_the_worker_consumes_is_unknown_quickly(client: TaskClient) -> None:
+    @contract(name="diagnostics.nonexistent", queue="diagnostics", timeout=30)
+    def nonexistent(x: int) -> int: ...
+
+    # A bound far above the answer: a TaskTimeout here would mean the client waited for nothing.
+    with pytest.raises(UnknownTask, match=r"diagnostics\.nonexistent") as caught:
+        client.task(nonexistent).with_options(timeout=20)(1)
+    assert caught.value.task_id
+
+
+def test_an_unknown_name_from_a_foreign_producer_is_reported_by_the_worker(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    task_id = push(redis_url, "billing.charge", json_body([1], {}), queue="math")
+
+    @contract(name="billing.charge", queue="math", timeout=30)
+    def charge(x: int) -> int: ...
+
+    with pytest.raises(UnknownTask, match=r"billing\.charge"):
+        client.task(charge).handle(task_id).result(timeout=20)
+    assert "billing.charge" in worker.log()
