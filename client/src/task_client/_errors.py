@@ -69,3 +69,16 @@ class BrokerUnavailable(TaskError, ConnectionError):
 
 class UnknownTask(TaskError, LookupError):
     """No contract has this name on the client, or the worker does not serve it."""
+
+
+class BatchFailed(TaskError):
+    """Some calls of a batch (`map`) failed or ran out of time; the others succeeded.
+
+    Raised once every call has finished or the batch's bound has run out. `outcomes` holds, in
+    input order, each call's value or its `TaskError`; `errors` maps input index to error.
+    """
+
+    def __init__(self, message: str, *, contract: str, outcomes: Sequence[object]) -> None:
+        super().__init__(message, contract=contract)
+        self.outcomes = list(outcomes)
+        self.errors = {index: item for index, item in enumerate(self.outcomes) if isinstance(item, TaskError)}

@@ -11,6 +11,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts._wire import FINGERPRINT_HEADER
 
+from ._batch import Batch
 from ._errors import BrokerUnavailable, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Producer
@@ -56,6 +57,32 @@ class Runtime:
             contract=contract.name,
         )
         return task_id
+
+    def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
+        """Watch and publish every message of a validated batch; return one future per message.
+
+        Watching first lets the subscriptions travel while the batch is published; a record
+        stored before its subscription is confirmed is still found by the watcher's read.
+        """
+        futures = self.watcher.watch_many(batch.task_ids)
+        try:
+            self.publish_batch(batch, options)
+        except BaseException:
+            for task_id, future in zip(batch.task_ids, futures, strict=True):
+                self.watcher.forget(task_id, future)
+            raise
+        return futures
+
+    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> None:
+        """Publish every message of a validated batch through one pipelined connection."""
+        self.producer.publish_many(batch.outgoing(options.queue or batch.contract.queue), contract=batch.contract.name)
+
+    def give_up(
+        self, contract: str | None, task_id: str, future: concurrent.futures.Future[Record], timeout: float
+    ) -> TaskError:
+        """Stop watching a call whose bound ran out; return the error it met."""
+        self.watcher.forget(task_id, future)
+        return self.wait_failed(contract, task_id, timeout)
 
     def fetch(self, contract: str | None, task_id: str) -> Record | None:
         """The stored record now (None while pending), within the socket bounds."""

@@ -8,6 +8,7 @@ from celery import Celery
 
 from task_contracts import CATALOG, ContractCatalog
 
+from ._chunks import register_chunks
 from ._execution import register
 from ._registry import discover, verify
 from ._settings import WorkerSettings
@@ -20,6 +21,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     app.conf.update(celery_config(settings, catalog))
     for implementation in implementations.values():
         register(app, implementation)
+        register_chunks(app, implementation)
     return app
 
 
