@@ -48,7 +48,9 @@ def encode_calls(contract: Contract[..., Any], arg_sets: Iterable[ArgSet]) -> li
                 f"item {index}: expected a tuple or list of positional arguments or a mapping of named "
                 f"arguments, got {type(arg_set).__name__}"
             )
-            raise InvalidArguments(f"invalid batch for {contract.name}: {problem}", contract=contract.name, problems=[problem])
+            raise InvalidArguments(
+                f"invalid batch for {contract.name}: {problem}", contract=contract.name, problems=[problem]
+            )
         try:
             calls.append(contract.encode_arguments(args, kwargs))
         except ArgumentsError as error:
@@ -154,7 +156,9 @@ class Batch(Generic[R]):
 
 def _plan(calls: list[WireCall], chunk_size: int) -> list[BatchMessage]:
     if chunk_size == 1:
-        return [BatchMessage(str(uuid.uuid4()), index, 1, False, args, kwargs) for index, (args, kwargs) in enumerate(calls)]
+        return [
+            BatchMessage(str(uuid.uuid4()), index, 1, False, args, kwargs) for index, (args, kwargs) in enumerate(calls)
+        ]
     # Even chunks: 260 calls by 250 make two messages of 130, not 250 and 10.
     count = math.ceil(len(calls) / chunk_size)
     messages = []

@@ -70,7 +70,9 @@ def register_chunks(app: Celery, implementation: Implementation[..., Any]) -> Ta
         records = [run_one(item) for item in items]
         failed = [index for index, record in enumerate(records) if record["status"] != "SUCCESS"]
         if failed:
-            logger.warning("%s[%s]: %d of %d calls failed (items %s)", name, task.request.id, len(failed), len(items), failed[:10])
+            logger.warning(
+                "%s[%s]: %d of %d calls failed (items %s)", name, task.request.id, len(failed), len(items), failed[:10]
+            )
         return records
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_") + "_chunk"
