@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": [row.as_dict() for row in rows],
     }
     print(table(rows))
-    print(f"\n{sum(r.met for r in rows if r.met is not None)} of {sum(r.met is not None for r in rows)} targets met;"
-          f" {elapsed:.0f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"\n{sum(r.met for r in rows if r.met is not None)} of {sum(r.met is not None for r in rows)} targets met;"
+        f" {elapsed:.0f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0

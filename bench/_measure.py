@@ -73,10 +73,18 @@ class Bench:
             "client": _latency(client_times),
         }
         return [
-            Row("sequential round trip, mean", "ms", _ms(statistics.fmean(client_times)),
-                _ms(statistics.fmean(raw_times)), "lower", 1.10, detail),
-            Row("sequential round trip, p50", "ms", _ms(_pct(client_times, 50)), _ms(_pct(raw_times, 50)),
-                "lower", 1.10),
+            Row(
+                "sequential round trip, mean",
+                "ms",
+                _ms(statistics.fmean(client_times)),
+                _ms(statistics.fmean(raw_times)),
+                "lower",
+                1.10,
+                detail,
+            ),
+            Row(
+                "sequential round trip, p50", "ms", _ms(_pct(client_times, 50)), _ms(_pct(raw_times, 50)), "lower", 1.10
+            ),
             Row("sequential round trip, p99", "ms", _ms(_pct(client_times, 99)), _ms(_pct(raw_times, 99)), "lower"),
             Row("sequential round trip, calls/s", "calls/s", client_rate, raw_rate, "higher"),
         ]
@@ -100,14 +108,26 @@ class Bench:
             raw_publish_backend()
             client_publish()
         raw_times, client_times = _interleaved(raw_publish, client_publish, calls, block, after=self._drain)
-        backend_times, client_times_2 = _interleaved(raw_publish_backend, client_publish, calls, block,
-                                                     after=self._drain)
+        backend_times, client_times_2 = _interleaved(
+            raw_publish_backend, client_publish, calls, block, after=self._drain
+        )
         return [
-            Row("publish, validation included (raw: no backend)", "us", _us(statistics.fmean(client_times)),
-                _us(statistics.fmean(raw_times)), "lower", 1.25,
-                {"raw_p50_us": _us(_pct(raw_times, 50)), "client_p50_us": _us(_pct(client_times, 50))}),
-            Row("publish (raw: send_task with result backend)", "us", _us(statistics.fmean(client_times_2)),
-                _us(statistics.fmean(backend_times)), "lower"),
+            Row(
+                "publish, validation included (raw: no backend)",
+                "us",
+                _us(statistics.fmean(client_times)),
+                _us(statistics.fmean(raw_times)),
+                "lower",
+                1.25,
+                {"raw_p50_us": _us(_pct(raw_times, 50)), "client_p50_us": _us(_pct(client_times, 50))},
+            ),
+            Row(
+                "publish (raw: send_task with result backend)",
+                "us",
+                _us(statistics.fmean(client_times_2)),
+                _us(statistics.fmean(backend_times)),
+                "lower",
+            ),
         ]
 
     def _drain(self) -> None:
@@ -159,14 +179,42 @@ class Bench:
         raw_rate = calls / statistics.fmean(seconds["raw"])
         detail = {key: [round(value, 3) for value in values] for key, values in seconds.items()}
         return [
-            Row(f"batch of {calls}, raw group + join_native", "calls/s", raw_rate, raw_rate, "higher", None,
-                {"seconds": detail["raw"]}),
-            Row(f"batch of {calls}, map (default chunks)", "calls/s", calls / statistics.fmean(seconds["map"]),
-                raw_rate, "higher", 5.0, {"seconds": detail["map"]}),
-            Row(f"batch of {calls}, map chunk_size=1", "calls/s", calls / statistics.fmean(seconds["map1"]),
-                raw_rate, "higher", 1.0, {"seconds": detail["map1"]}),
-            Row(f"batch of {calls}, concurrent aio calls", "calls/s", calls / statistics.fmean(seconds["aio"]),
-                raw_rate, "higher", 1.0, {"seconds": detail["aio"]}),
+            Row(
+                f"batch of {calls}, raw group + join_native",
+                "calls/s",
+                raw_rate,
+                raw_rate,
+                "higher",
+                None,
+                {"seconds": detail["raw"]},
+            ),
+            Row(
+                f"batch of {calls}, map (default chunks)",
+                "calls/s",
+                calls / statistics.fmean(seconds["map"]),
+                raw_rate,
+                "higher",
+                5.0,
+                {"seconds": detail["map"]},
+            ),
+            Row(
+                f"batch of {calls}, map chunk_size=1",
+                "calls/s",
+                calls / statistics.fmean(seconds["map1"]),
+                raw_rate,
+                "higher",
+                1.0,
+                {"seconds": detail["map1"]},
+            ),
+            Row(
+                f"batch of {calls}, concurrent aio calls",
+                "calls/s",
+                calls / statistics.fmean(seconds["aio"]),
+                raw_rate,
+                "higher",
+                1.0,
+                {"seconds": detail["aio"]},
+            ),
         ]
 
     # -- memory -------------------------------------------------------------------------
@@ -181,8 +229,9 @@ class Bench:
             timeout=BATCH_TIMEOUT,
         ).stdout
         figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-        return Row(f"client memory growth after {calls} calls", "MB", figures["growth_mb"], None, "lower", 20.0,
-                   figures)
+        return Row(
+            f"client memory growth after {calls} calls", "MB", figures["growth_mb"], None, "lower", 20.0, figures
+        )
 
 
 def _interleaved(

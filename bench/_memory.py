@@ -39,8 +39,17 @@ def main(url: str, count: int) -> None:
         after = resident_mb()
         watcher = client._runtime.watcher
         held = {"waiters": len(watcher._waiters), "requests": len(watcher._requests)}
-    print(json.dumps({"calls": count, "before_mb": round(before, 1), "after_mb": round(after, 1),
-                      "growth_mb": round(after - before, 2), "watcher_holds": held}))
+    print(
+        json.dumps(
+            {
+                "calls": count,
+                "before_mb": round(before, 1),
+                "after_mb": round(after, 1),
+                "growth_mb": round(after - before, 2),
+                "watcher_holds": held,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
