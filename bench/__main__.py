@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (both sides) [2]")
     parser.add_argument("--memory-calls", type=int, default=10_000, help="calls for the memory row [10000]")
     parser.add_argument("--quick", action="store_true", help="small counts: 2000 calls, 150 round trips")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="write a cProfile of each side and row into DIR (skews figures)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file [{RESULTS.name}]")
     args = parser.parse_args(argv)
     if args.quick:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         with WorkerProcess(redis.url, concurrency=args.concurrency, pool="prefork") as worker:
             worker.start()
             print(f"redis {redis.url}, worker prefork x{args.concurrency}; measuring...", file=sys.stderr)
-            with Bench(redis.url) as bench:
+            with Bench(redis.url, profile_dir=args.profile) as bench:
                 rows = [
                     *bench.sequential(args.sequential),
                     *bench.publish(args.publish),
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "settings": {key: value for key, value in vars(args).items() if key != "output"},
+        "settings": {key: value for key, value in vars(args).items() if key not in ("output", "profile")},
         "elapsed_s": round(elapsed, 1),
         "rows": [row.as_dict() for row in rows],
     }

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import io
 import json
+import pstats
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -36,8 +40,11 @@ def raw_app(url: str, *, backend: bool) -> Celery:
 
 
 class Bench:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, profile_dir: Path | None = None) -> None:
         self.url = url
+        # cProfile of the calling thread per side and row; the result thread is not profiled.
+        self.profile_dir = profile_dir
+        self.profiles: dict[str, cProfile.Profile] = {}
         self.raw = raw_app(url, backend=True)
         self.raw_publisher = raw_app(url, backend=False)
         self.client = TaskClient(url)
@@ -47,10 +54,38 @@ class Bench:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.write_profiles()
         self.client.close()
         self.raw.close()
         self.raw_publisher.close()
         self.redis.close()
+
+    def profiled(self, key: str, call: Callable[[], None]) -> Callable[[], None]:
+        """`call`, profiled under `key` when profiling is on (figures are then not comparable)."""
+        if self.profile_dir is None:
+            return call
+        profile = self.profiles.setdefault(key, cProfile.Profile())
+
+        def run() -> None:
+            profile.enable()
+            try:
+                call()
+            finally:
+                profile.disable()
+
+        return run
+
+    def write_profiles(self) -> None:
+        if self.profile_dir is None:
+            return
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        for key, profile in self.profiles.items():
+            text = io.StringIO()
+            stats = pstats.Stats(profile, stream=text)
+            stats.sort_stats("tottime").print_stats(25)
+            stats.sort_stats("cumulative").print_stats(25)
+            (self.profile_dir / f"{key}.txt").write_text(text.getvalue())
+        print(f"profiles written to {self.profile_dir}", file=sys.stderr)
 
     # -- sequential round trip ----------------------------------------------------------
     def sequential(self, calls: int, block: int = 20) -> list[Row]:
@@ -65,7 +100,9 @@ class Bench:
         for _ in range(30):  # warm both paths: connections, subscriptions, imports
             raw_call()
             client_call()
-        raw_times, client_times = _interleaved(raw_call, client_call, calls, block)
+        raw_times, client_times = _interleaved(
+            self.profiled("sequential-raw", raw_call), self.profiled("sequential-client", client_call), calls, block
+        )
         raw_rate, client_rate = len(raw_times) / sum(raw_times), len(client_times) / sum(client_times)
         detail = {
             "calls_per_side": calls,
@@ -107,7 +144,13 @@ class Bench:
             raw_publish()
             raw_publish_backend()
             client_publish()
-        raw_times, client_times = _interleaved(raw_publish, client_publish, calls, block, after=self._drain)
+        raw_times, client_times = _interleaved(
+            self.profiled("publish-raw", raw_publish),
+            self.profiled("publish-client", client_publish),
+            calls,
+            block,
+            after=self._drain,
+        )
         backend_times, client_times_2 = _interleaved(
             raw_publish_backend, client_publish, calls, block, after=self._drain
         )
@@ -172,7 +215,7 @@ class Bench:
             order.append("raw")
         for name in order:
             print(f"  batch of {calls}: {name}...", file=sys.stderr, flush=True)
-            run = raw_group if name == "raw" else sides[name]
+            run = self.profiled(f"batch-{name}", raw_group if name == "raw" else sides[name])
             started = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - started)
@@ -221,17 +264,23 @@ class Bench:
     def memory(self, calls: int) -> Row:
         """RSS growth of a fresh client process over `calls` concurrent aio calls (after warm-up)."""
         print(f"  memory over {calls} calls...", file=sys.stderr, flush=True)
-        output = subprocess.run(
-            [sys.executable, "-m", "bench._memory", self.url, str(calls)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=BATCH_TIMEOUT,
-        ).stdout
-        figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        figures = _memory_run(self.url, calls)
+        figures["plain_asyncio_baseline_mb"] = _memory_run("baseline", calls)["growth_mb"]
         return Row(
             f"client memory growth after {calls} calls", "MB", figures["growth_mb"], None, "lower", 20.0, figures
         )
+
+
+def _memory_run(target: str, calls: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "bench._memory", target, str(calls)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=BATCH_TIMEOUT,
+    ).stdout
+    figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return figures
 
 
 def _interleaved(

@@ -1,15 +1,19 @@
 """Client memory over many calls, in a fresh process: `python -m bench._memory URL CALLS`.
 
 Prints one JSON line: resident memory after a warm-up and after the calls, and what the result
-watcher still holds (nothing, once every call is answered).
+watcher still holds (nothing, once every call is answered). `URL` = `baseline` measures plain
+asyncio instead: as many coroutines awaiting `concurrent.futures` futures resolved by a thread,
+the floor any thread-backed asyncio client pays for that many calls in flight at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import json
 import sys
+import threading
 from pathlib import Path
 
 from task_client import TaskClient
@@ -26,6 +30,35 @@ async def calls(client: TaskClient, count: int) -> None:
     add = client.aio.add.with_options(timeout=900)
     results = await asyncio.gather(*(add(i, 1) for i in range(count)))
     assert results == [i + 1 for i in range(count)]
+
+
+async def baseline_calls(count: int) -> None:
+    futures: list[concurrent.futures.Future[int]] = [concurrent.futures.Future() for _ in range(count)]
+
+    async def one(future: concurrent.futures.Future[int]) -> int:
+        async with asyncio.timeout(900):
+            return await asyncio.wrap_future(future)
+
+    def resolve() -> None:
+        for number, future in enumerate(futures):
+            future.set_result(number)
+
+    waiting = asyncio.gather(*(one(future) for future in futures))
+    await asyncio.sleep(0)  # every coroutine is waiting before the thread resolves them
+    thread = threading.Thread(target=resolve)
+    thread.start()
+    assert await waiting == list(range(count))
+    thread.join()
+
+
+def baseline(count: int) -> None:
+    asyncio.run(baseline_calls(200))
+    gc.collect()
+    before = resident_mb()
+    asyncio.run(baseline_calls(count))
+    gc.collect()
+    after = resident_mb()
+    print(json.dumps({"calls": count, "growth_mb": round(after - before, 2)}))
 
 
 def main(url: str, count: int) -> None:
@@ -53,4 +86,7 @@ def main(url: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[1] == "baseline":
+        baseline(int(sys.argv[2]))
+    else:
+        main(sys.argv[1], int(sys.argv[2]))
