@@ -14,7 +14,7 @@ from task_contracts._wire import FINGERPRINT_HEADER
 from ._batch import Batch
 from ._errors import BrokerUnavailable, InvalidArguments, TaskError
 from ._outcome import timeout_error
-from ._producer import Producer
+from ._producer import Outgoing, Producer
 from ._settings import ClientSettings
 from ._watcher import Record, ResultWatcher
 
@@ -34,6 +34,27 @@ class Runtime:
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
 
+    def prepare_call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+    ) -> Outgoing:
+        """Validate one call and build its message; raise `InvalidArguments` before any I/O."""
+        try:
+            wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
+        except ArgumentsError as error:
+            raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
+        return Outgoing(
+            contract.name,
+            wire_args,
+            wire_kwargs,
+            options.queue or contract.queue,
+            str(uuid.uuid4()),
+            {FINGERPRINT_HEADER: contract.fingerprint},
+        )
+
     def publish_call(
         self,
         contract: Contract[..., Any],
@@ -42,21 +63,17 @@ class Runtime:
         options: CallOptions,
     ) -> str:
         """Validate and publish one call; return its task id."""
-        try:
-            wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
-        except ArgumentsError as error:
-            raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
-        task_id = str(uuid.uuid4())
+        message = self.prepare_call(contract, args, kwargs, options)
         self.producer.publish(
-            contract.name,
-            wire_args,
-            wire_kwargs,
-            queue=options.queue or contract.queue,
-            task_id=task_id,
-            headers={FINGERPRINT_HEADER: contract.fingerprint},
+            message.name,
+            message.args,
+            message.kwargs,
+            queue=message.queue,
+            task_id=message.task_id,
+            headers=message.headers,
             contract=contract.name,
         )
-        return task_id
+        return message.task_id
 
     def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
         """Watch and publish every message of a validated batch; return one future per message.
