@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     *bench.sequential(args.sequential),
                     *bench.publish(args.publish),
                     *bench.batches(args.calls, args.rounds),
-                    bench.memory(args.memory_calls),
+                    *bench.memory(args.memory_calls),
                 ]
     elapsed = time.monotonic() - started
     report = {

@@ -261,19 +261,42 @@ class Bench:
         ]
 
     # -- memory -------------------------------------------------------------------------
-    def memory(self, calls: int) -> Row:
-        """RSS growth of a fresh client process over `calls` concurrent aio calls (after warm-up)."""
+    def memory(self, calls: int, wave: int = 1000) -> list[Row]:
+        """RSS growth of a fresh client process over `calls` aio calls (after a warm-up).
+
+        The target row makes the calls `wave` at a time: what the client keeps after many calls.
+        The second row awaits them all at once: the peak of that many calls in flight, next to
+        plain asyncio awaiting as many thread-resolved futures (the floor for any such client).
+        """
         print(f"  memory over {calls} calls...", file=sys.stderr, flush=True)
-        figures = _memory_run(self.url, calls)
-        figures["plain_asyncio_baseline_mb"] = _memory_run("baseline", calls)["growth_mb"]
-        return Row(
-            f"client memory growth after {calls} calls", "MB", figures["growth_mb"], None, "lower", 20.0, figures
-        )
+        waves = _memory_run([self.url, str(calls), str(wave)])
+        burst = _memory_run([self.url, str(calls)])
+        burst["plain_asyncio_baseline_mb"] = _memory_run(["baseline", str(calls)])["growth_mb"]
+        return [
+            Row(
+                f"client memory growth after {calls} calls ({wave} at a time)",
+                "MB",
+                waves["growth_mb"],
+                None,
+                "lower",
+                20.0,
+                waves,
+            ),
+            Row(
+                f"client memory growth, {calls} calls all in flight",
+                "MB",
+                burst["growth_mb"],
+                None,
+                "lower",
+                None,
+                burst,
+            ),
+        ]
 
 
-def _memory_run(target: str, calls: int) -> dict[str, Any]:
+def _memory_run(arguments: list[str]) -> dict[str, Any]:
     output = subprocess.run(
-        [sys.executable, "-m", "bench._memory", target, str(calls)],
+        [sys.executable, "-m", "bench._memory", *arguments],
         check=True,
         capture_output=True,
         text=True,

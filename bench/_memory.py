@@ -1,9 +1,11 @@
-"""Client memory over many calls, in a fresh process: `python -m bench._memory URL CALLS`.
+"""Client memory over many calls, in a fresh process: `python -m bench._memory URL CALLS [WAVE]`.
 
 Prints one JSON line: resident memory after a warm-up and after the calls, and what the result
-watcher still holds (nothing, once every call is answered). `URL` = `baseline` measures plain
-asyncio instead: as many coroutines awaiting `concurrent.futures` futures resolved by a thread,
-the floor any thread-backed asyncio client pays for that many calls in flight at once.
+watcher still holds (nothing, once every call is answered). The calls are awaited from one loop,
+`WAVE` at a time (default: all at once, which measures the peak of that many calls in flight).
+`URL` = `baseline` measures plain asyncio instead: as many coroutines awaiting
+`concurrent.futures` futures resolved by a thread, the floor any thread-backed asyncio client
+pays for that many calls in flight at once.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ def resident_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def calls(client: TaskClient, count: int) -> None:
+async def calls(client: TaskClient, count: int, wave: int | None = None) -> None:
     add = client.aio.add.with_options(timeout=900)
-    results = await asyncio.gather(*(add(i, 1) for i in range(count)))
-    assert results == [i + 1 for i in range(count)]
+    wave = wave or count
+    for start in range(0, count, wave):
+        numbers = range(start, min(count, start + wave))
+        results = await asyncio.gather(*(add(i, 1) for i in numbers))
+        assert results == [i + 1 for i in numbers]
 
 
 async def baseline_calls(count: int) -> None:
@@ -61,13 +66,13 @@ def baseline(count: int) -> None:
     print(json.dumps({"calls": count, "growth_mb": round(after - before, 2)}))
 
 
-def main(url: str, count: int) -> None:
+def main(url: str, count: int, wave: int | None) -> None:
     with TaskClient(url) as client:
         asyncio.run(calls(client, 200))  # warm-up: imports, connections, caches
         assert client.add.map([(1, 2)] * 10) == [3] * 10
         gc.collect()
         before = resident_mb()
-        asyncio.run(calls(client, count))
+        asyncio.run(calls(client, count, wave))
         gc.collect()
         after = resident_mb()
         watcher = client._runtime.watcher
@@ -89,4 +94,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "baseline":
         baseline(int(sys.argv[2]))
     else:
-        main(sys.argv[1], int(sys.argv[2]))
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

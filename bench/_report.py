@@ -58,12 +58,12 @@ class Row:
 
 
 def table(rows: list[Row]) -> str:
-    header = f"{'row':<46} {'unit':<9} {'raw':>10} {'client':>10} {'client/raw':>10}  target    met"
+    header = f"{"row":<58} {'unit':<9} {'raw':>10} {'client':>10} {'client/raw':>10}  target    met"
     lines = [header, "-" * len(header)]
     for row in rows:
         raw = "" if row.raw is None else f"{row.raw:.4g}"
         ratio = "" if row.ratio is None else f"{row.ratio:.3f}"
         target = "" if row.target is None else f"{'<=' if row.better == 'lower' else '>='} {row.target:g}"
         met = "" if row.met is None else ("yes" if row.met else f"NO ({row.miss})")
-        lines.append(f"{row.name:<46} {row.unit:<9} {raw:>10} {row.client:>10.4g} {ratio:>10}  {target:<9} {met}")
+        lines.append(f"{row.name:<58} {row.unit:<9} {raw:>10} {row.client:>10.4g} {ratio:>10}  {target:<9} {met}")
     return "\n".join(lines)

@@ -5,11 +5,13 @@ the same code. A waiting call holds no thread: the watcher's thread resolves a
 `concurrent.futures.Future`, which `asyncio.wrap_future` hands to the caller's event loop, so many
 thousands of calls can be awaited at once from one loop.
 
-Publishing: `await task(...)` calls started in the same loop tick are published together,
-pipelined, from the loop's default executor (`_coalesce`); `submit` publishes at once in the
-caller's loop and blocks it for one Redis LPUSH (a fraction of a millisecond), since its caller
-may never await anything. A whole batch (`map`, `submit_many`) is published from the executor too,
-so the loop stays responsive while thousands of messages go out.
+Publishing one call (`submit`, `await task(...)`) runs in the caller's loop and blocks it for the
+duration of one Redis LPUSH (a fraction of a millisecond): handing each publish to a thread would
+cost more than it saves. A whole batch (`map`, `submit_many`) is published from one worker thread
+of the loop's default executor, so the loop stays responsive while thousands of messages go out.
+(Coalescing the awaited calls of one loop tick into one pipelined publish was tried: it did not
+raise throughput measurably, the worker being the bottleneck, and it raised peak memory, since a
+burst of calls then waits all at once; see the README's Performance section.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cas
 from task_contracts import Contract, math
 
 from ._batch import ArgSet, Batch, when_all_done
-from ._coalesce import tick_publisher
 from ._errors import TaskError
 from ._outcome import decode_outcome
 from ._remote import RemoteTask
@@ -115,14 +116,8 @@ class AsyncRemoteTask(Generic[P, R]):
         return self._sync.timeout
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the task and wait for its validated result (at most `timeout` seconds).
-
-        Calls awaited in the same loop tick are published together, pipelined (see `_coalesce`).
-        """
-        runtime = self._sync._runtime
-        message = runtime.prepare_call(self.contract, args, kwargs, self._sync._options)
-        await tick_publisher(runtime.producer).publish(message)
-        return await self.handle(message.task_id).result()
+        """Run the task and wait for its validated result (at most `timeout` seconds)."""
+        return await self.submit(*args, **kwargs).result()
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
         """Validate and publish the call now; return an awaitable handle."""

@@ -6,6 +6,7 @@ import concurrent.futures
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
@@ -33,6 +34,7 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self._contract_headers: dict[str, Mapping[str, Any]] = {}
 
     def prepare_call(
         self,
@@ -52,8 +54,17 @@ class Runtime:
             wire_kwargs,
             options.queue or contract.queue,
             str(uuid.uuid4()),
-            {FINGERPRINT_HEADER: contract.fingerprint},
+            self._headers(contract),
         )
+
+    def _headers(self, contract: Contract[..., Any]) -> Mapping[str, Any]:
+        # One read-only mapping per contract, not one dict per call (the producer copies it).
+        headers = self._contract_headers.get(contract.fingerprint)
+        if headers is None:
+            headers = self._contract_headers[contract.fingerprint] = MappingProxyType(
+                {FINGERPRINT_HEADER: contract.fingerprint}
+            )
+        return headers
 
     def publish_call(
         self,
