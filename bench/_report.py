@@ -58,7 +58,7 @@ class Row:
 
 
 def table(rows: list[Row]) -> str:
-    header = f"{"row":<58} {'unit':<9} {'raw':>10} {'client':>10} {'client/raw':>10}  target    met"
+    header = f"{'row':<58} {'unit':<9} {'raw':>10} {'client':>10} {'client/raw':>10}  target    met"
     lines = [header, "-" * len(header)]
     for row in rows:
         raw = "" if row.raw is None else f"{row.raw:.4g}"
