@@ -86,7 +86,7 @@ def test_waiting_calls_hold_no_thread(client: TaskClient, idle_queue: str) -> No
         return during, await calls
 
     during, outcomes = asyncio.run(main())
-    assert during - threads_before <= 1  # at most the loop's executor thread, never one per call
+    assert during - threads_before <= 2  # the loop's executor (one publishing job per tick), never one per call
     assert len(outcomes) == 300 and all(isinstance(item, TaskTimeout) for item in outcomes)
 
 
