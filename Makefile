@@ -35,8 +35,8 @@ build: $(STAMP)
 	$(BIN)/hatch build --all
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(PACKAGES) tests examples
-	$(BIN)/ruff format --check $(PACKAGES) tests examples
+	$(BIN)/ruff check $(PACKAGES) tests examples bench
+	$(BIN)/ruff format --check $(PACKAGES) tests examples bench
 	$(BIN)/mypy $(PACKAGES)
 
 clean:

@@ -47,6 +47,10 @@ EXPECTED = {
         "verify",
     },
     task_client: {
+        "AsyncRemoteTask",
+        "AsyncTaskClient",
+        "AsyncTaskHandle",
+        "BatchFailed",
         "BrokerUnavailable",
         "ClientSettings",
         "ContractMismatch",

@@ -102,8 +102,12 @@ def test_a_pickle_body_is_refused_without_being_unpickled(
     assert not evidence.exists()
 
 
-def test_a_10_mb_payload_is_refused_by_size(client: TaskClient, redis_url: str, worker: WorkerProcess) -> None:
-    task_id = push(redis_url, "math.xsum", json_body([[1] * (TEN_MB // 3)], {}), queue="math")
+@pytest.mark.parametrize("name", ["math.xsum", "math.xsum:chunk"])
+def test_a_10_mb_payload_is_refused_by_size(
+    client: TaskClient, redis_url: str, worker: WorkerProcess, name: str
+) -> None:
+    # Chunk tasks go through the same intake checks as single calls.
+    task_id = push(redis_url, name, json_body([[1] * (TEN_MB // 3)], {}), queue="math")
     error = refusal(client, task_id)
     assert error.remote_type == "RefusedMessage"
     assert "more than this worker accepts (1048576 bytes" in error.remote_message

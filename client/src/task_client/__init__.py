@@ -1,7 +1,9 @@
 """task-client: call task contracts by name through Celery, typed and bounded."""
 
+from ._aio import AsyncRemoteTask, AsyncTaskClient, AsyncTaskHandle
 from ._client import TaskClient
 from ._errors import (
+    BatchFailed,
     BrokerUnavailable,
     ContractMismatch,
     InvalidArguments,
@@ -18,6 +20,10 @@ from ._remote import RemoteTask
 from ._settings import ClientSettings
 
 __all__ = [
+    "AsyncRemoteTask",
+    "AsyncTaskClient",
+    "AsyncTaskHandle",
+    "BatchFailed",
     "BrokerUnavailable",
     "ClientSettings",
     "ContractMismatch",

@@ -82,3 +82,16 @@ class OutcomeUnknown(TaskError):
     def __init__(self, message: str, *, contract: str | None, task_id: str, remote_message: str) -> None:
         super().__init__(message, contract=contract, task_id=task_id)
         self.remote_message = remote_message
+
+
+class BatchFailed(TaskError):
+    """Some calls of a batch (`map`) failed or ran out of time; the others succeeded.
+
+    Raised once every call has finished or the batch's bound has run out. `outcomes` holds, in
+    input order, each call's value or its `TaskError`; `errors` maps input index to error.
+    """
+
+    def __init__(self, message: str, *, contract: str, outcomes: Sequence[object]) -> None:
+        super().__init__(message, contract=contract)
+        self.outcomes = list(outcomes)
+        self.errors = {index: item for index, item in enumerate(self.outcomes) if isinstance(item, TaskError)}

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import kombu.exceptions
 import redis.exceptions
@@ -27,6 +27,22 @@ _BROKER_ERRORS = (
     OSError,
 )
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
+
+
+# Commands buffered before a pipeline is flushed: bounds client memory, still few round trips.
+_PIPELINE_SIZE = 1000
+
+
+class Outgoing(NamedTuple):
+    """One message of a batch, as `send_task` takes it."""
+
+    name: str
+    args: Sequence[Any]
+    kwargs: Mapping[str, Any]
+    queue: str
+    task_id: str
+    headers: Mapping[str, Any]
+    time_limit: float | None = None
 
 
 class Producer:
@@ -97,6 +113,34 @@ class Producer:
     def app(self) -> Celery:
         """The private Celery app (for remote-control broadcasts); never the current app."""
         return self._app
+
+    def publish_many(self, messages: Sequence[Outgoing], *, contract: str | None = None) -> None:
+        """Publish every message through one connection, pipelined: a few round trips, not one each.
+
+        Raise `BrokerUnavailable` on any broker failure; messages already flushed may then still run.
+        """
+        self._warm_up()
+        try:
+            with self._app.producer_or_acquire() as producer, producer.batch(max_size=_PIPELINE_SIZE):
+                for message in messages:
+                    self._app.send_task(
+                        message.name,
+                        args=message.args,
+                        kwargs=message.kwargs,
+                        queue=message.queue,
+                        task_id=message.task_id,
+                        headers=dict(message.headers),
+                        time_limit=message.time_limit,
+                        producer=producer,
+                    )
+        except (*_BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
+            cause = error.__cause__ if isinstance(error, kombu.exceptions.BatchPublishError) else error
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable while publishing a batch of {len(messages)} messages "
+                f"(some may have been delivered): {connection_failure(cause or error, self.settings)}",
+                url=self._broker,
+                contract=contract,
+            ) from None
 
     def close(self) -> None:
         self._app.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Generic, ParamSpec, TypeVar
+from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 from task_contracts import Contract
 
+from ._batch import ArgSet, Batch, when_all_done
+from ._errors import TaskError
 from ._handle import TaskHandle
 from ._runtime import CallOptions, Runtime
 
@@ -55,6 +59,64 @@ class RemoteTask(Generic[P, R]):
         """Validate and publish the call; return its handle without waiting."""
         task_id = self._runtime.publish_call(self._contract, args, kwargs, self._options)
         return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    @overload
+    def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> list[R]: ...
+    @overload
+    def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[True],
+    ) -> list[R | TaskError]: ...
+    def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[R] | list[R | TaskError]:
+        """Run many calls; return their results in input order.
+
+        Each item is a tuple/list of positional arguments or a mapping of named ones. Every item
+        is validated before anything is published (`InvalidArguments` names the item). Calls
+        travel in chunks of `chunk_size` (default 250) per message; `chunk_size=1` sends one
+        message per call. `timeout` (default: this task's timeout) bounds the whole batch. A
+        failing call fails alone: `BatchFailed` is raised once all calls have finished, carrying
+        every outcome; with `return_exceptions=True` the list holds each failed call's error instead.
+
+        >>> client.add.map([(1, 2), (3, 4), {"x": 5, "y": 6}])
+        [3, 7, 11]
+        """
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
+        bound = self.timeout if timeout is None else timeout
+        futures = self._runtime.start_batch(batch, self._options)
+        finished = threading.Event()
+        when_all_done(futures, finished.set)
+        finished.wait(bound)
+        outcomes = batch.outcomes(
+            futures, lambda task_id, future: self._runtime.give_up(self.name, task_id, future, bound)
+        )
+        return batch.finish(outcomes, return_exceptions)
+
+    def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[TaskHandle[R]]:
+        """Validate every call, publish them all pipelined on one connection, return one handle per call.
+
+        Each call travels as its own message, so each has its own task id and handle.
+        """
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
+        self._runtime.publish_batch(batch, self._options)
+        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in batch.task_ids]
 
     def handle(self, task_id: str) -> TaskHandle[R]:
         """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""

@@ -6,14 +6,16 @@ import concurrent.futures
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts._wire import FINGERPRINT_HEADER
 
-from ._errors import BrokerUnavailable, InvalidArguments
+from ._batch import Batch
+from ._errors import BrokerUnavailable, InvalidArguments, TaskError
 from ._outcome import timeout_error
-from ._producer import Producer
+from ._producer import Outgoing, Producer
 from ._reasons import connection_failure
 from ._settings import ClientSettings
 from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
@@ -33,6 +35,37 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self._contract_headers: dict[str, Mapping[str, Any]] = {}
+
+    def prepare_call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+    ) -> Outgoing:
+        """Validate one call and build its message; raise `InvalidArguments` before any I/O."""
+        try:
+            wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
+        except ArgumentsError as error:
+            raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
+        return Outgoing(
+            contract.name,
+            wire_args,
+            wire_kwargs,
+            options.queue or contract.queue,
+            str(uuid.uuid4()),
+            self._headers(contract),
+        )
+
+    def _headers(self, contract: Contract[..., Any]) -> Mapping[str, Any]:
+        # One read-only mapping per contract, not one dict per call (the producer copies it).
+        headers = self._contract_headers.get(contract.fingerprint)
+        if headers is None:
+            headers = self._contract_headers[contract.fingerprint] = MappingProxyType(
+                {FINGERPRINT_HEADER: contract.fingerprint}
+            )
+        return headers
 
     def publish_call(
         self,
@@ -42,21 +75,48 @@ class Runtime:
         options: CallOptions,
     ) -> str:
         """Validate and publish one call; return its task id."""
-        try:
-            wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
-        except ArgumentsError as error:
-            raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
-        task_id = str(uuid.uuid4())
+        message = self.prepare_call(contract, args, kwargs, options)
         self.producer.publish(
-            contract.name,
-            wire_args,
-            wire_kwargs,
-            queue=options.queue or contract.queue,
-            task_id=task_id,
-            headers={FINGERPRINT_HEADER: contract.fingerprint},
+            message.name,
+            message.args,
+            message.kwargs,
+            queue=message.queue,
+            task_id=message.task_id,
+            headers=message.headers,
             contract=contract.name,
         )
-        return task_id
+        return message.task_id
+
+    def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
+        """Watch and publish every message of a validated batch; return one future per message.
+
+        Watching first lets the subscriptions travel while the batch is published; a record
+        stored before its subscription is confirmed is still found by the watcher's read.
+        """
+        futures = self.watcher.watch_many(batch.task_ids)
+        try:
+            self.publish_batch(batch, options)
+        except BaseException:
+            for task_id, future in zip(batch.task_ids, futures, strict=True):
+                self.watcher.forget(task_id, future)
+            raise
+        return futures
+
+    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> None:
+        """Publish every message of a validated batch through one pipelined connection."""
+        self.producer.publish_many(batch.outgoing(options.queue or batch.contract.queue), contract=batch.contract.name)
+
+    def give_up(
+        self, contract: str | None, task_id: str, future: concurrent.futures.Future[Record], timeout: float
+    ) -> TaskError:
+        """Stop watching a call whose bound ran out; return the error it met.
+
+        Unlike `wait`, no last read of the backend: async callers and batches must not block on it.
+        """
+        self.watcher.forget(task_id, future)
+        if self.watcher.is_disconnected():
+            return self.backend_unavailable(contract, task_id, self.watcher.last_error)
+        return timeout_error(contract, task_id, timeout)
 
     def fetch(self, contract: str | None, task_id: str) -> Record | None:
         """The stored record now (None while pending), within the socket bounds."""

@@ -30,3 +30,19 @@ PROGRESS_MESSAGE: Final = "message"
 
 #: Remote-control command a worker answers with the contracts it serves.
 CONTROL_CONTRACTS: Final = "task_contracts"
+
+#: Chunks: one message carrying many calls of one contract (`RemoteTask.map`). The worker serves
+#: them under a reserved wire name that no contract can take, since contract names never hold ":".
+#: The message's only argument is a list of `[args, kwargs]` pairs; the result is a list with one
+#: record per call, in order, shaped like a Celery result record:
+#: `{"status": "SUCCESS", "result": value}` or
+#: `{"status": "FAILURE", "result": {"exc_type", "exc_message", "exc_module"}, "traceback": text}`.
+CHUNK_NAME_SUFFIX: Final = ":chunk"
+
+#: The most calls one chunk message may carry; a worker refuses a larger chunk as a whole.
+MAX_CHUNK_SIZE: Final = 1000
+
+
+def chunk_task_name(contract_name: str) -> str:
+    """The reserved wire name of a contract's chunk task, e.g. `math.add:chunk`."""
+    return contract_name + CHUNK_NAME_SUFFIX

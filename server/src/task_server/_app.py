@@ -9,6 +9,7 @@ from celery import Celery
 from task_contracts import CATALOG, ContractCatalog
 
 from ._backend import ResultBackend, store_retry_config
+from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
 from ._execution import register
@@ -27,6 +28,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
     for implementation in implementations.values():
         register(app, implementation, settings.max_deliveries)
+        register_chunks(app, implementation, settings.max_deliveries)
     announce(app, [item.contract for item in implementations.values()])
     return app
 

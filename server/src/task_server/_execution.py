@@ -40,21 +40,22 @@ def register(
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
-    task: Task = app.task(
-        run,
-        name=contract.name,
-        bind=True,
-        typing=False,  # arguments are checked against the contract, not this wrapper
-        # Acknowledged once finished and requeued if its process dies, so a crash never loses it;
-        # `admit` decides from the contract's idempotency whether a second start may run.
-        acks_late=True,
-        reject_on_worker_lost=True,
-        time_limit=contract.timeout,
-        # Expected refusals: logged without traceback.
-        throws=(InvalidArguments, ContractMismatch, OutcomeUnknown, DeliveryLimitExceeded),
-        Strategy=STRATEGY,  # size, content type and shape checked before anything is decoded
-    )
+    task: Task = app.task(run, name=contract.name, time_limit=contract.timeout, **TASK_OPTIONS)
     return task
+
+
+#: Options of every task serving a contract, single calls and chunks alike.
+TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "typing": False,  # arguments are checked against the contract, not the wrapper's signature
+    # Acknowledged once finished and requeued if its process dies, so a crash never loses it;
+    # `admit` decides from the contract's idempotency whether a second start may run.
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    # Expected refusals: logged without traceback.
+    "throws": (InvalidArguments, ContractMismatch, OutcomeUnknown, DeliveryLimitExceeded),
+    "Strategy": STRATEGY,  # size, content type and shape checked before anything is decoded
+}
 
 
 def _check_fingerprint(contract: Contract[..., Any], request: Any) -> None:

@@ -1,0 +1,1 @@
+"""Benchmark of task-client against raw Celery; run with `make bench` (`python -m bench`)."""

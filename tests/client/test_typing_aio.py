@@ -1,0 +1,49 @@
+"""mypy sees the async facade and batches with the contract's types."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mypy import api
+
+from ..conftest import REPO_ROOT
+
+SAMPLE = """
+from task_client import TaskClient
+
+client = TaskClient()
+
+async def main() -> None:
+    reveal_type(await client.aio.add(4, 7))
+    reveal_type(client.aio.add.submit(4, 7))
+    reveal_type(await client.aio.add.submit(4, 7))
+    reveal_type(await client.aio.add.submit(4, 7).result(timeout=1))
+    reveal_type(await client.aio.add.map([(1, 2)]))
+    reveal_type(client.add.map([(1, 2)]))
+    reveal_type(client.add.map([(1, 2)], return_exceptions=True))
+    reveal_type(client.add.submit_many([(1, 2)]))
+    await client.aio.add("a", 7)
+"""
+
+
+def test_mypy_sees_async_and_batch_types(tmp_path: Path) -> None:
+    sample = tmp_path / "sample_aio.py"
+    sample.write_text(SAMPLE)
+    stdout, _stderr, _status = api.run(
+        ["--strict", "--no-incremental", "--config-file", str(REPO_ROOT / "pyproject.toml"), str(sample)]
+    )
+    lines = [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith(str(sample))]
+    revealed = [re.sub(r"\bbuiltins\.", "", line) for line in lines if "Revealed type" in line]
+    assert revealed == [
+        'note: Revealed type is "int"',
+        'note: Revealed type is "task_client._aio.AsyncTaskHandle[int]"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "list[int]"',
+        'note: Revealed type is "list[int]"',
+        'note: Revealed type is "list[int | task_client._errors.TaskError]"',
+        'note: Revealed type is "list[task_client._handle.TaskHandle[int]]"',
+    ], stdout
+    errors = "\n".join(line for line in lines if line.startswith("error"))
+    assert 'Argument 1 to "__call__" of "AsyncRemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
