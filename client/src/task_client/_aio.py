@@ -26,9 +26,9 @@ from task_contracts import Contract, math
 from ._batch import ArgSet, Batch, when_all_done
 from ._coalesce import tick_publisher
 from ._errors import TaskError
+from ._handle import BaseHandle
 from ._outcome import decode_outcome
 from ._remote import RemoteTask
-from ._runtime import Runtime
 
 if TYPE_CHECKING:
     from ._client import TaskClient
@@ -37,29 +37,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class AsyncTaskHandle(Generic[R]):
+class AsyncTaskHandle(BaseHandle[R]):
     """A published call, awaited: `await handle` or `await handle.result(timeout=5)`."""
 
-    __slots__ = ("_contract", "_id", "_runtime", "_timeout")
-
-    def __init__(self, runtime: Runtime, contract: Contract[..., R], task_id: str, timeout: float) -> None:
-        self._runtime = runtime
-        self._contract = contract
-        self._id = task_id
-        self._timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"<AsyncTaskHandle {self._contract.name} {self._id}>"
-
-    @property
-    def id(self) -> str:
-        """The Celery task id."""
-        return self._id
-
-    @property
-    def name(self) -> str:
-        """The contract's wire name."""
-        return self._contract.name
+    __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.result().__await__()

@@ -13,13 +13,8 @@ from ._runtime import Runtime
 R = TypeVar("R")
 
 
-class TaskHandle(Generic[R]):
-    """A published call. Wait for it with `result()`; look at it with `status`.
-
-    >>> handle = client.add.submit(4, 7)
-    >>> handle.result(timeout=5)
-    11
-    """
+class BaseHandle(Generic[R]):
+    """What sync and async handles share: the call's identity; they differ only in how they wait."""
 
     __slots__ = ("_contract", "_id", "_runtime", "_timeout")
 
@@ -30,7 +25,7 @@ class TaskHandle(Generic[R]):
         self._timeout = timeout
 
     def __repr__(self) -> str:
-        return f"<TaskHandle {self._contract.name} {self._id}>"
+        return f"<{type(self).__name__} {self._contract.name} {self._id}>"
 
     @property
     def id(self) -> str:
@@ -41,6 +36,17 @@ class TaskHandle(Generic[R]):
     def name(self) -> str:
         """The contract's wire name."""
         return self._contract.name
+
+
+class TaskHandle(BaseHandle[R]):
+    """A published call. Wait for it with `result()`; look at it with `status`.
+
+    >>> handle = client.add.submit(4, 7)
+    >>> handle.result(timeout=5)
+    11
+    """
+
+    __slots__ = ()
 
     @property
     def status(self) -> str:
