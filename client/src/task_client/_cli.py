@@ -219,13 +219,7 @@ def contracts(options: _Options, as_json: bool) -> None:
     if as_json:
         listing = [
             {
-                "name": item.name,
-                "signature": item.signature_text(),
-                "description": item.description,
-                "queue": item.queue,
-                "timeout": item.timeout,
-                "idempotent": item.idempotent,
-                "fingerprint": item.fingerprint,
+                **item.summary(),
                 "arguments_schema": item.arguments_schema(),
                 "result_schema": item.result_schema(),
             }

@@ -111,6 +111,18 @@ class Contract(Generic[P, R]):
         """Hash of the wire name and the argument and result schemas; equal on both sides iff they agree."""
         return self._fingerprint
 
+    def summary(self) -> dict[str, Any]:
+        """The contract's identity as JSON-ready data, for listings and exports."""
+        return {
+            "name": self.name,
+            "signature": self.signature_text(),
+            "description": self.description,
+            "queue": self.queue,
+            "timeout": self.timeout,
+            "idempotent": self.idempotent,
+            "fingerprint": self.fingerprint,
+        }
+
     def signature_text(self) -> str:
         """The signature as a Python reader would write it, e.g. `(x: int, y: int) -> int`."""
         texts, star = [], False

@@ -30,13 +30,7 @@ def export_contracts(directory: str | Path, catalog: ContractCatalog) -> list[Pa
         written.append(_write(target / files["result"], result_document(item)))
         index.append(
             {
-                "name": item.name,
-                "signature": item.signature_text(),
-                "description": item.description,
-                "queue": item.queue,
-                "timeout": item.timeout,
-                "idempotent": item.idempotent,
-                "fingerprint": item.fingerprint,
+                **item.summary(),
                 "parameters": [p.name for p in item.parameters],
                 "schemas": files,
             }
