@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import threading
 import uuid
@@ -26,6 +27,7 @@ from ._settings import ClientSettings
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 Record = dict[str, Any]
 
+_CLOSE_BOUND = 2.0  # seconds for each step of closing; a frozen server must not hang close()
 _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 # What a command on a lost connection can raise. redis-py also raises AttributeError when a
@@ -105,9 +107,10 @@ class ResultWatcher:
             loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=5)
+        with contextlib.suppress(concurrent.futures.TimeoutError):  # each step inside is bounded too
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=_CLOSE_BOUND * 3)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
+        thread.join(timeout=_CLOSE_BOUND)
 
     def _request(self, task_id: str, future: concurrent.futures.Future[Record] | None) -> None:
         with self._lock:
@@ -148,6 +151,8 @@ class ResultWatcher:
         self._reader = loop.create_task(self._read_forever())
         loop.call_soon(started.set)
         loop.run_forever()
+        # One more turn lets closed transports finish (connection_lost) before the loop goes.
+        loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
     # -- loop thread -----------------------------------------------------------
@@ -311,12 +316,15 @@ class ResultWatcher:
                     future.set_exception(WatcherClosed("the client was closed while waiting"))
         self._waiters.clear()
         self._latest.clear()
-        try:
-            await self._pubsub.aclose()
-            if self._redis is not None:
-                await self._redis.aclose()
-        except (redis.exceptions.RedisError, OSError):
-            pass  # closing a connection that is already gone
+        # Each close is bounded and independent: the server may be frozen or gone, and a connection
+        # left half-closed would leak its socket.
+        closers = [self._pubsub.aclose()]
+        if self._redis is not None:
+            closers.append(self._redis.aclose())
+            closers.append(self._redis.connection_pool.disconnect(inuse_connections=True))
+        for closer in closers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer, _CLOSE_BOUND)
 
 
 def _decode(raw: bytes | str) -> Record | None:
