@@ -27,6 +27,9 @@ demo: $(STAMP)
 test: $(STAMP) $(ASYNCAPI_SPECS)
 	$(BIN)/python -m pytest
 
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
