@@ -8,7 +8,9 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-from task_client import TaskClient
+import pytest
+
+from task_client import AsyncTaskClient, TaskClient
 from task_contracts import CATALOG
 
 from ..conftest import REPO_ROOT
@@ -56,8 +58,10 @@ def test_client_wheel_metadata_does_not_require_task_server(tmp_path: Path) -> N
     assert not any(r.startswith(("task-server", "task_server")) for r in requires)
 
 
-def test_every_catalog_contract_is_a_client_attribute() -> None:
+@pytest.mark.parametrize("client_class", [TaskClient, AsyncTaskClient], ids=lambda cls: cls.__name__)
+def test_every_catalog_contract_is_a_client_attribute(client_class: type) -> None:
     for item in CATALOG:
         attribute = item.name.split(".")[-1]
-        bound = getattr(TaskClient, attribute)
-        assert bound.contract is item, f"TaskClient.{attribute} does not expose {item.name}"
+        bound = getattr(client_class, attribute, None)
+        assert bound is not None, f"{client_class.__name__}.{attribute} is missing for {item.name}"
+        assert bound.contract is item, f"{client_class.__name__}.{attribute} does not expose {item.name}"
