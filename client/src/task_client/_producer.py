@@ -72,24 +72,22 @@ class Producer:
         self._warm = threading.Lock()
         self._warmed = False
 
-    def publish(
-        self,
-        name: str,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        *,
-        queue: str,
-        task_id: str,
-        headers: Mapping[str, Any],
-        contract: str | None = None,
-    ) -> None:
+    def publish(self, message: Outgoing, *, contract: str | None = None) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
         self._warm_up()
+        task_id = message.task_id
         attempts = self.settings.publish_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 self._app.send_task(
-                    name, args=args, kwargs=kwargs, queue=queue, task_id=task_id, headers=dict(headers), retry=False
+                    message.name,
+                    args=message.args,
+                    kwargs=message.kwargs,
+                    queue=message.queue,
+                    task_id=task_id,
+                    headers=dict(message.headers),
+                    time_limit=message.time_limit,
+                    retry=False,
                 )
                 return
             except _BROKER_ERRORS as error:

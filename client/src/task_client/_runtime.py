@@ -76,15 +76,7 @@ class Runtime:
     ) -> str:
         """Validate and publish one call; return its task id."""
         message = self.prepare_call(contract, args, kwargs, options)
-        self.producer.publish(
-            message.name,
-            message.args,
-            message.kwargs,
-            queue=message.queue,
-            task_id=message.task_id,
-            headers=message.headers,
-            contract=contract.name,
-        )
+        self.producer.publish(message, contract=contract.name)
         return message.task_id
 
     def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
