@@ -14,12 +14,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.utils.log import get_task_logger
 
-from task_contracts import ArgumentsError, ResultError
 from task_contracts._wire import MAX_CHUNK_SIZE, chunk_task_name
 
 from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
-from ._errors import InvalidArguments, InvalidResult
-from ._execution import TASK_OPTIONS, _check_fingerprint
+from ._errors import InvalidArguments
+from ._execution import TASK_OPTIONS, check_fingerprint, checked_result, validated_arguments
 from ._registry import Implementation
 
 logger = get_task_logger(__name__)
@@ -45,15 +44,8 @@ def register_chunks(
             args, kwargs = item
             if not isinstance(kwargs, dict):
                 raise InvalidArguments(f"{contract.name}: a chunk item's kwargs must be an object, got {kwargs!r:.80}")
-            try:
-                values = contract.validate_arguments(args, kwargs)
-            except ArgumentsError as error:
-                raise InvalidArguments(str(error)) from None
-            value = function(**values)
-            try:
-                return {"status": "SUCCESS", "result": contract.encode_result(value)}
-            except ResultError as error:
-                raise InvalidResult(str(error)) from None
+            values = validated_arguments(contract, args, kwargs)
+            return {"status": "SUCCESS", "result": checked_result(contract, function(**values))}
         except Exception as error:
             # Expected refusals carry their reason in the message; anything else keeps its traceback.
             expected = isinstance(error, InvalidArguments)
@@ -68,7 +60,7 @@ def register_chunks(
             }
 
     def run(task: Task, items: Any) -> list[Record]:
-        _check_fingerprint(contract, task.request)
+        check_fingerprint(contract, task.request)
         if not isinstance(items, list):
             raise InvalidArguments(f"{name}: the argument must be a list of [args, kwargs] pairs")
         if len(items) > MAX_CHUNK_SIZE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery, Task
@@ -26,17 +27,10 @@ def register(
     function = implementation.function
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
-        _check_fingerprint(contract, task.request)
-        try:
-            values = contract.validate_arguments(args, kwargs)
-        except ArgumentsError as error:
-            raise InvalidArguments(str(error)) from None
+        check_fingerprint(contract, task.request)
+        values = validated_arguments(contract, args, kwargs)
         admit(task, contract, max_deliveries)
-        value = function(**values)
-        try:
-            return contract.encode_result(value)
-        except ResultError as error:
-            raise InvalidResult(str(error)) from None
+        return checked_result(contract, function(**values))
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
@@ -58,7 +52,23 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def _check_fingerprint(contract: Contract[..., Any], request: Any) -> None:
+def validated_arguments(contract: Contract[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's typed values, or `InvalidArguments` (stored by name) naming each problem."""
+    try:
+        return contract.validate_arguments(args, kwargs)
+    except ArgumentsError as error:
+        raise InvalidArguments(str(error)) from None
+
+
+def checked_result(contract: Contract[..., Any], value: Any) -> Any:
+    """The implementation's value, JSON-ready, or `InvalidResult` if it breaks the result type."""
+    try:
+        return contract.encode_result(value)
+    except ResultError as error:
+        raise InvalidResult(str(error)) from None
+
+
+def check_fingerprint(contract: Contract[..., Any], request: Any) -> None:
     headers = request.headers or {}
     sent = headers.get(FINGERPRINT_HEADER) or getattr(request, FINGERPRINT_HEADER, None)
     # Producers in other languages send no fingerprint; their arguments are still validated.
