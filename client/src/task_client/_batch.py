@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from task_contracts import ArgumentsError, Contract
-from task_contracts._wire import FINGERPRINT_HEADER, MAX_CHUNK_SIZE, chunk_task_name
+from task_contracts._wire import MAX_CHUNK_SIZE, chunk_task_name
 
 from ._chunks import WireCall, capture_outcome, chunk_arguments, chunk_outcomes
 from ._errors import BatchFailed, InvalidArguments, TaskError
-from ._producer import Outgoing
+from ._producer import Outgoing, call_headers
 
 R = TypeVar("R")
 
@@ -102,7 +102,7 @@ class Batch(Generic[R]):
     def outgoing(self, queue: str) -> list[Outgoing]:
         """The messages as the producer publishes them."""
         contract = self.contract
-        headers = {FINGERPRINT_HEADER: contract.fingerprint}
+        headers = call_headers(contract.fingerprint)
         chunk_name = chunk_task_name(contract.name)
         return [
             Outgoing(

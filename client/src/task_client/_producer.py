@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import kombu.exceptions
@@ -13,6 +15,7 @@ import redis.exceptions
 from celery import Celery
 
 from task_contracts import redact_url
+from task_contracts._wire import FINGERPRINT_HEADER
 
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
@@ -31,6 +34,12 @@ _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 # Commands buffered before a pipeline is flushed: bounds client memory, still few round trips.
 _PIPELINE_SIZE = 1000
+
+
+@functools.cache
+def call_headers(fingerprint: str) -> Mapping[str, Any]:
+    """The headers every call of a contract carries: one read-only mapping per fingerprint, not one per call."""
+    return MappingProxyType({FINGERPRINT_HEADER: fingerprint})
 
 
 class Outgoing(NamedTuple):

@@ -6,16 +6,14 @@ import concurrent.futures
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
-from task_contracts._wire import FINGERPRINT_HEADER
 
 from ._batch import Batch
 from ._errors import BrokerUnavailable, InvalidArguments, TaskError
 from ._outcome import timeout_error
-from ._producer import Outgoing, Producer
+from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._settings import ClientSettings
 from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
@@ -35,7 +33,6 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
-        self._contract_headers: dict[str, Mapping[str, Any]] = {}
 
     def prepare_call(
         self,
@@ -55,17 +52,8 @@ class Runtime:
             wire_kwargs,
             options.queue or contract.queue,
             str(uuid.uuid4()),
-            self._headers(contract),
+            call_headers(contract.fingerprint),
         )
-
-    def _headers(self, contract: Contract[..., Any]) -> Mapping[str, Any]:
-        # One read-only mapping per contract, not one dict per call (the producer copies it).
-        headers = self._contract_headers.get(contract.fingerprint)
-        if headers is None:
-            headers = self._contract_headers[contract.fingerprint] = MappingProxyType(
-                {FINGERPRINT_HEADER: contract.fingerprint}
-            )
-        return headers
 
     def publish_call(
         self,
