@@ -26,11 +26,13 @@ EXPECTED = {
         "contract",
         "diagnostics",
         "export_contracts",
+        "load_catalog",
         "math",
         "redact_url",
         "reports",
         "resolve_urls",
         "result_document",
+        "wire",
     },
     task_server: {
         "ContractMismatch",

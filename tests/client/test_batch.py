@@ -8,7 +8,7 @@ from task_client import ContractMismatch, InvalidArguments, TaskFailed, UnknownT
 from task_client._batch import DEFAULT_CHUNK_SIZE, Batch
 from task_client._chunks import chunk_outcomes
 from task_contracts import math
-from task_contracts._wire import FINGERPRINT_HEADER, chunk_task_name
+from task_contracts.wire import FINGERPRINT_HEADER, chunk_task_name
 
 
 def test_chunks_are_even_and_keep_input_order() -> None:

@@ -12,7 +12,7 @@ from celery import Celery
 
 from task_client import BatchFailed, ContractMismatch, InvalidArguments, TaskClient, TaskFailed, TaskTimeout
 from task_contracts import contract
-from task_contracts._wire import MAX_CHUNK_SIZE, chunk_task_name
+from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from task_contracts import ArgumentsError, Contract
-from task_contracts._wire import MAX_CHUNK_SIZE, chunk_task_name
+from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
 from ._chunks import WireCall, capture_outcome, chunk_arguments, chunk_outcomes
 from ._errors import BatchFailed, InvalidArguments, TaskError

@@ -1,6 +1,6 @@
 """Chunks on the client side: many calls packed into one message, and its reply unpacked per call.
 
-The wire format is described in `task_contracts._wire` (`chunk_task_name`). Shared by the sync and
+The wire format is described in `task_contracts.wire` (`chunk_task_name`). Shared by the sync and
 async facades: no I/O here.
 """
 

@@ -11,8 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog
-from task_contracts._cli import load_catalog
+from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, load_catalog
 
 from ._client import TaskClient
 from ._errors import (

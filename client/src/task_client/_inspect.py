@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from task_contracts import ContractCatalog, redact_url
-from task_contracts._wire import CONTROL_CONTRACTS
+from task_contracts.wire import CONTROL_CONTRACTS
 
 from ._errors import BrokerUnavailable
 from ._producer import _BROKER_ERRORS, Producer

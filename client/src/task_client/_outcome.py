@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from task_contracts import Contract, ResultError
-from task_contracts._wire import (
+from task_contracts.wire import (
     REMOTE_CONTRACT_MISMATCH,
     REMOTE_NOT_REGISTERED,
     REMOTE_OUTCOME_UNKNOWN,

@@ -15,7 +15,7 @@ import redis.exceptions
 from celery import Celery
 
 from task_contracts import redact_url
-from task_contracts._wire import FINGERPRINT_HEADER
+from task_contracts.wire import FINGERPRINT_HEADER
 
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout

@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from task_contracts._wire import RESULT_KEY_PREFIX
+from task_contracts.wire import RESULT_KEY_PREFIX
 
 from ._settings import ClientSettings
 

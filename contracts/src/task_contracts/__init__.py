@@ -1,8 +1,8 @@
 """Task contracts: each remote task declared once, shared by worker and client."""
 
-from . import diagnostics, math, reports
+from . import diagnostics, math, reports, wire
 from ._asyncapi import asyncapi_document
-from ._catalog import ContractCatalog
+from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
     DEFAULT_BROKER_URL,
     ConnectionConfigError,
@@ -36,9 +36,11 @@ __all__ = [
     "contract",
     "diagnostics",
     "export_contracts",
+    "load_catalog",
     "math",
     "redact_url",
     "reports",
     "resolve_urls",
     "result_document",
+    "wire",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from ._catalog import ContractCatalog
 from ._contract import Contract
 from ._schema import Draft07Converter, JsonSchema
-from ._wire import (
+from .wire import (
     FINGERPRINT_HEADER,
     PROGRESS_DONE,
     PROGRESS_MESSAGE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,3 +38,14 @@ class ContractCatalog:
     def queues(self) -> list[str]:
         """Every queue named by a contract, in declaration order, without repeats."""
         return list(dict.fromkeys(item.queue for item in self))
+
+
+def load_catalog(spec: str) -> ContractCatalog:
+    """The `ContractCatalog` named by `module:attribute`."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError("expected MODULE:NAME")
+    value = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(value, ContractCatalog):
+        raise TypeError(f"{attribute} is a {type(value).__name__}, not a ContractCatalog")
+    return value

@@ -6,11 +6,10 @@ argparse, not click: task-contracts depends on pydantic only.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-from ._catalog import ContractCatalog
+from ._catalog import load_catalog
 from ._export import export_contracts
 
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
@@ -63,17 +62,6 @@ def _parser() -> argparse.ArgumentParser:
         help="the ContractCatalog to export (default: %(default)s)",
     )
     return parser
-
-
-def load_catalog(spec: str) -> ContractCatalog:
-    """The `ContractCatalog` named by `module:attribute`."""
-    module_name, _, attribute = spec.partition(":")
-    if not attribute:
-        raise ValueError("expected MODULE:NAME")
-    value = getattr(importlib.import_module(module_name), attribute)
-    if not isinstance(value, ContractCatalog):
-        raise TypeError(f"{attribute} is a {type(value).__name__}, not a ContractCatalog")
-    return value
 
 
 if __name__ == "__main__":

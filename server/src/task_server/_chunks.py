@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.utils.log import get_task_logger
 
-from task_contracts._wire import MAX_CHUNK_SIZE, chunk_task_name
+from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
 from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
 from ._errors import InvalidArguments

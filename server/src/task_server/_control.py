@@ -13,7 +13,7 @@ from celery import Celery
 from celery.worker.control import control_command
 
 from task_contracts import Contract
-from task_contracts._wire import CONTROL_CONTRACTS
+from task_contracts.wire import CONTROL_CONTRACTS
 
 _SERVED: weakref.WeakKeyDictionary[Celery, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
 

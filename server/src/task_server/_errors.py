@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from task_contracts._wire import (
+from task_contracts.wire import (
     REMOTE_CONTRACT_MISMATCH,
     REMOTE_DELIVERY_LIMIT,
     REMOTE_INVALID_ARGUMENTS,

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery, Task
 
 from task_contracts import ArgumentsError, Contract, ResultError
-from task_contracts._wire import FINGERPRINT_HEADER
+from task_contracts.wire import FINGERPRINT_HEADER
 
 from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown

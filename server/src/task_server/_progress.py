@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import current_task
 
-from task_contracts._wire import PROGRESS_DONE, PROGRESS_MESSAGE, PROGRESS_STATE, PROGRESS_TOTAL
+from task_contracts.wire import PROGRESS_DONE, PROGRESS_MESSAGE, PROGRESS_STATE, PROGRESS_TOTAL
 
 
 def report_progress(done: float, total: float | None = None, message: str = "") -> None:

@@ -1,4 +1,9 @@
-"""Facts of the wire that producer and worker must agree on, beyond the Celery protocol itself."""
+"""The wire protocol beyond Celery's own: what producers in any language and the worker agree on.
+
+Public and stable: header names, the reserved chunk task names, the remote error type names that
+the worker stores in result records, and the layout of progress reports. Changing a value here
+breaks deployed clients and foreign producers.
+"""
 
 from __future__ import annotations
 
