@@ -8,12 +8,13 @@ import click
 
 from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
 
-from ._app import create_app
-from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
+from ._app import create_app, result_ttls
+from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
 from ._errors import ImplementationError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._registry import discover, verify
 from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._threads import DEFAULT_THREADS
 
 EXIT_IMPLEMENTATION = 3
 
@@ -67,9 +68,25 @@ def check(implementations: tuple[str, ...]) -> None:
 @click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
 @click.option(
     "--events/--no-events",
-    default=True,
+    default=False,
     show_default=True,
-    help="Send task events for monitoring (Flower, `celery events`).",
+    help="Send task events for monitoring (Flower, `celery events`); three Redis PUBLISHes more per call.",
+)
+@click.option(
+    "--threads",
+    envvar="TASK_THREADS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads of the main process serving contracts declared cpu_bound=False (prefork pool only; "
+    "0: serve them from the pool too) [env TASK_THREADS].",
+)
+@click.option(
+    "--result-ttl",
+    envvar="TASK_RESULT_TTL",
+    type=click.FloatRange(min=1),
+    help="Seconds every finished call's record is kept in the result backend [env TASK_RESULT_TTL; "
+    "default: each contract's result_ttl, 10 x its timeout and at least 300 s].",
 )
 @click.option(
     "--visibility-timeout",
@@ -107,6 +124,8 @@ def worker(
     pool: str,
     hostname: str | None,
     events: bool,
+    threads: int,
+    result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
@@ -125,7 +144,9 @@ def worker(
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
-        extra_celery_config={} if events else {"worker_send_task_events": False},
+        extra_celery_config={"worker_send_task_events": True} if events else {},
+        threads=threads,
+        result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
@@ -135,7 +156,11 @@ def worker(
     except ImplementationError as error:
         _refuse(error)
     click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
-    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+    warnings = [
+        *redelivery_warnings(visibility_timeout, CATALOG),
+        *lifetime_warnings(visibility_timeout, result_ttls(settings, CATALOG), CATALOG),
+    ]
+    for warning in warnings:
         click.echo(f"task-server: warning: {warning}", err=True)
     app.worker_main(argv=_worker_argv(settings))
 
