@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 from task_contracts import Contract, diagnostics, math, reports
@@ -29,6 +29,7 @@ from ._errors import TaskError
 from ._handle import BaseHandle
 from ._outcome import decode_outcome
 from ._remote import RemoteTask
+from ._stream import Pending, Stream, raise_or_keep
 
 if TYPE_CHECKING:
     from ._client import TaskClient
@@ -125,6 +126,104 @@ class AsyncRemoteTask(Generic[P, R]):
         """The same task with another wait bound or queue."""
         return AsyncRemoteTask(self._sync.with_options(timeout=timeout, queue=queue))
 
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[R]: ...
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[R | TaskError]: ...
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[R] | AsyncIterator[R | TaskError]:
+        """Run many calls, streamed: `async for` yields results in input order. Same rules as `RemoteTask.imap`.
+
+        Cancelling the consuming task (or `aclose()`) revokes the calls still queued.
+        """
+        bound = self.timeout if timeout is None else timeout
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, _ignore)
+        return _in_order(stream, bound, return_exceptions)
+
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[tuple[int, R]]: ...
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[tuple[int, R | TaskError]]: ...
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[tuple[int, R]] | AsyncIterator[tuple[int, R | TaskError]]:
+        """`(index, result)` pairs in the order the calls finish. Same rules as `RemoteTask.as_completed`.
+
+        Call it from the event loop that consumes it.
+        """
+        bound = self.timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Queue[Pending] = asyncio.Queue()
+
+        def notify(pending: Pending) -> None:  # from the watcher's thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(finished.put_nowait, pending)
+
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, notify)
+        return _in_finishing_order(stream, finished, bound, return_exceptions)
+
+    def _stream(
+        self,
+        arg_sets: Iterable[ArgSet],
+        chunk_size: int | None,
+        max_in_flight: int | None,
+        on_done: Callable[[Pending], None],
+    ) -> Stream[R]:
+        return Stream(
+            self._sync._runtime,
+            self.contract,
+            self._sync._options,
+            arg_sets,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            on_done=on_done,
+        )
+
     async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection; one handle per call."""
         batch: Batch[R] = Batch(self.contract, arg_sets, chunk_size=1)
@@ -174,6 +273,57 @@ class AsyncRemoteTask(Generic[P, R]):
             raise
         outcomes = batch.outcomes(futures, lambda task_id, future: runtime.give_up(self.name, task_id, future, bound))
         return batch.finish(outcomes, return_exceptions)
+
+
+def _ignore(_pending: Pending) -> None:
+    pass
+
+
+async def _refill(stream: Stream[Any]) -> None:
+    # Validation runs in the loop; the pipelined publish in the default executor, off the loop.
+    batch = stream.plan()
+    if batch is not None:
+        await asyncio.get_running_loop().run_in_executor(None, stream.publish, batch)
+
+
+async def _in_order(stream: Stream[Any], bound: float, return_exceptions: bool) -> AsyncIterator[Any]:
+    try:
+        await _refill(stream)
+        while stream.pending:
+            head = stream.head()
+            if not head.future.done():
+                # asyncio.wait neither raises on timeout nor cancels the watcher's future.
+                await asyncio.wait((asyncio.wrap_future(head.future),), timeout=bound)
+            outcomes = stream.outcomes(head, bound)
+            await _refill(stream)
+            for outcome in outcomes:
+                yield raise_or_keep(outcome, return_exceptions)
+        stream.finish()
+    finally:
+        stream.cancel()  # closed early, cancelled or an error: revoke what is still queued
+
+
+async def _in_finishing_order(
+    stream: Stream[Any], finished: asyncio.Queue[Pending], bound: float, return_exceptions: bool
+) -> AsyncIterator[tuple[int, Any]]:
+    try:
+        await _refill(stream)
+        while stream.pending:
+            try:
+                async with asyncio.timeout(bound):
+                    done = [await finished.get()]
+            except TimeoutError:
+                done = list(stream.pending)  # nothing finished within the bound: all time out
+            for pending in done:
+                if pending not in stream.pending:
+                    continue
+                outcomes = stream.outcomes(pending, bound)
+                await _refill(stream)
+                for offset, outcome in enumerate(outcomes):
+                    yield pending.first + offset, raise_or_keep(outcome, return_exceptions)
+        stream.finish()
+    finally:
+        stream.cancel()
 
 
 def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, finished: asyncio.Future[None]) -> None:

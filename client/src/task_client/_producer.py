@@ -20,6 +20,7 @@ from task_contracts.wire import FINGERPRINT_HEADER
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
+from ._transport import PRODUCER_AMQP
 
 # Everything a publish can raise when the broker is down, refusing, or frozen.
 _BROKER_ERRORS = (
@@ -60,7 +61,8 @@ class Producer:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
-        self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url)
+        # PRODUCER_AMQP: kombu's Redis transport without a new redis-py client object per publish.
+        self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url, amqp=PRODUCER_AMQP)
         self._app.conf.update(
             task_serializer="json",
             accept_content=["json"],

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from task_contracts import Contract
 
 from ._batch import ArgSet, Batch, when_all_done
 from ._errors import TaskError
 from ._handle import TaskHandle
+from ._outcome import decode_outcome
 from ._runtime import CallOptions, Runtime
+from ._stream import Pending, Stream, raise_or_keep
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,7 +57,9 @@ class RemoteTask(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the task and wait for its validated result (at most `timeout` seconds)."""
-        return self.submit(*args, **kwargs).result()
+        task_id, record = self._runtime.call(self._contract, args, kwargs, self._options, self.timeout)
+        value: R = decode_outcome(self._contract, task_id, record)
+        return value
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Validate and publish the call; return its handle without waiting."""
@@ -109,6 +115,109 @@ class RemoteTask(Generic[P, R]):
         )
         return batch.finish(outcomes, return_exceptions)
 
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> Iterator[R]: ...
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> Iterator[R | TaskError]: ...
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[R] | Iterator[R | TaskError]:
+        """Run many calls, streamed: yield their results in input order as they arrive.
+
+        `arg_sets` is read lazily (items as in `map`) and at most `max_in_flight` calls (default
+        10,000) are published and unanswered at any time, so any number of calls runs in bounded
+        memory. Calls travel in chunks of `chunk_size` (default 250). `timeout` (default: this
+        task's timeout) bounds each wait for the next message's results. A failed call raises its
+        `TaskError` where it stands (with `return_exceptions=True` the error is yielded instead).
+        Closing the iterator early (break, an exception, Ctrl-C) revokes the calls still queued.
+
+        >>> for total in client.add.imap((i, i) for i in range(1_000_000)):
+        ...     ...
+        """
+        bound = self.timeout if timeout is None else timeout
+        stream: Stream[R] = Stream(
+            self._runtime,
+            self._contract,
+            self._options,
+            arg_sets,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            on_done=_ignore,
+        )
+        return _in_order(stream, bound, return_exceptions)
+
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> Iterator[tuple[int, R]]: ...
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> Iterator[tuple[int, R | TaskError]]: ...
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[tuple[int, R]] | Iterator[tuple[int, R | TaskError]]:
+        """As `imap`, but yield `(index, result)` pairs in the order the calls finish.
+
+        `timeout` bounds each wait for any next result; when it runs out, every call still
+        unanswered gets its `TaskTimeout`. Calls of one chunk finish together.
+
+        >>> for index, total in client.add.as_completed(pairs, chunk_size=1):
+        ...     ...
+        """
+        bound = self.timeout if timeout is None else timeout
+        finished: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        stream: Stream[R] = Stream(
+            self._runtime,
+            self._contract,
+            self._options,
+            arg_sets,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            on_done=finished.put,
+        )
+        return _in_finishing_order(stream, finished, bound, return_exceptions)
+
     def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[TaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection, return one handle per call.
 
@@ -133,3 +242,50 @@ class RemoteTask(Generic[P, R]):
             queue=self._options.queue if queue is None else queue,
         )
         return RemoteTask(self._runtime, self._contract, options)
+
+
+def _ignore(_pending: Pending) -> None:
+    pass
+
+
+def _refill(stream: Stream[Any]) -> None:
+    batch = stream.plan()
+    if batch is not None:
+        stream.publish(batch)
+
+
+def _in_order(stream: Stream[Any], bound: float, return_exceptions: bool) -> Iterator[Any]:
+    try:
+        _refill(stream)
+        while stream.pending:
+            head = stream.head()
+            concurrent.futures.wait((head.future,), timeout=bound)
+            outcomes = stream.outcomes(head, bound)
+            _refill(stream)  # before yielding: the workers stay busy while the caller works
+            for outcome in outcomes:
+                yield raise_or_keep(outcome, return_exceptions)
+        stream.finish()
+    finally:
+        stream.cancel()  # closed early, Ctrl-C or an error: revoke what is still queued
+
+
+def _in_finishing_order(
+    stream: Stream[Any], finished: queue.SimpleQueue[Pending], bound: float, return_exceptions: bool
+) -> Iterator[tuple[int, Any]]:
+    try:
+        _refill(stream)
+        while stream.pending:
+            try:
+                done = [finished.get(timeout=bound)]
+            except queue.Empty:
+                done = list(stream.pending)  # nothing finished within the bound: all time out
+            for pending in done:
+                if pending not in stream.pending:
+                    continue  # already handed out (its notice came after a timeout)
+                outcomes = stream.outcomes(pending, bound)
+                _refill(stream)
+                for offset, outcome in enumerate(outcomes):
+                    yield pending.first + offset, raise_or_keep(outcome, return_exceptions)
+        stream.finish()
+    finally:
+        stream.cancel()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._settings import ClientSettings
 from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,28 @@ class Runtime:
         self.producer.publish(message, contract=contract.name)
         return message.task_id
 
+    def call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+        timeout: float,
+    ) -> tuple[str, Record]:
+        """Validate and publish one call and wait at most `timeout` seconds for its ready record.
+
+        Hot path: the result's subscription is requested before the message is published, so
+        the two travel at once instead of one after the other (one Redis round trip less).
+        """
+        message = self.prepare_call(contract, args, kwargs, options)
+        future = self.watcher.watch(message.task_id)
+        try:
+            self.producer.publish(message, contract=contract.name)
+        except BaseException:
+            self.watcher.forget(message.task_id, future)
+            raise
+        return message.task_id, self.wait(contract.name, message.task_id, timeout, future)
+
     def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
         """Watch and publish every message of a validated batch; return one future per message.
 
@@ -106,9 +132,18 @@ class Runtime:
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
 
-    def wait(self, contract: str | None, task_id: str, timeout: float) -> Record:
-        """The task's ready record, waiting at most `timeout` seconds (then `last_look`)."""
-        future = self.watcher.watch(task_id)
+    def wait(
+        self,
+        contract: str | None,
+        task_id: str,
+        timeout: float,
+        future: concurrent.futures.Future[Record] | None = None,
+    ) -> Record:
+        """The task's ready record, waiting at most `timeout` seconds (then `last_look`).
+
+        `future`: the watch already started for it, if any.
+        """
+        future = future or self.watcher.watch(task_id)
         record: Record | None
         try:
             record = future.result(timeout=timeout)
@@ -141,6 +176,25 @@ class Runtime:
             contract=contract,
             task_id=task_id,
         )
+
+    def revoke(self, task_ids: list[str]) -> None:
+        """Ask every running worker not to run these calls (Celery's `revoke` broadcast), best effort.
+
+        kombu retries a broadcast while the broker is unreachable, without end, so it runs in a
+        thread of its own and the caller waits at most the connection bounds for it.
+        """
+
+        def broadcast() -> None:
+            try:
+                self.producer.app.control.revoke(task_ids)
+            except Exception as error:
+                logger.warning("could not revoke %d queued calls: %s", len(task_ids), error)
+
+        sender = threading.Thread(target=broadcast, name="task-client-revoke", daemon=True)
+        sender.start()
+        sender.join(self.settings.connect_timeout + self.settings.socket_timeout)
+        if sender.is_alive():
+            logger.warning("revoking %d queued calls: the broker did not answer; still trying", len(task_ids))
 
     def close(self) -> None:
         self.watcher.close()
