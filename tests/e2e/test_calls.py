@@ -15,7 +15,7 @@ from task_client import (
 )
 from task_contracts import contract
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 def test_tutorial_tasks_return_validated_results(client: TaskClient) -> None:

@@ -8,9 +8,10 @@ from task_client import TaskClient, UnknownTask
 from task_contracts import contract
 from task_server.testing import WorkerProcess
 
+from ..brokers import Broker
 from .raw_messages import json_body, push
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 def test_an_unknown_name_on_any_queue_the_worker_consumes_is_unknown_quickly(client: TaskClient) -> None:
@@ -24,9 +25,9 @@ def test_an_unknown_name_on_any_queue_the_worker_consumes_is_unknown_quickly(cli
 
 
 def test_an_unknown_name_from_a_foreign_producer_is_reported_by_the_worker(
-    client: TaskClient, redis_url: str, worker: WorkerProcess
+    client: TaskClient, broker: Broker, worker: WorkerProcess
 ) -> None:
-    task_id = push(redis_url, "billing.charge", json_body([1], {}), queue="math")
+    task_id = push(broker.url, "billing.charge", json_body([1], {}), queue="math")
 
     @contract(name="billing.charge", queue="math", timeout=30)
     def charge(x: int) -> int: ...

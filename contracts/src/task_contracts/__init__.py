@@ -5,10 +5,14 @@ from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
     DEFAULT_BROKER_URL,
+    CeleryUrl,
     ConnectionConfigError,
     ConnectionUrls,
+    SentinelAddress,
+    celery_url,
     redact_url,
     resolve_urls,
+    sentinel_address,
 )
 from ._contract import (
     ArgumentsError,
@@ -25,14 +29,17 @@ __all__ = [
     "CATALOG",
     "DEFAULT_BROKER_URL",
     "ArgumentsError",
+    "CeleryUrl",
     "ConnectionConfigError",
     "ConnectionUrls",
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
     "ResultError",
+    "SentinelAddress",
     "arguments_document",
     "asyncapi_document",
+    "celery_url",
     "contract",
     "diagnostics",
     "export_contracts",
@@ -42,5 +49,6 @@ __all__ = [
     "reports",
     "resolve_urls",
     "result_document",
+    "sentinel_address",
     "wire",
 ]

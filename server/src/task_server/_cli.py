@@ -77,8 +77,8 @@ def check(implementations: tuple[str, ...]) -> None:
     type=click.FloatRange(min=1),
     default=DEFAULT_VISIBILITY_TIMEOUT,
     show_default=True,
-    help="Seconds after which a task whose worker was killed is delivered again [env TASK_VISIBILITY_TIMEOUT]; "
-    "keep it above every contract's timeout.",
+    help="Redis brokers: seconds after which a task whose worker was killed is delivered again "
+    "[env TASK_VISIBILITY_TIMEOUT]; keep it above every contract's timeout. RabbitMQ redelivers at once.",
 )
 @click.option(
     "--max-deliveries",
@@ -135,7 +135,8 @@ def worker(
     except ImplementationError as error:
         _refuse(error)
     click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
-    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+    # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
+    for warning in [] if urls.broker_is_amqp else redelivery_warnings(visibility_timeout, CATALOG):
         click.echo(f"task-server: warning: {warning}", err=True)
     app.worker_main(argv=_worker_argv(settings))
 
