@@ -54,6 +54,7 @@ EXPECTED = {
         "AsyncTaskHandle",
         "BatchFailed",
         "BrokerUnavailable",
+        "ClientClosed",
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
@@ -67,6 +68,7 @@ EXPECTED = {
         "TaskTimeout",
         "UnknownTask",
         "WorkerInfo",
+        "remote",
     },
 }
 
