@@ -7,7 +7,7 @@ PACKAGES := contracts/src/task_contracts server/src/task_server client/src/task_
 # The official AsyncAPI JSON Schemas (npm @asyncapi/specs), used by the tests that validate exports.
 ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
 
-.PHONY: install demo test test-e2e bench build lint clean
+.PHONY: install demo test test-e2e bench build lint docs clean
 
 install: $(STAMP) $(ASYNCAPI_SPECS)
 
@@ -42,5 +42,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(PACKAGES) tests examples bench
 	$(BIN)/mypy $(PACKAGES)
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist site .pytest_cache .mypy_cache .ruff_cache

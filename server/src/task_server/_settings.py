@@ -18,6 +18,7 @@ class WorkerSettings:
     implementations: tuple[str, ...] = DEFAULT_IMPLEMENTATIONS
     queues: tuple[str, ...] = ()  # empty: every queue the contracts name
     concurrency: int | None = None  # None: one process per CPU
+    autoscale: tuple[int, int] | None = None  # (max, min) prefork processes; overrides concurrency
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None
