@@ -49,5 +49,14 @@ def test_worker_rejects_a_non_redis_broker_url_as_usage_error() -> None:
 def test_help_documents_every_option() -> None:
     done = run_cli("worker", "--help")
     assert done.returncode == 0
-    for option in ("--broker-url", "--result-backend", "--concurrency", "--queues", "--loglevel", "--pool"):
+    for option in (
+        "--broker-url",
+        "--result-backend",
+        "--concurrency",
+        "--queues",
+        "--default-queue",
+        "--no-default-queue",
+        "--loglevel",
+        "--pool",
+    ):
         assert option in done.stdout
