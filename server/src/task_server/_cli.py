@@ -17,6 +17,22 @@ from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSett
 
 EXIT_IMPLEMENTATION = 3
 
+
+def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """`MAX,MIN` (or `MAX`, then MIN is 1): pool sizes for Celery's autoscaler."""
+    if value is None:
+        return None
+    try:
+        sizes = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MAX,MIN (two whole numbers, e.g. 8,2)") from None
+    if len(sizes) == 1:
+        sizes.append(1)
+    if len(sizes) != 2 or not sizes[0] >= sizes[1] >= 1:
+        raise click.BadParameter(f"{value!r}: expected MAX,MIN with MAX >= MIN >= 1, e.g. 8,2")
+    return sizes[0], sizes[1]
+
+
 _implementations_option = click.option(
     "--implementations",
     "-I",
@@ -83,8 +99,14 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--autoscale",
+    callback=_autoscale,
+    metavar="MAX,MIN",
+    help="Grow the prefork pool up to MAX processes under load and shrink it back to MIN (overrides --concurrency).",
+)
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
-@click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
+@click.option("--hostname", "-n", help="Node name, unique per worker, e.g. math1@%h (%h: this host's name).")
 @click.option(
     "--events/--no-events",
     default=True,
@@ -122,6 +144,7 @@ def worker(
     broker_url: str | None,
     result_backend: str | None,
     concurrency: int | None,
+    autoscale: tuple[int, int] | None,
     queues: str | None,
     default_queue: str,
     no_default_queue: bool,
@@ -139,12 +162,15 @@ def worker(
         urls = resolve_urls(broker_url, result_backend)
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
+    if autoscale and pool != "prefork":
+        raise click.UsageError(f"--autoscale needs the prefork pool, not --pool {pool}")
     settings = WorkerSettings(
         urls=urls,
         implementations=implementations,
         queues=tuple(q for q in (queues or "").split(",") if q),
         default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
+        autoscale=autoscale,
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
@@ -172,6 +198,9 @@ def _worker_argv(settings: WorkerSettings) -> list[str]:
     argv.append(f"--queues={','.join(consumed_queues(settings))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
+    if settings.autoscale:
+        maximum, minimum = settings.autoscale
+        argv.append(f"--autoscale={maximum},{minimum}")
     if settings.hostname:
         argv.append(f"--hostname={settings.hostname}")
     return argv

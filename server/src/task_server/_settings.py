@@ -23,6 +23,7 @@ class WorkerSettings:
     # None: not consumed (a broker shared with other Celery apps that use it).
     default_queue: str | None = CELERY_DEFAULT_QUEUE
     concurrency: int | None = None  # None: one process per CPU
+    autoscale: tuple[int, int] | None = None  # (max, min) prefork processes; overrides concurrency
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None

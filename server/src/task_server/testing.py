@@ -206,9 +206,10 @@ class WorkerProcess(_Process):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         logdir: str | None = None,
+        hostname: str | None = None,
     ) -> None:
         self.broker_url = broker_url
-        self.hostname = f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
+        self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
             sys.executable,
