@@ -37,7 +37,6 @@ class TickPublisher:
         job = self._loop.run_in_executor(None, self._publish, [message for message, _ in batch])
         job.add_done_callback(lambda done: _settle(done, [published for _, published in batch]))
 
-
     def _publish(self, messages: list[Outgoing]) -> None:
         if len(messages) == 1:  # a lone call publishes exactly as a sync one: same retry, same error
             self._producer.publish(messages[0], contract=messages[0].name)
