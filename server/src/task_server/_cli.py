@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from celery import Celery
 
 from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
 
@@ -119,6 +120,21 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@click.option(
+    "--metrics-port",
+    envvar="TASK_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics; 0: off [env TASK_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-address",
+    envvar="TASK_METRICS_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
+)
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -133,6 +149,8 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    metrics_port: int,
+    metrics_address: str,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -155,6 +173,8 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
     try:
         app = create_app(settings)
@@ -163,7 +183,22 @@ def worker(
     click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
     for warning in redelivery_warnings(visibility_timeout, CATALOG):
         click.echo(f"task-server: warning: {warning}", err=True)
+    if settings.metrics_port:
+        _serve_metrics(app, settings)
     app.worker_main(argv=_worker_argv(settings))
+
+
+def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
+    from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
+
+    queues = settings.queues or CATALOG.queues()
+    try:
+        serve_metrics(app, CATALOG, queues, settings.metrics_port, settings.metrics_address)
+    except OSError as error:
+        raise click.UsageError(
+            f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
+        ) from None
+    click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
 
 
 def _worker_argv(settings: WorkerSettings) -> list[str]:
