@@ -9,12 +9,12 @@ from celery import Celery
 
 from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
 
-from ._app import create_app
+from ._app import consumed_queues, create_app
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
 from ._errors import ImplementationError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._registry import discover, verify
-from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
 EXIT_IMPLEMENTATION = 3
 
@@ -72,7 +72,27 @@ def check(implementations: tuple[str, ...]) -> None:
     help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Worker processes [default: number of CPUs].")
-@click.option("--queues", "-Q", help="Comma-separated queues to consume [default: every contract's queue].")
+@click.option(
+    "--queues",
+    "-Q",
+    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue].",
+)
+@click.option(
+    "--default-queue",
+    envvar="TASK_DEFAULT_QUEUE",
+    default=CELERY_DEFAULT_QUEUE,
+    show_default=True,
+    metavar="NAME",
+    help="Celery's default queue, where plain `send_task(name)` calls without routing go; consumed too, and "
+    "names this worker does not serve fail there with NotRegistered [env TASK_DEFAULT_QUEUE].",
+)
+@click.option(
+    "--no-default-queue",
+    envvar="TASK_NO_DEFAULT_QUEUE",
+    is_flag=True,
+    help="Do not consume the default queue: for a broker shared with other Celery apps that use it "
+    "[env TASK_NO_DEFAULT_QUEUE=1].",
+)
 @click.option(
     "--loglevel",
     "-l",
@@ -142,6 +162,8 @@ def worker(
     concurrency: int | None,
     autoscale: tuple[int, int] | None,
     queues: str | None,
+    default_queue: str,
+    no_default_queue: bool,
     loglevel: str,
     pool: str,
     hostname: str | None,
@@ -164,6 +186,7 @@ def worker(
         urls=urls,
         implementations=implementations,
         queues=tuple(q for q in (queues or "").split(",") if q),
+        default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
         autoscale=autoscale,
         pool=pool,
@@ -180,7 +203,11 @@ def worker(
         app = create_app(settings)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
+    click.echo(
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts, "
+        f"queues {', '.join(consumed_queues(settings))}",
+        err=True,
+    )
     for warning in redelivery_warnings(visibility_timeout, CATALOG):
         click.echo(f"task-server: warning: {warning}", err=True)
     if settings.metrics_port:
@@ -203,7 +230,7 @@ def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
 
 def _worker_argv(settings: WorkerSettings) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or CATALOG.queues())}")
+    argv.append(f"--queues={','.join(consumed_queues(settings))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.autoscale:
