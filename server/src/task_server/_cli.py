@@ -218,9 +218,8 @@ def worker(
 def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
     from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
 
-    queues = settings.queues or CATALOG.queues()
     try:
-        serve_metrics(app, CATALOG, queues, settings.metrics_port, settings.metrics_address)
+        serve_metrics(app, CATALOG, consumed_queues(settings), settings.metrics_port, settings.metrics_address)
     except OSError as error:
         raise click.UsageError(
             f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
