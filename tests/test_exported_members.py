@@ -20,7 +20,9 @@ EXPECTED = {
         "Contract",
         "ContractCatalog",
         "ContractDeclarationError",
+        "Crontab",
         "ResultError",
+        "Schedule",
         "arguments_document",
         "asyncapi_document",
         "contract",
@@ -32,6 +34,7 @@ EXPECTED = {
         "reports",
         "resolve_urls",
         "result_document",
+        "schedule_problems",
         "wire",
     },
     task_server: {

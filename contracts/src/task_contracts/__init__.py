@@ -18,6 +18,7 @@ from ._contract import (
     contract,
 )
 from ._export import export_contracts
+from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
@@ -30,7 +31,9 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "Crontab",
     "ResultError",
+    "Schedule",
     "arguments_document",
     "asyncapi_document",
     "contract",
@@ -42,5 +45,6 @@ __all__ = [
     "reports",
     "resolve_urls",
     "result_document",
+    "schedule_problems",
     "wire",
 ]

@@ -7,11 +7,12 @@ import sys
 import click
 from celery import Celery
 
-from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
+from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_url, resolve_urls
 
 from ._app import consumed_queues, create_app
+from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
-from ._errors import ImplementationError
+from ._errors import ImplementationError, ScheduleError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
@@ -225,6 +226,86 @@ def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
             f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
         ) from None
     click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
+
+
+@main.command()
+@click.option(
+    "--broker-url", envvar="TASK_BROKER_URL", help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0]."
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    help="Redis holding the leader lease and the last run times [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option(
+    "--schedules",
+    "schedules_spec",
+    envvar="TASK_SCHEDULES",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
+)
+@click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TASK_CATALOG",
+    default="task_contracts.catalog:CATALOG",
+    show_default=True,
+    metavar="MODULE:ATTR",
+    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
+)
+@click.option(
+    "--lease",
+    envvar="TASK_BEAT_LEASE",
+    type=click.FloatRange(min=0.5),
+    default=DEFAULT_LEASE,
+    show_default=True,
+    help="Seconds the leader's lease lasts; another beat takes over a dead leader within 4/3 of it "
+    "[env TASK_BEAT_LEASE].",
+)
+@click.option(
+    "--lock-key",
+    envvar="TASK_BEAT_LOCK_KEY",
+    default=DEFAULT_LOCK_KEY,
+    show_default=True,
+    help="Redis key of the leader lease; beats sharing it fire as one [env TASK_BEAT_LOCK_KEY].",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def beat(
+    broker_url: str | None,
+    result_backend: str | None,
+    schedules_spec: str,
+    catalog_spec: str,
+    lease: float,
+    lock_key: str,
+    loglevel: str,
+) -> None:
+    """Run the periodic schedules (Celery beat); of several beats on one Redis only the leader fires."""
+    try:
+        urls = resolve_urls(broker_url, result_backend)
+    except ConnectionConfigError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        catalog = load_catalog(catalog_spec)
+        schedules = load_schedules(schedules_spec)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise click.UsageError(f"cannot load: {error}") from None
+    settings = BeatSettings(urls=urls, lease=lease, lock_key=lock_key, loglevel=loglevel.upper())
+    try:
+        app = create_beat_app(settings, schedules, catalog)
+    except ScheduleError as error:
+        click.echo("task-server: the schedules do not match the contracts:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_IMPLEMENTATION)
+    click.echo(f"task-server: beat, broker {redact_url(urls.broker_url)}, {len(schedules)} schedules", err=True)
+    app.Beat(loglevel=settings.loglevel, quiet=True).run()
 
 
 def _worker_argv(settings: WorkerSettings) -> list[str]:
