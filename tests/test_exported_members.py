@@ -57,6 +57,7 @@ EXPECTED = {
         "AsyncTaskHandle",
         "BatchFailed",
         "BrokerUnavailable",
+        "ClientClosed",
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
@@ -70,6 +71,7 @@ EXPECTED = {
         "TaskTimeout",
         "UnknownTask",
         "WorkerInfo",
+        "remote",
     },
 }
 
