@@ -21,7 +21,9 @@ from ._contract import (
     ResultError,
     contract,
 )
+from ._errors import ContractError
 from ._export import export_contracts
+from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
@@ -35,7 +37,10 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "ContractError",
+    "Crontab",
     "ResultError",
+    "Schedule",
     "SentinelAddress",
     "arguments_document",
     "asyncapi_document",
@@ -49,6 +54,7 @@ __all__ = [
     "reports",
     "resolve_urls",
     "result_document",
+    "schedule_problems",
     "sentinel_address",
     "wire",
 ]

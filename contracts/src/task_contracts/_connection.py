@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from ._errors import ContractError
+
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 BROKER_ENV = "TASK_BROKER_URL"
 BACKEND_ENV = "TASK_RESULT_BACKEND"
@@ -27,7 +29,7 @@ _SENTINEL_SEPARATOR = ";"
 _DEFAULT_SENTINEL_PORT = 26379
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(ContractError, ValueError):
     """Raised when a broker or result-backend URL cannot be used."""
 
 
