@@ -18,17 +18,31 @@ from ._inspect import WorkerInfo
 from ._progress import Progress
 from ._remote import RemoteTask
 from ._settings import ClientSettings
+from ._signatures import (
+    AsyncPartial,
+    AsyncWorkflow,
+    AsyncWorkflowHandle,
+    Partial,
+    Workflow,
+    WorkflowHandle,
+    chord,
+    group,
+)
 
 __all__ = [
+    "AsyncPartial",
     "AsyncRemoteTask",
     "AsyncTaskClient",
     "AsyncTaskHandle",
+    "AsyncWorkflow",
+    "AsyncWorkflowHandle",
     "BatchFailed",
     "BrokerUnavailable",
     "ClientSettings",
     "ContractMismatch",
     "InvalidArguments",
     "OutcomeUnknown",
+    "Partial",
     "Progress",
     "RemoteTask",
     "TaskClient",
@@ -38,4 +52,8 @@ __all__ = [
     "TaskTimeout",
     "UnknownTask",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowHandle",
+    "chord",
+    "group",
 ]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
+from collections.abc import Callable, Coroutine, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 from task_contracts import Contract, diagnostics, math, reports
 
@@ -29,12 +29,16 @@ from ._errors import TaskError
 from ._handle import BaseHandle
 from ._outcome import decode_outcome
 from ._remote import RemoteTask
+from ._signatures import AsyncPartial, AsyncWorkflow
+from ._workflow import make_call
 
 if TYPE_CHECKING:
     from ._client import TaskClient
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
+A = TypeVar("A")
 
 
 class AsyncTaskHandle(BaseHandle[R]):
@@ -116,6 +120,22 @@ class AsyncRemoteTask(Generic[P, R]):
         """Validate and publish the call now; return an awaitable handle."""
         task_id = self._sync._runtime.publish_call(self.contract, args, kwargs, self._sync._options)
         return self.handle(task_id)
+
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> AsyncWorkflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(
+        self: Callable[Concatenate[A, Q], Coroutine[Any, Any, R]], *args: Q.args, **kwargs: Q.kwargs
+    ) -> AsyncPartial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> AsyncWorkflow[R] | AsyncPartial[Any, R]:
+        """A signature for asyncio workflows, as `RemoteTask.s`.
+
+        >>> await (client.aio.add.s(4, 7) | client.aio.mul.s(10))()
+        110
+        """
+        sync = self._sync
+        call = make_call(self.contract, args, kwargs, sync._options.queue or self.contract.queue, self.timeout)
+        return AsyncPartial(sync._runtime, call) if call.partial else AsyncWorkflow(sync._runtime, call)
 
     def handle(self, task_id: str) -> AsyncTaskHandle[R]:
         """An awaitable handle on an earlier call of this task."""

@@ -29,6 +29,8 @@ _BROKER_ERRORS = (
     socket.timeout,
     OSError,
 )
+#: The same, for other publishing paths (workflows).
+BROKER_ERRORS = _BROKER_ERRORS
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 

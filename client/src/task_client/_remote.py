@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
 from task_contracts import Contract
 
@@ -13,9 +13,13 @@ from ._batch import ArgSet, Batch, when_all_done
 from ._errors import TaskError
 from ._handle import TaskHandle
 from ._runtime import CallOptions, Runtime
+from ._signatures import Partial, Workflow
+from ._workflow import make_call
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
+A = TypeVar("A")
 
 
 class RemoteTask(Generic[P, R]):
@@ -117,6 +121,21 @@ class RemoteTask(Generic[P, R]):
         batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
         self._runtime.publish_batch(batch, self._options)
         return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in batch.task_ids]
+
+    # The first overload is a complete call; the second leaves out the first parameter, which the
+    # previous link's result fills (typed through `__call__`, so mypy and pyright both infer it).
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Workflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(self: Callable[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs) -> Partial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> Workflow[R] | Partial[Any, R]:
+        """A signature for workflows: complete with every parameter, or partial without the first.
+
+        >>> (client.add.s(4, 7) | client.mul.s(10))()   # mul(add(4, 7), 10)
+        110
+        """
+        call = make_call(self._contract, args, kwargs, self._options.queue or self._contract.queue, self.timeout)
+        return Partial(self._runtime, call) if call.partial else Workflow(self._runtime, call)
 
     def handle(self, task_id: str) -> TaskHandle[R]:
         """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""

@@ -11,6 +11,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 
 from ._batch import Batch
+from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
@@ -33,6 +34,7 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
 
     def prepare_call(
         self,
@@ -145,3 +147,4 @@ class Runtime:
     def close(self) -> None:
         self.watcher.close()
         self.producer.close()
+        self.canvas.close()
