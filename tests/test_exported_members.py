@@ -60,6 +60,7 @@ EXPECTED = {
         "AsyncWorkflowHandle",
         "BatchFailed",
         "BrokerUnavailable",
+        "ClientClosed",
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
@@ -78,6 +79,7 @@ EXPECTED = {
         "WorkflowHandle",
         "chord",
         "group",
+        "remote",
     },
 }
 

@@ -105,7 +105,7 @@ def test_workflows_from_asyncio(client: TaskClient) -> None:
 
     async def main() -> None:
         assert await (aio.add.s(4, 7) | aio.mul.s(10))() == 110
-        handle = (aio.add.s(1, 2) | aio.mul.s(3)).submit()
+        handle = await (aio.add.s(1, 2) | aio.mul.s(3)).submit()
         assert isinstance(handle, AsyncWorkflowHandle)
         assert await handle == 9
         assert await handle.result(timeout=10) == 9

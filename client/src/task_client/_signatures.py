@@ -7,16 +7,16 @@ it publishes it once, with fresh task ids each time.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any, Generic, TypeVar, overload
 
-from ._errors import TaskError, TaskTimeout
+from ._errors import ClientClosed, TaskError, TaskTimeout
 from ._runtime import Runtime
+from ._steps import TIMED_OUT, Blocking, Steps, Wait, run_async, run_sync
 from ._watcher import Record
 from ._workflow import Call, Node, Plan, default_timeout, describe, make_chord, make_group, then
 
@@ -33,17 +33,12 @@ class _Run:
         self.runtime = runtime
         self.plan = plan
         self.records: dict[str, Record] = {}
+        self.finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._done = False
-        self._callback: Callable[[], None] | None = None
+        # Every link is watched, not only the last: a failing or cancelled link is known at once.
         self._futures = runtime.watcher.watch_many(plan.link_ids)
-
-    def when_finished(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once, in the watcher's thread, when the outcome is known (at once if it is)."""
-        with self._lock:
-            self._callback = callback
-        for task_id, future in zip(self.plan.link_ids, self._futures, strict=True):
+        for task_id, future in zip(plan.link_ids, self._futures, strict=True):
             future.add_done_callback(functools.partial(self._one_done, task_id))
 
     def _one_done(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
@@ -55,18 +50,20 @@ class _Run:
                 self._failure = error
             else:
                 self.records[task_id] = future.result()
-            if self._done or not (error is not None or self.plan.finished(self.records)):
+            if error is None and not self.plan.finished(self.records):
                 return
-            self._done = True
-            callback = self._callback
-        if callback is not None:
-            callback()
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # already finished, or given up on
+            self.finished.set_result(None)
 
     def outcome(self) -> Any:
         self.stop_watching()
+        if isinstance(self._failure, ClientClosed):
+            raise self._failure
         if self._failure is not None:
             raise self.runtime.backend_unavailable(None, self.plan.task_id, self._failure)
-        return self.plan.outcome(dict(self.records))
+        with self._lock:
+            records = dict(self.records)
+        return self.plan.outcome(records)
 
     def timed_out(self, timeout: float) -> TaskError:
         self.stop_watching()
@@ -87,7 +84,7 @@ class _Run:
 
 
 class _BaseWorkflowHandle(Generic[R]):
-    """What sync and async workflow handles share: the run's identity and its links."""
+    """What sync and async workflow handles share: the run's identity, its links and how to wait."""
 
     __slots__ = ("_plan", "_runtime", "_timeout")
 
@@ -109,6 +106,19 @@ class _BaseWorkflowHandle(Generic[R]):
         """Every link's task id by its position, e.g. `{"link 1 of 2 (math.add)": "..."}`."""
         return {link.label: link.task_id for link in self._plan.links}
 
+    def _result_steps(self, timeout: float | None) -> Steps[R]:
+        bound = self._timeout if timeout is None else timeout
+        run = _Run(self._runtime, self._plan)
+        try:
+            finished = yield Wait(run.finished, bound)
+        except BaseException:  # the caller gave up (cancelled, interrupted): stop watching
+            run.stop_watching()
+            raise
+        if finished is TIMED_OUT:
+            raise run.timed_out(bound)
+        value: R = run.outcome()
+        return value
+
 
 class WorkflowHandle(_BaseWorkflowHandle[R]):
     """A published workflow: `result(timeout=)` waits for its value.
@@ -124,16 +134,9 @@ class WorkflowHandle(_BaseWorkflowHandle[R]):
         """Wait at most `timeout` seconds (default: the sum of the links' bounds) for the workflow's value.
 
         Raises the error of the first link that failed (`TaskFailed` naming the link's position and
-        contract), `TaskTimeout` or `BrokerUnavailable`.
+        contract), `TaskTimeout`, `BrokerUnavailable` or `ClientClosed`.
         """
-        bound = self._timeout if timeout is None else timeout
-        run = _Run(self._runtime, self._plan)
-        finished = threading.Event()
-        run.when_finished(finished.set)
-        if not finished.wait(bound):
-            raise run.timed_out(bound)
-        value: R = run.outcome()
-        return value
+        return run_sync(self._runtime.producer, self._result_steps(timeout))
 
 
 class AsyncWorkflowHandle(_BaseWorkflowHandle[R]):
@@ -146,21 +149,7 @@ class AsyncWorkflowHandle(_BaseWorkflowHandle[R]):
 
     async def result(self, timeout: float | None = None) -> R:
         """As `WorkflowHandle.result`, without holding a thread while waiting."""
-        bound = self._timeout if timeout is None else timeout
-        run = _Run(self._runtime, self._plan)
-        loop = asyncio.get_running_loop()
-        finished: asyncio.Future[None] = loop.create_future()
-        run.when_finished(lambda: _resolve_threadsafe(loop, finished))
-        try:
-            async with asyncio.timeout(bound):
-                await finished
-        except TimeoutError:
-            raise run.timed_out(bound) from None
-        except asyncio.CancelledError:
-            run.stop_watching()
-            raise
-        value: R = run.outcome()
-        return value
+        return await run_async(self._runtime.producer, self._result_steps(timeout))
 
 
 class _BaseWorkflow(Generic[R_co]):
@@ -178,7 +167,18 @@ class _BaseWorkflow(Generic[R_co]):
         """The default bound on the whole workflow: the sum of its links' bounds."""
         return default_timeout(self._node)
 
+    def _submit_steps(self) -> Steps[Plan]:
+        plan: Plan = yield Blocking(self._publish)
+        return plan
+
+    def _call_steps(self, timeout: float | None) -> Steps[Any]:
+        plan = yield from self._submit_steps()
+        handle: _BaseWorkflowHandle[Any] = _BaseWorkflowHandle(self._runtime, plan, self.timeout)
+        return (yield from handle._result_steps(timeout))
+
     def _publish(self) -> Plan:
+        if self._runtime.closed:
+            raise ClientClosed("the client is closed")
         plan = Plan(self._node, self._runtime.canvas.app)
         self._runtime.canvas.publish(plan.canvas, what=f"workflow {plan.description}")
         return plan
@@ -201,15 +201,17 @@ class Workflow(_BaseWorkflow[R_co]):
 
     def __call__(self, *, timeout: float | None = None) -> R_co:
         """Publish and wait at most `timeout` seconds (default `self.timeout`) for the value."""
-        return self.submit().result(timeout)
+        value: R_co = run_sync(self._runtime.producer, self._call_steps(timeout))
+        return value
 
     def submit(self) -> WorkflowHandle[R_co]:
         """Validate and publish the workflow now; return its handle without waiting."""
-        return WorkflowHandle(self._runtime, self._publish(), self.timeout)
+        plan = run_sync(self._runtime.producer, self._submit_steps())
+        return WorkflowHandle(self._runtime, plan, self.timeout)
 
 
 class AsyncWorkflow(_BaseWorkflow[R_co]):
-    """A complete workflow for asyncio: `await workflow()`; `workflow.submit()` returns an awaitable handle."""
+    """A complete workflow for asyncio: `await workflow()`; `await workflow.submit()` returns an awaitable handle."""
 
     __slots__ = ()
 
@@ -221,13 +223,13 @@ class AsyncWorkflow(_BaseWorkflow[R_co]):
 
     async def __call__(self, *, timeout: float | None = None) -> R_co:
         """Publish (from the loop's executor) and wait at most `timeout` seconds for the value."""
-        plan = await asyncio.get_running_loop().run_in_executor(None, self._publish)
-        handle: AsyncWorkflowHandle[R_co] = AsyncWorkflowHandle(self._runtime, plan, self.timeout)
-        return await handle.result(timeout)
+        value: R_co = await run_async(self._runtime.producer, self._call_steps(timeout))
+        return value
 
-    def submit(self) -> AsyncWorkflowHandle[R_co]:
-        """Validate and publish the workflow now (blocking the loop for the publish); return an awaitable handle."""
-        return AsyncWorkflowHandle(self._runtime, self._publish(), self.timeout)
+    async def submit(self) -> AsyncWorkflowHandle[R_co]:
+        """Validate and publish the workflow (from the loop's executor); return an awaitable handle."""
+        plan = await run_async(self._runtime.producer, self._submit_steps())
+        return AsyncWorkflowHandle(self._runtime, plan, self.timeout)
 
 
 class Partial(Generic[A_contra, R_co]):
@@ -297,13 +299,3 @@ def _one_kind(members: Any) -> Any:
         names = sorted(kind.__name__ for kind in kinds)
         raise TypeError(f"expected workflows all from client or all from client.aio, got {names}")
     return kinds.pop()
-
-
-def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, finished: asyncio.Future[None]) -> None:
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(_resolve, finished)
-
-
-def _resolve(finished: asyncio.Future[None]) -> None:
-    if not finished.done():
-        finished.set_result(None)

@@ -11,8 +11,10 @@ from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_
 from ._app import consumed_queues, create_app
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
+from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
 from ._errors import ImplementationError, ScheduleError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
@@ -180,17 +182,55 @@ def worker(
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
     )
+    _serve(settings)
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=DEFAULT_DEV_PORT,
+    show_default=True,
+    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_implementations_option
+def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+    """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
+    with embedded_redis(choose_port(port)) as redis:
+        click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
+        click.echo("Point clients at it:")
+        click.echo(f"  export TASK_BROKER_URL={redis.url}")
+        click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
+        urls = resolve_urls(redis.url, redis.url)
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+
+
+def _serve(settings: WorkerSettings) -> None:
+    """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
         app = create_app(settings)
     except ImplementationError as error:
         _refuse(error)
+    urls = settings.urls
     click.echo(
         f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts, "
         f"queues {', '.join(consumed_queues(settings))}",
         err=True,
     )
-    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+    for warning in redelivery_warnings(settings.visibility_timeout, CATALOG):
         click.echo(f"task-server: warning: {warning}", err=True)
+    roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
+    for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
+        roles.setdefault(url, []).append(role)
+    for url, names in roles.items():
+        reason = unreachable_reason(url)
+        if reason is not None:
+            click.echo(
+                f"task-server: waiting for the {' and '.join(names)} at {redact_url(url)}: {reason} "
+                "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
+                err=True,
+            )
     app.worker_main(argv=_worker_argv(settings))
 
 

@@ -295,3 +295,40 @@ class BeatProcess(_Process):
         if not self.alive():
             raise ProcessError(f"beat exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
         return "beat: Starting..." in self.log()
+
+
+class DevProcess(_Process):
+    """`task-server dev` as a developer runs it: an embedded Redis and a worker in one process tree.
+
+    `start()` returns once the worker is ready; `url` is the broker URL the command printed.
+    """
+
+    def __init__(self, *, port: int = 0, concurrency: int = 1, logdir: str | None = None) -> None:
+        self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-dev-")) / "task-server-dev.log"
+        self.argv = [sys.executable, "-m", "task_server", "dev", "--port", str(port), "--concurrency", str(concurrency)]
+
+    def start(self, timeout: float = 60.0) -> Self:
+        self._spawn(self.argv)
+        wait_until(self._ready, timeout, "task-server dev to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"task-server dev exited: {self.log()[-3000:]}")
+        return "export TASK_BROKER_URL=" in self.log() and " ready." in self.log()
+
+    @property
+    def url(self) -> str:
+        return self.log().split("export TASK_BROKER_URL=", 1)[1].split()[0]
+
+    def descendants(self) -> list[int]:
+        """Pids of every process below this one (the redis-server and the worker's pool)."""
+        found: list[int] = []
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop(0)
+            proc = Path(f"/proc/{pid}/task/{pid}/children")
+            children = [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+            found.extend(children)
+            pending.extend(children)
+        return found
