@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import kombu.exceptions
 from celery import Celery
 from celery.backends.redis import RedisBackend
 
@@ -70,7 +69,7 @@ class CanvasPublisher:
         """`canvas.apply_async()`; `BrokerUnavailable` (URL without password) on any broker or backend failure."""
         try:
             canvas.apply_async()
-        except (*BROKER_ERRORS, kombu.exceptions.KombuError) as error:
+        except BROKER_ERRORS as error:
             raise BrokerUnavailable(
                 f"broker {self._broker} is unavailable while publishing {what} "
                 f"(some links may have been sent): {connection_failure(error, self.settings)}",

@@ -17,6 +17,7 @@ from ._contract import (
     ResultError,
     contract,
 )
+from ._errors import ContractError
 from ._export import export_contracts
 from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
@@ -31,6 +32,7 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "ContractError",
     "Crontab",
     "ResultError",
     "Schedule",

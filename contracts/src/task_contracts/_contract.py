@@ -13,6 +13,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
+from ._errors import ContractError
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -21,11 +23,11 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-class ContractDeclarationError(TypeError):
+class ContractDeclarationError(ContractError, TypeError):
     """Raised at import time when a contract declaration is unusable."""
 
 
-class ArgumentsError(ValueError):
+class ArgumentsError(ContractError, ValueError):
     """Raised when call arguments do not satisfy a contract.
 
     `problems` lists one human-readable line per offending field.
@@ -37,7 +39,7 @@ class ArgumentsError(ValueError):
         super().__init__(f"invalid arguments for {contract_name}: " + "; ".join(self.problems))
 
 
-class ResultError(ValueError):
+class ResultError(ContractError, ValueError):
     """Raised when a result value does not satisfy a contract's declared result type."""
 
     def __init__(self, contract_name: str, problems: Sequence[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from celery import Celery
 
 from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_url, resolve_urls
 
@@ -142,6 +143,21 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@click.option(
+    "--metrics-port",
+    envvar="TASK_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics; 0: off [env TASK_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-address",
+    envvar="TASK_METRICS_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
+)
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -158,6 +174,8 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    metrics_port: int,
+    metrics_address: str,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -181,6 +199,8 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
     _serve(settings)
 
@@ -231,7 +251,21 @@ def _serve(settings: WorkerSettings) -> None:
                 "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
                 err=True,
             )
+    if settings.metrics_port:
+        _serve_metrics(app, settings)
     app.worker_main(argv=_worker_argv(settings))
+
+
+def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
+    from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
+
+    try:
+        serve_metrics(app, CATALOG, consumed_queues(settings), settings.metrics_port, settings.metrics_address)
+    except OSError as error:
+        raise click.UsageError(
+            f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
+        ) from None
+    click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
 
 
 @main.command()

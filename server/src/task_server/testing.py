@@ -22,8 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ._errors import ServerError
 
-class ProcessError(RuntimeError):
+
+class ProcessError(ServerError, RuntimeError):
     """A helper process did not start, or died, within its bound."""
 
 
