@@ -122,29 +122,20 @@ class Batch(Generic[R]):
             for message in self.messages
         ]
 
-    def outcomes(
-        self,
-        futures: Sequence[Future[dict[str, Any]]],
-        give_up: Callable[[str, Future[dict[str, Any]]], TaskError],
-    ) -> list[Any]:
-        """One value or `TaskError` per call, in input order; `give_up` names unfinished messages' error."""
+    def outcomes(self, records: Sequence[dict[str, Any] | TaskError]) -> list[Any]:
+        """One value or `TaskError` per call, in input order, from each message's ready record or error."""
         outcomes: list[Any] = []
-        for message, future in zip(self.messages, futures, strict=True):
-            outcomes.extend(self.message_outcomes(message, future, give_up))
+        for message, record in zip(self.messages, records, strict=True):
+            outcomes.extend(self.message_outcomes(message, record))
         return outcomes
 
-    def message_outcomes(
-        self,
-        message: BatchMessage,
-        future: Future[dict[str, Any]],
-        give_up: Callable[[str, Future[dict[str, Any]]], TaskError],
-    ) -> list[Any]:
+    def message_outcomes(self, message: BatchMessage, record: dict[str, Any] | TaskError) -> list[Any]:
         """One value or `TaskError` per call of one message, in order."""
-        if not future.done():
-            return [give_up(message.task_id, future)] * message.count
+        if isinstance(record, TaskError):
+            return [record] * message.count
         if message.chunked:
-            return chunk_outcomes(self.contract, message.task_id, future.result(), message.count)
-        return [capture_outcome(self.contract, message.task_id, future.result())]
+            return chunk_outcomes(self.contract, message.task_id, record, message.count)
+        return [capture_outcome(self.contract, message.task_id, record)]
 
     def finish(self, outcomes: list[Any], return_exceptions: bool) -> list[Any]:
         """The outcomes as `map` returns them: raise `BatchFailed` if any call failed, unless asked not to."""

@@ -1,45 +1,47 @@
-"""A contract bound to a client: call it, submit it, or re-attach to an earlier call."""
+"""A contract bound to a client: call it, submit it, map it, or re-attach to an earlier call.
+
+`BaseRemote` holds every operation once, as steps; `RemoteTask` runs them in the caller's thread
+and `AsyncRemoteTask` awaits them, so both faces validate, publish, wait and fail the same way.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from task_contracts import Contract
 
-from ._batch import ArgSet, Batch, when_all_done
+from ._batch import ArgSet, Batch
 from ._errors import TaskError
-from ._handle import TaskHandle
+from ._handle import AsyncTaskHandle, TaskHandle
 from ._outcome import decode_outcome
 from ._runtime import CallOptions, Runtime
-from ._stream import Pending, Stream, raise_or_keep
+from ._signatures import AsyncPartial, AsyncWorkflow, Partial, Workflow
+from ._steps import Steps, run_async, run_sync
+from ._stream import Stream, iterate_async, iterate_sync
+from ._workflow import Call, make_call
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
+A = TypeVar("A")
+
+_DEFAULT_OPTIONS = CallOptions()
 
 
-class RemoteTask(Generic[P, R]):
-    """A remote task with the contract's typed signature.
-
-    >>> client.add(4, 7)               # blocking, bounded by the contract's timeout
-    11
-    >>> client.add.submit(4, 7).id     # publish now, wait later
-    '...'
-    """
+class BaseRemote(Generic[P, R]):
+    """What both faces of a remote task share: the contract, the options and every operation."""
 
     __slots__ = ("_contract", "_options", "_runtime")
 
-    def __init__(self, runtime: Runtime, contract: Contract[P, R], options: CallOptions | None = None) -> None:
+    def __init__(self, runtime: Runtime, contract: Contract[P, R], options: CallOptions = _DEFAULT_OPTIONS) -> None:
         self._runtime = runtime
         self._contract = contract
-        self._options = options or CallOptions()
+        self._options = options
 
     def __repr__(self) -> str:
-        return f"<RemoteTask {self._contract.name}{self._contract.signature_text()}>"
+        return f"<{type(self).__name__} {self._contract.name}{self._contract.signature_text()}>"
 
     @property
     def name(self) -> str:
@@ -55,16 +57,103 @@ class RemoteTask(Generic[P, R]):
         """The default bound on waiting for a result, in seconds."""
         return self._options.timeout if self._options.timeout is not None else self._contract.timeout
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the task and wait for its validated result (at most `timeout` seconds)."""
-        task_id, record = self._runtime.call(self._contract, args, kwargs, self._options, self.timeout)
+    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> Self:
+        """The same task with another wait bound or queue.
+
+        >>> client.add.with_options(timeout=2)(4, 7)
+        """
+        options = replace(
+            self._options,
+            timeout=self._options.timeout if timeout is None else timeout,
+            queue=self._options.queue if queue is None else queue,
+        )
+        return type(self)(self._runtime, self._contract, options)
+
+    def _signature(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Call:
+        """A workflow link: complete with every parameter, partial without the first (`InvalidArguments` if neither)."""
+        return make_call(self._contract, args, kwargs, self._options.queue or self._contract.queue, self.timeout)
+
+    # -- the operations, once ------------------------------------------------------
+    def _call_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[R]:
+        task_id, record = yield from self._runtime.call(self._contract, args, kwargs, self._options, self.timeout)
         value: R = decode_outcome(self._contract, task_id, record)
         return value
 
+    def _submit_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[str]:
+        return (yield from self._runtime.publish(self._contract, args, kwargs, self._options))
+
+    def _map_steps(
+        self, arg_sets: Iterable[ArgSet], timeout: float | None, chunk_size: int | None, return_exceptions: bool
+    ) -> Steps[list[Any]]:
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
+        bound = self.timeout if timeout is None else timeout
+        outcomes = yield from self._runtime.run_batch(batch, self._options, bound)
+        return batch.finish(outcomes, return_exceptions)
+
+    def _stream(
+        self,
+        arg_sets: Iterable[ArgSet],
+        chunk_size: int | None,
+        max_in_flight: int | None,
+        timeout: float | None,
+        in_order: bool,
+    ) -> Stream[R]:
+        return Stream(
+            self._runtime,
+            self._contract,
+            self._options,
+            arg_sets,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            bound=self.timeout if timeout is None else timeout,
+            in_order=in_order,
+        )
+
+    def _submit_many_steps(self, arg_sets: Iterable[ArgSet]) -> Steps[list[str]]:
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
+        yield from self._runtime.publish_batch(batch, self._options)
+        return batch.task_ids
+
+
+class RemoteTask(BaseRemote[P, R]):
+    """A remote task with the contract's typed signature.
+
+    >>> client.add(4, 7)               # blocking, bounded by the contract's timeout
+    11
+    >>> client.add.submit(4, 7).id     # publish now, wait later
+    '...'
+    """
+
+    __slots__ = ()
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task and wait for its validated result (at most `timeout` seconds)."""
+        return run_sync(self._runtime.producer, self._call_steps(args, kwargs))
+
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Validate and publish the call; return its handle without waiting."""
-        task_id = self._runtime.publish_call(self._contract, args, kwargs, self._options)
+        task_id = run_sync(self._runtime.producer, self._submit_steps(args, kwargs))
         return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    def handle(self, task_id: str) -> TaskHandle[R]:
+        """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    # The first overload is a complete call; the second leaves out the first parameter, which the
+    # previous link's result fills. Typed through `__call__`, so that mypy infers that parameter too.
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Workflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(self: Callable[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs) -> Partial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> Workflow[R] | Partial[Any, R]:
+        """A signature for workflows (Celery's `.s()`): complete with every parameter, or partial
+        without the first, which the previous result fills. Validated now; nothing is published.
+
+        >>> (client.add.s(4, 7) | client.mul.s(10))()   # mul(add(4, 7), 10)
+        110
+        """
+        call = self._signature(args, kwargs)
+        return Partial(self._runtime, call) if call.partial else Workflow(self._runtime, call)
 
     @overload
     def map(
@@ -104,16 +193,7 @@ class RemoteTask(Generic[P, R]):
         >>> client.add.map([(1, 2), (3, 4), {"x": 5, "y": 6}])
         [3, 7, 11]
         """
-        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
-        bound = self.timeout if timeout is None else timeout
-        futures = self._runtime.start_batch(batch, self._options)
-        finished = threading.Event()
-        when_all_done(futures, finished.set)
-        finished.wait(bound)
-        outcomes = batch.outcomes(
-            futures, lambda task_id, future: self._runtime.give_up(self.name, task_id, future, bound)
-        )
-        return batch.finish(outcomes, return_exceptions)
+        return run_sync(self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions))
 
     @overload
     def imap(
@@ -150,23 +230,15 @@ class RemoteTask(Generic[P, R]):
         10,000) are published and unanswered at any time, so any number of calls runs in bounded
         memory. Calls travel in chunks of `chunk_size` (default 250). `timeout` (default: this
         task's timeout) bounds each wait for the next message's results. A failed call raises its
-        `TaskError` where it stands (with `return_exceptions=True` the error is yielded instead).
-        Closing the iterator early (break, an exception, Ctrl-C) revokes the calls still queued.
+        `TaskError` where it stands (with `return_exceptions=True` the error is yielded instead);
+        an invalid call raises `InvalidArguments` after the calls before it. Closing the iterator
+        early (break and close, an exception, Ctrl-C) revokes the calls still queued.
 
         >>> for total in client.add.imap((i, i) for i in range(1_000_000)):
         ...     ...
         """
-        bound = self.timeout if timeout is None else timeout
-        stream: Stream[R] = Stream(
-            self._runtime,
-            self._contract,
-            self._options,
-            arg_sets,
-            chunk_size=chunk_size,
-            max_in_flight=max_in_flight,
-            on_done=_ignore,
-        )
-        return _in_order(stream, bound, return_exceptions)
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=True)
+        return iterate_sync(stream, return_exceptions, indexed=False)
 
     @overload
     def as_completed(
@@ -200,92 +272,170 @@ class RemoteTask(Generic[P, R]):
         """As `imap`, but yield `(index, result)` pairs in the order the calls finish.
 
         `timeout` bounds each wait for any next result; when it runs out, every call still
-        unanswered gets its `TaskTimeout`. Calls of one chunk finish together.
+        unanswered gets its `TaskTimeout`. The calls of one chunk finish together.
 
         >>> for index, total in client.add.as_completed(pairs, chunk_size=1):
         ...     ...
         """
-        bound = self.timeout if timeout is None else timeout
-        finished: queue.SimpleQueue[Pending] = queue.SimpleQueue()
-        stream: Stream[R] = Stream(
-            self._runtime,
-            self._contract,
-            self._options,
-            arg_sets,
-            chunk_size=chunk_size,
-            max_in_flight=max_in_flight,
-            on_done=finished.put,
-        )
-        return _in_finishing_order(stream, finished, bound, return_exceptions)
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=False)
+        return iterate_sync(stream, return_exceptions, indexed=True)
 
     def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[TaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection, return one handle per call.
 
         Each call travels as its own message, so each has its own task id and handle.
         """
-        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
-        self._runtime.publish_batch(batch, self._options)
-        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in batch.task_ids]
+        task_ids = run_sync(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in task_ids]
 
-    def handle(self, task_id: str) -> TaskHandle[R]:
-        """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
-        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
 
-    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> RemoteTask[P, R]:
-        """The same task with another wait bound or queue.
+class AsyncRemoteTask(BaseRemote[P, R]):
+    """A remote task with the contract's typed signature, for asyncio. Never blocks the loop on I/O.
 
-        >>> client.add.with_options(timeout=2)(4, 7)
+    >>> await aclient.add(4, 7)
+    11
+    >>> handle = await aclient.add.submit(4, 7)   # published once awaited
+    >>> await handle
+    11
+
+    Calls awaited in the same loop tick are published together, pipelined, from the loop's
+    default executor (see `_coalesce`).
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task and wait for its validated result (at most `timeout` seconds)."""
+        return await run_async(self._runtime.producer, self._call_steps(args, kwargs))
+
+    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
+        """Validate and publish the call; return its handle once the broker has it."""
+        task_id = await run_async(self._runtime.producer, self._submit_steps(args, kwargs))
+        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    def handle(self, task_id: str) -> AsyncTaskHandle[R]:
+        """An awaitable handle on an earlier call of this task."""
+        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> AsyncWorkflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(
+        self: Callable[Concatenate[A, Q], Coroutine[Any, Any, R]], *args: Q.args, **kwargs: Q.kwargs
+    ) -> AsyncPartial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> AsyncWorkflow[R] | AsyncPartial[Any, R]:
+        """A signature for asyncio workflows, as `RemoteTask.s`.
+
+        >>> await (client.add.s(4, 7) | client.mul.s(10))()
+        110
         """
-        options = replace(
-            self._options,
-            timeout=self._options.timeout if timeout is None else timeout,
-            queue=self._options.queue if queue is None else queue,
+        call = self._signature(args, kwargs)
+        return AsyncPartial(self._runtime, call) if call.partial else AsyncWorkflow(self._runtime, call)
+
+    @overload
+    async def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> list[R]: ...
+    @overload
+    async def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[True],
+    ) -> list[R | TaskError]: ...
+    async def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[R] | list[R | TaskError]:
+        """Run many calls; return their results in input order. Same rules as `RemoteTask.map`."""
+        return await run_async(
+            self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions)
         )
-        return RemoteTask(self._runtime, self._contract, options)
 
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[R]: ...
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[R | TaskError]: ...
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[R] | AsyncIterator[R | TaskError]:
+        """Run many calls, streamed: `async for` yields results in input order. Same rules as `RemoteTask.imap`.
 
-def _ignore(_pending: Pending) -> None:
-    pass
+        Cancelling the consuming task (or `aclose()`) revokes the calls still queued.
 
+        >>> async for total in aclient.add.imap((i, i) for i in range(1_000_000)):
+        ...     ...
+        """
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=True)
+        return iterate_async(stream, return_exceptions, indexed=False)
 
-def _refill(stream: Stream[Any]) -> None:
-    batch = stream.plan()
-    if batch is not None:
-        stream.publish(batch)
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[tuple[int, R]]: ...
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[tuple[int, R | TaskError]]: ...
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[tuple[int, R]] | AsyncIterator[tuple[int, R | TaskError]]:
+        """`(index, result)` pairs in the order the calls finish. Same rules as `RemoteTask.as_completed`."""
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=False)
+        return iterate_async(stream, return_exceptions, indexed=True)
 
-
-def _in_order(stream: Stream[Any], bound: float, return_exceptions: bool) -> Iterator[Any]:
-    try:
-        _refill(stream)
-        while stream.pending:
-            head = stream.head()
-            concurrent.futures.wait((head.future,), timeout=bound)
-            outcomes = stream.outcomes(head, bound)
-            _refill(stream)  # before yielding: the workers stay busy while the caller works
-            for outcome in outcomes:
-                yield raise_or_keep(outcome, return_exceptions)
-        stream.finish()
-    finally:
-        stream.cancel()  # closed early, Ctrl-C or an error: revoke what is still queued
-
-
-def _in_finishing_order(
-    stream: Stream[Any], finished: queue.SimpleQueue[Pending], bound: float, return_exceptions: bool
-) -> Iterator[tuple[int, Any]]:
-    try:
-        _refill(stream)
-        while stream.pending:
-            try:
-                done = [finished.get(timeout=bound)]
-            except queue.Empty:
-                done = list(stream.pending)  # nothing finished within the bound: all time out
-            for pending in done:
-                if pending not in stream.pending:
-                    continue  # already handed out (its notice came after a timeout)
-                outcomes = stream.outcomes(pending, bound)
-                _refill(stream)
-                for offset, outcome in enumerate(outcomes):
-                    yield pending.first + offset, raise_or_keep(outcome, return_exceptions)
-        stream.finish()
-    finally:
-        stream.cancel()
+    async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
+        """Validate every call, publish them all pipelined on one connection; one handle per call."""
+        task_ids = await run_async(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in task_ids]

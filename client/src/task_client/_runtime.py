@@ -1,24 +1,35 @@
-"""The I/O core shared by every client facade: publish a call, watch and fetch its record."""
+"""The I/O core every face shares: what publishing, waiting and reading do, written once as steps.
+
+The wait policy lives here and nowhere else: wait for the record at most `timeout` seconds; when
+the bound runs out, stop watching and make one bounded read of the backend, which finds a result
+whose message was missed and tells a lost backend (`BrokerUnavailable`) from a task that is merely
+pending (`TaskTimeout`). Batches follow the same policy with one read for all unfinished messages.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
 
-from ._batch import Batch
-from ._errors import BrokerUnavailable, InvalidArguments, TaskError
+from ._batch import Batch, when_all_done
+from ._canvas import CanvasPublisher
+from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._settings import ClientSettings
-from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
+from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
+from ._tracing import Tracing
+from ._watcher import READY_STATES, Record, ResultWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +43,21 @@ class CallOptions:
 
 
 class Runtime:
+    """One client's connections (a producer, a result watcher) and the steps that use them."""
+
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
+        # One read of the backend takes at most a connection and a reply.
+        self.read_bound = settings.connect_timeout + settings.socket_timeout
+        self.closed = False
+        # None unless tracing is asked for: the untraced path stays one `is None` test per publish.
+        self.tracing = Tracing() if settings.tracing else None
 
+    # -- publishing --------------------------------------------------------------
     def prepare_call(
         self,
         contract: Contract[..., Any],
@@ -46,6 +66,8 @@ class Runtime:
         options: CallOptions,
     ) -> Outgoing:
         """Validate one call and build its message; raise `InvalidArguments` before any I/O."""
+        if self.closed:
+            raise ClientClosed("the client is closed")
         try:
             wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
         except ArgumentsError as error:
@@ -59,16 +81,19 @@ class Runtime:
             call_headers(contract.fingerprint),
         )
 
-    def publish_call(
+    def publish(
         self,
         contract: Contract[..., Any],
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         options: CallOptions,
-    ) -> str:
-        """Validate and publish one call; return its task id."""
+    ) -> Steps[str]:
+        """Validate and publish one call; its task id."""
         message = self.prepare_call(contract, args, kwargs, options)
-        self.producer.publish(message, contract=contract.name)
+        if self.tracing is None:
+            yield Publish(message, contract.name)
+        else:
+            yield from self.tracing.traced([message], _publish_one)
         return message.task_id
 
     def call(
@@ -78,95 +103,149 @@ class Runtime:
         kwargs: Mapping[str, Any],
         options: CallOptions,
         timeout: float,
-    ) -> tuple[str, Record]:
-        """Validate and publish one call and wait at most `timeout` seconds for its ready record.
+    ) -> Steps[tuple[str, Record]]:
+        """Validate and publish one call, then wait for its ready record as `wait` does.
 
-        Hot path: the result's subscription is requested before the message is published, so
-        the two travel at once instead of one after the other (one Redis round trip less).
+        Hot path: the result's subscription is requested before the message is published, so the
+        two travel at once instead of one after the other (one Redis round trip less per call).
         """
         message = self.prepare_call(contract, args, kwargs, options)
         future = self.watcher.watch(message.task_id)
         try:
-            self.producer.publish(message, contract=contract.name)
+            if self.tracing is None:
+                yield Publish(message, contract.name)
+            else:
+                yield from self.tracing.traced([message], _publish_one)
         except BaseException:
             self.watcher.forget(message.task_id, future)
             raise
-        return message.task_id, self.wait(contract.name, message.task_id, timeout, future)
+        record = yield from self.wait(contract.name, message.task_id, timeout, future)
+        return message.task_id, record
 
-    def start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
-        """Watch and publish every message of a validated batch; return one future per message.
-
-        Watching first lets the subscriptions travel while the batch is published; a record
-        stored before its subscription is confirmed is still found by the watcher's read.
-        """
-        futures = self.watcher.watch_many(batch.task_ids)
-        try:
-            self.publish_batch(batch, options)
-        except BaseException:
-            for task_id, future in zip(batch.task_ids, futures, strict=True):
-                self.watcher.forget(task_id, future)
-            raise
-        return futures
-
-    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> None:
+    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[None]:
         """Publish every message of a validated batch through one pipelined connection."""
-        self.producer.publish_many(batch.outgoing(options.queue or batch.contract.queue), contract=batch.contract.name)
+        messages = batch.outgoing(options.queue or batch.contract.queue)
+        if self.tracing is None:
+            yield Blocking(partial(self._publish_batch, batch, messages))
+        else:
+            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
 
-    def give_up(
-        self, contract: str | None, task_id: str, future: concurrent.futures.Future[Record], timeout: float
-    ) -> TaskError:
-        """Stop watching a call whose bound ran out; return the error it met.
+    def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
+        yield Blocking(partial(self._publish_batch, batch, messages))
 
-        Unlike `wait`, no last read of the backend: async callers and batches must not block on it.
-        """
-        self.watcher.forget(task_id, future)
-        if self.watcher.is_disconnected():
-            return self.backend_unavailable(contract, task_id, self.watcher.last_error)
-        return timeout_error(contract, task_id, timeout)
+    def _publish_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> None:
+        if self.closed:
+            raise ClientClosed("the client is closed")
+        self.producer.publish_many(messages, contract=batch.contract.name)
 
-    def fetch(self, contract: str | None, task_id: str) -> Record | None:
-        """The stored record now (None while pending), within the socket bounds."""
-        bound = self.settings.connect_timeout + self.settings.socket_timeout
-        try:
-            return self.watcher.fetch(task_id).result(timeout=bound)
-        except Exception as error:
-            raise self.backend_unavailable(contract, task_id, error) from None
-
+    # -- waiting -----------------------------------------------------------------
     def wait(
         self,
         contract: str | None,
         task_id: str,
         timeout: float,
         future: concurrent.futures.Future[Record] | None = None,
-    ) -> Record:
-        """The task's ready record, waiting at most `timeout` seconds (then `last_look`).
+    ) -> Steps[Record]:
+        """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
         `future`: the watch already started for it, if any.
         """
         future = future or self.watcher.watch(task_id)
-        record: Record | None
         try:
-            record = future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            self.watcher.forget(task_id, future)
-            record = None
-        except WatcherClosed as error:
+            record = yield Wait(future, timeout)
+        except ClientClosed:
+            raise
+        except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
-        if record is None:  # outside the except block, so no error chains onto the TimeoutError
-            record = self.last_look(contract, task_id, timeout)
-        return record
-
-    def last_look(self, contract: str | None, task_id: str, timeout: float) -> Record:
-        """After a wait ran out: the record if it is ready after all, else the error that says why not.
-
-        One bounded read (at most `connect_timeout + socket_timeout`) finds a result whose message
-        was missed, and tells a frozen or lost backend (`BrokerUnavailable`) from a task that is
-        merely pending (`TaskTimeout`), so no caller is told to wait again on a dead backend.
-        """
-        record = self.fetch(contract, task_id)
-        if record is not None and record.get("status") in READY_STATES:
-            return record
+        except BaseException:  # the caller gave up (cancelled, interrupted): stop watching
+            self.watcher.forget(task_id, future)
+            raise
+        if record is not TIMED_OUT:
+            return record  # type: ignore[no-any-return]
+        self.watcher.forget(task_id, future)
+        last = yield from self.read(contract, task_id)
+        if last is not None and last.get("status") in READY_STATES:
+            return last
         raise timeout_error(contract, task_id, timeout)
+
+    def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
+        """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch."""
+        # The messages are built here, in the caller's thread or task, where its trace context is.
+        messages = batch.outgoing(options.queue or batch.contract.queue)
+        if self.tracing is None:
+            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+        else:
+            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
+        finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+        when_all_done(futures, partial(_resolve, finished))
+        try:
+            yield Wait(finished, timeout)
+        except BaseException:
+            self._forget_all(batch.task_ids, futures)
+            raise
+        ready: list[Record | None] = [future.result() if future.done() else None for future in futures]
+        missing = [task_id for task_id, record in zip(batch.task_ids, ready, strict=True) if record is None]
+        late: dict[str, Record | TaskError] = {}
+        if missing:
+            self._forget_all(batch.task_ids, futures)
+            late = yield from self._read_many(batch.contract.name, missing, timeout)
+        return batch.outcomes(
+            [late[task_id] if record is None else record for task_id, record in zip(batch.task_ids, ready, strict=True)]
+        )
+
+    def _start_batch_steps(
+        self, batch: Batch[Any], messages: list[Outgoing]
+    ) -> Steps[list[concurrent.futures.Future[Record]]]:
+        futures: list[concurrent.futures.Future[Record]] = yield Blocking(partial(self._start_batch, batch, messages))
+        return futures
+
+    def _start_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> list[concurrent.futures.Future[Record]]:
+        # Watching first lets the subscriptions travel while the batch is published; a record
+        # stored before its subscription is confirmed is still found by the watcher's read.
+        futures = self.watcher.watch_many(batch.task_ids)
+        try:
+            self._publish_batch(batch, messages)
+        except BaseException:
+            self._forget_all(batch.task_ids, futures)
+            raise
+        return futures
+
+    def _forget_all(self, task_ids: Sequence[str], futures: Sequence[concurrent.futures.Future[Record]]) -> None:
+        for task_id, future in zip(task_ids, futures, strict=True):
+            if not future.done():
+                self.watcher.forget(task_id, future)
+
+    def _read_many(self, contract: str, task_ids: list[str], timeout: float) -> Steps[dict[str, Record | TaskError]]:
+        """The batch's last look: each unfinished message's ready record, or why there is none."""
+        try:
+            records = yield Wait(self.watcher.fetch_many(task_ids), self.read_bound)
+        except ClientClosed:
+            raise
+        except Exception as error:
+            records = error
+        found: dict[str, Record | TaskError] = {}
+        for index, task_id in enumerate(task_ids):
+            if records is TIMED_OUT or isinstance(records, Exception):
+                failure = None if records is TIMED_OUT else records
+                found[task_id] = self.backend_unavailable(contract, task_id, failure)
+            elif records[index] is not None and records[index].get("status") in READY_STATES:
+                found[task_id] = records[index]
+            else:
+                found[task_id] = timeout_error(contract, task_id, timeout)
+        return found
+
+    # -- reading -----------------------------------------------------------------
+    def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
+        """The stored record now (None while pending), within `read_bound`."""
+        try:
+            record = yield Wait(self.watcher.fetch(task_id), self.read_bound)
+        except ClientClosed:
+            raise
+        except Exception as error:
+            raise self.backend_unavailable(contract, task_id, error) from None
+        if record is TIMED_OUT:
+            raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
+        return record  # type: ignore[no-any-return]
 
     def backend_unavailable(self, contract: str | None, task_id: str, error: BaseException | None) -> BrokerUnavailable:
         reason = connection_failure(error, self.settings)
@@ -192,10 +271,23 @@ class Runtime:
 
         sender = threading.Thread(target=broadcast, name="task-client-revoke", daemon=True)
         sender.start()
-        sender.join(self.settings.connect_timeout + self.settings.socket_timeout)
+        sender.join(self.read_bound)
         if sender.is_alive():
             logger.warning("revoking %d queued calls: the broker did not answer; still trying", len(task_ids))
 
     def close(self) -> None:
+        """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""
+        self.closed = True
         self.watcher.close()
         self.producer.close()
+        self.canvas.close()
+
+
+def _resolve(future: concurrent.futures.Future[None]) -> None:
+    # An async wait that ran out has cancelled the future; the batch finishing later is then no news.
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(None)
+
+
+def _publish_one(messages: list[Outgoing]) -> Steps[None]:
+    yield Publish(messages[0], messages[0].name)

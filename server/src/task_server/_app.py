@@ -6,17 +6,17 @@ from typing import Any
 
 from celery import Celery
 
-from task_contracts import CATALOG, ContractCatalog
-from task_contracts.wire import chunk_task_name
+from task_contracts import CATALOG, CeleryUrl, ContractCatalog, celery_url
+from task_contracts.wire import AMQP_QUEUE_TYPE, chunk_task_name
 
-from ._backend import RESULT_TTLS_SETTING, ResultBackend, store_retry_config
+from ._backend import RESULT_TTLS_SETTING, backend_class, store_retry_config
 from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
 from ._execution import register
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
-from ._settings import WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
 from ._threads import THREADS_SETTING
 from ._transport import WORKER_AMQP
 
@@ -27,7 +27,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     # WORKER_AMQP: an unreadable item on a queue is dropped and logged instead of stopping the worker.
     app = Celery("task_server", set_as_current=False, amqp=WORKER_AMQP)
     app.conf.update(celery_config(settings, catalog))
-    app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
+    app.backend_cls = backend_class(settings.urls.result_backend)  # a result not stored becomes OutcomeUnknown
     for implementation in implementations.values():
         register(app, implementation, settings.max_deliveries)
         register_chunks(app, implementation, settings.max_deliveries)
@@ -35,17 +35,30 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     return app
 
 
+def consumed_queues(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> list[str]:
+    """The queues the worker consumes: `settings.queues` exactly, or every contract's queue and the default queue."""
+    if settings.queues:
+        return list(settings.queues)
+    queues = catalog.queues()
+    if settings.default_queue and settings.default_queue not in queues:
+        queues.append(settings.default_queue)
+    return queues
+
+
 def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[str, Any]:
+    broker = celery_url(settings.urls.broker_url)
+    backend = celery_url(settings.urls.result_backend)
     config: dict[str, Any] = {
-        "broker_url": settings.urls.broker_url,
-        "result_backend": settings.urls.result_backend,
+        "broker_url": broker.url,
+        "result_backend": backend.url,
+        "result_backend_transport_options": dict(backend.transport_options),
         # JSON only: a pickle message could run arbitrary code on the worker.
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
         "task_routes": {item.name: {"queue": item.queue} for item in catalog},
-        "task_default_queue": catalog.queues()[0] if len(catalog) else "default",
+        "task_default_queue": settings.default_queue or CELERY_DEFAULT_QUEUE,
         "broker_connection_retry_on_startup": True,
         # A worker outlives a Redis restart or outage of any length: it keeps reconnecting
         # (every 2 s, growing to 30 s) instead of exiting after Celery's default 100 attempts.
@@ -62,10 +75,7 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # with the threads or solo pool every task already runs there.
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
     }
-    config["broker_transport_options"] = {
-        **config.get("broker_transport_options", {}),
-        **transport_options(settings.visibility_timeout),
-    }
+    config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
     config.update(store_retry_config())
     config.update(settings.extra_celery_config)
@@ -79,3 +89,23 @@ def result_ttls(settings: WorkerSettings, catalog: ContractCatalog) -> dict[str,
         ttl = settings.result_ttl if settings.result_ttl is not None else item.result_ttl
         ttls[item.name] = ttls[chunk_task_name(item.name)] = ttl
     return ttls
+
+
+def broker_config(settings: WorkerSettings, broker: CeleryUrl) -> dict[str, Any]:
+    """What differs between brokers: how a lost worker's task comes back, and how queues are declared."""
+    if not settings.urls.broker_is_amqp:
+        # Redis: kombu keeps delivered messages in an unacked set and restores them after the
+        # visibility timeout (see `_deliveries`).
+        return {
+            "broker_transport_options": {**broker.transport_options, **transport_options(settings.visibility_timeout)}
+        }
+    return {
+        # RabbitMQ redelivers an unacknowledged message as soon as the worker's connection closes
+        # (a killed worker): no visibility timeout. Quorum queues are durable and replicated, and
+        # every message on them persistent; publisher confirms on what the worker publishes too.
+        "broker_transport_options": {"confirm_publish": True},
+        "task_default_queue_type": AMQP_QUEUE_TYPE,
+        "task_create_missing_queue_type": AMQP_QUEUE_TYPE,
+        # A quorum queue knows no global QoS; Celery turns it off when it sees one (said here, not guessed).
+        "worker_detect_quorum_queues": True,
+    }

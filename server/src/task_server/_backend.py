@@ -12,7 +12,7 @@ from typing import Any
 import kombu.exceptions
 import redis.exceptions
 from celery import states
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
 from ._errors import OutcomeUnknown
@@ -65,15 +65,15 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class ResultBackend(RedisBackend):  # type: ignore[misc]
-    """Used as `app.backend_cls`; the URL still comes from `result_backend`.
-
-    Celery would record the Redis `ConnectionError` as the task's own exception; the task did
+class _ReportsLostResults:
+    """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
+
+    Each record is stored in one round trip with its contract's lifetime (`_STORE_SCRIPT`).
     """
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
         self._ttls: Mapping[str, float] = app.conf.get(RESULT_TTLS_SETTING) or {}
         self._store_script: Any = None
 
@@ -86,15 +86,16 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         request: Any = None,
         **kwargs: Any,
     ) -> Any:
-        meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+        backend: Any = self  # a mixin of Celery's RedisBackend (untyped)
+        meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
         meta["task_id"] = task_id
-        value = self.encode(meta)
-        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
+        value = backend.encode(meta)
+        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
-        ttl = self._ttls.get(getattr(request, "task", None) or "", self.expires or 86_400)
+        ttl = self._ttls.get(getattr(request, "task", None) or "", backend.expires or 86_400)
         final = "1" if state in states.READY_STATES else "0"
-        keys = (self.get_key_for_task(task_id), DELIVERIES_KEY_PREFIX + task_id)
+        keys = (backend.get_key_for_task(task_id), DELIVERIES_KEY_PREFIX + task_id)
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
         self._store(keys, value, ttl, final)
@@ -103,7 +104,8 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
     def _store(self, keys: tuple[bytes, str], value: Any, ttl: float, final: str) -> None:
         if self._store_script is None:
             # redis-py sends EVALSHA and loads the script again after a Redis restart (NOSCRIPT).
-            self._store_script = self.client.register_script(_STORE_SCRIPT)
+            backend: Any = self
+            self._store_script = backend.client.register_script(_STORE_SCRIPT)
         self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final))
 
     def mark_as_done(
@@ -115,10 +117,22 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         state: str = states.SUCCESS,
     ) -> Any:
         try:
-            return super().mark_as_done(task_id, result, request, store_result, state)
+            return super().mark_as_done(task_id, result, request, store_result, state)  # type: ignore[misc]
         except STORE_ERRORS as error:
             logger.error("task %s finished but its result could not be stored (%s): outcome unknown", task_id, error)
             raise OutcomeUnknown(
                 f"task {task_id} finished on the worker but its result could not be stored "
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
+
+
+class ResultBackend(_ReportsLostResults, RedisBackend):  # type: ignore[misc]
+    """Used as `app.backend_cls` for `redis://` and `rediss://`; the URL still comes from `result_backend`."""
+
+
+class SentinelResultBackend(_ReportsLostResults, SentinelBackend):  # type: ignore[misc]
+    """The same for `sentinel://`: the master is found through the sentinels, again after a failover."""
+
+
+def backend_class(url: str) -> type[RedisBackend]:
+    return SentinelResultBackend if url.startswith("sentinel:") else ResultBackend

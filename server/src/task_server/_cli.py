@@ -5,18 +5,38 @@ from __future__ import annotations
 import sys
 
 import click
+from celery import Celery
 
-from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
+from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_url, resolve_urls
 
-from ._app import create_app, result_ttls
+from ._app import consumed_queues, create_app, result_ttls
+from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
-from ._errors import ImplementationError
+from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
+from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+from ._reachability import unreachable_reason
 from ._registry import discover, verify
-from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 from ._threads import DEFAULT_THREADS
 
 EXIT_IMPLEMENTATION = 3
+
+
+def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """`MAX,MIN` (or `MAX`, then MIN is 1): pool sizes for Celery's autoscaler."""
+    if value is None:
+        return None
+    try:
+        sizes = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MAX,MIN (two whole numbers, e.g. 8,2)") from None
+    if len(sizes) == 1:
+        sizes.append(1)
+    if len(sizes) != 2 or not sizes[0] >= sizes[1] >= 1:
+        raise click.BadParameter(f"{value!r}: expected MAX,MIN with MAX >= MIN >= 1, e.g. 8,2")
+    return sizes[0], sizes[1]
+
 
 _implementations_option = click.option(
     "--implementations",
@@ -56,7 +76,27 @@ def check(implementations: tuple[str, ...]) -> None:
     help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Worker processes [default: number of CPUs].")
-@click.option("--queues", "-Q", help="Comma-separated queues to consume [default: every contract's queue].")
+@click.option(
+    "--queues",
+    "-Q",
+    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue].",
+)
+@click.option(
+    "--default-queue",
+    envvar="TASK_DEFAULT_QUEUE",
+    default=CELERY_DEFAULT_QUEUE,
+    show_default=True,
+    metavar="NAME",
+    help="Celery's default queue, where plain `send_task(name)` calls without routing go; consumed too, and "
+    "names this worker does not serve fail there with NotRegistered [env TASK_DEFAULT_QUEUE].",
+)
+@click.option(
+    "--no-default-queue",
+    envvar="TASK_NO_DEFAULT_QUEUE",
+    is_flag=True,
+    help="Do not consume the default queue: for a broker shared with other Celery apps that use it "
+    "[env TASK_NO_DEFAULT_QUEUE=1].",
+)
 @click.option(
     "--loglevel",
     "-l",
@@ -64,8 +104,14 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--autoscale",
+    callback=_autoscale,
+    metavar="MAX,MIN",
+    help="Grow the prefork pool up to MAX processes under load and shrink it back to MIN (overrides --concurrency).",
+)
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
-@click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
+@click.option("--hostname", "-n", help="Node name, unique per worker, e.g. math1@%h (%h: this host's name).")
 @click.option(
     "--events/--no-events",
     default=False,
@@ -94,8 +140,8 @@ def check(implementations: tuple[str, ...]) -> None:
     type=click.FloatRange(min=1),
     default=DEFAULT_VISIBILITY_TIMEOUT,
     show_default=True,
-    help="Seconds after which a task whose worker was killed is delivered again [env TASK_VISIBILITY_TIMEOUT]; "
-    "keep it above every contract's timeout.",
+    help="Redis brokers: seconds after which a task whose worker was killed is delivered again "
+    "[env TASK_VISIBILITY_TIMEOUT]; keep it above every contract's timeout. RabbitMQ redelivers at once.",
 )
 @click.option(
     "--max-deliveries",
@@ -114,12 +160,38 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@click.option(
+    "--tracing/--no-tracing",
+    envvar="TASK_TRACING",
+    default=False,
+    show_default=True,
+    help="OpenTelemetry span for every task, joined to the caller's trace; exported as the OTEL_* variables say "
+    "(default OTLP over HTTP) [env TASK_TRACING; needs task-server[otel]].",
+)
+@click.option(
+    "--metrics-port",
+    envvar="TASK_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics; 0: off [env TASK_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-address",
+    envvar="TASK_METRICS_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
+)
 @_implementations_option
 def worker(
     broker_url: str | None,
     result_backend: str | None,
     concurrency: int | None,
+    autoscale: tuple[int, int] | None,
     queues: str | None,
+    default_queue: str,
+    no_default_queue: bool,
     loglevel: str,
     pool: str,
     hostname: str | None,
@@ -129,6 +201,9 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    tracing: bool,
+    metrics_port: int,
+    metrics_address: str,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -136,11 +211,15 @@ def worker(
         urls = resolve_urls(broker_url, result_backend)
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
+    if autoscale and pool != "prefork":
+        raise click.UsageError(f"--autoscale needs the prefork pool, not --pool {pool}")
     settings = WorkerSettings(
         urls=urls,
         implementations=implementations,
         queues=tuple(q for q in (queues or "").split(",") if q),
+        default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
+        autoscale=autoscale,
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
@@ -150,26 +229,179 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        tracing=tracing,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
+    _serve(settings)
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=DEFAULT_DEV_PORT,
+    show_default=True,
+    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_implementations_option
+def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+    """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
+    with embedded_redis(choose_port(port)) as redis:
+        click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
+        click.echo("Point clients at it:")
+        click.echo(f"  export TASK_BROKER_URL={redis.url}")
+        click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
+        urls = resolve_urls(redis.url, redis.url)
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+
+
+def _serve(settings: WorkerSettings) -> None:
+    """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
         app = create_app(settings)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
-    warnings = [
-        *redelivery_warnings(visibility_timeout, CATALOG),
-        *lifetime_warnings(visibility_timeout, result_ttls(settings, CATALOG), CATALOG),
-    ]
+    urls = settings.urls
+    click.echo(
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts, "
+        f"queues {', '.join(consumed_queues(settings))}",
+        err=True,
+    )
+    # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
+    warnings = [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, CATALOG)
+    warnings += lifetime_warnings(settings.visibility_timeout, result_ttls(settings, CATALOG), CATALOG)
     for warning in warnings:
         click.echo(f"task-server: warning: {warning}", err=True)
+    roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
+    for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
+        roles.setdefault(url, []).append(role)
+    for url, names in roles.items():
+        reason = unreachable_reason(url)
+        if reason is not None:
+            click.echo(
+                f"task-server: waiting for the {' and '.join(names)} at {redact_url(url)}: {reason} "
+                "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
+                err=True,
+            )
+    if settings.tracing:
+        _enable_tracing(settings)
+    if settings.metrics_port:
+        _serve_metrics(app, settings)
     app.worker_main(argv=_worker_argv(settings))
+
+
+def _enable_tracing(settings: WorkerSettings) -> None:
+    from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
+
+    try:
+        enable_tracing(settings.pool)
+    except TracingUnavailable as error:
+        raise click.UsageError(str(error)) from None
+    click.echo("task-server: tracing on (OpenTelemetry)", err=True)
+
+
+def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
+    from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
+
+    try:
+        serve_metrics(app, CATALOG, consumed_queues(settings), settings.metrics_port, settings.metrics_address)
+    except OSError as error:
+        raise click.UsageError(
+            f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
+        ) from None
+    click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
+
+
+@main.command()
+@click.option(
+    "--broker-url", envvar="TASK_BROKER_URL", help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0]."
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    help="Redis holding the leader lease and the last run times [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option(
+    "--schedules",
+    "schedules_spec",
+    envvar="TASK_SCHEDULES",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
+)
+@click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TASK_CATALOG",
+    default="task_contracts.catalog:CATALOG",
+    show_default=True,
+    metavar="MODULE:ATTR",
+    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
+)
+@click.option(
+    "--lease",
+    envvar="TASK_BEAT_LEASE",
+    type=click.FloatRange(min=0.5),
+    default=DEFAULT_LEASE,
+    show_default=True,
+    help="Seconds the leader's lease lasts; another beat takes over a dead leader within 4/3 of it "
+    "[env TASK_BEAT_LEASE].",
+)
+@click.option(
+    "--lock-key",
+    envvar="TASK_BEAT_LOCK_KEY",
+    default=DEFAULT_LOCK_KEY,
+    show_default=True,
+    help="Redis key of the leader lease; beats sharing it fire as one [env TASK_BEAT_LOCK_KEY].",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def beat(
+    broker_url: str | None,
+    result_backend: str | None,
+    schedules_spec: str,
+    catalog_spec: str,
+    lease: float,
+    lock_key: str,
+    loglevel: str,
+) -> None:
+    """Run the periodic schedules (Celery beat); of several beats on one Redis only the leader fires."""
+    try:
+        urls = resolve_urls(broker_url, result_backend)
+    except ConnectionConfigError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        catalog = load_catalog(catalog_spec)
+        schedules = load_schedules(schedules_spec)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise click.UsageError(f"cannot load: {error}") from None
+    settings = BeatSettings(urls=urls, lease=lease, lock_key=lock_key, loglevel=loglevel.upper())
+    try:
+        app = create_beat_app(settings, schedules, catalog)
+    except ScheduleError as error:
+        click.echo("task-server: the schedules do not match the contracts:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_IMPLEMENTATION)
+    click.echo(f"task-server: beat, broker {redact_url(urls.broker_url)}, {len(schedules)} schedules", err=True)
+    app.Beat(loglevel=settings.loglevel, quiet=True).run()
 
 
 def _worker_argv(settings: WorkerSettings) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or CATALOG.queues())}")
+    argv.append(f"--queues={','.join(consumed_queues(settings))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
+    if settings.autoscale:
+        maximum, minimum = settings.autoscale
+        argv.append(f"--autoscale={maximum},{minimum}")
     if settings.hostname:
         argv.append(f"--hostname={settings.hostname}")
     return argv

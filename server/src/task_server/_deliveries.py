@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Task, states
 from celery.exceptions import Ignore
+from celery.utils.dispatch import Signal
 
 from task_contracts import Contract, ContractCatalog
 from task_contracts.wire import RESULT_KEY_PREFIX
@@ -37,6 +38,9 @@ DEFAULT_MAX_DELIVERIES = 3
 _COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
+
+#: Sent (sender: the task) when an idempotent task starts again after its worker was lost.
+task_redelivered = Signal(name="task_redelivered", providing_args={"starts"})
 
 
 def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
@@ -79,6 +83,7 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
         starts,
         max_deliveries,
     )
+    task_redelivered.send(sender=task, starts=starts)
 
 
 def _count_start(client: Any, task_id: str) -> tuple[int, bool]:

@@ -11,14 +11,20 @@ from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._threads import DEFAULT_THREADS
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
+#: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
+CELERY_DEFAULT_QUEUE = "celery"
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     urls: ConnectionUrls
     implementations: tuple[str, ...] = DEFAULT_IMPLEMENTATIONS
-    queues: tuple[str, ...] = ()  # empty: every queue the contracts name
+    queues: tuple[str, ...] = ()  # empty: every queue the contracts name, and `default_queue`
+    # Also consumed when `queues` is empty, so producers that know only a task name get an answer;
+    # None: not consumed (a broker shared with other Celery apps that use it).
+    default_queue: str | None = CELERY_DEFAULT_QUEUE
     concurrency: int | None = None  # None: one process per CPU
+    autoscale: tuple[int, int] | None = None  # (max, min) prefork processes; overrides concurrency
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None
@@ -27,4 +33,7 @@ class WorkerSettings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
     threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)
     result_ttl: float | None = None  # seconds every finished record is kept; None: each contract's own
+    tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
+    metrics_port: int = 0  # Prometheus endpoint; 0: off
+    metrics_address: str = "0.0.0.0"
     extra_celery_config: dict[str, object] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The worker's broker connection: kombu's Redis transport, except that an item on a queue that
+"""The worker's broker connection: kombu's Redis transport (plain or Sentinel), except that an item on a queue that
 is not a Celery envelope at all (not JSON, or JSON of another shape) is dropped with a log line,
 and that the channel reuses its redis-py client objects.
 
@@ -25,7 +25,7 @@ _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
 logger = logging.getLogger(__name__)
 
 
-class GuardedChannel(kombu_redis.Channel):
+class _Guarded:
     # Hot path (measured with `bench --profile`): kombu builds a new `redis.Redis` object for every
     # command sequence on the synchronous pool (each delivery's unacked bookkeeping and each ack),
     # ~60-150 us apiece with redis-py 8. Such a client only wraps its connection pool and is
@@ -33,16 +33,16 @@ class GuardedChannel(kombu_redis.Channel):
     # Asynchronous clients are left alone: kombu pins a connection on each of them.
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
-        pool = self.pool
+            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+        pool = self.pool  # type: ignore[attr-defined]
         client = self.__dict__.get("_sync_client")
         if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[no-untyped-call]
+            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
         return client
 
     def _brpop_read(self, **options: Any) -> bool:
         try:
-            delivered: bool = super()._brpop_read(**options)  # type: ignore[no-untyped-call]
+            delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
         except _UNREADABLE as error:
             # BRPOP already removed the item: nothing is left to requeue or redeliver.
             logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
@@ -50,16 +50,32 @@ class GuardedChannel(kombu_redis.Channel):
         return delivered
 
 
+class GuardedChannel(_Guarded, kombu_redis.Channel):
+    pass
+
+
+class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
+    pass
+
+
 class GuardedTransport(kombu_redis.Transport):
     Channel = GuardedChannel
 
 
+class GuardedSentinelTransport(kombu_redis.SentinelTransport):
+    Channel = GuardedSentinelChannel
+
+
+# RabbitMQ keeps headers and body apart, so no item can break kombu's parsing there.
+_GUARDED = {kombu_redis.Transport: GuardedTransport, kombu_redis.SentinelTransport: GuardedSentinelTransport}
+
+
 class GuardedConnection(Connection):
-    """Resolves `redis://` and `rediss://` as usual (TLS included), then uses the guarded transport."""
+    """Resolves the URL as usual (TLS included), then uses the guarded transport on Redis and Sentinel."""
 
     def get_transport_cls(self) -> Any:
         transport = super().get_transport_cls()  # type: ignore[no-untyped-call]
-        return GuardedTransport if transport is kombu_redis.Transport else transport
+        return _GUARDED.get(transport, transport)
 
 
 class WorkerAMQP(AMQP):  # type: ignore[misc]
