@@ -81,6 +81,7 @@ class Producer:
         self._warm_up()
         task_id = message.task_id
         attempts = self.settings.publish_retries + 1
+        # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
                 self._app.send_task(
