@@ -121,6 +121,7 @@ def test_a_chunk_of_a_changed_contract_is_refused_as_a_whole(client: TaskClient)
     def add(x: int, y: int, z: int = 0) -> int: ...
 
     outcomes = client.task(add).map([(1, 2), (3, 4)], return_exceptions=True)
+    assert len(outcomes) == 2
     assert all(isinstance(item, ContractMismatch) and "fingerprint" in str(item) for item in outcomes)
 
 

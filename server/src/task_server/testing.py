@@ -210,14 +210,14 @@ class WorkerProcess(_Process):
         env: dict[str, str] | None = None,
         logdir: str | None = None,
         hostname: str | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "task_server"),
     ) -> None:
+        """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`."""
         self.broker_url = broker_url
         self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
-            sys.executable,
-            "-m",
-            "task_server",
+            *command,
             "worker",
             "--broker-url",
             broker_url,
