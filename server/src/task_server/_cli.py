@@ -13,7 +13,7 @@ from ._app import consumed_queues, create_app
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
 from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
-from ._errors import ImplementationError, ScheduleError
+from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
@@ -144,6 +144,14 @@ def check(implementations: tuple[str, ...]) -> None:
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
 @click.option(
+    "--tracing/--no-tracing",
+    envvar="TASK_TRACING",
+    default=False,
+    show_default=True,
+    help="OpenTelemetry span for every task, joined to the caller's trace; exported as the OTEL_* variables say "
+    "(default OTLP over HTTP) [env TASK_TRACING; needs task-server[otel]].",
+)
+@click.option(
     "--metrics-port",
     envvar="TASK_METRICS_PORT",
     type=click.IntRange(min=0, max=65535),
@@ -174,6 +182,7 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    tracing: bool,
     metrics_port: int,
     metrics_address: str,
     implementations: tuple[str, ...],
@@ -199,6 +208,7 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        tracing=tracing,
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
@@ -251,9 +261,21 @@ def _serve(settings: WorkerSettings) -> None:
                 "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
                 err=True,
             )
+    if settings.tracing:
+        _enable_tracing(settings)
     if settings.metrics_port:
         _serve_metrics(app, settings)
     app.worker_main(argv=_worker_argv(settings))
+
+
+def _enable_tracing(settings: WorkerSettings) -> None:
+    from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
+
+    try:
+        enable_tracing(settings.pool)
+    except TracingUnavailable as error:
+        raise click.UsageError(str(error)) from None
+    click.echo("task-server: tracing on (OpenTelemetry)", err=True)
 
 
 def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
