@@ -19,6 +19,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 
 from ._batch import Batch, when_all_done
+from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
@@ -45,6 +46,7 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
         # One read of the backend takes at most a connection and a reply.
         self.read_bound = settings.connect_timeout + settings.socket_timeout
         self.closed = False
@@ -220,6 +222,7 @@ class Runtime:
         self.closed = True
         self.watcher.close()
         self.producer.close()
+        self.canvas.close()
 
 
 def _resolve(future: concurrent.futures.Future[None]) -> None:
