@@ -123,8 +123,8 @@ def check(implementations: tuple[str, ...]) -> None:
     type=click.FloatRange(min=1),
     default=DEFAULT_VISIBILITY_TIMEOUT,
     show_default=True,
-    help="Seconds after which a task whose worker was killed is delivered again [env TASK_VISIBILITY_TIMEOUT]; "
-    "keep it above every contract's timeout.",
+    help="Redis brokers: seconds after which a task whose worker was killed is delivered again "
+    "[env TASK_VISIBILITY_TIMEOUT]; keep it above every contract's timeout. RabbitMQ redelivers at once.",
 )
 @click.option(
     "--max-deliveries",
@@ -248,7 +248,8 @@ def _serve(settings: WorkerSettings) -> None:
         f"queues {', '.join(consumed_queues(settings))}",
         err=True,
     )
-    for warning in redelivery_warnings(settings.visibility_timeout, CATALOG):
+    # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
+    for warning in [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, CATALOG):
         click.echo(f"task-server: warning: {warning}", err=True)
     roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
     for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
