@@ -27,8 +27,11 @@ DEFAULT_SERVICE_NAME = "task-server"
 _EXPORTER_ALIASES = {"otlp": "otlp_proto_http"}  # the exporter the `otel` extra installs
 
 
-def enable_tracing(pool: str) -> None:
-    """Trace every task this worker runs; set up in each pool process for the prefork pool."""
+def enable_tracing(pool: str, main_process_tasks: bool = False) -> None:
+    """Trace every task this worker runs; set up in each pool process for the prefork pool.
+
+    `main_process_tasks`: a prefork worker also runs tasks on threads of its main process.
+    """
     try:
         import opentelemetry.instrumentation.celery
         import opentelemetry.sdk.trace  # noqa: F401
@@ -40,6 +43,11 @@ def enable_tracing(pool: str) -> None:
     if pool == "prefork":
         signals.worker_process_init.connect(_start, weak=False)
         signals.worker_process_shutdown.connect(_flush, weak=False)
+        if main_process_tasks:
+            # Contracts declared cpu_bound=False run on threads of the main process (`_threads`):
+            # trace there too, once the pool processes are forked (worker_ready comes after).
+            signals.worker_ready.connect(_start, weak=False)
+            signals.worker_shutdown.connect(_flush, weak=False)
     else:  # tasks run in this process
         _start()
         signals.worker_shutdown.connect(_flush, weak=False)
