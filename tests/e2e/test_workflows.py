@@ -83,7 +83,7 @@ def mul_of_another_version(x: int, y: str) -> int:  # type: ignore[empty-body]
 def test_each_link_carries_the_contract_identity_for_the_worker_to_check(client: TaskClient) -> None:
     other_mul = client.task(mul_of_another_version)
     with pytest.raises(ContractMismatch, match=r"^link 2 of 2 \(math.mul\)"):
-        (client.add.s(1, 2) | other_mul.s("10"))(timeout=20)
+        (client.add.s(1, 2) | other_mul.s("ten"))(timeout=20)
 
 
 def test_the_whole_workflow_is_bounded(client: TaskClient) -> None:
