@@ -15,6 +15,8 @@ import pytest
 from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess
 
+from .catalog import serving
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -30,7 +32,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def worker(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     logdir = str(tmp_path_factory.mktemp("worker"))
-    with WorkerProcess(redis_url, concurrency=2, logdir=logdir) as process:
+    with WorkerProcess(redis_url, concurrency=2, logdir=logdir, **serving()) as process:
         process.start()
         yield process
 

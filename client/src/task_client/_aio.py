@@ -21,7 +21,7 @@ import contextlib
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
-from task_contracts import Contract, diagnostics, math, reports
+from task_contracts import Contract, math, reports
 
 from ._batch import ArgSet, Batch, when_all_done
 from ._coalesce import tick_publisher
@@ -214,9 +214,6 @@ class AsyncTaskClient:
     xsum = _AsyncBound(math.xsum)
     div = _AsyncBound(math.div)
     count_to = _AsyncBound(reports.count_to)
-    sleep = _AsyncBound(diagnostics.sleep)
-    hold = _AsyncBound(diagnostics.hold)
-    hold_once = _AsyncBound(diagnostics.hold_once)
 
     def __init__(self, client: TaskClient) -> None:
         self._client = client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, reports, resolve_urls
+from task_contracts import CATALOG, Contract, ContractCatalog, math, redact_url, reports, resolve_urls
 
 from ._aio import AsyncTaskClient
 from ._errors import UnknownTask
@@ -50,9 +50,6 @@ class TaskClient:
     xsum = _Bound(math.xsum)
     div = _Bound(math.div)
     count_to = _Bound(reports.count_to)
-    sleep = _Bound(diagnostics.sleep)
-    hold = _Bound(diagnostics.hold)
-    hold_once = _Bound(diagnostics.hold_once)
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Task contracts: each remote task declared once, shared by worker and client."""
 
-from . import diagnostics, math, reports, wire
+from . import math, reports, wire
 from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
@@ -10,13 +10,8 @@ from ._connection import (
     redact_url,
     resolve_urls,
 )
-from ._contract import (
-    ArgumentsError,
-    Contract,
-    ContractDeclarationError,
-    ResultError,
-    contract,
-)
+from ._contract import Contract, contract, wire_name
+from ._errors import ArgumentsError, ContractDeclarationError, IncompatibleCall, ResultError
 from ._export import export_contracts
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
@@ -30,11 +25,11 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "IncompatibleCall",
     "ResultError",
     "arguments_document",
     "asyncapi_document",
     "contract",
-    "diagnostics",
     "export_contracts",
     "load_catalog",
     "math",
@@ -43,4 +38,5 @@ __all__ = [
     "resolve_urls",
     "result_document",
     "wire",
+    "wire_name",
 ]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
+from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
 from ._app import create_app
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
@@ -28,20 +28,42 @@ _implementations_option = click.option(
 )
 
 
+DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
+
+
+def _load_catalog(context: click.Context, parameter: click.Parameter, spec: str) -> ContractCatalog:
+    try:
+        return load_catalog(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        raise click.BadParameter(f"{spec}: {error}", context, parameter) from None
+
+
+_catalog_option = click.option(
+    "--catalog",
+    envvar="TASK_CATALOG",
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    metavar="MODULE:ATTR",
+    callback=_load_catalog,
+    help="The ContractCatalog to serve [env TASK_CATALOG].",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Serve task contracts as Celery tasks."""
 
 
 @main.command()
+@_catalog_option
 @_implementations_option
-def check(implementations: tuple[str, ...]) -> None:
+def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
     try:
-        verify(CATALOG, discover(implementations))
+        verify(catalog, discover(implementations))
     except ImplementationError as error:
         _refuse(error)
-    for item in CATALOG:
+    for item in catalog:
         click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
 
 
@@ -97,6 +119,7 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@_catalog_option
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -110,6 +133,7 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -131,18 +155,18 @@ def worker(
         max_message_bytes=max_message_bytes,
     )
     try:
-        app = create_app(settings)
+        app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
-    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts", err=True)
+    for warning in redelivery_warnings(visibility_timeout, catalog):
         click.echo(f"task-server: warning: {warning}", err=True)
-    app.worker_main(argv=_worker_argv(settings))
+    app.worker_main(argv=_worker_argv(settings, catalog))
 
 
-def _worker_argv(settings: WorkerSettings) -> list[str]:
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or CATALOG.queues())}")
+    argv.append(f"--queues={','.join(settings.queues or catalog.queues())}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.hostname:

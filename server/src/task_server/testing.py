@@ -206,12 +206,17 @@ class WorkerProcess(_Process):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         logdir: str | None = None,
+        catalog: str | None = None,
+        implementations: Sequence[str] = (),
+        executable: str | None = None,
     ) -> None:
+        """`catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones;
+        `executable` is the Python to run the worker with (another virtualenv's, say)."""
         self.broker_url = broker_url
         self.hostname = f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
-            sys.executable,
+            executable or sys.executable,
             "-m",
             "task_server",
             "worker",
@@ -226,6 +231,8 @@ class WorkerProcess(_Process):
             "--loglevel",
             "INFO",
             *(["--queues", ",".join(queues)] if queues else []),
+            *(["--catalog", catalog] if catalog else []),
+            *(arg for module in implementations for arg in ("--implementations", module)),
             *extra_args,
         ]
         self.env = {**os.environ, **(env or {})}

@@ -1,0 +1,42 @@
+"""The errors of task_contracts: a bad declaration, and a call or result that breaks a contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ContractDeclarationError(TypeError):
+    """Raised at import time when a contract declaration is unusable."""
+
+
+class ArgumentsError(ValueError):
+    """Raised when call arguments do not satisfy a contract.
+
+    `problems` lists one human-readable line per offending field.
+    """
+
+    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
+        self.contract_name = contract_name
+        self.problems = tuple(problems)
+        super().__init__(f"invalid arguments for {contract_name}: " + "; ".join(self.problems))
+
+
+class IncompatibleCall(ArgumentsError):
+    """Raised when a call made with another shape of the contract cannot run on this one.
+
+    `problems` names each difference that breaks the call, e.g. `math.add: y changed from int to str`.
+    """
+
+    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
+        ValueError.__init__(self, f"{contract_name}: " + "; ".join(problems))
+        self.contract_name = contract_name
+        self.problems = tuple(problems)
+
+
+class ResultError(ValueError):
+    """Raised when a result value does not satisfy a contract's declared result type."""
+
+    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
+        self.contract_name = contract_name
+        self.problems = tuple(problems)
+        super().__init__(f"invalid result for {contract_name}: " + "; ".join(self.problems))
