@@ -21,7 +21,9 @@ EXPECTED = {
         "ContractCatalog",
         "ContractDeclarationError",
         "IncompatibleCall",
+        "Crontab",
         "ResultError",
+        "Schedule",
         "arguments_document",
         "asyncapi_document",
         "contract",
@@ -32,6 +34,7 @@ EXPECTED = {
         "reports",
         "resolve_urls",
         "result_document",
+        "schedule_problems",
         "wire",
         "wire_name",
     },
@@ -55,6 +58,7 @@ EXPECTED = {
         "AsyncTaskHandle",
         "BatchFailed",
         "BrokerUnavailable",
+        "ClientClosed",
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
@@ -68,6 +72,7 @@ EXPECTED = {
         "TaskTimeout",
         "UnknownTask",
         "WorkerInfo",
+        "remote",
     },
 }
 

@@ -134,9 +134,9 @@ def test_workers_reports_what_each_worker_serves(url: str, worker: WorkerProcess
         assert f"{item.name}  {item.fingerprint}" in done.stdout
     report = json.loads(task_client("workers", "--timeout", "2", "--json", url=url).stdout)
     (mine,) = [w for w in report["workers"] if w["hostname"] == worker.hostname]
-    assert set(mine["queues"]) == set(TEST_CATALOG.queues())
+    assert set(mine["queues"]) == {*TEST_CATALOG.queues(), "celery"}  # and Celery's default queue
     assert mine["versions"]["math.add"] == [1] and mine["versions"]["diagnostics.sleep"] == [1]
-    assert "versions: diagnostics.hold v1, " in done.stdout
+    assert "  versions: diagnostics.echo v1/v2, diagnostics.hold v1, " in done.stdout
     assert report["problems"] == {}
 
 

@@ -49,5 +49,29 @@ def test_worker_rejects_a_non_redis_broker_url_as_usage_error() -> None:
 def test_help_documents_every_option() -> None:
     done = run_cli("worker", "--help")
     assert done.returncode == 0
-    for option in ("--broker-url", "--result-backend", "--concurrency", "--queues", "--loglevel", "--pool"):
+    for option in (
+        "--broker-url",
+        "--result-backend",
+        "--concurrency",
+        "--autoscale",
+        "--queues",
+        "--hostname",
+        "--default-queue",
+        "--no-default-queue",
+        "--loglevel",
+        "--pool",
+    ):
         assert option in done.stdout
+
+
+def test_worker_refuses_a_malformed_autoscale_before_connecting() -> None:
+    for value in ("1,3", "x,1", "0", "4,2,1"):
+        done = run_cli("worker", "--broker-url", "redis://127.0.0.1:9/0", "--autoscale", value)
+        assert done.returncode == 2, value
+        assert "MAX,MIN" in done.stderr, done.stderr
+
+
+def test_worker_refuses_autoscale_without_the_prefork_pool() -> None:
+    done = run_cli("worker", "--broker-url", "redis://127.0.0.1:9/0", "--autoscale", "4,1", "--pool", "threads")
+    assert done.returncode == 2
+    assert "--autoscale needs the prefork pool" in done.stderr

@@ -67,9 +67,9 @@ def test_a_redis_and_json_client_calls_tasks_from_the_exported_document(
     assert division["status"] == "FAILURE" and division["result"]["exc_type"] == "ZeroDivisionError"
 
 
-def test_the_minimal_message_in_the_readme_is_accepted(redis_url: str, worker: WorkerProcess) -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("The smallest envelope a Celery 5.7 worker accepts", 1)[1]
+def test_the_minimal_message_in_the_wire_docs_is_accepted(redis_url: str, worker: WorkerProcess) -> None:
+    page = (REPO_ROOT / "docs" / "wire.md").read_text()
+    section = page.split("The smallest envelope a Celery 5.7 worker accepts", 1)[1]
     message = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
     document = asyncapi_document(CATALOG)
     assert component_validator(document, "math.add.envelope").is_valid(message)
@@ -78,7 +78,7 @@ def test_the_minimal_message_in_the_readme_is_accepted(redis_url: str, worker: W
     connection = redis.Redis.from_url(redis_url)
     try:
         connection.lpush("math", json.dumps(message))
-        wait_until(lambda: connection.get("celery-task-meta-" + task_id) is not None, 30, "the README call")
+        wait_until(lambda: connection.get("celery-task-meta-" + task_id) is not None, 30, "the documented call")
         record = json.loads(connection.get("celery-task-meta-" + task_id) or b"{}")
     finally:
         connection.close()

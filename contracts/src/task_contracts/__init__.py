@@ -13,6 +13,7 @@ from ._connection import (
 from ._contract import Contract, contract, wire_name
 from ._errors import ArgumentsError, ContractDeclarationError, IncompatibleCall, ResultError
 from ._export import export_contracts
+from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
@@ -26,7 +27,9 @@ __all__ = [
     "ContractCatalog",
     "ContractDeclarationError",
     "IncompatibleCall",
+    "Crontab",
     "ResultError",
+    "Schedule",
     "arguments_document",
     "asyncapi_document",
     "contract",
@@ -37,6 +40,7 @@ __all__ = [
     "reports",
     "resolve_urls",
     "result_document",
+    "schedule_problems",
     "wire",
     "wire_name",
 ]

@@ -8,14 +8,31 @@ import click
 
 from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
-from ._app import create_app
+from ._app import consumed_queues, create_app
+from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
-from ._errors import ImplementationError
+from ._errors import ImplementationError, ScheduleError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._registry import discover, verify
-from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
 EXIT_IMPLEMENTATION = 3
+
+
+def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """`MAX,MIN` (or `MAX`, then MIN is 1): pool sizes for Celery's autoscaler."""
+    if value is None:
+        return None
+    try:
+        sizes = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MAX,MIN (two whole numbers, e.g. 8,2)") from None
+    if len(sizes) == 1:
+        sizes.append(1)
+    if len(sizes) != 2 or not sizes[0] >= sizes[1] >= 1:
+        raise click.BadParameter(f"{value!r}: expected MAX,MIN with MAX >= MIN >= 1, e.g. 8,2")
+    return sizes[0], sizes[1]
+
 
 _implementations_option = click.option(
     "--implementations",
@@ -77,7 +94,27 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Worker processes [default: number of CPUs].")
-@click.option("--queues", "-Q", help="Comma-separated queues to consume [default: every contract's queue].")
+@click.option(
+    "--queues",
+    "-Q",
+    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue].",
+)
+@click.option(
+    "--default-queue",
+    envvar="TASK_DEFAULT_QUEUE",
+    default=CELERY_DEFAULT_QUEUE,
+    show_default=True,
+    metavar="NAME",
+    help="Celery's default queue, where plain `send_task(name)` calls without routing go; consumed too, and "
+    "names this worker does not serve fail there with NotRegistered [env TASK_DEFAULT_QUEUE].",
+)
+@click.option(
+    "--no-default-queue",
+    envvar="TASK_NO_DEFAULT_QUEUE",
+    is_flag=True,
+    help="Do not consume the default queue: for a broker shared with other Celery apps that use it "
+    "[env TASK_NO_DEFAULT_QUEUE=1].",
+)
 @click.option(
     "--loglevel",
     "-l",
@@ -85,8 +122,14 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--autoscale",
+    callback=_autoscale,
+    metavar="MAX,MIN",
+    help="Grow the prefork pool up to MAX processes under load and shrink it back to MIN (overrides --concurrency).",
+)
 @click.option("--pool", default="prefork", show_default=True, type=click.Choice(["prefork", "threads", "solo"]))
-@click.option("--hostname", "-n", help="Node name, e.g. worker1@%h.")
+@click.option("--hostname", "-n", help="Node name, unique per worker, e.g. math1@%h (%h: this host's name).")
 @click.option(
     "--events/--no-events",
     default=True,
@@ -125,7 +168,10 @@ def worker(
     broker_url: str | None,
     result_backend: str | None,
     concurrency: int | None,
+    autoscale: tuple[int, int] | None,
     queues: str | None,
+    default_queue: str,
+    no_default_queue: bool,
     loglevel: str,
     pool: str,
     hostname: str | None,
@@ -141,11 +187,15 @@ def worker(
         urls = resolve_urls(broker_url, result_backend)
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
+    if autoscale and pool != "prefork":
+        raise click.UsageError(f"--autoscale needs the prefork pool, not --pool {pool}")
     settings = WorkerSettings(
         urls=urls,
         implementations=implementations,
         queues=tuple(q for q in (queues or "").split(",") if q),
+        default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
+        autoscale=autoscale,
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
@@ -158,17 +208,104 @@ def worker(
         app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts", err=True)
+    click.echo(
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts, "
+        f"queues {', '.join(consumed_queues(settings, catalog))}",
+        err=True,
+    )
     for warning in redelivery_warnings(visibility_timeout, catalog):
         click.echo(f"task-server: warning: {warning}", err=True)
     app.worker_main(argv=_worker_argv(settings, catalog))
 
 
+@main.command()
+@click.option(
+    "--broker-url", envvar="TASK_BROKER_URL", help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0]."
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    help="Redis holding the leader lease and the last run times [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option(
+    "--schedules",
+    "schedules_spec",
+    envvar="TASK_SCHEDULES",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
+)
+@click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TASK_CATALOG",
+    default="task_contracts.catalog:CATALOG",
+    show_default=True,
+    metavar="MODULE:ATTR",
+    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
+)
+@click.option(
+    "--lease",
+    envvar="TASK_BEAT_LEASE",
+    type=click.FloatRange(min=0.5),
+    default=DEFAULT_LEASE,
+    show_default=True,
+    help="Seconds the leader's lease lasts; another beat takes over a dead leader within 4/3 of it "
+    "[env TASK_BEAT_LEASE].",
+)
+@click.option(
+    "--lock-key",
+    envvar="TASK_BEAT_LOCK_KEY",
+    default=DEFAULT_LOCK_KEY,
+    show_default=True,
+    help="Redis key of the leader lease; beats sharing it fire as one [env TASK_BEAT_LOCK_KEY].",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def beat(
+    broker_url: str | None,
+    result_backend: str | None,
+    schedules_spec: str,
+    catalog_spec: str,
+    lease: float,
+    lock_key: str,
+    loglevel: str,
+) -> None:
+    """Run the periodic schedules (Celery beat); of several beats on one Redis only the leader fires."""
+    try:
+        urls = resolve_urls(broker_url, result_backend)
+    except ConnectionConfigError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        catalog = load_catalog(catalog_spec)
+        schedules = load_schedules(schedules_spec)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise click.UsageError(f"cannot load: {error}") from None
+    settings = BeatSettings(urls=urls, lease=lease, lock_key=lock_key, loglevel=loglevel.upper())
+    try:
+        app = create_beat_app(settings, schedules, catalog)
+    except ScheduleError as error:
+        click.echo("task-server: the schedules do not match the contracts:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_IMPLEMENTATION)
+    click.echo(f"task-server: beat, broker {redact_url(urls.broker_url)}, {len(schedules)} schedules", err=True)
+    app.Beat(loglevel=settings.loglevel, quiet=True).run()
+
+
 def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or catalog.queues())}")
+    argv.append(f"--queues={','.join(consumed_queues(settings, catalog))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
+    if settings.autoscale:
+        maximum, minimum = settings.autoscale
+        argv.append(f"--autoscale={maximum},{minimum}")
     if settings.hostname:
         argv.append(f"--hostname={settings.hostname}")
     return argv

@@ -10,14 +10,20 @@ from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
+#: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
+CELERY_DEFAULT_QUEUE = "celery"
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     urls: ConnectionUrls
     implementations: tuple[str, ...] = DEFAULT_IMPLEMENTATIONS
-    queues: tuple[str, ...] = ()  # empty: every queue the contracts name
+    queues: tuple[str, ...] = ()  # empty: every queue the contracts name, and `default_queue`
+    # Also consumed when `queues` is empty, so producers that know only a task name get an answer;
+    # None: not consumed (a broker shared with other Celery apps that use it).
+    default_queue: str | None = CELERY_DEFAULT_QUEUE
     concurrency: int | None = None  # None: one process per CPU
+    autoscale: tuple[int, int] | None = None  # (max, min) prefork processes; overrides concurrency
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None

@@ -75,13 +75,14 @@ class _Process:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path
 
-    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
@@ -206,6 +207,7 @@ class WorkerProcess(_Process):
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         logdir: str | None = None,
+        hostname: str | None = None,
         catalog: str | None = None,
         implementations: Sequence[str] = (),
         executable: str | None = None,
@@ -213,7 +215,7 @@ class WorkerProcess(_Process):
         """`catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones;
         `executable` is the Python to run the worker with (another virtualenv's, say)."""
         self.broker_url = broker_url
-        self.hostname = f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
+        self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
             executable or sys.executable,
@@ -251,3 +253,52 @@ class WorkerProcess(_Process):
         """Pids of the pool processes (prefork children)."""
         proc = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+
+
+class BeatProcess(_Process):
+    """A real `task-server beat` process; `start()` returns once it runs its scheduler loop."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        schedules: str,
+        *,
+        lease: float = 3.0,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        logdir: str | None = None,
+    ) -> None:
+        self.name = f"beat-{uuid.uuid4().hex[:8]}"
+        self.cwd = cwd
+        self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-beat-")) / f"{self.name}.log"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "task_server",
+            "beat",
+            "--broker-url",
+            broker_url,
+            "--schedules",
+            schedules,
+            "--lease",
+            str(lease),
+            "--loglevel",
+            "INFO",
+            *extra_args,
+        ]
+        self.env = {**os.environ, **(env or {})}
+
+    def start(self, timeout: float = 30.0) -> Self:
+        self._spawn(self.argv, env=self.env, cwd=self.cwd)
+        wait_until(self._started, timeout, f"{self.name} to start")
+        return self
+
+    def leading(self) -> bool:
+        """True once this beat has taken the leader lease (it may have lost it since)."""
+        return "beat: leading" in self.log()
+
+    def _started(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"beat exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
+        return "beat: Starting..." in self.log()
