@@ -9,6 +9,7 @@ import pytest
 import task_client
 import task_contracts
 import task_server
+import task_server.testing
 
 EXPECTED = {
     task_contracts: {
@@ -20,6 +21,7 @@ EXPECTED = {
         "Contract",
         "ContractCatalog",
         "ContractDeclarationError",
+        "ContractError",
         "IncompatibleCall",
         "Crontab",
         "ResultError",
@@ -44,6 +46,7 @@ EXPECTED = {
         "ImplementationError",
         "InvalidArguments",
         "InvalidResult",
+        "ServerError",
         "WorkerSettings",
         "create_app",
         "discover",
@@ -85,3 +88,38 @@ def test_all_is_exactly_the_public_api(package: types.ModuleType) -> None:
     assert public - submodules - set(package.__all__) == set()
     for name in package.__all__:
         assert getattr(package, name) is not None
+
+
+# One error tree per package: the root, and every exception class the package's public modules export.
+ROOTS: dict[types.ModuleType, type[Exception]] = {
+    task_contracts: task_contracts.ContractError,
+    task_server: task_server.ServerError,
+    task_client: task_client.TaskError,
+}
+PUBLIC_MODULES: dict[types.ModuleType, list[types.ModuleType]] = {
+    task_contracts: [task_contracts, task_contracts.wire],
+    task_server: [task_server, task_server.testing],
+    task_client: [task_client],
+}
+
+
+def exported_exceptions(module: types.ModuleType) -> set[type[BaseException]]:
+    names = getattr(module, "__all__", None) or [name for name in vars(module) if not name.startswith("_")]
+    found = {getattr(module, name) for name in names}
+    # Only the package's own classes: a module may import a standard or third-party one for its own use.
+    return {
+        item
+        for item in found
+        if isinstance(item, type)
+        and issubclass(item, BaseException)
+        and item.__module__.startswith(module.__name__.split(".")[0])
+    }
+
+
+@pytest.mark.parametrize("package", list(ROOTS), ids=lambda p: p.__name__)
+def test_every_exported_exception_derives_from_the_package_root(package: types.ModuleType) -> None:
+    root = ROOTS[package]
+    exported = set().union(*(exported_exceptions(module) for module in PUBLIC_MODULES[package]))
+    assert root in exported
+    assert len(exported) > 1  # the root and its subclasses, not the root alone
+    assert {item.__name__ for item in exported if not issubclass(item, root)} == set()

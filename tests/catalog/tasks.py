@@ -13,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from task_server import implements
+from task_server import ServerError, implements
 
 from . import contracts as diagnostics
 
@@ -23,7 +23,7 @@ _MARKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a file name in the directory, 
 _LONGEST_HOLD = 25.0  # below the contracts' 30 s bound
 
 
-class DiagnosticsDisabled(RuntimeError):
+class DiagnosticsDisabled(ServerError, RuntimeError):
     """The worker has no `TASK_DIAGNOSTICS_DIR`, so diagnostic tasks refuse to run."""
 
 

@@ -79,7 +79,7 @@ def test_a_name_the_worker_does_not_serve_on_the_default_queue_fails_at_once(
     with pytest.raises(UnknownTask, match=r"billing\.charge"):
         client.task(charge).handle(task_id).result(timeout=30)
     # Far below the 30 s wait: the worker's stored NotRegistered ended it, not the bound.
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 5.0
 
 
 def test_no_default_queue_leaves_the_default_queue_alone(tmp_path: Path) -> None:

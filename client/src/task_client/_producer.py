@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -21,14 +21,9 @@ from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 
-# Everything a publish can raise when the broker is down, refusing, or frozen.
-_BROKER_ERRORS = (
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    socket.timeout,
-    OSError,
-)
+# Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
+# (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, and the socket's.
+BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
@@ -100,7 +95,7 @@ class Producer:
                     retry=False,
                 )
                 return
-            except _BROKER_ERRORS as error:
+            except BROKER_ERRORS as error:
                 failure: BaseException = error
             # A refused or reset connection (a pooled one left over from before a Redis restart)
             # is worth one more try on a fresh connection. A timeout is not: a frozen broker
@@ -141,17 +136,19 @@ class Producer:
                         time_limit=message.time_limit,
                         producer=producer,
                     )
-        except (*_BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
+        except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
             cause = error.__cause__ if isinstance(error, kombu.exceptions.BatchPublishError) else error
             raise BrokerUnavailable(
-                f"broker {self._broker} is unavailable while publishing a batch of {len(messages)} messages "
+                f"broker {self._broker} is unavailable while publishing {len(messages)} message(s) together "
                 f"(some may have been delivered): {connection_failure(cause or error, self.settings)}",
                 url=self._broker,
                 contract=contract,
             ) from None
 
     def close(self) -> None:
-        self._app.close()
+        # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
+        with contextlib.suppress(*BROKER_ERRORS):
+            self._app.close()
 
     def _warm_up(self) -> None:
         # Celery builds its router and producer pool lazily; do it once, not in N threads at once.

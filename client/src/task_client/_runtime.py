@@ -46,6 +46,7 @@ class Runtime:
         self.backend = redact_url(settings.urls.result_backend)
         # One read of the backend takes at most a connection and a reply.
         self.read_bound = settings.connect_timeout + settings.socket_timeout
+        self.closed = False
 
     # -- publishing --------------------------------------------------------------
     def prepare_call(
@@ -56,6 +57,8 @@ class Runtime:
         options: CallOptions,
     ) -> Outgoing:
         """Validate one call and build its message; raise `InvalidArguments` before any I/O."""
+        if self.closed:
+            raise ClientClosed("the client is closed")
         try:
             wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
         except ArgumentsError as error:
@@ -86,6 +89,8 @@ class Runtime:
         yield Blocking(partial(self._publish_batch, batch, options))
 
     def _publish_batch(self, batch: Batch[Any], options: CallOptions) -> None:
+        if self.closed:
+            raise ClientClosed("the client is closed")
         self.producer.publish_many(batch.outgoing(options.queue or batch.contract.queue), contract=batch.contract.name)
 
     # -- waiting -----------------------------------------------------------------
@@ -188,6 +193,7 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""
+        self.closed = True
         self.watcher.close()
         self.producer.close()
 

@@ -11,7 +11,7 @@ from ._connection import (
     resolve_urls,
 )
 from ._contract import Contract, contract, wire_name
-from ._errors import ArgumentsError, ContractDeclarationError, IncompatibleCall, ResultError
+from ._errors import ArgumentsError, ContractDeclarationError, ContractError, IncompatibleCall, ResultError
 from ._export import export_contracts
 from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
@@ -26,6 +26,7 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "ContractError",
     "IncompatibleCall",
     "Crontab",
     "ResultError",

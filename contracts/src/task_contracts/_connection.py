@@ -7,13 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from ._errors import ContractError
+
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 BROKER_ENV = "TASK_BROKER_URL"
 BACKEND_ENV = "TASK_RESULT_BACKEND"
 SUPPORTED_SCHEMES = ("redis", "rediss")
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(ContractError, ValueError):
     """Raised when a broker or result-backend URL cannot be used."""
 
 

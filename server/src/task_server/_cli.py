@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 
 import click
+from celery import Celery
 
 from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
 from ._app import consumed_queues, create_app
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
+from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
 from ._errors import ImplementationError, ScheduleError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
@@ -34,17 +37,6 @@ def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return sizes[0], sizes[1]
 
 
-_implementations_option = click.option(
-    "--implementations",
-    "-I",
-    multiple=True,
-    default=DEFAULT_IMPLEMENTATIONS,
-    show_default=True,
-    metavar="MODULE",
-    help="Module or package whose `@implements` functions to serve (repeatable).",
-)
-
-
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
 
 
@@ -63,6 +55,16 @@ _catalog_option = click.option(
     metavar="MODULE:ATTR",
     callback=_load_catalog,
     help="The ContractCatalog to serve [env TASK_CATALOG].",
+)
+
+_implementations_option = click.option(
+    "--implementations",
+    "-I",
+    multiple=True,
+    default=DEFAULT_IMPLEMENTATIONS,
+    show_default=True,
+    metavar="MODULE",
+    help="Module or package whose `@implements` functions to serve (repeatable).",
 )
 
 
@@ -162,6 +164,21 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@click.option(
+    "--metrics-port",
+    envvar="TASK_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics; 0: off [env TASK_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-address",
+    envvar="TASK_METRICS_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
+)
 @_catalog_option
 @_implementations_option
 def worker(
@@ -179,6 +196,8 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    metrics_port: int,
+    metrics_address: str,
     catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
@@ -203,19 +222,74 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
+    _serve(settings, catalog)
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=DEFAULT_DEV_PORT,
+    show_default=True,
+    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_catalog_option
+@_implementations_option
+def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
+    """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
+    with embedded_redis(choose_port(port)) as redis:
+        click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
+        click.echo("Point clients at it:")
+        click.echo(f"  export TASK_BROKER_URL={redis.url}")
+        click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
+        urls = resolve_urls(redis.url, redis.url)
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
+
+
+def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
+    """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
         app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
+    urls = settings.urls
     click.echo(
         f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts, "
         f"queues {', '.join(consumed_queues(settings, catalog))}",
         err=True,
     )
-    for warning in redelivery_warnings(visibility_timeout, catalog):
+    for warning in redelivery_warnings(settings.visibility_timeout, catalog):
         click.echo(f"task-server: warning: {warning}", err=True)
+    roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
+    for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
+        roles.setdefault(url, []).append(role)
+    for url, names in roles.items():
+        reason = unreachable_reason(url)
+        if reason is not None:
+            click.echo(
+                f"task-server: waiting for the {' and '.join(names)} at {redact_url(url)}: {reason} "
+                "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
+                err=True,
+            )
+    if settings.metrics_port:
+        _serve_metrics(app, settings, catalog)
     app.worker_main(argv=_worker_argv(settings, catalog))
+
+
+def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatalog) -> None:
+    from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
+
+    try:
+        serve_metrics(app, catalog, consumed_queues(settings, catalog), settings.metrics_port, settings.metrics_address)
+    except OSError as error:
+        raise click.UsageError(
+            f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
+        ) from None
+    click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
 
 
 @main.command()

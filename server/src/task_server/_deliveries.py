@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from celery import Task
+from celery.utils.dispatch import Signal
 
 from task_contracts import Contract, ContractCatalog
 
@@ -34,6 +35,9 @@ DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
 _COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
+
+#: Sent (sender: the task) when an idempotent task starts again after its worker was lost.
+task_redelivered = Signal(name="task_redelivered", providing_args={"starts"})
 
 
 def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
@@ -68,6 +72,7 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
         starts,
         max_deliveries,
     )
+    task_redelivered.send(sender=task, starts=starts)
 
 
 def _count_start(client: Any, task_id: str) -> int:

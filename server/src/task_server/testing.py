@@ -22,8 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ._errors import ServerError
 
-class ProcessError(RuntimeError):
+
+class ProcessError(ServerError, RuntimeError):
     """A helper process did not start, or died, within its bound."""
 
 
@@ -208,19 +210,17 @@ class WorkerProcess(_Process):
         env: dict[str, str] | None = None,
         logdir: str | None = None,
         hostname: str | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "task_server"),
         catalog: str | None = None,
         implementations: Sequence[str] = (),
-        executable: str | None = None,
     ) -> None:
-        """`catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones;
-        `executable` is the Python to run the worker with (another virtualenv's, say)."""
+        """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`.
+        `catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones."""
         self.broker_url = broker_url
         self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
-            executable or sys.executable,
-            "-m",
-            "task_server",
+            *command,
             "worker",
             "--broker-url",
             broker_url,
@@ -302,3 +302,40 @@ class BeatProcess(_Process):
         if not self.alive():
             raise ProcessError(f"beat exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
         return "beat: Starting..." in self.log()
+
+
+class DevProcess(_Process):
+    """`task-server dev` as a developer runs it: an embedded Redis and a worker in one process tree.
+
+    `start()` returns once the worker is ready; `url` is the broker URL the command printed.
+    """
+
+    def __init__(self, *, port: int = 0, concurrency: int = 1, logdir: str | None = None) -> None:
+        self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-dev-")) / "task-server-dev.log"
+        self.argv = [sys.executable, "-m", "task_server", "dev", "--port", str(port), "--concurrency", str(concurrency)]
+
+    def start(self, timeout: float = 60.0) -> Self:
+        self._spawn(self.argv)
+        wait_until(self._ready, timeout, "task-server dev to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"task-server dev exited: {self.log()[-3000:]}")
+        return "export TASK_BROKER_URL=" in self.log() and " ready." in self.log()
+
+    @property
+    def url(self) -> str:
+        return self.log().split("export TASK_BROKER_URL=", 1)[1].split()[0]
+
+    def descendants(self) -> list[int]:
+        """Pids of every process below this one (the redis-server and the worker's pool)."""
+        found: list[int] = []
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop(0)
+            proc = Path(f"/proc/{pid}/task/{pid}/children")
+            children = [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+            found.extend(children)
+            pending.extend(children)
+        return found
