@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from task_client import (
     AsyncTaskHandle,
@@ -19,16 +18,16 @@ from task_client import (
     TaskTimeout,
 )
 
-pytestmark = pytest.mark.e2e
+from ..brokers import Broker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 @pytest.fixture
-def idle_queue(redis_url: str) -> Iterator[str]:
+def idle_queue(broker: Broker) -> Iterator[str]:
     name = f"idle-{uuid.uuid4().hex[:8]}"
     yield name
-    store = redis.Redis.from_url(redis_url)
-    store.delete(name)
-    store.close()
+    broker.delete_queue(name)
 
 
 def test_await_a_call_and_a_handle(client: TaskClient) -> None:

@@ -17,7 +17,7 @@ from task_client import (
 )
 from task_contracts import contract, math
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 #: Seconds within which a worker's NotRegistered answer must arrive: loose for a loaded machine, and
 #: far below the call's own bound, so a timeout can never pass for it.

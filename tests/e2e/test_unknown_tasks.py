@@ -10,9 +10,10 @@ from task_client import TaskClient, UnknownTask
 from task_contracts import contract
 from task_server.testing import WorkerProcess
 
+from ..brokers import Broker
 from .raw_messages import json_body, push
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 #: Seconds within which a worker's NotRegistered answer must arrive: loose for a loaded machine, and
 #: far below each call's own bound (20 s), so a timeout can never pass for it.
@@ -32,9 +33,9 @@ def test_an_unknown_name_on_any_queue_the_worker_consumes_is_unknown_quickly(cli
 
 
 def test_an_unknown_name_from_a_foreign_producer_is_reported_by_the_worker(
-    client: TaskClient, redis_url: str, worker: WorkerProcess
+    client: TaskClient, broker: Broker, worker: WorkerProcess
 ) -> None:
-    task_id = push(redis_url, "billing.charge", json_body([1], {}), queue="math")
+    task_id = push(broker.url, "billing.charge", json_body([1], {}), queue="math")
 
     @contract(name="billing.charge", queue="math", timeout=30)
     def charge(x: int) -> int: ...

@@ -18,12 +18,25 @@ from ._inspect import WorkerInfo
 from ._progress import Progress
 from ._remote import AsyncRemoteTask, RemoteTask
 from ._settings import ClientSettings
+from ._signatures import (
+    AsyncPartial,
+    AsyncWorkflow,
+    AsyncWorkflowHandle,
+    Partial,
+    Workflow,
+    WorkflowHandle,
+    chord,
+    group,
+)
 from ._tasks import remote
 
 __all__ = [
+    "AsyncPartial",
     "AsyncRemoteTask",
     "AsyncTaskClient",
     "AsyncTaskHandle",
+    "AsyncWorkflow",
+    "AsyncWorkflowHandle",
     "BatchFailed",
     "BrokerUnavailable",
     "ClientClosed",
@@ -31,6 +44,7 @@ __all__ = [
     "ContractMismatch",
     "InvalidArguments",
     "OutcomeUnknown",
+    "Partial",
     "Progress",
     "RemoteTask",
     "TaskClient",
@@ -40,5 +54,9 @@ __all__ = [
     "TaskTimeout",
     "UnknownTask",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowHandle",
+    "chord",
+    "group",
     "remote",
 ]

@@ -6,24 +6,26 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import amqp.exceptions
 import kombu.exceptions
 import redis.exceptions
 from celery import Celery
 
-from task_contracts import Contract, redact_url
-from task_contracts.wire import SHAPE_HEADER
+from task_contracts import Contract, celery_url, redact_url
+from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 
 # Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
-# (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, and the socket's.
-BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
+# (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
+# connection, or a publish it refused, e.g. a queue declared with other arguments), and the socket's.
+BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
@@ -50,13 +52,30 @@ class Outgoing(NamedTuple):
     time_limit: float | None = None
 
 
+def _transport_options(settings: ClientSettings) -> dict[str, Any]:
+    """Bounds on connecting and on each reply, in the words of the broker's transport."""
+    # One connection attempt per publish: kombu would otherwise retry for seconds.
+    once = {"max_retries": 0}
+    if settings.urls.broker_is_amqp:
+        return {
+            **once,
+            # Publisher confirms: a publish returns once RabbitMQ has the message (on disk, for a
+            # quorum queue), so a call that returned is never lost with the broker.
+            "confirm_publish": True,
+            "read_timeout": settings.socket_timeout,
+            "write_timeout": settings.socket_timeout,
+        }
+    return {**once, "socket_connect_timeout": settings.connect_timeout, "socket_timeout": settings.socket_timeout}
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
-        self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url)
+        broker = celery_url(settings.urls.broker_url)
+        self._app = Celery("task_client", set_as_current=False, broker=broker.url)
         self._app.conf.update(
             task_serializer="json",
             accept_content=["json"],
@@ -65,12 +84,10 @@ class Producer:
             # subscription (and its ~19 s retry loop) to every publish.
             result_backend=None,
             broker_connection_retry_on_startup=False,
-            broker_transport_options={
-                "socket_connect_timeout": settings.connect_timeout,
-                "socket_timeout": settings.socket_timeout,
-                # One connection attempt per publish: kombu would otherwise retry for seconds.
-                "max_retries": 0,
-            },
+            broker_transport_options={**broker.transport_options, **_transport_options(settings)},
+            broker_connection_timeout=settings.connect_timeout,
+            # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
+            task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
             # Retries are ours (see `publish`): kombu's would also retry after a timeout.
             task_publish_retry=False,
         )
@@ -84,16 +101,18 @@ class Producer:
         attempts = self.settings.publish_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                self._app.send_task(
-                    message.name,
-                    args=message.args,
-                    kwargs=message.kwargs,
-                    queue=message.queue,
-                    task_id=task_id,
-                    headers=dict(message.headers),
-                    time_limit=message.time_limit,
-                    retry=False,
-                )
+                with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
+                    self._app.send_task(
+                        message.name,
+                        args=message.args,
+                        kwargs=message.kwargs,
+                        queue=message.queue,
+                        task_id=task_id,
+                        headers=dict(message.headers),
+                        time_limit=message.time_limit,
+                        retry=False,
+                        producer=producer,
+                    )
                 return
             except BROKER_ERRORS as error:
                 failure: BaseException = error
@@ -124,7 +143,11 @@ class Producer:
         """
         self._warm_up()
         try:
-            with self._app.producer_or_acquire() as producer, producer.batch(max_size=_PIPELINE_SIZE):
+            with (
+                self._app.producer_or_acquire() as producer,
+                self._dropped_on_timeout(producer),
+                producer.batch(max_size=_PIPELINE_SIZE),
+            ):
                 for message in messages:
                     self._app.send_task(
                         message.name,
@@ -149,6 +172,18 @@ class Producer:
         # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
         with contextlib.suppress(*BROKER_ERRORS):
             self._app.close()
+
+    @contextlib.contextmanager
+    def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:
+        try:
+            yield
+        except BROKER_ERRORS as error:
+            if self.settings.urls.broker_is_amqp and is_timeout(error):
+                # RabbitMQ sent no confirm in time: drop the connection without a word. Closing it
+                # politely (channel, then connection) would wait as long again, twice, for replies
+                # a frozen broker never sends.
+                producer.connection.collect()
+            raise
 
     def _warm_up(self) -> None:
         # Celery builds its router and producer pool lazily; do it once, not in N threads at once.

@@ -19,12 +19,14 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 
 from ._batch import Batch, when_all_done
+from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
+from ._tracing import Tracing
 from ._watcher import READY_STATES, Record, ResultWatcher
 
 
@@ -44,9 +46,12 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
         # One read of the backend takes at most a connection and a reply.
         self.read_bound = settings.connect_timeout + settings.socket_timeout
         self.closed = False
+        # None unless tracing is asked for: the untraced path stays one `is None` test per publish.
+        self.tracing = Tracing() if settings.tracing else None
 
     # -- publishing --------------------------------------------------------------
     def prepare_call(
@@ -81,17 +86,27 @@ class Runtime:
     ) -> Steps[str]:
         """Validate and publish one call; its task id."""
         message = self.prepare_call(contract, args, kwargs, options)
-        yield Publish(message, contract.name)
+        if self.tracing is None:
+            yield Publish(message, contract.name)
+        else:
+            yield from self.tracing.traced([message], _publish_one)
         return message.task_id
 
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[None]:
         """Publish every message of a validated batch through one pipelined connection."""
-        yield Blocking(partial(self._publish_batch, batch, options))
+        messages = batch.outgoing(options.queue or batch.contract.queue)
+        if self.tracing is None:
+            yield Blocking(partial(self._publish_batch, batch, messages))
+        else:
+            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
 
-    def _publish_batch(self, batch: Batch[Any], options: CallOptions) -> None:
+    def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
+        yield Blocking(partial(self._publish_batch, batch, messages))
+
+    def _publish_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> None:
         if self.closed:
             raise ClientClosed("the client is closed")
-        self.producer.publish_many(batch.outgoing(options.queue or batch.contract.queue), contract=batch.contract.name)
+        self.producer.publish_many(messages, contract=batch.contract.name)
 
     # -- waiting -----------------------------------------------------------------
     def wait(self, contract: str | None, task_id: str, timeout: float) -> Steps[Record]:
@@ -116,7 +131,12 @@ class Runtime:
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch."""
-        futures: list[concurrent.futures.Future[Record]] = yield Blocking(partial(self._start_batch, batch, options))
+        # The messages are built here, in the caller's thread or task, where its trace context is.
+        messages = batch.outgoing(options.queue or batch.contract.queue)
+        if self.tracing is None:
+            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+        else:
+            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
         try:
@@ -134,12 +154,18 @@ class Runtime:
             [late[task_id] if record is None else record for task_id, record in zip(batch.task_ids, ready, strict=True)]
         )
 
-    def _start_batch(self, batch: Batch[Any], options: CallOptions) -> list[concurrent.futures.Future[Record]]:
+    def _start_batch_steps(
+        self, batch: Batch[Any], messages: list[Outgoing]
+    ) -> Steps[list[concurrent.futures.Future[Record]]]:
+        futures: list[concurrent.futures.Future[Record]] = yield Blocking(partial(self._start_batch, batch, messages))
+        return futures
+
+    def _start_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> list[concurrent.futures.Future[Record]]:
         # Watching first lets the subscriptions travel while the batch is published; a record
         # stored before its subscription is confirmed is still found by the watcher's read.
         futures = self.watcher.watch_many(batch.task_ids)
         try:
-            self._publish_batch(batch, options)
+            self._publish_batch(batch, messages)
         except BaseException:
             self._forget_all(batch.task_ids, futures)
             raise
@@ -196,9 +222,14 @@ class Runtime:
         self.closed = True
         self.watcher.close()
         self.producer.close()
+        self.canvas.close()
 
 
 def _resolve(future: concurrent.futures.Future[None]) -> None:
     # An async wait that ran out has cancelled the future; the batch finishing later is then no news.
     with contextlib.suppress(concurrent.futures.InvalidStateError):
         future.set_result(None)
+
+
+def _publish_one(messages: list[Outgoing]) -> Steps[None]:
+    yield Publish(messages[0], messages[0].name)

@@ -5,10 +5,14 @@ from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
     DEFAULT_BROKER_URL,
+    CeleryUrl,
     ConnectionConfigError,
     ConnectionUrls,
+    SentinelAddress,
+    celery_url,
     redact_url,
     resolve_urls,
+    sentinel_address,
 )
 from ._contract import Contract, contract, wire_name
 from ._errors import ArgumentsError, ContractDeclarationError, ContractError, IncompatibleCall, ResultError
@@ -21,6 +25,7 @@ __all__ = [
     "CATALOG",
     "DEFAULT_BROKER_URL",
     "ArgumentsError",
+    "CeleryUrl",
     "ConnectionConfigError",
     "ConnectionUrls",
     "Contract",
@@ -31,8 +36,10 @@ __all__ = [
     "Crontab",
     "ResultError",
     "Schedule",
+    "SentinelAddress",
     "arguments_document",
     "asyncapi_document",
+    "celery_url",
     "contract",
     "export_contracts",
     "load_catalog",
@@ -42,6 +49,7 @@ __all__ = [
     "resolve_urls",
     "result_document",
     "schedule_problems",
+    "sentinel_address",
     "wire",
     "wire_name",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import kombu.exceptions
 import redis.exceptions
 from celery import states
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
 from ._errors import OutcomeUnknown
@@ -42,15 +42,13 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class ResultBackend(RedisBackend):  # type: ignore[misc]
-    """Used as `app.backend_cls`; the URL still comes from `result_backend`.
-
-    Celery would record the Redis `ConnectionError` as the task's own exception; the task did
+class _ReportsLostResults:
+    """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
     """
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
 
     def mark_as_done(
         self,
@@ -61,10 +59,22 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         state: str = states.SUCCESS,
     ) -> Any:
         try:
-            return super().mark_as_done(task_id, result, request, store_result, state)
+            return super().mark_as_done(task_id, result, request, store_result, state)  # type: ignore[misc]
         except STORE_ERRORS as error:
             logger.error("task %s finished but its result could not be stored (%s): outcome unknown", task_id, error)
             raise OutcomeUnknown(
                 f"task {task_id} finished on the worker but its result could not be stored "
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
+
+
+class ResultBackend(_ReportsLostResults, RedisBackend):  # type: ignore[misc]
+    """Used as `app.backend_cls` for `redis://` and `rediss://`; the URL still comes from `result_backend`."""
+
+
+class SentinelResultBackend(_ReportsLostResults, SentinelBackend):  # type: ignore[misc]
+    """The same for `sentinel://`: the master is found through the sentinels, again after a failover."""
+
+
+def backend_class(url: str) -> type[RedisBackend]:
+    return SentinelResultBackend if url.startswith("sentinel:") else ResultBackend

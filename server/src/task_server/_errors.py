@@ -73,3 +73,8 @@ class ScheduleError(ServerError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class TracingUnavailable(RuntimeError):
+    """`--tracing` was asked for without the OpenTelemetry packages (`task-server[otel]`), or
+    `OTEL_TRACES_EXPORTER` names an exporter that is not installed."""
