@@ -264,7 +264,7 @@ class Plan:
                 "queue": node.queue,
                 "task_id": link.task_id,
                 # Each link carries the caller's contract identity, so each worker checks it.
-                "headers": dict(call_headers(node.contract.fingerprint)),
+                "headers": dict(call_headers(node.contract)),
             }
             return CelerySignature(node.contract.name, list(node.args), dict(node.kwargs), options, app=app), link
         if isinstance(node, Chain):
