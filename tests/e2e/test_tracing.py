@@ -204,3 +204,17 @@ def test_an_untraced_client_sends_no_trace_context(
     # The worker still traces the task, as the root of a trace of its own.
     assert task.trace_id != caller.get_span_context().trace_id.to_bytes(16, "big")
     assert task.parent_span_id == b""
+
+
+def test_every_link_of_a_workflow_joins_the_callers_trace(
+    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+) -> None:
+    redis_url, receiver = traced_worker
+    tracer = trace.get_tracer("test")
+    with TaskClient(redis_url, tracing=True) as client, tracer.start_as_current_span("workflow caller") as caller:
+        assert (client.add.s(4, 7) | client.mul.s(10))() == 110
+    sent = sent_span(client_spans, caller, "send workflow")
+    trace_id = caller.get_span_context().trace_id
+    # The first link is published by the client; the next by the worker that ran the first.
+    assert_child(worker_span(receiver, trace_id, "run/math.add"), sent)
+    assert worker_span(receiver, trace_id, "run/math.mul").kind == WireSpan.SPAN_KIND_CONSUMER

@@ -99,6 +99,7 @@ class Producer:
         self._warm_up()
         task_id = message.task_id
         attempts = self.settings.publish_retries + 1
+        # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):

@@ -11,7 +11,7 @@ import concurrent.futures
 import contextlib
 import functools
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any, Generic, TypeVar, overload
 
 from ._errors import ClientClosed, TaskError, TaskTimeout
@@ -168,7 +168,16 @@ class _BaseWorkflow(Generic[R_co]):
         return default_timeout(self._node)
 
     def _submit_steps(self) -> Steps[Plan]:
-        plan: Plan = yield Blocking(self._publish)
+        tracing = self._runtime.tracing
+        if tracing is None:
+            plan: Plan = yield Blocking(functools.partial(self._publish, {}))
+        else:
+            attributes = {"task_sdk.workflow": describe(self._node)}
+            plan = yield from tracing.around("send workflow", attributes, self._publish_steps)
+        return plan
+
+    def _publish_steps(self, headers: Mapping[str, str]) -> Steps[Plan]:
+        plan: Plan = yield Blocking(functools.partial(self._publish, headers))
         return plan
 
     def _call_steps(self, timeout: float | None) -> Steps[Any]:
@@ -176,10 +185,10 @@ class _BaseWorkflow(Generic[R_co]):
         handle: _BaseWorkflowHandle[Any] = _BaseWorkflowHandle(self._runtime, plan, self.timeout)
         return (yield from handle._result_steps(timeout))
 
-    def _publish(self) -> Plan:
+    def _publish(self, headers: Mapping[str, str]) -> Plan:
         if self._runtime.closed:
             raise ClientClosed("the client is closed")
-        plan = Plan(self._node, self._runtime.canvas.app)
+        plan = Plan(self._node, self._runtime.canvas.app, headers)
         self._runtime.canvas.publish(plan.canvas, what=f"workflow {plan.description}")
         return plan
 

@@ -88,7 +88,10 @@ def broker_config(settings: WorkerSettings, broker: CeleryUrl) -> dict[str, Any]
         # (a killed worker): no visibility timeout. Quorum queues are durable and replicated, and
         # every message on them persistent; publisher confirms on what the worker publishes too.
         "broker_transport_options": {"confirm_publish": True},
-        "task_default_queue_type": AMQP_QUEUE_TYPE,
+        # Only the contracts' queues are quorum queues (created as "missing" queues). Celery's default
+        # queue stays classic: stock producers that know only a task name declare it without a type,
+        # and RabbitMQ refuses a declaration whose type differs.
+        "task_default_queue_type": "classic",
         "task_create_missing_queue_type": AMQP_QUEUE_TYPE,
         # A quorum queue knows no global QoS; Celery turns it off when it sees one (said here, not guessed).
         "worker_detect_quorum_queues": True,
