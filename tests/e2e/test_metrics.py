@@ -162,8 +162,8 @@ def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
         concurrency=1,
         queues=["diagnostics"],
         extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
-        env={"TASK_DIAGNOSTICS_DIR": str(marks)},
         logdir=str(tmp_path),
+        **serving({"TASK_DIAGNOSTICS_DIR": str(marks)}),
     )
     starts = marks / "killed.starts"
 
@@ -172,7 +172,7 @@ def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
 
     with worker, TaskClient(private_redis.url) as client, ThreadPoolExecutor(max_workers=1) as pool:
         worker.start()
-        call = pool.submit(client.hold.with_options(timeout=60), "killed", 25.0)
+        call = pool.submit(client.task(diagnostics.hold).with_options(timeout=60), "killed", 25.0)
         wait_until(lambda: started(1), 30, "the first start")
         (child,) = worker.children()
         os.kill(child, signal.SIGKILL)  # requeued at once, started again in a new pool process
