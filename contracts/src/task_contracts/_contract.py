@@ -26,6 +26,13 @@ _VERSION_SUFFIX = re.compile(r"\.v[0-9]+$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
+#: A finished call's record is kept this many times its contract's timeout, unless the contract
+#: says otherwise (`result_ttl=`)...
+RESULT_TTL_TIMEOUTS = 10
+#: ...and never less than this many seconds, so that `handle(task_id)` can re-attach to a call
+#: for at least five minutes after it finished.
+RESULT_TTL_FLOOR = 300.0
+
 
 def _describe(error: pydantic.ValidationError) -> list[str]:
     return [problem for _, problem in _describe_by_field(error)]
@@ -47,6 +54,12 @@ def _describe_by_field(error: pydantic.ValidationError) -> list[tuple[str, str]]
 class Contract(Generic[P, R]):
     """One remote task: wire name, typed signature, queue, time bound and idempotency.
 
+    `cpu_bound=False` declares a task that holds no CPU for long (I/O or trivial work): a worker
+    may then serve it from threads of its main process instead of a pool process, which saves a
+    process hop per call but does not kill it at its timeout. `result_ttl` is how long (seconds)
+    a finished call's record stays in the result backend; by default `RESULT_TTL_TIMEOUTS` times
+    the timeout, at least `RESULT_TTL_FLOOR`.
+
     Declare with the `contract` decorator; a contract is data, not callable code.
     Validators and schemas are compiled once, here, never per call.
     """
@@ -58,11 +71,13 @@ class Contract(Generic[P, R]):
         "_result_adapter",
         "_shape",
         "base_name",
+        "cpu_bound",
         "description",
         "idempotent",
         "name",
         "parameters",
         "queue",
+        "result_ttl",
         "result_type",
         "timeout",
         "version",
@@ -77,6 +92,8 @@ class Contract(Generic[P, R]):
         timeout: float,
         idempotent: bool,
         version: int = 1,
+        cpu_bound: bool = True,
+        result_ttl: float | None = None,
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
@@ -88,12 +105,18 @@ class Contract(Generic[P, R]):
             raise ContractDeclarationError(f"{name}: queue name {queue!r} is not a valid queue name")
         if not timeout > 0:
             raise ContractDeclarationError(f"{name}: timeout must be positive, got {timeout!r}")
+        if result_ttl is not None and not result_ttl >= 1:
+            raise ContractDeclarationError(f"{name}: result_ttl must be at least 1 second, got {result_ttl!r}")
         self.base_name = name
         self.version = version
         self.name = wire_name(name, version)
         self.queue = queue
         self.timeout = float(timeout)
         self.idempotent = idempotent
+        self.cpu_bound = cpu_bound
+        self.result_ttl = (
+            float(result_ttl) if result_ttl is not None else max(RESULT_TTL_FLOOR, RESULT_TTL_TIMEOUTS * self.timeout)
+        )
         self.description = inspect.getdoc(stub) or ""
         self.parameters, self.result_type = _read_signature(name, stub)
         self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -261,20 +284,36 @@ def _partial_model(declared: Contract[..., Any]) -> type[pydantic.BaseModel]:
 
 
 def contract(
-    *, name: str, queue: str = "default", timeout: float = 30.0, idempotent: bool = False, version: int = 1
+    *,
+    name: str,
+    queue: str = "default",
+    timeout: float = 30.0,
+    idempotent: bool = False,
+    cpu_bound: bool = True,
+    result_ttl: float | None = None,
+    version: int = 1,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
     """Declare a contract from a typed stub whose body is `...`.
 
     `version` is the contract's major version: a breaking change is declared as a new version,
     served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
 
-    >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
     ...     "Add two integers."
     """
 
     def declare(stub: Callable[P, R]) -> Contract[P, R]:
-        return Contract(stub, name=name, queue=queue, timeout=timeout, idempotent=idempotent, version=version)
+        return Contract(
+            stub,
+            name=name,
+            queue=queue,
+            timeout=timeout,
+            idempotent=idempotent,
+            cpu_bound=cpu_bound,
+            result_ttl=result_ttl,
+            version=version,
+        )
 
     return declare
 
