@@ -94,11 +94,13 @@ class Runtime:
 
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[None]:
         """Publish every message of a validated batch through one pipelined connection."""
-        messages = batch.outgoing(options.queue or batch.contract.queue)
+        queue = options.queue or batch.contract.queue
         if self.tracing is None:
-            yield Blocking(partial(self._publish_batch, batch, messages))
+            # Built on the blocking side, so an asyncio caller's loop never builds a large batch.
+            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue)))
         else:
-            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
+            # Built here, in the caller's thread or task, where its trace context is.
+            yield from self.tracing.traced(batch.outgoing(queue), partial(self._publish_batch_steps, batch))
 
     def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
         yield Blocking(partial(self._publish_batch, batch, messages))
@@ -131,12 +133,13 @@ class Runtime:
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch."""
-        # The messages are built here, in the caller's thread or task, where its trace context is.
-        messages = batch.outgoing(options.queue or batch.contract.queue)
+        queue = options.queue or batch.contract.queue
+        futures: list[concurrent.futures.Future[Record]]
         if self.tracing is None:
-            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue)))
         else:
-            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
+            # Built here, in the caller's thread or task, where its trace context is.
+            futures = yield from self.tracing.traced(batch.outgoing(queue), partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
         try:
