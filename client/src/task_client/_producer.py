@@ -21,6 +21,7 @@ from task_contracts.wire import AMQP_QUEUE_TYPE, FINGERPRINT_HEADER
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
+from ._transport import PRODUCER_AMQP
 
 # Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
 # (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
@@ -74,7 +75,8 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
     broker the same way.
     """
     broker = celery_url(settings.urls.broker_url)
-    app = Celery(name, set_as_current=False, broker=broker.url)
+    # PRODUCER_AMQP: on Redis, kombu's transport without a new redis-py client object per publish.
+    app = Celery(name, set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -34,7 +34,9 @@ def register(
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
-    task: Task = app.task(run, name=contract.name, time_limit=contract.timeout, **TASK_OPTIONS)
+    task: Task = app.task(
+        run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **TASK_OPTIONS
+    )
     return task
 
 
