@@ -228,14 +228,9 @@ def test_an_untraced_client_sends_no_trace_context(
 
 
 def test_every_link_of_a_workflow_joins_the_callers_trace(
-    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter, request: pytest.FixtureRequest
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
     own, receiver = traced_worker
-    if own.kind == "rabbitmq":
-        # Known gap, not of tracing: the client's workflow publisher declares classic queues, and
-        # RabbitMQ refuses them (PRECONDITION_FAILED, the task queues are quorum queues). Strict:
-        # this fails once that is fixed, so the marker goes.
-        request.applymarker(pytest.mark.xfail(reason="workflows do not publish on RabbitMQ yet", strict=True))
     tracer = trace.get_tracer("test")
     with (
         TaskClient(own.url, own.result_backend, tracing=True) as client,
