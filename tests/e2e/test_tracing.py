@@ -242,3 +242,23 @@ def test_every_link_of_a_workflow_joins_the_callers_trace(
     # The first link is published by the client; the next by the worker that ran the first.
     assert_child(worker_span(receiver, trace_id, "run/math.add"), sent)
     assert worker_span(receiver, trace_id, "run/math.mul").kind == WireSpan.SPAN_KIND_CONSUMER
+
+
+def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
+) -> None:
+    # math.add is declared cpu_bound=False (served on the main process's threads), diagnostics.sleep
+    # is not (served by a pool process): each process has its own exporter.
+    own, receiver = traced_worker
+    tracer = trace.get_tracer("test")
+    with TaskClient(own.url, own.result_backend, tracing=True) as client:
+        with tracer.start_as_current_span("pool caller") as pool_caller:
+            assert client.sleep(0.01) == 0.01
+        with tracer.start_as_current_span("thread caller") as thread_caller:
+            assert client.add(1, 1) == 2
+    for caller, task, name in (
+        (pool_caller, "diagnostics.sleep", "run/diagnostics.sleep"),
+        (thread_caller, "math.add", "run/math.add"),
+    ):
+        sent = sent_span(client_spans, caller, f"send {task}")
+        assert_child(worker_span(receiver, caller.get_span_context().trace_id, name), sent)

@@ -296,7 +296,7 @@ def _enable_tracing(settings: WorkerSettings) -> None:
     from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
 
     try:
-        enable_tracing(settings.pool)
+        enable_tracing(settings.pool, main_serves_tasks=settings.threads > 0)
     except TracingUnavailable as error:
         raise click.UsageError(str(error)) from None
     click.echo("task-server: tracing on (OpenTelemetry)", err=True)
