@@ -237,6 +237,10 @@ class Plan:
             return True
         return all(final.task_id in records for final in self.finals)
 
+    def succeeded(self, records: Mapping[str, Record]) -> bool:
+        """True when no link's record is a failure (or a cancellation)."""
+        return not any(record.get("status") in READY_STATES - {"SUCCESS"} for record in records.values())
+
     def outcome(self, records: Mapping[str, Record]) -> Any:
         """The workflow's value from ready records, or the error of the first link that failed, named."""
         for link in self.links:
