@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from task_client import TaskClient, TaskError
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
+from ..catalog import diagnostics, serving
 from ..conftest import REPO_ROOT
 from .raw_messages import json_body, push
 
@@ -46,6 +50,7 @@ def metrics_worker(private_redis: RedisProcess, tmp_path: Path) -> Iterator[tupl
         queues=["math", "diagnostics"],
         extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
         logdir=str(tmp_path),
+        **serving(),
     )
     with worker:
         worker.start()
@@ -119,7 +124,7 @@ def test_queue_depth_is_read_from_the_broker_at_each_scrape(
     _, port = metrics_worker
     with TaskClient(private_redis.url) as client:
         # More slow calls than two processes reserve: the rest wait in the `diagnostics` list.
-        handles = [client.sleep.submit(0.2) for _ in range(30)]
+        handles = [client.task(diagnostics.sleep).submit(0.2) for _ in range(30)]
         wait_until(
             lambda: value(scrape(port), "task_server_queue_depth", queue="diagnostics") >= 1,
             10,
@@ -144,3 +149,45 @@ def test_a_frozen_broker_is_reported_not_waited_for(
     assert value(samples, "task_server_broker_up") == 0
     assert ("task_server_queue_depth", (("queue", "math"),)) not in samples
     assert ("task_server_tasks_received_total", (("contract", "math.add"), ("message", "call"))) in samples
+
+
+def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
+    private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    marks = tmp_path / "diagnostics"
+    marks.mkdir()
+    port = free_port()
+    worker = WorkerProcess(
+        private_redis.url,
+        concurrency=1,
+        queues=["diagnostics"],
+        extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
+        logdir=str(tmp_path),
+        **serving({"TASK_DIAGNOSTICS_DIR": str(marks)}),
+    )
+    starts = marks / "killed.starts"
+
+    def started(count: int) -> bool:
+        return starts.exists() and len(starts.read_text().split()) >= count
+
+    with worker, TaskClient(private_redis.url) as client, ThreadPoolExecutor(max_workers=1) as pool:
+        worker.start()
+        call = pool.submit(client.task(diagnostics.hold).with_options(timeout=60), "killed", 25.0)
+        wait_until(lambda: started(1), 30, "the first start")
+        (child,) = worker.children()
+        os.kill(child, signal.SIGKILL)  # requeued at once, started again in a new pool process
+        wait_until(lambda: started(2), 30, "the second start")
+        (marks / "killed.release").touch()
+        assert call.result(timeout=60) == 2
+        hold = {"contract": "diagnostics.hold", "message": "call"}
+        wait_until(
+            lambda: value(scrape(port), "task_server_tasks_succeeded_total", **hold) == 1,
+            15,
+            "the success to be counted",
+            interval=0.2,
+        )
+        samples = scrape(port)
+    assert value(samples, "task_server_tasks_received_total", **hold) == 2
+    assert value(samples, "task_server_tasks_retried_total", **hold) == 1
+    assert value(samples, "task_server_tasks_failed_total", **hold) == 0
+    assert value(samples, "task_server_tasks_refused_total", **hold) == 0

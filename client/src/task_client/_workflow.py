@@ -206,8 +206,9 @@ class Link:
 class Plan:
     """One run of a workflow: fresh task ids, the Celery canvas that carries it, and how to read its records."""
 
-    def __init__(self, node: Node, app: Celery) -> None:
+    def __init__(self, node: Node, app: Celery, headers: Mapping[str, str] | None = None) -> None:
         self.links: list[Link] = []
+        self.headers = headers or {}  # on every link's message, besides the fingerprint (trace context)
         self.group = isinstance(node, Group)
         self.description = describe(node)
         if isinstance(node, Group):
@@ -235,6 +236,10 @@ class Plan:
         if any(record.get("status") in READY_STATES - {"SUCCESS"} for record in records.values()):
             return True
         return all(final.task_id in records for final in self.finals)
+
+    def succeeded(self, records: Mapping[str, Record]) -> bool:
+        """True when no link's record is a failure (or a cancellation)."""
+        return not any(record.get("status") in READY_STATES - {"SUCCESS"} for record in records.values())
 
     def outcome(self, records: Mapping[str, Record]) -> Any:
         """The workflow's value from ready records, or the error of the first link that failed, named."""
@@ -264,7 +269,7 @@ class Plan:
                 "queue": node.queue,
                 "task_id": link.task_id,
                 # Each link carries the caller's contract identity, so each worker checks it.
-                "headers": dict(call_headers(node.contract.fingerprint)),
+                "headers": {**call_headers(node.contract), **self.headers},
             }
             return CelerySignature(node.contract.name, list(node.args), dict(node.kwargs), options, app=app), link
         if isinstance(node, Chain):
