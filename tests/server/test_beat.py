@@ -25,12 +25,12 @@ BAD = [
 ]
 
 
-def test_entries_carry_wire_arguments_queue_fingerprint_and_timing() -> None:
+def test_entries_carry_wire_arguments_queue_shape_and_timing() -> None:
     entries = beat_entries(GOOD, CATALOG)
     assert list(entries) == ["math.add every 30 s", "math.xsum cron */5 * * * *", "nightly"]
     add = entries["math.add every 30 s"]
     assert add["task"] == "math.add" and add["args"] == [1, 2] and add["schedule"] == timedelta(seconds=30)
-    assert add["options"] == {"queue": "math", "headers": {"contract_fingerprint": math.add.fingerprint}}
+    assert add["options"] == {"queue": "math", "headers": {"contract_shape": math.add.shape}}
     assert entries["math.xsum cron */5 * * * *"]["args"] == [[1, 2]]
     nightly = entries["nightly"]["schedule"]
     assert nightly.hour == {4} and nightly.minute == {0} and nightly.day_of_week == {1, 2, 3, 4, 5}

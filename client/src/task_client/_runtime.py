@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
 from ._tracing import Tracing
 from ._watcher import READY_STATES, Record, ResultWatcher
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Runtime:
             wire_kwargs,
             options.queue or contract.queue,
             str(uuid.uuid4()),
-            call_headers(contract.fingerprint),
+            call_headers(contract),
         )
 
     def publish(
@@ -92,13 +96,41 @@ class Runtime:
             yield from self.tracing.traced([message], _publish_one)
         return message.task_id
 
+    def call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+        timeout: float,
+    ) -> Steps[tuple[str, Record]]:
+        """Validate and publish one call, then wait for its ready record as `wait` does.
+
+        Hot path: the result's subscription is requested before the message is published, so the
+        two travel at once instead of one after the other (one Redis round trip less per call).
+        """
+        message = self.prepare_call(contract, args, kwargs, options)
+        future = self.watcher.watch(message.task_id)
+        try:
+            if self.tracing is None:
+                yield Publish(message, contract.name)
+            else:
+                yield from self.tracing.traced([message], _publish_one)
+        except BaseException:
+            self.watcher.forget(message.task_id, future)
+            raise
+        record = yield from self.wait(contract.name, message.task_id, timeout, future)
+        return message.task_id, record
+
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[None]:
         """Publish every message of a validated batch through one pipelined connection."""
-        messages = batch.outgoing(options.queue or batch.contract.queue)
+        queue = options.queue or batch.contract.queue
         if self.tracing is None:
-            yield Blocking(partial(self._publish_batch, batch, messages))
+            # Built on the blocking side, so an asyncio caller's loop never builds a large batch.
+            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue)))
         else:
-            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
+            # Built here, in the caller's thread or task, where its trace context is.
+            yield from self.tracing.traced(batch.outgoing(queue), partial(self._publish_batch_steps, batch))
 
     def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
         yield Blocking(partial(self._publish_batch, batch, messages))
@@ -109,9 +141,18 @@ class Runtime:
         self.producer.publish_many(messages, contract=batch.contract.name)
 
     # -- waiting -----------------------------------------------------------------
-    def wait(self, contract: str | None, task_id: str, timeout: float) -> Steps[Record]:
-        """The task's ready record, waiting at most `timeout` seconds, then one bounded read."""
-        future = self.watcher.watch(task_id)
+    def wait(
+        self,
+        contract: str | None,
+        task_id: str,
+        timeout: float,
+        future: concurrent.futures.Future[Record] | None = None,
+    ) -> Steps[Record]:
+        """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
+
+        `future`: the watch already started for it, if any.
+        """
+        future = future or self.watcher.watch(task_id)
         try:
             record = yield Wait(future, timeout)
         except ClientClosed:
@@ -131,12 +172,13 @@ class Runtime:
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch."""
-        # The messages are built here, in the caller's thread or task, where its trace context is.
-        messages = batch.outgoing(options.queue or batch.contract.queue)
+        queue = options.queue or batch.contract.queue
+        futures: list[concurrent.futures.Future[Record]]
         if self.tracing is None:
-            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue)))
         else:
-            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
+            # Built here, in the caller's thread or task, where its trace context is.
+            futures = yield from self.tracing.traced(batch.outgoing(queue), partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
         try:
@@ -216,6 +258,25 @@ class Runtime:
             contract=contract,
             task_id=task_id,
         )
+
+    def revoke(self, task_ids: list[str]) -> None:
+        """Ask every running worker not to run these calls (Celery's `revoke` broadcast), best effort.
+
+        kombu retries a broadcast while the broker is unreachable, without end, so it runs in a
+        thread of its own and the caller waits at most the connection bounds for it.
+        """
+
+        def broadcast() -> None:
+            try:
+                self.producer.app.control.revoke(task_ids)
+            except Exception as error:
+                logger.warning("could not revoke %d queued calls: %s", len(task_ids), error)
+
+        sender = threading.Thread(target=broadcast, name="task-client-revoke", daemon=True)
+        sender.start()
+        sender.join(self.read_bound)
+        if sender.is_alive():
+            logger.warning("revoking %d queued calls: the broker did not answer; still trying", len(task_ids))
 
     def close(self) -> None:
         """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""

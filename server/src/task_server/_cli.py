@@ -7,17 +7,18 @@ import sys
 import click
 from celery import Celery
 
-from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_url, resolve_urls
+from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
-from ._app import consumed_queues, create_app
+from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
-from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
+from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
 from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
 from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._threads import DEFAULT_THREADS
 
 EXIT_IMPLEMENTATION = 3
 
@@ -37,6 +38,26 @@ def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return sizes[0], sizes[1]
 
 
+DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
+
+
+def _load_catalog(context: click.Context, parameter: click.Parameter, spec: str) -> ContractCatalog:
+    try:
+        return load_catalog(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        raise click.BadParameter(f"{spec}: {error}", context, parameter) from None
+
+
+_catalog_option = click.option(
+    "--catalog",
+    envvar="TASK_CATALOG",
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    metavar="MODULE:ATTR",
+    callback=_load_catalog,
+    help="The ContractCatalog to serve [env TASK_CATALOG].",
+)
+
 _implementations_option = click.option(
     "--implementations",
     "-I",
@@ -54,14 +75,15 @@ def main() -> None:
 
 
 @main.command()
+@_catalog_option
 @_implementations_option
-def check(implementations: tuple[str, ...]) -> None:
+def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
     try:
-        verify(CATALOG, discover(implementations))
+        verify(catalog, discover(implementations))
     except ImplementationError as error:
         _refuse(error)
-    for item in CATALOG:
+    for item in catalog:
         click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
 
 
@@ -113,9 +135,25 @@ def check(implementations: tuple[str, ...]) -> None:
 @click.option("--hostname", "-n", help="Node name, unique per worker, e.g. math1@%h (%h: this host's name).")
 @click.option(
     "--events/--no-events",
-    default=True,
+    default=False,
     show_default=True,
-    help="Send task events for monitoring (Flower, `celery events`).",
+    help="Send task events for monitoring (Flower, `celery events`); three Redis PUBLISHes more per call.",
+)
+@click.option(
+    "--threads",
+    envvar="TASK_THREADS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads of the main process serving contracts declared cpu_bound=False (prefork pool only; "
+    "0: serve them from the pool too) [env TASK_THREADS].",
+)
+@click.option(
+    "--result-ttl",
+    envvar="TASK_RESULT_TTL",
+    type=click.FloatRange(min=1),
+    help="Seconds every finished call's record is kept in the result backend [env TASK_RESULT_TTL; "
+    "default: each contract's result_ttl, 10 x its timeout and at least 300 s].",
 )
 @click.option(
     "--visibility-timeout",
@@ -166,6 +204,7 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
 )
+@_catalog_option
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -179,12 +218,15 @@ def worker(
     pool: str,
     hostname: str | None,
     events: bool,
+    threads: int,
+    result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
     tracing: bool,
     metrics_port: int,
     metrics_address: str,
+    catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -204,7 +246,9 @@ def worker(
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
-        extra_celery_config={} if events else {"worker_send_task_events": False},
+        extra_celery_config={"worker_send_task_events": True} if events else {},
+        threads=threads,
+        result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
@@ -212,7 +256,7 @@ def worker(
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
-    _serve(settings)
+    _serve(settings, catalog)
 
 
 @main.command()
@@ -224,8 +268,9 @@ def worker(
     help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_catalog_option
 @_implementations_option
-def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
     with embedded_redis(choose_port(port)) as redis:
         click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
@@ -233,23 +278,25 @@ def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
         click.echo(f"  export TASK_BROKER_URL={redis.url}")
         click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
         urls = resolve_urls(redis.url, redis.url)
-        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
 
 
-def _serve(settings: WorkerSettings) -> None:
+def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
     """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
-        app = create_app(settings)
+        app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
     urls = settings.urls
     click.echo(
-        f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts, "
-        f"queues {', '.join(consumed_queues(settings))}",
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts, "
+        f"queues {', '.join(consumed_queues(settings, catalog))}",
         err=True,
     )
     # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
-    for warning in [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, CATALOG):
+    warnings = [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, catalog)
+    warnings += lifetime_warnings(settings.visibility_timeout, result_ttls(settings, catalog), catalog)
+    for warning in warnings:
         click.echo(f"task-server: warning: {warning}", err=True)
     roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
     for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
@@ -265,25 +312,25 @@ def _serve(settings: WorkerSettings) -> None:
     if settings.tracing:
         _enable_tracing(settings)
     if settings.metrics_port:
-        _serve_metrics(app, settings)
-    app.worker_main(argv=_worker_argv(settings))
+        _serve_metrics(app, settings, catalog)
+    app.worker_main(argv=_worker_argv(settings, catalog))
 
 
 def _enable_tracing(settings: WorkerSettings) -> None:
     from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
 
     try:
-        enable_tracing(settings.pool)
+        enable_tracing(settings.pool, main_serves_tasks=settings.threads > 0)
     except TracingUnavailable as error:
         raise click.UsageError(str(error)) from None
     click.echo("task-server: tracing on (OpenTelemetry)", err=True)
 
 
-def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
+def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatalog) -> None:
     from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
 
     try:
-        serve_metrics(app, CATALOG, consumed_queues(settings), settings.metrics_port, settings.metrics_address)
+        serve_metrics(app, catalog, consumed_queues(settings, catalog), settings.metrics_port, settings.metrics_address)
     except OSError as error:
         raise click.UsageError(
             f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
@@ -371,9 +418,9 @@ def beat(
     app.Beat(loglevel=settings.loglevel, quiet=True).run()
 
 
-def _worker_argv(settings: WorkerSettings) -> list[str]:
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(consumed_queues(settings))}")
+    argv.append(f"--queues={','.join(consumed_queues(settings, catalog))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.autoscale:

@@ -17,21 +17,24 @@ queue; the sweep runs every `unacked_restore_interval` seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, states
+from celery.exceptions import Ignore
 from celery.utils.dispatch import Signal
 
 from task_contracts import Contract, ContractCatalog
+from task_contracts.wire import RESULT_KEY_PREFIX
 
-from ._backend import STORE_ERRORS
+from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._errors import DeliveryLimitExceeded, OutcomeUnknown
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0
 DEFAULT_MAX_DELIVERIES = 3
-DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
-# As long as Celery keeps results by default (`result_expires`): a redelivery comes well before.
+# Bounds a counter whose task never finishes; a finished task's counter is deleted with the
+# storing of its record (`_backend`), so a redelivery comes well before this.
 _COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
@@ -41,10 +44,15 @@ task_redelivered = Signal(name="task_redelivered", providing_args={"starts"})
 
 
 def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
-    """Count this start; raise `OutcomeUnknown` or `DeliveryLimitExceeded` when it must not run."""
+    """Count this start; raise `OutcomeUnknown` or `DeliveryLimitExceeded` when it must not run.
+
+    A task whose record is already final finished before (its worker was lost between storing the
+    record and acknowledging the message, which also removed its counter): `Ignore` acknowledges it
+    without running it again or touching the record.
+    """
     task_id = task.request.id
     try:
-        starts = _count_start(task.backend.client, task_id)
+        starts, finished = _count_start(task.backend.client, task_id)
     except STORE_ERRORS as error:
         if not contract.idempotent:
             raise RuntimeError(
@@ -53,6 +61,9 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
             ) from None
         logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, error)
         return
+    if finished:
+        logger.warning("%s[%s]: delivered again after it had finished; not run again", contract.name, task_id)
+        raise Ignore()
     if starts == 1:
         return
     if not contract.idempotent:
@@ -75,13 +86,23 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
     task_redelivered.send(sender=task, starts=starts)
 
 
-def _count_start(client: Any, task_id: str) -> int:
+def _count_start(client: Any, task_id: str) -> tuple[int, bool]:
+    """The number of this start and whether the task's record is already final, in one round trip."""
     key = DELIVERIES_KEY_PREFIX + task_id
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, _COUNT_TTL_SECONDS)
-    starts, _ = pipe.execute()
-    return int(starts)
+    pipe.get(RESULT_KEY_PREFIX + task_id)
+    starts, _, stored = pipe.execute()
+    return int(starts), stored is not None and _status(stored) in states.READY_STATES
+
+
+def _status(stored: bytes) -> str | None:
+    try:
+        record = json.loads(stored)
+    except ValueError:
+        return None
+    return record.get("status") if isinstance(record, dict) else None
 
 
 def transport_options(visibility_timeout: float) -> dict[str, float]:
@@ -103,4 +124,18 @@ def redelivery_warnings(visibility_timeout: float, catalog: ContractCatalog) -> 
         "a task still running then is delivered again (idempotent) or reported OutcomeUnknown (not idempotent)"
         for item in catalog
         if item.timeout >= visibility_timeout
+    ]
+
+
+def lifetime_warnings(visibility_timeout: float, result_ttls: dict[str, float], catalog: ContractCatalog) -> list[str]:
+    """Non-idempotent contracts whose records expire before a lost worker's message comes back.
+
+    A redelivery finds the call finished by its record (the start counter is gone by then); once
+    the record has expired, the call would be started again.
+    """
+    return [
+        f"{item.name} is not idempotent and its records are kept {result_ttls[item.name]:g} s, less than the "
+        f"visibility timeout ({visibility_timeout:g} s): a call redelivered after that could run twice"
+        for item in catalog
+        if not item.idempotent and result_ttls.get(item.name, visibility_timeout) < visibility_timeout
     ]
