@@ -23,6 +23,7 @@ EXPECTED = {
         "ContractCatalog",
         "ContractDeclarationError",
         "ContractError",
+        "IncompatibleCall",
         "Crontab",
         "ResultError",
         "Schedule",
@@ -31,7 +32,6 @@ EXPECTED = {
         "asyncapi_document",
         "celery_url",
         "contract",
-        "diagnostics",
         "export_contracts",
         "load_catalog",
         "math",
@@ -42,6 +42,7 @@ EXPECTED = {
         "schedule_problems",
         "sentinel_address",
         "wire",
+        "wire_name",
     },
     task_server: {
         "ContractMismatch",

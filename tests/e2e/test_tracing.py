@@ -25,6 +25,8 @@ from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
 from ..brokers import Broker
+from ..catalog import diagnostics
+from ..catalog import serving as serve_test_catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
@@ -99,7 +101,12 @@ def traced_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> I
             assert broker.node is not None
             own = Broker("rabbitmq", broker.node.add_vhost(vhost), redis.url, broker.node)
         worker = WorkerProcess(
-            own.url, result_backend=own.result_backend, concurrency=2, extra_args=["--tracing"], env=env, logdir=logdir
+            own.url,
+            result_backend=own.result_backend,
+            concurrency=2,
+            extra_args=["--tracing"],
+            logdir=logdir,
+            **serve_test_catalog(env),
         )
         with worker:
             worker.start()
@@ -228,14 +235,9 @@ def test_an_untraced_client_sends_no_trace_context(
 
 
 def test_every_link_of_a_workflow_joins_the_callers_trace(
-    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter, request: pytest.FixtureRequest
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
     own, receiver = traced_worker
-    if own.kind == "rabbitmq":
-        # Known gap, not of tracing: the client's workflow publisher declares classic queues, and
-        # RabbitMQ refuses them (PRECONDITION_FAILED, the task queues are quorum queues). Strict:
-        # this fails once that is fixed, so the marker goes.
-        request.applymarker(pytest.mark.xfail(reason="workflows do not publish on RabbitMQ yet", strict=True))
     tracer = trace.get_tracer("test")
     with (
         TaskClient(own.url, own.result_backend, tracing=True) as client,
@@ -247,3 +249,23 @@ def test_every_link_of_a_workflow_joins_the_callers_trace(
     # The first link is published by the client; the next by the worker that ran the first.
     assert_child(worker_span(receiver, trace_id, "run/math.add"), sent)
     assert worker_span(receiver, trace_id, "run/math.mul").kind == WireSpan.SPAN_KIND_CONSUMER
+
+
+def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
+) -> None:
+    # math.add is declared cpu_bound=False (served on the main process's threads), diagnostics.sleep
+    # is not (served by a pool process): each process has its own exporter.
+    own, receiver = traced_worker
+    tracer = trace.get_tracer("test")
+    with TaskClient(own.url, own.result_backend, tracing=True) as client:
+        with tracer.start_as_current_span("pool caller") as pool_caller:
+            assert client.task(diagnostics.sleep)(0.01) == 0.01
+        with tracer.start_as_current_span("thread caller") as thread_caller:
+            assert client.add(1, 1) == 2
+    for caller, task, name in (
+        (pool_caller, "diagnostics.sleep", "run/diagnostics.sleep"),
+        (thread_caller, "math.add", "run/math.add"),
+    ):
+        sent = sent_span(client_spans, caller, f"send {task}")
+        assert_child(worker_span(receiver, caller.get_span_context().trace_id, name), sent)

@@ -106,7 +106,7 @@ class Batch(Generic[R]):
     def outgoing(self, queue: str) -> list[Outgoing]:
         """The messages as the producer publishes them."""
         contract = self.contract
-        headers = call_headers(contract.fingerprint)
+        headers = call_headers(contract)
         chunk_name = chunk_task_name(contract.name)
         return [
             Outgoing(

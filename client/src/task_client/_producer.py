@@ -15,8 +15,8 @@ import kombu.exceptions
 import redis.exceptions
 from celery import Celery
 
-from task_contracts import celery_url, redact_url
-from task_contracts.wire import AMQP_QUEUE_TYPE, FINGERPRINT_HEADER
+from task_contracts import Contract, celery_url, redact_url
+from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
 from ._direct import DirectPublisher
 from ._errors import BrokerUnavailable
@@ -36,9 +36,10 @@ _PIPELINE_SIZE = 1000
 
 
 @functools.cache
-def call_headers(fingerprint: str) -> Mapping[str, Any]:
-    """The headers every call of a contract carries: one read-only mapping per fingerprint, not one per call."""
-    return MappingProxyType({FINGERPRINT_HEADER: fingerprint})
+def call_headers(contract: Contract[..., Any]) -> Mapping[str, Any]:
+    """The headers every call of a contract carries (its shape, so that a worker holding another
+    version of the contract can tell what breaks): one read-only mapping per contract, not one per call."""
+    return MappingProxyType({SHAPE_HEADER: contract.shape})
 
 
 class Outgoing(NamedTuple):
@@ -69,30 +70,40 @@ def _transport_options(settings: ClientSettings) -> dict[str, Any]:
     return {**once, "socket_connect_timeout": settings.connect_timeout, "socket_timeout": settings.socket_timeout}
 
 
+def publishing_app(name: str, settings: ClientSettings) -> Celery:
+    """A private Celery app (never the current app) that publishes by name with the client's bounds.
+
+    Shared by single calls and batches (`Producer`) and workflows (`_canvas`), so both reach every
+    broker the same way.
+    """
+    broker = celery_url(settings.urls.broker_url)
+    # PRODUCER_AMQP: on Redis, kombu's transport without a new redis-py client object per publish.
+    app = Celery(name, set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # Results are read by ResultWatcher; a Celery backend would add its own
+        # subscription (and its ~19 s retry loop) to every publish.
+        result_backend=None,
+        broker_connection_retry_on_startup=False,
+        broker_transport_options={**broker.transport_options, **_transport_options(settings)},
+        broker_connection_timeout=settings.connect_timeout,
+        # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
+        task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
+        # Retries are ours (see `publish`): kombu's would also retry after a timeout.
+        task_publish_retry=False,
+    )
+    return app
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
-        broker = celery_url(settings.urls.broker_url)
-        # PRODUCER_AMQP: on Redis, kombu's transport without a new redis-py client object per publish.
-        self._app = Celery("task_client", set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
-        self._app.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            result_accept_content=["json"],
-            # Results are read by ResultWatcher; a Celery backend would add its own
-            # subscription (and its ~19 s retry loop) to every publish.
-            result_backend=None,
-            broker_connection_retry_on_startup=False,
-            broker_transport_options={**broker.transport_options, **_transport_options(settings)},
-            broker_connection_timeout=settings.connect_timeout,
-            # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
-            task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
-            # Retries are ours (see `publish`): kombu's would also retry after a timeout.
-            task_publish_retry=False,
-        )
+        self._app = publishing_app("task_client", settings)
         self._warm = threading.Lock()
         self._warmed = False
         # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).

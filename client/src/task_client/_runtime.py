@@ -78,7 +78,7 @@ class Runtime:
             wire_kwargs,
             options.queue or contract.queue,
             str(uuid.uuid4()),
-            call_headers(contract.fingerprint),
+            call_headers(contract),
         )
 
     def publish(

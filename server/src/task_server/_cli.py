@@ -7,7 +7,7 @@ import sys
 import click
 from celery import Celery
 
-from task_contracts import CATALOG, ConnectionConfigError, load_catalog, redact_url, resolve_urls
+from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
 from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
@@ -38,6 +38,26 @@ def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return sizes[0], sizes[1]
 
 
+DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
+
+
+def _load_catalog(context: click.Context, parameter: click.Parameter, spec: str) -> ContractCatalog:
+    try:
+        return load_catalog(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        raise click.BadParameter(f"{spec}: {error}", context, parameter) from None
+
+
+_catalog_option = click.option(
+    "--catalog",
+    envvar="TASK_CATALOG",
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    metavar="MODULE:ATTR",
+    callback=_load_catalog,
+    help="The ContractCatalog to serve [env TASK_CATALOG].",
+)
+
 _implementations_option = click.option(
     "--implementations",
     "-I",
@@ -55,14 +75,15 @@ def main() -> None:
 
 
 @main.command()
+@_catalog_option
 @_implementations_option
-def check(implementations: tuple[str, ...]) -> None:
+def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
     try:
-        verify(CATALOG, discover(implementations))
+        verify(catalog, discover(implementations))
     except ImplementationError as error:
         _refuse(error)
-    for item in CATALOG:
+    for item in catalog:
         click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
 
 
@@ -183,6 +204,7 @@ def check(implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
 )
+@_catalog_option
 @_implementations_option
 def worker(
     broker_url: str | None,
@@ -204,6 +226,7 @@ def worker(
     tracing: bool,
     metrics_port: int,
     metrics_address: str,
+    catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
@@ -233,7 +256,7 @@ def worker(
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
-    _serve(settings)
+    _serve(settings, catalog)
 
 
 @main.command()
@@ -245,8 +268,9 @@ def worker(
     help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_catalog_option
 @_implementations_option
-def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
     with embedded_redis(choose_port(port)) as redis:
         click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
@@ -254,24 +278,24 @@ def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
         click.echo(f"  export TASK_BROKER_URL={redis.url}")
         click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
         urls = resolve_urls(redis.url, redis.url)
-        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
 
 
-def _serve(settings: WorkerSettings) -> None:
+def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
     """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
-        app = create_app(settings)
+        app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
     urls = settings.urls
     click.echo(
-        f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts, "
-        f"queues {', '.join(consumed_queues(settings))}",
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts, "
+        f"queues {', '.join(consumed_queues(settings, catalog))}",
         err=True,
     )
     # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
-    warnings = [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, CATALOG)
-    warnings += lifetime_warnings(settings.visibility_timeout, result_ttls(settings, CATALOG), CATALOG)
+    warnings = [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, catalog)
+    warnings += lifetime_warnings(settings.visibility_timeout, result_ttls(settings, catalog), catalog)
     for warning in warnings:
         click.echo(f"task-server: warning: {warning}", err=True)
     roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
@@ -288,25 +312,25 @@ def _serve(settings: WorkerSettings) -> None:
     if settings.tracing:
         _enable_tracing(settings)
     if settings.metrics_port:
-        _serve_metrics(app, settings)
-    app.worker_main(argv=_worker_argv(settings))
+        _serve_metrics(app, settings, catalog)
+    app.worker_main(argv=_worker_argv(settings, catalog))
 
 
 def _enable_tracing(settings: WorkerSettings) -> None:
     from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
 
     try:
-        enable_tracing(settings.pool, main_process_tasks=settings.threads > 0)
+        enable_tracing(settings.pool, main_serves_tasks=settings.threads > 0)
     except TracingUnavailable as error:
         raise click.UsageError(str(error)) from None
     click.echo("task-server: tracing on (OpenTelemetry)", err=True)
 
 
-def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
+def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatalog) -> None:
     from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
 
     try:
-        serve_metrics(app, CATALOG, consumed_queues(settings), settings.metrics_port, settings.metrics_address)
+        serve_metrics(app, catalog, consumed_queues(settings, catalog), settings.metrics_port, settings.metrics_address)
     except OSError as error:
         raise click.UsageError(
             f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
@@ -331,15 +355,7 @@ def _serve_metrics(app: Celery, settings: WorkerSettings) -> None:
     metavar="MODULE:ATTR",
     help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
 )
-@click.option(
-    "--catalog",
-    "catalog_spec",
-    envvar="TASK_CATALOG",
-    default="task_contracts.catalog:CATALOG",
-    show_default=True,
-    metavar="MODULE:ATTR",
-    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
-)
+@_catalog_option
 @click.option(
     "--lease",
     envvar="TASK_BEAT_LEASE",
@@ -367,7 +383,7 @@ def beat(
     broker_url: str | None,
     result_backend: str | None,
     schedules_spec: str,
-    catalog_spec: str,
+    catalog: ContractCatalog,
     lease: float,
     lock_key: str,
     loglevel: str,
@@ -378,7 +394,6 @@ def beat(
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        catalog = load_catalog(catalog_spec)
         schedules = load_schedules(schedules_spec)
     except (ImportError, AttributeError, TypeError, ValueError) as error:
         raise click.UsageError(f"cannot load: {error}") from None
@@ -394,9 +409,9 @@ def beat(
     app.Beat(loglevel=settings.loglevel, quiet=True).run()
 
 
-def _worker_argv(settings: WorkerSettings) -> list[str]:
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(consumed_queues(settings))}")
+    argv.append(f"--queues={','.join(consumed_queues(settings, catalog))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.autoscale:
