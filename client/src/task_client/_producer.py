@@ -107,6 +107,7 @@ class Producer:
         self._warm = threading.Lock()
         self._warmed = False
         # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
+        broker = celery_url(settings.urls.broker_url)
         self._direct = (
             DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE)
             if broker.url.startswith("redis://") and not broker.transport_options
