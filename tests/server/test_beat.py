@@ -77,3 +77,23 @@ def test_beat_refuses_to_start_on_bad_schedules_with_exit_status_3() -> None:
 def test_beat_names_a_schedules_attribute_it_cannot_load() -> None:
     result = CliRunner().invoke(main, ["beat", "--schedules", f"{__name__}:MISSING"])
     assert result.exit_code == 2 and "MISSING" in result.output, result.output
+
+
+ONLY_MUL = ContractCatalog(math.mul)
+
+
+def test_beat_checks_the_schedules_against_the_catalog_it_is_given() -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "beat",
+            "--broker-url",
+            "redis://127.0.0.1:1/0",
+            "--schedules",
+            f"{__name__}:GOOD",
+            "--catalog",
+            f"{__name__}:ONLY_MUL",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "schedule 'math.add every 30 s': math.add is not in the contract catalog" in result.output

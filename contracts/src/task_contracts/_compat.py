@@ -123,3 +123,59 @@ def accept_shaped_call(
     if changed:
         raise IncompatibleCall(name, [*changed.values(), *plain])
     raise ArgumentsError(name, plain)
+
+
+# -- the rules, as `task-contracts diff` classifies a change ahead of a deploy ----------------------
+
+OLD_CLIENTS = "old clients"
+NEW_CLIENTS = "new clients"
+QUEUED = "queued messages"
+
+
+class Rule(NamedTuple):
+    """One kind of contract change and whom it breaks (nobody: compatible)."""
+
+    id: str
+    breaks_for: tuple[str, ...]
+
+    @property
+    def compatible(self) -> bool:
+        return not self.breaks_for
+
+    @property
+    def verdict(self) -> str:
+        return "compatible" if self.compatible else "breaking for " + ", ".join(self.breaks_for)
+
+
+_ALL = (OLD_CLIENTS, NEW_CLIENTS, QUEUED)
+_OLD = (OLD_CLIENTS, QUEUED)
+
+#: Every rule of the table in the compatibility docs, in its order (a test keeps the two equal).
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        Rule("parameter-added-optional", ()),
+        Rule("parameter-added-required", _ALL),
+        Rule("parameter-removed", _ALL),
+        Rule("parameter-renamed", _ALL),
+        Rule("parameter-type-widened", ()),
+        Rule("parameter-type-narrowed", _OLD),
+        Rule("parameter-type-changed", _ALL),
+        Rule("parameter-default-changed", ()),
+        Rule("parameter-default-added", ()),
+        Rule("parameter-default-removed", _OLD),
+        Rule("result-field-added-optional", ()),
+        Rule("result-field-added-required", (NEW_CLIENTS,)),
+        Rule("result-field-removed", _OLD),
+        Rule("result-field-removed-optional", ()),
+        Rule("result-type-widened", _OLD),
+        Rule("result-type-narrowed", (NEW_CLIENTS,)),
+        Rule("result-type-changed", _ALL),
+        Rule("queue-changed", _ALL),
+        Rule("timeout-changed", ()),
+        Rule("idempotency-changed", ()),
+        Rule("description-changed", ()),
+        Rule("contract-added", ()),
+        Rule("contract-removed", _OLD),
+    )
+}

@@ -355,15 +355,7 @@ def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatal
     metavar="MODULE:ATTR",
     help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
 )
-@click.option(
-    "--catalog",
-    "catalog_spec",
-    envvar="TASK_CATALOG",
-    default="task_contracts.catalog:CATALOG",
-    show_default=True,
-    metavar="MODULE:ATTR",
-    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
-)
+@_catalog_option
 @click.option(
     "--lease",
     envvar="TASK_BEAT_LEASE",
@@ -391,7 +383,7 @@ def beat(
     broker_url: str | None,
     result_backend: str | None,
     schedules_spec: str,
-    catalog_spec: str,
+    catalog: ContractCatalog,
     lease: float,
     lock_key: str,
     loglevel: str,
@@ -402,7 +394,6 @@ def beat(
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        catalog = load_catalog(catalog_spec)
         schedules = load_schedules(schedules_spec)
     except (ImportError, AttributeError, TypeError, ValueError) as error:
         raise click.UsageError(f"cannot load: {error}") from None
