@@ -1,6 +1,7 @@
 """task-client: call task contracts by name through Celery, typed and bounded."""
 
 from ._aio import AsyncRemoteTask, AsyncTaskClient, AsyncTaskHandle
+from ._cancel import CancelResult
 from ._client import TaskClient
 from ._errors import (
     BatchFailed,
@@ -8,7 +9,9 @@ from ._errors import (
     ContractMismatch,
     InvalidArguments,
     OutcomeUnknown,
+    TaskCancelled,
     TaskError,
+    TaskExpired,
     TaskFailed,
     TaskTimeout,
     UnknownTask,
@@ -25,14 +28,17 @@ __all__ = [
     "AsyncTaskHandle",
     "BatchFailed",
     "BrokerUnavailable",
+    "CancelResult",
     "ClientSettings",
     "ContractMismatch",
     "InvalidArguments",
     "OutcomeUnknown",
     "Progress",
     "RemoteTask",
+    "TaskCancelled",
     "TaskClient",
     "TaskError",
+    "TaskExpired",
     "TaskFailed",
     "TaskHandle",
     "TaskTimeout",

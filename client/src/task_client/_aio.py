@@ -19,16 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Generator, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 from task_contracts import Contract, diagnostics, math, reports
+from task_contracts.wire import REVOKED_EXPIRED
 
 from ._batch import ArgSet, Batch, when_all_done
+from ._cancel import CancelResult
 from ._coalesce import tick_publisher
 from ._errors import TaskError
 from ._handle import BaseHandle
 from ._outcome import decode_outcome
 from ._remote import RemoteTask
+from ._schedule import Schedule
 
 if TYPE_CHECKING:
     from ._client import TaskClient
@@ -50,11 +54,22 @@ class AsyncTaskHandle(BaseHandle[R]):
 
         Raises the same errors as `TaskHandle.result`.
         """
-        bound = self._timeout if timeout is None else timeout
+        bound = self._bound(timeout)
         future = self._runtime.watcher.watch(self._id)
         try:
             async with asyncio.timeout(bound):
-                record = await asyncio.wrap_future(future)
+                expires_in = self._schedule.expires_in() if self._schedule else None
+                if expires_in is not None and expires_in < bound:
+                    # As the sync wait: at expiry a call not started is revoked as expired.
+                    waiting = asyncio.wrap_future(future)
+                    done, _ = await asyncio.wait((waiting,), timeout=expires_in)
+                    if not done:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self._runtime.cancel, self._contract.name, self._id, REVOKED_EXPIRED, self._schedule
+                        )
+                    record = await waiting
+                else:
+                    record = await asyncio.wrap_future(future)
         except TimeoutError:
             raise self._runtime.give_up(self._contract.name, self._id, future, bound) from None
         except asyncio.CancelledError:
@@ -62,6 +77,10 @@ class AsyncTaskHandle(BaseHandle[R]):
             raise
         value: R = decode_outcome(self._contract, self._id, record)
         return value
+
+    async def cancel(self) -> CancelResult:
+        """Cancel the call, as `TaskHandle.cancel`; the I/O runs in the loop's executor."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._cancel)
 
 
 class AsyncRemoteTask(Generic[P, R]):
@@ -102,35 +121,51 @@ class AsyncRemoteTask(Generic[P, R]):
 
         Calls awaited in the same loop tick are published together, pipelined (see `_coalesce`).
         """
-        task_id = await self._publish_in_tick(args, kwargs)
-        return await self.handle(task_id).result()
+        task_id, schedule = await self._publish_in_tick(args, kwargs)
+        return await self._handle(task_id, schedule).result()
 
-    async def _publish_in_tick(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    async def _publish_in_tick(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Schedule | None]:
         # A coroutine of its own so that the message is freed once published, not kept while waiting.
         runtime = self._sync._runtime
         message = runtime.prepare_call(self.contract, args, kwargs, self._sync._options)
         await tick_publisher(runtime.producer).publish(message)
-        return message.task_id
+        return message.task_id, Schedule.of(message)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
         """Validate and publish the call now; return an awaitable handle."""
-        task_id = self._sync._runtime.publish_call(self.contract, args, kwargs, self._sync._options)
-        return self.handle(task_id)
+        message = self._sync._runtime.publish_call(self.contract, args, kwargs, self._sync._options)
+        return self._handle(message.task_id, Schedule.of(message))
 
     def handle(self, task_id: str) -> AsyncTaskHandle[R]:
         """An awaitable handle on an earlier call of this task."""
-        return AsyncTaskHandle(self._sync._runtime, self.contract, task_id, self.timeout)
+        return self._handle(task_id, None)
 
-    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> AsyncRemoteTask[P, R]:
-        """The same task with another wait bound or queue."""
-        return AsyncRemoteTask(self._sync.with_options(timeout=timeout, queue=queue))
+    def _handle(self, task_id: str, schedule: Schedule | None) -> AsyncTaskHandle[R]:
+        return AsyncTaskHandle(self._sync._runtime, self.contract, task_id, self.timeout, schedule)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        queue: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+    ) -> AsyncRemoteTask[P, R]:
+        """The same task with other per-call options; the same options as `RemoteTask.with_options`."""
+        return AsyncRemoteTask(
+            self._sync.with_options(
+                timeout=timeout, queue=queue, countdown=countdown, eta=eta, expires=expires, priority=priority
+            )
+        )
 
     async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection; one handle per call."""
         batch: Batch[R] = Batch(self.contract, arg_sets, chunk_size=1)
         runtime, options = self._sync._runtime, self._sync._options
-        await asyncio.get_running_loop().run_in_executor(None, runtime.publish_batch, batch, options)
-        return [self.handle(task_id) for task_id in batch.task_ids]
+        schedule = await asyncio.get_running_loop().run_in_executor(None, runtime.publish_batch, batch, options)
+        return [self._handle(task_id, schedule) for task_id in batch.task_ids]
 
     @overload
     async def map(
@@ -160,10 +195,10 @@ class AsyncRemoteTask(Generic[P, R]):
     ) -> list[R] | list[R | TaskError]:
         """Run many calls; return their results in input order. Same rules as `RemoteTask.map`."""
         batch: Batch[R] = Batch(self.contract, arg_sets, chunk_size)
-        bound = self.timeout if timeout is None else timeout
         runtime, options = self._sync._runtime, self._sync._options
         loop = asyncio.get_running_loop()
-        futures = await loop.run_in_executor(None, runtime.start_batch, batch, options)
+        futures, schedule = await loop.run_in_executor(None, runtime.start_batch, batch, options)
+        bound = (self.timeout if timeout is None else timeout) + (schedule.due_in() if schedule else 0.0)
         finished: asyncio.Future[None] = loop.create_future()
         when_all_done(futures, lambda: _resolve_threadsafe(loop, finished))
         try:

@@ -8,6 +8,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, reports, resolve_urls
 
 from ._aio import AsyncTaskClient
+from ._cancel import CancelResult
 from ._errors import UnknownTask
 from ._inspect import WorkerInfo, ask_workers
 from ._remote import RemoteTask
@@ -100,6 +101,10 @@ class TaskClient:
         remote = RemoteTask(self._runtime, contract)
         self._tasks[contract.name] = remote
         return remote
+
+    def cancel(self, task_id: str) -> CancelResult:
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
+        return self._runtime.cancel(None, task_id)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Ask the running workers what they serve; waits `timeout` seconds for their replies.

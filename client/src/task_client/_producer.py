@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -52,6 +53,9 @@ class Outgoing(NamedTuple):
     task_id: str
     headers: Mapping[str, Any]
     time_limit: float | None = None
+    eta: datetime | None = None
+    expires: datetime | None = None
+    priority: int | None = None
 
 
 class Producer:
@@ -96,6 +100,9 @@ class Producer:
                     task_id=task_id,
                     headers=dict(message.headers),
                     time_limit=message.time_limit,
+                    eta=message.eta,
+                    expires=message.expires,
+                    priority=message.priority,
                     retry=False,
                 )
                 return
@@ -115,6 +122,19 @@ class Producer:
             contract=contract,
             task_id=task_id,
         ) from None
+
+    def terminate(self, task_id: str, *, contract: str | None = None) -> None:
+        """Ask every worker to stop the running call `task_id` (Celery's revoke with terminate, SIGTERM)."""
+        try:
+            self._app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        except _BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable, so running call {task_id} could not be stopped: "
+                f"{connection_failure(error, self.settings)}",
+                url=self._broker,
+                contract=contract,
+                task_id=task_id,
+            ) from None
 
     @property
     def app(self) -> Celery:
@@ -138,6 +158,9 @@ class Producer:
                         task_id=message.task_id,
                         headers=dict(message.headers),
                         time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
                         producer=producer,
                     )
         except (*_BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:

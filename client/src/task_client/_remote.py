@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 from typing import Generic, Literal, ParamSpec, TypeVar, overload
 
 from task_contracts import Contract
@@ -13,6 +14,7 @@ from ._batch import ArgSet, Batch, when_all_done
 from ._errors import TaskError
 from ._handle import TaskHandle
 from ._runtime import CallOptions, Runtime
+from ._schedule import Schedule, check_schedule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,8 +59,8 @@ class RemoteTask(Generic[P, R]):
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Validate and publish the call; return its handle without waiting."""
-        task_id = self._runtime.publish_call(self._contract, args, kwargs, self._options)
-        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+        message = self._runtime.publish_call(self._contract, args, kwargs, self._options)
+        return TaskHandle(self._runtime, self._contract, message.task_id, self.timeout, Schedule.of(message))
 
     @overload
     def map(
@@ -99,8 +101,8 @@ class RemoteTask(Generic[P, R]):
         [3, 7, 11]
         """
         batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
-        bound = self.timeout if timeout is None else timeout
-        futures = self._runtime.start_batch(batch, self._options)
+        futures, schedule = self._runtime.start_batch(batch, self._options)
+        bound = (self.timeout if timeout is None else timeout) + (schedule.due_in() if schedule else 0.0)
         finished = threading.Event()
         when_all_done(futures, finished.set)
         finished.wait(bound)
@@ -115,21 +117,44 @@ class RemoteTask(Generic[P, R]):
         Each call travels as its own message, so each has its own task id and handle.
         """
         batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
-        self._runtime.publish_batch(batch, self._options)
-        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in batch.task_ids]
+        schedule = self._runtime.publish_batch(batch, self._options)
+        return [
+            TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in batch.task_ids
+        ]
 
     def handle(self, task_id: str) -> TaskHandle[R]:
         """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
         return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
 
-    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> RemoteTask[P, R]:
-        """The same task with another wait bound or queue.
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        queue: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+    ) -> RemoteTask[P, R]:
+        """The same task with other per-call options; each applies to every call made through it.
+
+        `timeout`: the wait bound (from when the call is due); `queue`; `countdown` (seconds) or
+        `eta` (an aware datetime): not run before then; `expires` (seconds from now or an aware
+        datetime): never run if not started by then (`TaskExpired`); `priority`: 0 to 9, on Redis
+        0 is served first. Wrong values raise `TypeError` or `ValueError` here.
 
         >>> client.add.with_options(timeout=2)(4, 7)
+        >>> client.add.with_options(countdown=5, expires=60).submit(4, 7)
         """
+        check_schedule(countdown=countdown, eta=eta, expires=expires, priority=priority)
+        current = self._options
+        if countdown is not None or eta is not None:  # a new due time replaces the old one
+            current = replace(current, countdown=countdown, eta=eta)
         options = replace(
-            self._options,
-            timeout=self._options.timeout if timeout is None else timeout,
-            queue=self._options.queue if queue is None else queue,
+            current,
+            timeout=current.timeout if timeout is None else timeout,
+            queue=current.queue if queue is None else queue,
+            expires=current.expires if expires is None else expires,
+            priority=current.priority if priority is None else priority,
         )
         return RemoteTask(self._runtime, self._contract, options)

@@ -88,6 +88,10 @@ class ResultWatcher:
         """The record stored now, or None while the task is pending."""
         return asyncio.run_coroutine_threadsafe(self._get(task_id), self._running_loop())
 
+    def evaluate(self, script: str, keys: list[str], args: list[Any]) -> concurrent.futures.Future[Any]:
+        """Run a Lua script on the result backend (one atomic step); its reply."""
+        return asyncio.run_coroutine_threadsafe(self._evaluate(script, keys, args), self._running_loop())
+
     def latest(self, task_id: str) -> Record | None:
         """The latest non-final record (PROGRESS, STARTED, ...) seen for a watched id, else None."""
         return self._latest.get(task_id)
@@ -304,6 +308,10 @@ class ResultWatcher:
         assert self._redis is not None
         value = await self._redis.get(RESULT_KEY_PREFIX + task_id)
         return None if value is None else _decode(value)
+
+    async def _evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        assert self._redis is not None
+        return await self._redis.eval(script, len(keys), *keys, *args)
 
     async def _shutdown(self) -> None:
         pending = [*self._background, *([self._reader] if self._reader else [])]

@@ -18,6 +18,7 @@ from ._contract import (
     contract,
 )
 from ._export import export_contracts
+from ._policy import DeclaredError, Retry
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
@@ -30,7 +31,9 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "DeclaredError",
     "ResultError",
+    "Retry",
     "arguments_document",
     "asyncapi_document",
     "contract",

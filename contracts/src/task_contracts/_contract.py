@@ -12,6 +12,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
+from ._policy import DeclaredError, Retry, policy_problems
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -68,12 +70,17 @@ class Contract(Generic[P, R]):
         "_fingerprint",
         "_positional",
         "_result_adapter",
+        "concurrency",
         "description",
         "idempotent",
+        "interruptible",
         "name",
         "parameters",
         "queue",
+        "raises",
+        "rate_limit",
         "result_type",
+        "retry",
         "timeout",
     )
 
@@ -85,6 +92,11 @@ class Contract(Generic[P, R]):
         queue: str,
         timeout: float,
         idempotent: bool,
+        retry: Retry | None = None,
+        raises: Sequence[type[DeclaredError]] = (),
+        interruptible: bool = False,
+        rate_limit: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
@@ -96,6 +108,17 @@ class Contract(Generic[P, R]):
         self.queue = queue
         self.timeout = float(timeout)
         self.idempotent = idempotent
+        raises = tuple(raises)
+        problems = policy_problems(
+            name, idempotent=idempotent, retry=retry, raises=raises, rate_limit=rate_limit, concurrency=concurrency
+        )
+        if problems:
+            raise ContractDeclarationError(f"{name}: " + "; ".join(problems))
+        self.retry = retry
+        self.raises: tuple[type[DeclaredError], ...] = raises
+        self.interruptible = bool(interruptible)
+        self.rate_limit = rate_limit
+        self.concurrency = concurrency
         self.description = inspect.getdoc(stub) or ""
         self.parameters, self.result_type = _read_signature(name, stub)
         self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -121,7 +144,26 @@ class Contract(Generic[P, R]):
             "timeout": self.timeout,
             "idempotent": self.idempotent,
             "fingerprint": self.fingerprint,
+            **self._policies(),
         }
+
+    def _policies(self) -> dict[str, Any]:
+        # Only the declared ones, so a listing of a plain contract stays as short as before.
+        declared = {
+            "retry": self.retry.summary() if self.retry else None,
+            "raises": [item.__name__ for item in self.raises] or None,
+            "interruptible": self.interruptible or None,
+            "rate_limit": self.rate_limit,
+            "concurrency": self.concurrency,
+        }
+        return {key: value for key, value in declared.items() if value is not None}
+
+    def declared_error(self, type_name: str) -> type[DeclaredError] | None:
+        """The declared error class stored under `type_name`, or None."""
+        for item in self.raises:
+            if item.__name__ == type_name:
+                return item
+        return None
 
     def signature_text(self) -> str:
         """The signature as a Python reader would write it, e.g. `(x: int, y: int) -> int`."""
@@ -192,9 +234,24 @@ class Contract(Generic[P, R]):
 
 
 def contract(
-    *, name: str, queue: str = "default", timeout: float = 30.0, idempotent: bool = False
+    *,
+    name: str,
+    queue: str = "default",
+    timeout: float = 30.0,
+    idempotent: bool = False,
+    retry: Retry | None = None,
+    raises: Sequence[type[DeclaredError]] = (),
+    interruptible: bool = False,
+    rate_limit: str | None = None,
+    concurrency: int | None = None,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
     """Declare a contract from a typed stub whose body is `...`.
+
+    Run policies, applied by the worker: `retry` (a `Retry`, idempotent contracts only), `raises`
+    (the `DeclaredError` types its implementation may raise, given back to callers by type),
+    `interruptible` (a running call may be stopped by `cancel()`), `rate_limit` (Celery's
+    per-worker limit, e.g. "10/s") and `concurrency` (at most this many running at once across
+    all workers).
 
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True)
     ... def add(x: int, y: int) -> int:
@@ -202,7 +259,18 @@ def contract(
     """
 
     def declare(stub: Callable[P, R]) -> Contract[P, R]:
-        return Contract(stub, name=name, queue=queue, timeout=timeout, idempotent=idempotent)
+        return Contract(
+            stub,
+            name=name,
+            queue=queue,
+            timeout=timeout,
+            idempotent=idempotent,
+            retry=retry,
+            raises=raises,
+            interruptible=interruptible,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+        )
 
     return declare
 

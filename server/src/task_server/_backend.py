@@ -13,6 +13,8 @@ from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 
+from task_contracts.wire import ATTEMPT_FIELD
+
 from ._errors import OutcomeUnknown
 
 # What storing raises once the retries below have given up on Redis.
@@ -68,3 +70,13 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
                 f"task {task_id} finished on the worker but its result could not be stored "
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
+
+    def _get_result_meta(
+        self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = super()._get_result_meta(result, state, traceback, request, format_date, encode)
+        # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
+        retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
+        if retries or state == states.RETRY:
+            meta[ATTEMPT_FIELD] = retries + 1
+        return meta

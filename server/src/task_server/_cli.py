@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from task_contracts import CATALOG, ConnectionConfigError, redact_url, resolve_urls
+from task_contracts import CATALOG, ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
 from ._app import create_app
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
@@ -43,6 +43,22 @@ _implementations_option = click.option(
     help="Module or package whose `@implements` functions to serve (repeatable).",
 )
 
+_catalog_option = click.option(
+    "--catalog",
+    envvar="TASK_CATALOG",
+    metavar="MODULE:NAME",
+    help="The ContractCatalog to serve [env TASK_CATALOG; default: task_contracts.catalog:CATALOG].",
+)
+
+
+def _catalog(spec: str | None) -> ContractCatalog:
+    if not spec:
+        return CATALOG
+    try:
+        return load_catalog(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        raise click.BadParameter(f"{spec}: {error}", param_hint="--catalog") from None
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
@@ -51,13 +67,15 @@ def main() -> None:
 
 @main.command()
 @_implementations_option
-def check(implementations: tuple[str, ...]) -> None:
+@_catalog_option
+def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
+    contracts = _catalog(catalog)
     try:
-        verify(CATALOG, discover(implementations))
+        verify(contracts, discover(implementations))
     except ImplementationError as error:
         _refuse(error)
-    for item in CATALOG:
+    for item in contracts:
         click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
 
 
@@ -120,6 +138,7 @@ def check(implementations: tuple[str, ...]) -> None:
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
 @_implementations_option
+@_catalog_option
 def worker(
     broker_url: str | None,
     result_backend: str | None,
@@ -134,6 +153,7 @@ def worker(
     max_deliveries: int,
     max_message_bytes: int,
     implementations: tuple[str, ...],
+    catalog: str | None,
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
     try:
@@ -156,19 +176,20 @@ def worker(
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
     )
+    contracts = _catalog(catalog)
     try:
-        app = create_app(settings)
+        app = create_app(settings, contracts)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(CATALOG)} contracts", err=True)
-    for warning in redelivery_warnings(visibility_timeout, CATALOG):
+    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(contracts)} contracts", err=True)
+    for warning in redelivery_warnings(visibility_timeout, contracts):
         click.echo(f"task-server: warning: {warning}", err=True)
-    app.worker_main(argv=_worker_argv(settings))
+    app.worker_main(argv=_worker_argv(settings, contracts))
 
 
-def _worker_argv(settings: WorkerSettings) -> list[str]:
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or CATALOG.queues())}")
+    argv.append(f"--queues={','.join(settings.queues or catalog.queues())}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.autoscale:

@@ -20,34 +20,37 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task
-
 from task_contracts import Contract, ContractCatalog
 
-from ._backend import STORE_ERRORS
 from ._errors import DeliveryLimitExceeded, OutcomeUnknown
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0
 DEFAULT_MAX_DELIVERIES = 3
 DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
 # As long as Celery keeps results by default (`result_expires`): a redelivery comes well before.
-_COUNT_TTL_SECONDS = 86_400
+COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
 
 
-def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
-    """Count this start; raise `OutcomeUnknown` or `DeliveryLimitExceeded` when it must not run."""
-    task_id = task.request.id
-    try:
-        starts = _count_start(task.backend.client, task_id)
-    except STORE_ERRORS as error:
+def judge(
+    contract: Contract[..., Any],
+    task_id: str,
+    starts: int | None,
+    max_deliveries: int,
+    unrecorded: BaseException | None = None,
+) -> None:
+    """Raise `OutcomeUnknown` or `DeliveryLimitExceeded` when this start (number `starts`) must not run.
+
+    `starts` is None when the start could not be recorded (`unrecorded` says why).
+    """
+    if starts is None:
         if not contract.idempotent:
             raise RuntimeError(
-                f"{contract.name} {task_id}: its start could not be recorded ({error}), "
+                f"{contract.name} {task_id}: its start could not be recorded ({unrecorded}), "
                 "so it was not run (not idempotent: it must never start twice)"
             ) from None
-        logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, error)
+        logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, unrecorded)
         return
     if starts == 1:
         return
@@ -68,15 +71,6 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
         starts,
         max_deliveries,
     )
-
-
-def _count_start(client: Any, task_id: str) -> int:
-    key = DELIVERIES_KEY_PREFIX + task_id
-    pipe = client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, _COUNT_TTL_SECONDS)
-    starts, _ = pipe.execute()
-    return int(starts)
 
 
 def transport_options(visibility_timeout: float) -> dict[str, float]:
