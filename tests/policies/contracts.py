@@ -57,10 +57,16 @@ def hold(marker: str, seconds: float) -> int:
     ...
 
 
+@contract(name="policies.hold_steady", queue=QUEUE, timeout=30, idempotent=True)
+def hold_steady(marker: str, seconds: float) -> int:
+    """As `policies.hold`, not interruptible: a cancel while it runs lets it finish."""
+    ...
+
+
 @contract(name="policies.stamp", queue=QUEUE, timeout=5, idempotent=True)
 def stamp(marker: str) -> float:
     """Record a start under `marker`; return the worker's wall-clock time at the start."""
     ...
 
 
-CATALOG = ContractCatalog(flaky, withdraw, span, tick, hold, stamp)
+CATALOG = ContractCatalog(flaky, withdraw, span, tick, hold, hold_steady, stamp)

@@ -52,6 +52,11 @@ def hold(marker: str, seconds: float) -> int:
     return diagnostic_tasks.hold(marker, seconds)
 
 
+@implements(contracts.hold_steady)
+def hold_steady(marker: str, seconds: float) -> int:
+    return diagnostic_tasks.hold(marker, seconds)
+
+
 @implements(contracts.stamp)
 def stamp(marker: str) -> float:
     _starts(marker)

@@ -137,6 +137,14 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
+@click.option(
+    "--prefetch-multiplier",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Messages each pool process reserves ahead (Celery worker_prefetch_multiplier); 1 makes message "
+    "priority strict, since reserved messages run in arrival order.",
+)
 @_implementations_option
 @_catalog_option
 def worker(
@@ -152,6 +160,7 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    prefetch_multiplier: int,
     implementations: tuple[str, ...],
     catalog: str | None,
 ) -> None:
@@ -171,7 +180,10 @@ def worker(
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
-        extra_celery_config={} if events else {"worker_send_task_events": False},
+        extra_celery_config={
+            "worker_prefetch_multiplier": prefetch_multiplier,
+            **({} if events else {"worker_send_task_events": False}),
+        },
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
