@@ -17,6 +17,7 @@ either comes before the start (the call never runs) or after it (the caller is t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -68,6 +69,12 @@ return {'start', starts}
 """
 
 
+@functools.lru_cache(maxsize=8)
+def _admit_script(client: Any) -> Any:
+    # Sent once per connection pool, then called by its SHA (redis-py reloads it if Redis forgot it).
+    return client.register_script(_ADMIT)
+
+
 def deliveries_key(task_id: str, retries: int) -> str:
     # Each attempt of a retried call is a start of its own, counted apart from the others.
     return DELIVERIES_KEY_PREFIX + task_id + (f":{retries}" if retries else "")
@@ -86,21 +93,10 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     leases = CONCURRENCY_KEY_PREFIX + contract.name if limit else ""
     running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
     client = task.backend.client
+    keys = [REVOKED_KEY_PREFIX + task_id, deliveries_key(task_id, retries), RUNNING_KEY_PREFIX + task_id, leases]
+    arguments = [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
     try:
-        verdict, value = client.eval(
-            _ADMIT,
-            4,
-            REVOKED_KEY_PREFIX + task_id,
-            deliveries_key(task_id, retries),
-            RUNNING_KEY_PREFIX + task_id,
-            leases,
-            COUNT_TTL_SECONDS,
-            running,
-            int(lease + LEASE_MARGIN),
-            task_id,
-            limit,
-            lease + LEASE_MARGIN,
-        )
+        verdict, value = _admit_script(client)(keys=keys, args=arguments)
     except STORE_ERRORS as error:
         # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error
