@@ -4,30 +4,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := contracts/src/task_contracts server/src/task_server client/src/task_client
-# The official AsyncAPI JSON Schemas (npm @asyncapi/specs), used by the tests that validate exports.
+# npm packages some tests use, installed together (a second `npm install --no-save` would prune the
+# first): the official AsyncAPI JSON Schemas, and celery-node, a Node.js producer with Celery's defaults.
 ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
+CELERY_NODE := $(VENV)/npm/node_modules/celery-node/package.json
+NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9
 
 .PHONY: install demo test test-e2e bench build lint docs clean
 
-install: $(STAMP) $(ASYNCAPI_SPECS)
+install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 
 $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded]" -e ./client --group dev
+	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded,metrics,otel]" -e "./client[otel]" --group dev
 	touch $(STAMP)
 
-$(ASYNCAPI_SPECS): $(STAMP)
-	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(VENV)/npm @asyncapi/specs@6.11.1
-	touch $@
+$(ASYNCAPI_SPECS) $(CELERY_NODE) &: $(STAMP)
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(VENV)/npm $(NPM_PACKAGES)
+	touch $(ASYNCAPI_SPECS) $(CELERY_NODE)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) $(ASYNCAPI_SPECS)
+test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 	$(BIN)/python -m pytest
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 	$(BIN)/python -m pytest -m e2e
 
 bench: $(STAMP)

@@ -20,9 +20,11 @@ EXPECTED = {
         "Contract",
         "ContractCatalog",
         "ContractDeclarationError",
+        "Crontab",
         "DeclaredError",
         "ResultError",
         "Retry",
+        "Schedule",
         "arguments_document",
         "asyncapi_document",
         "contract",
@@ -34,6 +36,7 @@ EXPECTED = {
         "reports",
         "resolve_urls",
         "result_document",
+        "schedule_problems",
         "wire",
     },
     task_server: {
@@ -57,6 +60,7 @@ EXPECTED = {
         "BatchFailed",
         "BrokerUnavailable",
         "CancelResult",
+        "ClientClosed",
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
@@ -72,6 +76,7 @@ EXPECTED = {
         "TaskTimeout",
         "UnknownTask",
         "WorkerInfo",
+        "remote",
     },
 }
 

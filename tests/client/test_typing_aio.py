@@ -10,15 +10,24 @@ from mypy import api
 from ..conftest import REPO_ROOT
 
 SAMPLE = """
-from task_client import TaskClient
+from task_client import AsyncTaskClient, TaskClient, remote
+from task_contracts import math
+
+class MyAsyncClient(AsyncTaskClient):
+    plus = remote(math.add)
 
 client = TaskClient()
 
 async def main() -> None:
+    async with AsyncTaskClient() as aclient:
+        reveal_type(await aclient.add(4, 7))
+        reveal_type(await (await aclient.add.submit(4, 7)).status())
+        reveal_type(await MyAsyncClient().plus(4, 7))
+        await aclient.add(4, "b")
     reveal_type(await client.aio.add(4, 7))
-    reveal_type(client.aio.add.submit(4, 7))
     reveal_type(await client.aio.add.submit(4, 7))
-    reveal_type(await client.aio.add.submit(4, 7).result(timeout=1))
+    reveal_type(await (await client.aio.add.submit(4, 7)))
+    reveal_type(await (await client.aio.add.submit(4, 7)).result(timeout=1))
     reveal_type(await client.aio.add.map([(1, 2)]))
     reveal_type(client.add.map([(1, 2)]))
     reveal_type(client.add.map([(1, 2)], return_exceptions=True))
@@ -37,7 +46,10 @@ def test_mypy_sees_async_and_batch_types(tmp_path: Path) -> None:
     revealed = [re.sub(r"\bbuiltins\.", "", line) for line in lines if "Revealed type" in line]
     assert revealed == [
         'note: Revealed type is "int"',
-        'note: Revealed type is "task_client._aio.AsyncTaskHandle[int]"',
+        'note: Revealed type is "str"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "task_client._handle.AsyncTaskHandle[int]"',
         'note: Revealed type is "int"',
         'note: Revealed type is "int"',
         'note: Revealed type is "list[int]"',
@@ -47,3 +59,5 @@ def test_mypy_sees_async_and_batch_types(tmp_path: Path) -> None:
     ], stdout
     errors = "\n".join(line for line in lines if line.startswith("error"))
     assert 'Argument 1 to "__call__" of "AsyncRemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
+    assert 'Argument 2 to "__call__" of "AsyncRemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
+    assert len(errors.splitlines()) == 2, stdout

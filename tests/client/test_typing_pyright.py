@@ -8,12 +8,27 @@ import sys
 from pathlib import Path
 
 SAMPLE = """
-from task_client import TaskClient
+from task_client import AsyncTaskClient, TaskClient, remote
+from task_contracts import math
+
+class MyClient(TaskClient):
+    plus = remote(math.add)
+
+class MyAsyncClient(AsyncTaskClient):
+    plus = remote(math.add)
 
 client = TaskClient()
 reveal_type(client.add(4, 7))
 reveal_type(client.add.submit(4, 7))
+reveal_type(MyClient().plus(4, 7))
 _ = client.add("a", 7)
+
+async def main() -> None:
+    aclient = AsyncTaskClient()
+    reveal_type(await aclient.add(4, 7))
+    reveal_type(await client.aio.add(4, 7))
+    reveal_type(await MyAsyncClient().plus(4, 7))
+    _ = await aclient.add(4, "b")
 """
 
 
@@ -31,6 +46,11 @@ def test_pyright_sees_typed_results_and_flags_wrong_arguments(tmp_path: Path) ->
     )
     assert 'Type of "client.add(4, 7)" is "int"' in done.stdout, done.stdout
     assert 'Type of "client.add.submit(4, 7)" is "TaskHandle[int]"' in done.stdout, done.stdout
+    assert 'Type of "MyClient().plus(4, 7)" is "int"' in done.stdout, done.stdout
+    assert 'Type of "await aclient.add(4, 7)" is "int"' in done.stdout, done.stdout
+    assert 'Type of "await client.aio.add(4, 7)" is "int"' in done.stdout, done.stdout
+    assert 'Type of "await MyAsyncClient().plus(4, 7)" is "int"' in done.stdout, done.stdout
     assert 'Argument of type "Literal[\'a\']" cannot be assigned to parameter "x" of type "int"' in done.stdout
-    assert done.returncode == 1  # exactly the flagged call makes it fail
-    assert "1 error" in done.stdout
+    assert 'Argument of type "Literal[\'b\']" cannot be assigned to parameter "y" of type "int"' in done.stdout
+    assert done.returncode == 1  # exactly the flagged calls make it fail
+    assert "2 errors" in done.stdout, done.stdout

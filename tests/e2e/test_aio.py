@@ -35,7 +35,7 @@ def test_await_a_call_and_a_handle(client: TaskClient) -> None:
     async def main() -> None:
         assert await client.aio.add(4, 7) == 11
         assert await client.aio.xsum(numbers=[1, 2, 3]) == 6
-        handle = client.aio.add.submit(2, 3)
+        handle = await client.aio.add.submit(2, 3)
         assert isinstance(handle, AsyncTaskHandle) and len(handle.id) == 36 and handle.name == "math.add"
         assert await handle == 5
         assert await handle.result(timeout=10) == 5
@@ -52,7 +52,7 @@ def test_errors_are_the_same_as_the_sync_ones(client: TaskClient, idle_queue: st
         with pytest.raises(TaskFailed) as caught:
             await client.aio.div(1, 0)
         assert caught.value.remote_type == "ZeroDivisionError"
-        handle = client.aio.add.with_options(queue=idle_queue).submit(1, 2)
+        handle = await client.aio.add.with_options(queue=idle_queue).submit(1, 2)
         with pytest.raises(TaskTimeout) as timed_out:
             await handle.result(timeout=0.3)
         assert timed_out.value.task_id == handle.id

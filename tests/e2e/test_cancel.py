@@ -108,7 +108,7 @@ def test_async_handles_cancel_too(policy_client: TaskClient, start_worker: Start
     start_worker(concurrency=1)
 
     async def cancel_scheduled() -> tuple[CancelResult, BaseException | None]:
-        handle = policy_client.aio.task(contracts.stamp).with_options(countdown=30).submit(marker())
+        handle = await policy_client.aio.task(contracts.stamp).with_options(countdown=30).submit(marker())
         outcome = await handle.cancel()
         try:
             await handle

@@ -89,9 +89,10 @@ def test_the_concurrency_limit_holds_across_two_worker_processes(
     policy_client: TaskClient, start_worker: StartWorker
 ) -> None:
     # Two workers of two processes each: four slots, and the contract allows two at once.
-    start_worker(concurrency=2)
-    start_worker(concurrency=2)
-    results = policy_client.task(contracts.span).map([(0.6,)] * 10, timeout=60, chunk_size=1)
+    # Each reserves one message per process ahead, so both take part from the first calls on.
+    start_worker("--prefetch-multiplier", "1", concurrency=2)
+    start_worker("--prefetch-multiplier", "1", concurrency=2)
+    results = policy_client.task(contracts.span).map([(0.6,)] * 12, timeout=60, chunk_size=1)
     spans = [(start, end) for _, start, end in results]
     workers = {where.split(":")[1] for where, _, _ in results}
     assert overlap(spans) == 2, spans  # never above the limit, and the limit was reached

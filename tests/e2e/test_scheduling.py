@@ -150,7 +150,8 @@ def test_schedule_options_apply_to_batches_and_asyncio(policy_client: TaskClient
 
     async def expired() -> None:
         remote = policy_client.aio.task(contracts.stamp)
-        await remote.with_options(queue=f"nobody-{marker()}", expires=0.5, timeout=30).submit(marker())
+        handle = await remote.with_options(queue=f"nobody-{marker()}", expires=0.5, timeout=30).submit(marker())
+        await handle
 
     started = time.monotonic()
     with pytest.raises(TaskExpired):

@@ -56,6 +56,8 @@ def test_help_documents_every_option() -> None:
         "--autoscale",
         "--queues",
         "--hostname",
+        "--default-queue",
+        "--no-default-queue",
         "--loglevel",
         "--pool",
     ):

@@ -31,8 +31,13 @@ def queue_of(document: dict[str, Any], name: str) -> str:
     return address
 
 
-def build_message(document: dict[str, Any], name: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The minimal envelope: exactly the fields the schema marks as required, and nothing else."""
+def build_message(
+    document: dict[str, Any], name: str, args: list[Any], kwargs: dict[str, Any], queue: str | None = None
+) -> dict[str, Any]:
+    """The minimal envelope: exactly the fields the schema marks as required, and nothing else.
+
+    `queue` defaults to the contract's; a producer that knows only the task name uses Celery's `celery`.
+    """
     schemas = document["components"]["schemas"]
     envelope = schemas["celery.envelope"]
     task_id = str(uuid.uuid4())
@@ -43,7 +48,7 @@ def build_message(document: dict[str, Any], name: str, args: list[Any], kwargs: 
         "properties": {
             "body_encoding": envelope["properties"]["properties"]["properties"]["body_encoding"]["const"],
             "delivery_tag": str(uuid.uuid4()),
-            "delivery_info": {"exchange": "", "routing_key": queue_of(document, name)},
+            "delivery_info": {"exchange": "", "routing_key": queue or queue_of(document, name)},
         },
     }
     # Fail loudly if the documented minimum changes: this client fills exactly what is required.
@@ -56,9 +61,17 @@ def build_message(document: dict[str, Any], name: str, args: list[Any], kwargs: 
     return values
 
 
-def call(url: str, document: dict[str, Any], name: str, args: list[Any], kwargs: dict[str, Any], timeout: float) -> Any:
-    """Publish one call and return its final result record (a dict), or raise TimeoutError."""
-    message = build_message(document, name, args, kwargs)
+def call(
+    url: str,
+    document: dict[str, Any],
+    name: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout: float,
+    queue: str | None = None,
+) -> Any:
+    """Publish one call (on `queue`, default the contract's); return its final result record or raise TimeoutError."""
+    message = build_message(document, name, args, kwargs, queue)
     task_id = message["headers"]["id"]
     key = RESULT_PREFIX + task_id
     connection = redis.Redis.from_url(url, socket_timeout=timeout)
@@ -66,7 +79,7 @@ def call(url: str, document: dict[str, Any], name: str, args: list[Any], kwargs:
     try:
         pubsub.subscribe(key)
         pubsub.get_message(timeout=timeout)  # the subscribe confirmation
-        connection.lpush(queue_of(document, name), json.dumps(message))
+        connection.lpush(message["properties"]["delivery_info"]["routing_key"], json.dumps(message))
         record = _final(connection.get(key))
         deadline = time.monotonic() + timeout
         while record is None:

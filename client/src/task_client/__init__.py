@@ -1,11 +1,11 @@
 """task-client: call task contracts by name through Celery, typed and bounded."""
 
-from ._aio import AsyncRemoteTask, AsyncTaskClient, AsyncTaskHandle
 from ._cancel import CancelResult
-from ._client import TaskClient
+from ._client import AsyncTaskClient, TaskClient
 from ._errors import (
     BatchFailed,
     BrokerUnavailable,
+    ClientClosed,
     ContractMismatch,
     InvalidArguments,
     OutcomeUnknown,
@@ -16,11 +16,12 @@ from ._errors import (
     TaskTimeout,
     UnknownTask,
 )
-from ._handle import TaskHandle
+from ._handle import AsyncTaskHandle, TaskHandle
 from ._inspect import WorkerInfo
 from ._progress import Progress
-from ._remote import RemoteTask
+from ._remote import AsyncRemoteTask, RemoteTask
 from ._settings import ClientSettings
+from ._tasks import remote
 
 __all__ = [
     "AsyncRemoteTask",
@@ -29,6 +30,7 @@ __all__ = [
     "BatchFailed",
     "BrokerUnavailable",
     "CancelResult",
+    "ClientClosed",
     "ClientSettings",
     "ContractMismatch",
     "InvalidArguments",
@@ -44,4 +46,5 @@ __all__ = [
     "TaskTimeout",
     "UnknownTask",
     "WorkerInfo",
+    "remote",
 ]

@@ -125,20 +125,16 @@ class Batch(Generic[R]):
             for message in self.messages
         ]
 
-    def outcomes(
-        self,
-        futures: Sequence[Future[dict[str, Any]]],
-        give_up: Callable[[str, Future[dict[str, Any]]], TaskError],
-    ) -> list[Any]:
-        """One value or `TaskError` per call, in input order; `give_up` names unfinished messages' error."""
+    def outcomes(self, records: Sequence[dict[str, Any] | TaskError]) -> list[Any]:
+        """One value or `TaskError` per call, in input order, from each message's ready record or error."""
         outcomes: list[Any] = []
-        for message, future in zip(self.messages, futures, strict=True):
-            if not future.done():
-                outcomes.extend([give_up(message.task_id, future)] * message.count)
+        for message, record in zip(self.messages, records, strict=True):
+            if isinstance(record, TaskError):
+                outcomes.extend([record] * message.count)
             elif message.chunked:
-                outcomes.extend(chunk_outcomes(self.contract, message.task_id, future.result(), message.count))
+                outcomes.extend(chunk_outcomes(self.contract, message.task_id, record, message.count))
             else:
-                outcomes.append(capture_outcome(self.contract, message.task_id, future.result()))
+                outcomes.append(capture_outcome(self.contract, message.task_id, record))
         return outcomes
 
     def finish(self, outcomes: list[Any], return_exceptions: bool) -> list[Any]:

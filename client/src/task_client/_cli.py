@@ -30,6 +30,7 @@ from ._handle import TaskHandle
 from ._inspect import contract_problems
 from ._outcome import decode_outcome
 from ._progressbar import ProgressDisplay
+from ._steps import run_sync
 
 EXIT_USAGE = 2
 EXIT_TASK_FAILED = 3
@@ -415,7 +416,8 @@ def _wait(handle: TaskHandle[Any], timeout: float, show_progress: bool) -> Any:
 
 def _raw_result(client: TaskClient, task_id: str, timeout: float) -> Any:
     # The CLI is part of the package; without a contract there is no typed handle.
-    return decode_outcome(None, task_id, client._runtime.wait(None, task_id, timeout))
+    runtime = client._runtime
+    return decode_outcome(None, task_id, run_sync(runtime.producer, runtime.wait(None, task_id, timeout)))
 
 
 def _emit(as_json: bool, payload: dict[str, Any], plain: Any) -> None:

@@ -1,59 +1,32 @@
-"""`TaskClient`: the contracts of `task_contracts` as typed methods, called by wire name."""
+"""`TaskClient` and `AsyncTaskClient`: the contracts of a catalog as typed methods, called by wire name.
+
+Both faces share `BaseClient` (settings, connections, catalog lookups) and the typed attributes of
+`DefaultTasks`; they differ only in the remote tasks they hand out and in how they close.
+"""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+import asyncio
+from functools import cached_property, partial
+from typing import Any, ParamSpec, Self, TypeVar, cast
 
-from task_contracts import CATALOG, Contract, ContractCatalog, diagnostics, math, redact_url, reports, resolve_urls
+from task_contracts import CATALOG, Contract, ContractCatalog, redact_url, resolve_urls
 
-from ._aio import AsyncTaskClient
 from ._cancel import CancelResult
 from ._errors import UnknownTask
 from ._inspect import WorkerInfo, ask_workers
-from ._remote import RemoteTask
+from ._remote import AsyncRemoteTask, BaseRemote, RemoteTask
 from ._runtime import Runtime
 from ._settings import ClientSettings
+from ._steps import Blocking, Steps, run_async, run_sync
+from ._tasks import DefaultTasks
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class _Bound(Generic[P, R]):
-    """Class attribute that gives each client instance its typed `RemoteTask`."""
-
-    def __init__(self, contract: Contract[P, R]) -> None:
-        self.contract = contract
-
-    @overload
-    def __get__(self, client: None, owner: type[Any]) -> _Bound[P, R]: ...
-    @overload
-    def __get__(self, client: TaskClient, owner: type[Any]) -> RemoteTask[P, R]: ...
-    def __get__(self, client: TaskClient | None, owner: type[Any]) -> _Bound[P, R] | RemoteTask[P, R]:
-        if client is None:
-            return self
-        return client.task(self.contract)
-
-
-class TaskClient:
-    """Calls tasks by wire name through Celery's `send_task`; never imports server code.
-
-    URLs resolve as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then
-    `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL).
-
-    >>> with TaskClient() as client:
-    ...     client.add(4, 7)
-    11
-    """
-
-    add = _Bound(math.add)
-    mul = _Bound(math.mul)
-    xsum = _Bound(math.xsum)
-    div = _Bound(math.div)
-    count_to = _Bound(reports.count_to)
-    sleep = _Bound(diagnostics.sleep)
-    hold = _Bound(diagnostics.hold)
-    hold_once = _Bound(diagnostics.hold_once)
+class BaseClient:
+    """What both client faces share: settings, connections, and the catalog."""
 
     def __init__(
         self,
@@ -65,20 +38,67 @@ class TaskClient:
         publish_retries: int = 1,
         catalog: ContractCatalog = CATALOG,
     ) -> None:
-        self.settings = ClientSettings(
+        settings = ClientSettings(
             urls=resolve_urls(broker_url, result_backend),
             connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             publish_retries=publish_retries,
         )
+        self._setup(Runtime(settings), catalog, owns_runtime=True)
+
+    def _setup(self, runtime: Runtime, catalog: ContractCatalog, *, owns_runtime: bool) -> None:
+        self._runtime = runtime
+        self._owns_runtime = owns_runtime
         self.catalog = catalog
-        self._runtime = Runtime(self.settings)
-        self._tasks: dict[str, RemoteTask[..., Any]] = {}
+        self._tasks: dict[str, BaseRemote[..., Any]] = {}
+
+    @classmethod
+    def _sharing(cls, runtime: Runtime, catalog: ContractCatalog) -> Self:
+        """A client on another client's connections (which that one closes)."""
+        client = cls.__new__(cls)
+        client._setup(runtime, catalog, owns_runtime=False)
+        return client
+
+    @property
+    def settings(self) -> ClientSettings:
+        return self._runtime.settings
 
     def __repr__(self) -> str:
-        return f"<TaskClient broker={redact_url(self.settings.urls.broker_url)!r}>"
+        return f"<{type(self).__name__} broker={redact_url(self.settings.urls.broker_url)!r}>"
 
-    def __enter__(self) -> TaskClient:
+    def _contract_named(self, name: str) -> Contract[..., Any]:
+        found = self.catalog.get(name)
+        if found is None:
+            raise UnknownTask(f"no contract named {name!r}; known: {', '.join(self.catalog.names())}", contract=name)
+        return found
+
+    def _cached(self, contract: Contract[..., Any], face: type[BaseRemote[..., Any]]) -> Any:
+        cached = self._tasks.get(contract.name)
+        if cached is None or cached.contract is not contract:
+            cached = self._tasks[contract.name] = face(self._runtime, contract)
+        return cached
+
+    def _cancel_steps(self, task_id: str) -> Steps[CancelResult]:
+        return (yield from self._runtime.cancel(None, task_id))
+
+    def _workers_steps(self, timeout: float) -> Steps[list[WorkerInfo]]:
+        workers: list[WorkerInfo] = yield Blocking(partial(ask_workers, self._runtime.producer, timeout))
+        return workers
+
+
+class TaskClient(DefaultTasks, BaseClient):
+    """Calls tasks by wire name through Celery's `send_task`; never imports server code.
+
+    URLs resolve as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then
+    `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL). Bad settings raise
+    `ValueError` (`task_contracts.ConnectionConfigError` for a URL).
+
+    >>> with TaskClient() as client:
+    ...     client.add(4, 7)
+    11
+    """
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -86,36 +106,74 @@ class TaskClient:
 
     @cached_property
     def aio(self) -> AsyncTaskClient:
-        """The same tasks for asyncio, sharing this client's connections: `await client.aio.add(4, 7)`."""
-        return AsyncTaskClient(self)
+        """The same tasks for asyncio, on this client's connections: `await client.aio.add(4, 7)`.
+
+        Closed with this client.
+        """
+        return AsyncTaskClient._sharing(self._runtime, self.catalog)
 
     def close(self) -> None:
-        """Close connections and stop the result thread; waiting calls fail."""
-        self._runtime.close()
+        """Close connections and stop the result thread; waiting calls fail with `ClientClosed`."""
+        if self._owns_runtime:
+            self._runtime.close()
 
     def task(self, contract: Contract[P, R]) -> RemoteTask[P, R]:
         """The remote task for any contract, including ones outside the default catalog."""
-        cached = self._tasks.get(contract.name)
-        if cached is not None and cached.contract is contract:
-            return cast("RemoteTask[P, R]", cached)
-        remote = RemoteTask(self._runtime, contract)
-        self._tasks[contract.name] = remote
-        return remote
+        return cast("RemoteTask[P, R]", self._cached(contract, RemoteTask))
+
+    def task_by_name(self, name: str) -> RemoteTask[..., Any]:
+        """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""
+        return self.task(self._contract_named(name))
 
     def cancel(self, task_id: str) -> CancelResult:
         """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
-        return self._runtime.cancel(None, task_id)
+        return run_sync(self._runtime.producer, self._cancel_steps(task_id))
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Ask the running workers what they serve; waits `timeout` seconds for their replies.
 
         Raises `BrokerUnavailable` if the broker cannot be reached.
         """
-        return ask_workers(self._runtime.producer, timeout)
+        return run_sync(self._runtime.producer, self._workers_steps(timeout))
 
-    def task_by_name(self, name: str) -> RemoteTask[..., Any]:
-        """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""
-        found = self.catalog.get(name)
-        if found is None:
-            raise UnknownTask(f"no contract named {name!r}; known: {', '.join(self.catalog.names())}", contract=name)
-        return self.task(found)
+
+class AsyncTaskClient(DefaultTasks, BaseClient):
+    """The asyncio twin of `TaskClient`: the same arguments, tasks, bounds and errors; every call awaited.
+
+    Nothing it does blocks the event loop on I/O: publishing, waiting and closing run on the
+    client's result thread or the loop's default executor.
+
+    >>> async with AsyncTaskClient() as client:
+    ...     await client.add(4, 7)
+    11
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close connections and stop the result thread, off the loop; waiting calls fail with `ClientClosed`.
+
+        A `client.aio` facade is closed with its sync client instead; this does nothing for it.
+        """
+        if self._owns_runtime:
+            await asyncio.get_running_loop().run_in_executor(None, self._runtime.close)
+
+    def task(self, contract: Contract[P, R]) -> AsyncRemoteTask[P, R]:
+        """The async remote task for any contract, including ones outside the default catalog."""
+        return cast("AsyncRemoteTask[P, R]", self._cached(contract, AsyncRemoteTask))
+
+    def task_by_name(self, name: str) -> AsyncRemoteTask[..., Any]:
+        """The async remote task for a wire name of the catalog; `UnknownTask` if there is none."""
+        return self.task(self._contract_named(name))
+
+    async def cancel(self, task_id: str) -> CancelResult:
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
+        return await run_async(self._runtime.producer, self._cancel_steps(task_id))
+
+    async def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
+        """Ask the running workers what they serve; waits `timeout` seconds for their replies."""
+        return await run_async(self._runtime.producer, self._workers_steps(timeout))

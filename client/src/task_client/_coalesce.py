@@ -34,10 +34,14 @@ class TickPublisher:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        job = self._loop.run_in_executor(
-            None, lambda: self._producer.publish_many([message for message, _ in batch], contract=batch[0][0].name)
-        )
+        job = self._loop.run_in_executor(None, self._publish, [message for message, _ in batch])
         job.add_done_callback(lambda done: _settle(done, [published for _, published in batch]))
+
+    def _publish(self, messages: list[Outgoing]) -> None:
+        if len(messages) == 1:  # a lone call publishes exactly as a sync one: same retry, same error
+            self._producer.publish(messages[0], contract=messages[0].name)
+        else:
+            self._producer.publish_many(messages, contract=messages[0].name)
 
 
 def _settle(job: asyncio.Future[None], waiting: list[asyncio.Future[None]]) -> None:

@@ -1,4 +1,9 @@
-"""Every error the client raises derives from `TaskError`."""
+"""Every error the client raises derives from `TaskError`.
+
+Besides these, a call with arguments that do not fit Python's own rules (an unknown keyword, say)
+still raises `InvalidArguments`; only misuse of the SDK itself (a wrong option type) raises a
+standard `TypeError` or `ValueError`.
+"""
 
 from __future__ import annotations
 
@@ -71,11 +76,16 @@ class TaskTimeout(TaskError, TimeoutError):
 
 
 class BrokerUnavailable(TaskError, ConnectionError):
-    """The broker or result backend could not be reached in time. `url` never contains a password."""
+    """The broker or result backend could not be reached in time, or refused a command (an ACL or
+    memory limit, for example). `url` never contains a password."""
 
     def __init__(self, message: str, *, url: str, contract: str | None = None, task_id: str | None = None) -> None:
         super().__init__(message, contract=contract, task_id=task_id)
         self.url = url
+
+
+class ClientClosed(TaskError, RuntimeError):
+    """The client was closed before the call, or while it was still waiting for its result."""
 
 
 class UnknownTask(TaskError, LookupError):

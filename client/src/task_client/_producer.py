@@ -166,7 +166,7 @@ class Producer:
         except (*_BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
             cause = error.__cause__ if isinstance(error, kombu.exceptions.BatchPublishError) else error
             raise BrokerUnavailable(
-                f"broker {self._broker} is unavailable while publishing a batch of {len(messages)} messages "
+                f"broker {self._broker} is unavailable while publishing {len(messages)} message(s) together "
                 f"(some may have been delivered): {connection_failure(cause or error, self.settings)}",
                 url=self._broker,
                 contract=contract,

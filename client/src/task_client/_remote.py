@@ -1,43 +1,44 @@
-"""A contract bound to a client: call it, submit it, or re-attach to an earlier call."""
+"""A contract bound to a client: call it, submit it, map it, or re-attach to an earlier call.
+
+`BaseRemote` holds every operation once, as steps; `RemoteTask` runs them in the caller's thread
+and `AsyncRemoteTask` awaits them, so both faces validate, publish, wait and fail the same way.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from task_contracts import Contract
 
-from ._batch import ArgSet, Batch, when_all_done
+from ._batch import ArgSet, Batch
 from ._errors import TaskError
-from ._handle import TaskHandle
+from ._handle import AsyncTaskHandle, TaskHandle
+from ._outcome import decode_outcome
 from ._runtime import CallOptions, Runtime
 from ._schedule import Schedule, check_schedule
+from ._steps import Steps, run_async, run_sync
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_DEFAULT_OPTIONS = CallOptions()
 
-class RemoteTask(Generic[P, R]):
-    """A remote task with the contract's typed signature.
 
-    >>> client.add(4, 7)               # blocking, bounded by the contract's timeout
-    11
-    >>> client.add.submit(4, 7).id     # publish now, wait later
-    '...'
-    """
+class BaseRemote(Generic[P, R]):
+    """What both faces of a remote task share: the contract, the options and every operation."""
 
     __slots__ = ("_contract", "_options", "_runtime")
 
-    def __init__(self, runtime: Runtime, contract: Contract[P, R], options: CallOptions | None = None) -> None:
+    def __init__(self, runtime: Runtime, contract: Contract[P, R], options: CallOptions = _DEFAULT_OPTIONS) -> None:
         self._runtime = runtime
         self._contract = contract
-        self._options = options or CallOptions()
+        self._options = options
 
     def __repr__(self) -> str:
-        return f"<RemoteTask {self._contract.name}{self._contract.signature_text()}>"
+        return f"<{type(self).__name__} {self._contract.name}{self._contract.signature_text()}>"
 
     @property
     def name(self) -> str:
@@ -53,14 +54,87 @@ class RemoteTask(Generic[P, R]):
         """The default bound on waiting for a result, in seconds."""
         return self._options.timeout if self._options.timeout is not None else self._contract.timeout
 
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        queue: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+    ) -> Self:
+        """The same task with other per-call options; each applies to every call made through it.
+
+        `timeout`: the wait bound (from when the call is due); `queue`; `countdown` (seconds) or
+        `eta` (an aware datetime): not run before then; `expires` (seconds from now or an aware
+        datetime): never run if not started by then (`TaskExpired`); `priority`: 0 to 9, on Redis
+        0 is served first. Wrong values raise `TypeError` or `ValueError` here.
+
+        >>> client.add.with_options(timeout=2)(4, 7)
+        >>> client.add.with_options(countdown=5, expires=60).submit(4, 7)
+        """
+        check_schedule(countdown=countdown, eta=eta, expires=expires, priority=priority)
+        current = self._options
+        if countdown is not None or eta is not None:  # a new due time replaces the old one
+            current = replace(current, countdown=countdown, eta=eta)
+        options = replace(
+            current,
+            timeout=current.timeout if timeout is None else timeout,
+            queue=current.queue if queue is None else queue,
+            expires=current.expires if expires is None else expires,
+            priority=current.priority if priority is None else priority,
+        )
+        return type(self)(self._runtime, self._contract, options)
+
+    # -- the operations, once ------------------------------------------------------
+    def _call_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[R]:
+        task_id, schedule = yield from self._runtime.publish(self._contract, args, kwargs, self._options)
+        bound = self.timeout + (schedule.due_in() if schedule else 0.0)
+        record = yield from self._runtime.wait(self._contract.name, task_id, bound, schedule)
+        value: R = decode_outcome(self._contract, task_id, record)
+        return value
+
+    def _submit_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[tuple[str, Schedule | None]]:
+        return (yield from self._runtime.publish(self._contract, args, kwargs, self._options))
+
+    def _map_steps(
+        self, arg_sets: Iterable[ArgSet], timeout: float | None, chunk_size: int | None, return_exceptions: bool
+    ) -> Steps[list[Any]]:
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
+        bound = self.timeout if timeout is None else timeout
+        outcomes = yield from self._runtime.run_batch(batch, self._options, bound)
+        return batch.finish(outcomes, return_exceptions)
+
+    def _submit_many_steps(self, arg_sets: Iterable[ArgSet]) -> Steps[tuple[list[str], Schedule | None]]:
+        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
+        schedule = yield from self._runtime.publish_batch(batch, self._options)
+        return batch.task_ids, schedule
+
+
+class RemoteTask(BaseRemote[P, R]):
+    """A remote task with the contract's typed signature.
+
+    >>> client.add(4, 7)               # blocking, bounded by the contract's timeout
+    11
+    >>> client.add.submit(4, 7).id     # publish now, wait later
+    '...'
+    """
+
+    __slots__ = ()
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the task and wait for its validated result (at most `timeout` seconds)."""
-        return self.submit(*args, **kwargs).result()
+        return run_sync(self._runtime.producer, self._call_steps(args, kwargs))
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Validate and publish the call; return its handle without waiting."""
-        message = self._runtime.publish_call(self._contract, args, kwargs, self._options)
-        return TaskHandle(self._runtime, self._contract, message.task_id, self.timeout, Schedule.of(message))
+        task_id, schedule = run_sync(self._runtime.producer, self._submit_steps(args, kwargs))
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule)
+
+    def handle(self, task_id: str) -> TaskHandle[R]:
+        """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
 
     @overload
     def map(
@@ -100,61 +174,77 @@ class RemoteTask(Generic[P, R]):
         >>> client.add.map([(1, 2), (3, 4), {"x": 5, "y": 6}])
         [3, 7, 11]
         """
-        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size)
-        futures, schedule = self._runtime.start_batch(batch, self._options)
-        bound = (self.timeout if timeout is None else timeout) + (schedule.due_in() if schedule else 0.0)
-        finished = threading.Event()
-        when_all_done(futures, finished.set)
-        finished.wait(bound)
-        outcomes = batch.outcomes(
-            futures, lambda task_id, future: self._runtime.give_up(self.name, task_id, future, bound)
-        )
-        return batch.finish(outcomes, return_exceptions)
+        return run_sync(self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions))
 
     def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[TaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection, return one handle per call.
 
         Each call travels as its own message, so each has its own task id and handle.
         """
-        batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
-        schedule = self._runtime.publish_batch(batch, self._options)
-        return [
-            TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in batch.task_ids
-        ]
+        task_ids, schedule = run_sync(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in task_ids]
 
-    def handle(self, task_id: str) -> TaskHandle[R]:
-        """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
-        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
 
-    def with_options(
+class AsyncRemoteTask(BaseRemote[P, R]):
+    """A remote task with the contract's typed signature, for asyncio. Never blocks the loop on I/O.
+
+    >>> await aclient.add(4, 7)
+    11
+    >>> handle = await aclient.add.submit(4, 7)   # published once awaited
+    >>> await handle
+    11
+
+    Calls awaited in the same loop tick are published together, pipelined, from the loop's
+    default executor (see `_coalesce`).
+    """
+
+    __slots__ = ()
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task and wait for its validated result (at most `timeout` seconds)."""
+        return await run_async(self._runtime.producer, self._call_steps(args, kwargs))
+
+    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
+        """Validate and publish the call; return its handle once the broker has it."""
+        task_id, schedule = await run_async(self._runtime.producer, self._submit_steps(args, kwargs))
+        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule)
+
+    def handle(self, task_id: str) -> AsyncTaskHandle[R]:
+        """An awaitable handle on an earlier call of this task."""
+        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    @overload
+    async def map(
         self,
+        arg_sets: Iterable[ArgSet],
         *,
         timeout: float | None = None,
-        queue: str | None = None,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-        expires: float | datetime | None = None,
-        priority: int | None = None,
-    ) -> RemoteTask[P, R]:
-        """The same task with other per-call options; each applies to every call made through it.
-
-        `timeout`: the wait bound (from when the call is due); `queue`; `countdown` (seconds) or
-        `eta` (an aware datetime): not run before then; `expires` (seconds from now or an aware
-        datetime): never run if not started by then (`TaskExpired`); `priority`: 0 to 9, on Redis
-        0 is served first. Wrong values raise `TypeError` or `ValueError` here.
-
-        >>> client.add.with_options(timeout=2)(4, 7)
-        >>> client.add.with_options(countdown=5, expires=60).submit(4, 7)
-        """
-        check_schedule(countdown=countdown, eta=eta, expires=expires, priority=priority)
-        current = self._options
-        if countdown is not None or eta is not None:  # a new due time replaces the old one
-            current = replace(current, countdown=countdown, eta=eta)
-        options = replace(
-            current,
-            timeout=current.timeout if timeout is None else timeout,
-            queue=current.queue if queue is None else queue,
-            expires=current.expires if expires is None else expires,
-            priority=current.priority if priority is None else priority,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> list[R]: ...
+    @overload
+    async def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: Literal[True],
+    ) -> list[R | TaskError]: ...
+    async def map(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        timeout: float | None = None,
+        chunk_size: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[R] | list[R | TaskError]:
+        """Run many calls; return their results in input order. Same rules as `RemoteTask.map`."""
+        return await run_async(
+            self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions)
         )
-        return RemoteTask(self._runtime, self._contract, options)
+
+    async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
+        """Validate every call, publish them all pipelined on one connection; one handle per call."""
+        task_ids, schedule = await run_async(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in task_ids]

@@ -1,27 +1,36 @@
-"""The I/O core shared by every client facade: publish a call, watch and fetch its record."""
+"""The I/O core every face shares: what publishing, waiting and reading do, written once as steps.
+
+The wait policy lives here and nowhere else: wait for the record at most `timeout` seconds; when
+the bound runs out, stop watching and make one bounded read of the backend, which finds a result
+whose message was missed and tells a lost backend (`BrokerUnavailable`) from a task that is merely
+pending (`TaskTimeout`). Batches follow the same policy with one read for all unfinished messages.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts.wire import REVOKED_CANCELLED, REVOKED_EXPIRED
 
-from ._batch import Batch
+from ._batch import Batch, when_all_done
 from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
-from ._errors import BrokerUnavailable, InvalidArguments, TaskError
+from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._schedule import Schedule
 from ._settings import ClientSettings
-from ._watcher import READY_STATES, Record, ResultWatcher, WatcherClosed
+from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
+from ._watcher import READY_STATES, Record, ResultWatcher
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,18 @@ class CallOptions:
 
 
 class Runtime:
+    """One client's connections (a producer, a result watcher) and the steps that use them."""
+
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        # One read of the backend takes at most a connection and a reply.
+        self.read_bound = settings.connect_timeout + settings.socket_timeout
+        self.closed = False
 
+    # -- publishing --------------------------------------------------------------
     def prepare_call(
         self,
         contract: Contract[..., Any],
@@ -55,6 +70,8 @@ class Runtime:
         options: CallOptions,
     ) -> Outgoing:
         """Validate one call and build its message; raise `InvalidArguments` before any I/O."""
+        if self.closed:
+            raise ClientClosed("the client is closed")
         try:
             wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
         except ArgumentsError as error:
@@ -71,129 +88,169 @@ class Runtime:
             *((schedule.eta, schedule.expires, schedule.priority) if schedule else ()),
         )
 
-    def publish_call(
+    def publish(
         self,
         contract: Contract[..., Any],
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         options: CallOptions,
-    ) -> Outgoing:
-        """Validate and publish one call; return its message (task id and schedule)."""
+    ) -> Steps[tuple[str, Schedule | None]]:
+        """Validate and publish one call; its task id and schedule."""
         message = self.prepare_call(contract, args, kwargs, options)
-        self.producer.publish(message, contract=contract.name)
-        return message
+        yield Publish(message, contract.name)
+        return message.task_id, Schedule.of(message)
 
-    def start_batch(
-        self, batch: Batch[Any], options: CallOptions
-    ) -> tuple[list[concurrent.futures.Future[Record]], Schedule | None]:
-        """Watch and publish every message of a validated batch; return one future per message.
+    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
+        """Publish every message of a validated batch through one pipelined connection; their schedule."""
+        schedule: Schedule | None = yield Blocking(partial(self._publish_batch, batch, options))
+        return schedule
 
-        Watching first lets the subscriptions travel while the batch is published; a record
-        stored before its subscription is confirmed is still found by the watcher's read.
-        """
-        futures = self.watcher.watch_many(batch.task_ids)
-        try:
-            schedule = self.publish_batch(batch, options)
-        except BaseException:
-            for task_id, future in zip(batch.task_ids, futures, strict=True):
-                self.watcher.forget(task_id, future)
-            raise
-        return futures, schedule
-
-    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Schedule | None:
-        """Publish every message of a validated batch through one pipelined connection; return their schedule."""
+    def _publish_batch(self, batch: Batch[Any], options: CallOptions) -> Schedule | None:
+        if self.closed:
+            raise ClientClosed("the client is closed")
         schedule = options.schedule()
         queue = options.queue or batch.contract.queue
         self.producer.publish_many(batch.outgoing(queue, schedule), contract=batch.contract.name)
         return schedule
 
-    def give_up(
-        self, contract: str | None, task_id: str, future: concurrent.futures.Future[Record], timeout: float
-    ) -> TaskError:
-        """Stop watching a call whose bound ran out; return the error it met.
-
-        Unlike `wait`, no last read of the backend: async callers and batches must not block on it.
-        """
-        self.watcher.forget(task_id, future)
-        if self.watcher.is_disconnected():
-            return self.backend_unavailable(contract, task_id, self.watcher.last_error)
-        return timeout_error(contract, task_id, timeout)
-
-    def fetch(self, contract: str | None, task_id: str) -> Record | None:
-        """The stored record now (None while pending), within the socket bounds."""
-        try:
-            return self.watcher.fetch(task_id).result(timeout=self._io_bound)
-        except Exception as error:
-            raise self.backend_unavailable(contract, task_id, error) from None
-
-    def wait(self, contract: str | None, task_id: str, timeout: float, schedule: Schedule | None = None) -> Record:
-        """The task's ready record, waiting at most `timeout` seconds (then `last_look`).
+    # -- waiting -----------------------------------------------------------------
+    def wait(
+        self, contract: str | None, task_id: str, timeout: float, schedule: Schedule | None = None
+    ) -> Steps[Record]:
+        """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
         With an expiry before then: at expiry a call not yet started is revoked as expired (its
         REVOKED record then arrives like any other), so a call no worker ever saw ends there too.
         """
         future = self.watcher.watch(task_id)
-        deadline = time.monotonic() + timeout
         expires_in = schedule.expires_in() if schedule else None
-        record: Record | None
         try:
             if expires_in is not None and expires_in < timeout:
-                try:
-                    record = future.result(timeout=expires_in)
-                except concurrent.futures.TimeoutError:
-                    self.cancel(contract, task_id, REVOKED_EXPIRED, schedule)
-                    record = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                deadline = time.monotonic() + timeout
+                record = yield Wait(future, expires_in)
+                if record is TIMED_OUT:
+                    # A new watch: an async wait that ran out has cancelled the first future.
+                    self.watcher.forget(task_id, future)
+                    yield from self.cancel(contract, task_id, REVOKED_EXPIRED, schedule)
+                    future = self.watcher.watch(task_id)
+                    record = yield Wait(future, max(0.0, deadline - time.monotonic()))
             else:
-                record = future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            self.watcher.forget(task_id, future)
-            record = None
-        except WatcherClosed as error:
+                record = yield Wait(future, timeout)
+        except ClientClosed:
+            raise
+        except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
-        if record is None:  # outside the except block, so no error chains onto the TimeoutError
-            record = self.last_look(contract, task_id, timeout)
-        return record
-
-    def last_look(self, contract: str | None, task_id: str, timeout: float) -> Record:
-        """After a wait ran out: the record if it is ready after all, else the error that says why not.
-
-        One bounded read (at most `connect_timeout + socket_timeout`) finds a result whose message
-        was missed, and tells a frozen or lost backend (`BrokerUnavailable`) from a task that is
-        merely pending (`TaskTimeout`), so no caller is told to wait again on a dead backend.
-        """
-        record = self.fetch(contract, task_id)
-        if record is not None and record.get("status") in READY_STATES:
-            return record
+        except BaseException:  # the caller gave up (cancelled, interrupted): stop watching
+            self.watcher.forget(task_id, future)
+            raise
+        if record is not TIMED_OUT:
+            return record  # type: ignore[no-any-return]
+        self.watcher.forget(task_id, future)
+        last = yield from self.read(contract, task_id)
+        if last is not None and last.get("status") in READY_STATES:
+            return last
         raise timeout_error(contract, task_id, timeout)
 
+    def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
+        """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch
+        (counted from when it is due, for a scheduled batch)."""
+        futures, schedule = yield Blocking(partial(self._start_batch, batch, options))
+        finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+        when_all_done(futures, partial(_resolve, finished))
+        try:
+            yield Wait(finished, timeout + (schedule.due_in() if schedule else 0.0))
+        except BaseException:
+            self._forget_all(batch.task_ids, futures)
+            raise
+        ready: list[Record | None] = [future.result() if future.done() else None for future in futures]
+        missing = [task_id for task_id, record in zip(batch.task_ids, ready, strict=True) if record is None]
+        late: dict[str, Record | TaskError] = {}
+        if missing:
+            self._forget_all(batch.task_ids, futures)
+            late = yield from self._read_many(batch.contract.name, missing, timeout)
+        return batch.outcomes(
+            [late[task_id] if record is None else record for task_id, record in zip(batch.task_ids, ready, strict=True)]
+        )
+
+    def _start_batch(
+        self, batch: Batch[Any], options: CallOptions
+    ) -> tuple[list[concurrent.futures.Future[Record]], Schedule | None]:
+        # Watching first lets the subscriptions travel while the batch is published; a record
+        # stored before its subscription is confirmed is still found by the watcher's read.
+        futures = self.watcher.watch_many(batch.task_ids)
+        try:
+            schedule = self._publish_batch(batch, options)
+        except BaseException:
+            self._forget_all(batch.task_ids, futures)
+            raise
+        return futures, schedule
+
+    def _forget_all(self, task_ids: Sequence[str], futures: Sequence[concurrent.futures.Future[Record]]) -> None:
+        for task_id, future in zip(task_ids, futures, strict=True):
+            if not future.done():
+                self.watcher.forget(task_id, future)
+
+    def _read_many(self, contract: str, task_ids: list[str], timeout: float) -> Steps[dict[str, Record | TaskError]]:
+        """The batch's last look: each unfinished message's ready record, or why there is none."""
+        try:
+            records = yield Wait(self.watcher.fetch_many(task_ids), self.read_bound)
+        except ClientClosed:
+            raise
+        except Exception as error:
+            records = error
+        found: dict[str, Record | TaskError] = {}
+        for index, task_id in enumerate(task_ids):
+            if records is TIMED_OUT or isinstance(records, Exception):
+                failure = None if records is TIMED_OUT else records
+                found[task_id] = self.backend_unavailable(contract, task_id, failure)
+            elif records[index] is not None and records[index].get("status") in READY_STATES:
+                found[task_id] = records[index]
+            else:
+                found[task_id] = timeout_error(contract, task_id, timeout)
+        return found
+
+    # -- reading -----------------------------------------------------------------
+    def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
+        """The stored record now (None while pending), within `read_bound`."""
+        try:
+            record = yield Wait(self.watcher.fetch(task_id), self.read_bound)
+        except ClientClosed:
+            raise
+        except Exception as error:
+            raise self.backend_unavailable(contract, task_id, error) from None
+        if record is TIMED_OUT:
+            raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
+        return record  # type: ignore[no-any-return]
+
+    # -- cancelling --------------------------------------------------------------
     def cancel(
         self,
         contract: str | None,
         task_id: str,
         reason: str = REVOKED_CANCELLED,
         schedule: Schedule | None = None,
-    ) -> CancelResult:
+    ) -> Steps[CancelResult]:
         """Cancel a call (see `_cancel`); terminate it if it runs and its contract is interruptible.
 
         With `reason` "expired" a running call is left to finish: expiry only stops calls not started.
         """
         ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
-        keys, args = cancel_call(task_id, reason, ttl)
+        keys, arguments = cancel_call(task_id, reason, ttl)
         try:
-            reply = self.watcher.evaluate(CANCEL_SCRIPT, keys, args).result(timeout=self._io_bound)
+            reply = yield Wait(self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments), self.read_bound)
+        except ClientClosed:
+            raise
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
+        if reply is TIMED_OUT:
+            raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
         result, interruptible = read_verdict(reply)
         if not interruptible:
             return result
         if reason == REVOKED_EXPIRED:
             return CancelResult.RUNNING
-        self.producer.terminate(task_id, contract=contract)
+        yield Blocking(partial(self.producer.terminate, task_id, contract=contract))
         return result
-
-    @property
-    def _io_bound(self) -> float:
-        return self.settings.connect_timeout + self.settings.socket_timeout
 
     def backend_unavailable(self, contract: str | None, task_id: str, error: BaseException | None) -> BrokerUnavailable:
         reason = connection_failure(error, self.settings)
@@ -205,5 +262,13 @@ class Runtime:
         )
 
     def close(self) -> None:
+        """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""
+        self.closed = True
         self.watcher.close()
         self.producer.close()
+
+
+def _resolve(future: concurrent.futures.Future[None]) -> None:
+    # An async wait that ran out has cancelled the future; the batch finishing later is then no news.
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(None)

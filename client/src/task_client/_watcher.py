@@ -19,24 +19,27 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
 
 from task_contracts.wire import RESULT_KEY_PREFIX
 
+from ._errors import ClientClosed
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 Record = dict[str, Any]
 
 _CLOSE_BOUND = 2.0  # seconds for each step of closing; a frozen server must not hang close()
-_RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 
 # What a command on a lost connection can raise. redis-py also raises AttributeError when a
 # command is sent on a connection that the reader is tearing down at the same moment.
 _CONNECTION_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError)
 
 
-class WatcherClosed(RuntimeError):
-    """The client was closed while a call was still waiting."""
+# Retry a lost connection until it is back (or the client closes): 50 ms growing to 1 s, jittered.
+# It holds no state between calls, so one instance serves every retry of the loop thread.
+_UNTIL_BACK = Retry(EqualJitterBackoff(cap=1.0, base=0.05), retries=-1, supported_errors=_CONNECTION_ERRORS)  # type: ignore[arg-type]
 
 
 class ResultWatcher:
@@ -53,6 +56,9 @@ class ResultWatcher:
         # Latest non-final record (e.g. PROGRESS) per watched id; read from any thread.
         self._latest: dict[str, Record] = {}
         self._to_fetch: set[str] = set()
+        # Reads asked for in one loop turn, answered by one MGET (thousands of timed-out waits at once
+        # would otherwise each take a pooled connection).
+        self._reads: list[tuple[str, concurrent.futures.Future[Record | None]]] = []
         self._to_unsubscribe: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -60,6 +66,7 @@ class ResultWatcher:
         self._redis: redis.asyncio.Redis | None = None
         self._pubsub: Any = None
         self._home_channel = f"task-client-{uuid.uuid4().hex}"
+        self._broken = False  # the reader lost its connection: resubscribe before reading on
         self.last_error: BaseException | None = None
 
     # -- any thread ------------------------------------------------------------
@@ -86,7 +93,13 @@ class ResultWatcher:
 
     def fetch(self, task_id: str) -> concurrent.futures.Future[Record | None]:
         """The record stored now, or None while the task is pending."""
-        return asyncio.run_coroutine_threadsafe(self._get(task_id), self._running_loop())
+        future: concurrent.futures.Future[Record | None] = concurrent.futures.Future()
+        self._running_loop().call_soon_threadsafe(self._queue_read, task_id, future)
+        return future
+
+    def fetch_many(self, task_ids: list[str]) -> concurrent.futures.Future[list[Record | None]]:
+        """The records stored now, in order (None for each pending task), in one round trip."""
+        return asyncio.run_coroutine_threadsafe(self._get_many(task_ids), self._running_loop())
 
     def evaluate(self, script: str, keys: list[str], args: list[Any]) -> concurrent.futures.Future[Any]:
         """Run a Lua script on the result backend (one atomic step); its reply."""
@@ -132,7 +145,7 @@ class ResultWatcher:
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._closed:
-                raise WatcherClosed("the client is closed")
+                raise ClientClosed("the client is closed")
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 started = threading.Event()
@@ -194,17 +207,20 @@ class ResultWatcher:
 
     async def _subscribe(self, channels: list[str]) -> None:
         assert self._commands is not None
-        try:
-            async with self._commands:
-                await self._pubsub.subscribe(*channels)
-        except _CONNECTION_ERRORS as error:
-            # The reader resubscribes everything when it sees the connection broken; if the
-            # connection is whole again by then, it will not, so try these channels again.
-            self.last_error = error
-            await asyncio.sleep(_RECONNECT_DELAYS[-1])
+        commands = self._commands
+
+        async def subscribe() -> None:
             waited = [channel for channel in channels if channel[len(RESULT_KEY_PREFIX) :] in self._waiters]
             if waited:
-                self._spawn(self._subscribe(waited))
+                async with commands:
+                    await self._pubsub.subscribe(*waited)
+
+        # The reader resubscribes everything when it sees the connection broken; if the
+        # connection is whole again by then, it will not, so these channels retry on their own.
+        await _UNTIL_BACK.call_with_retry(subscribe, self._note_error)
+
+    async def _note_error(self, error: Exception) -> None:
+        self.last_error = error
 
     def _unsubscribe_later(self) -> None:
         channels = [RESULT_KEY_PREFIX + task_id for task_id in self._to_unsubscribe]
@@ -221,22 +237,22 @@ class ResultWatcher:
             self.last_error = error
 
     async def _read_forever(self) -> None:
-        failures = 0
         while True:
-            try:
-                if failures or self._pubsub.connection is None:
-                    await self._resubscribe_all()
-                message = await self._pubsub.get_message(timeout=None)
-            except _CONNECTION_ERRORS as error:
-                self.last_error = error
-                await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
-                failures += 1
-                continue
-            if failures:
-                failures = 0
+            message = await _UNTIL_BACK.call_with_retry(self._next_message, self._connection_lost)
             self.last_error = None
             if message is not None:
                 self._on_message(message)
+
+    async def _next_message(self) -> dict[str, Any] | None:
+        if self._broken or self._pubsub.connection is None:
+            await self._resubscribe_all()
+            self._broken = False
+        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=None)
+        return message
+
+    async def _connection_lost(self, error: Exception) -> None:
+        self.last_error = error
+        self._broken = True
 
     async def _resubscribe_all(self) -> None:
         assert self._commands is not None
@@ -267,20 +283,19 @@ class ResultWatcher:
 
     async def _fetch_batch(self, task_ids: list[str]) -> None:
         assert self._redis is not None
-        failures = 0
-        while True:
-            try:
-                values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
-                break
-            except _CONNECTION_ERRORS as error:
-                # After a reconnect the first command may meet a dead pooled connection; a record
-                # stored while we were away would never be published again, so read until it works.
-                self.last_error = error
-                task_ids = [task_id for task_id in task_ids if task_id in self._waiters]
-                if not task_ids:
-                    return
-                await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
-                failures += 1
+        store = self._redis
+
+        async def read() -> list[Any]:
+            nonlocal task_ids
+            task_ids = [task_id for task_id in task_ids if task_id in self._waiters]
+            if not task_ids:
+                return []
+            values: list[Any] = await store.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
+            return values
+
+        # After a reconnect the first command may meet a dead pooled connection; a record stored
+        # while we were away would never be published again, so read until it works.
+        values = await _UNTIL_BACK.call_with_retry(read, self._note_error)
         for task_id, value in zip(task_ids, values, strict=True):
             if value is not None:
                 self._deliver(task_id, _decode(value), published=False)
@@ -304,10 +319,31 @@ class ResultWatcher:
             asyncio.get_running_loop().call_soon(self._unsubscribe_later)
         self._to_unsubscribe.add(task_id)
 
-    async def _get(self, task_id: str) -> Record | None:
+    def _queue_read(self, task_id: str, future: concurrent.futures.Future[Record | None]) -> None:
+        if not self._reads:
+            asyncio.get_running_loop().call_soon(self._read_queued)
+        self._reads.append((task_id, future))
+
+    def _read_queued(self) -> None:
+        reads, self._reads = self._reads, []
+        self._spawn(self._read(reads))
+
+    async def _read(self, reads: list[tuple[str, concurrent.futures.Future[Record | None]]]) -> None:
+        try:
+            records = await self._get_many([task_id for task_id, _ in reads])
+        except asyncio.CancelledError:
+            _settle([future for _, future in reads], error=ClientClosed("the client was closed during a read"))
+            raise
+        except Exception as error:
+            _settle([future for _, future in reads], error=error)
+        else:
+            for (_, future), record in zip(reads, records, strict=True):
+                _settle([future], record)
+
+    async def _get_many(self, task_ids: list[str]) -> list[Record | None]:
         assert self._redis is not None
-        value = await self._redis.get(RESULT_KEY_PREFIX + task_id)
-        return None if value is None else _decode(value)
+        values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
+        return [None if value is None else _decode(value) for value in values]
 
     async def _evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
         assert self._redis is not None
@@ -321,9 +357,11 @@ class ResultWatcher:
         for waiters in self._waiters.values():
             for future in waiters:
                 if not future.done():
-                    future.set_exception(WatcherClosed("the client was closed while waiting"))
+                    future.set_exception(ClientClosed("the client was closed while the call was waiting"))
         self._waiters.clear()
         self._latest.clear()
+        _settle([future for _, future in self._reads], error=ClientClosed("the client was closed during a read"))
+        self._reads.clear()
         # Each close is bounded and independent: the server may be frozen or gone, and a connection
         # left half-closed would leak its socket.
         closers = [self._pubsub.aclose()]
@@ -341,3 +379,15 @@ def _decode(raw: bytes | str) -> Record | None:
     except ValueError:
         return None  # not a Celery record; ignore rather than crash the reader
     return value if isinstance(value, dict) else None
+
+
+def _settle(
+    futures: list[concurrent.futures.Future[Any]], value: Any = None, *, error: Exception | None = None
+) -> None:
+    for future in futures:
+        # A waiter whose bound ran out may have cancelled its future meanwhile; then nobody listens.
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)

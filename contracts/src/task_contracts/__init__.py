@@ -19,6 +19,7 @@ from ._contract import (
 )
 from ._export import export_contracts
 from ._policy import DeclaredError, Retry
+from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
 
@@ -31,9 +32,11 @@ __all__ = [
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "Crontab",
     "DeclaredError",
     "ResultError",
     "Retry",
+    "Schedule",
     "arguments_document",
     "asyncapi_document",
     "contract",
@@ -45,5 +48,6 @@ __all__ = [
     "reports",
     "resolve_urls",
     "result_document",
+    "schedule_problems",
     "wire",
 ]

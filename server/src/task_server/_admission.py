@@ -112,7 +112,7 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
         task.signature_from_request(request, countdown=random.uniform(*REQUEUE_DELAY), retries=retries).apply_async()
         raise Ignore()
     try:
-        judge(contract, task_id, None if value is None else int(value), max_deliveries, unrecorded)
+        judge(task, contract, task_id, None if value is None else int(value), max_deliveries, unrecorded)
         yield
     finally:
         if limit and unrecorded is None:

@@ -15,7 +15,7 @@ from ._deliveries import transport_options
 from ._execution import register
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
-from ._settings import WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
 from ._transport import WORKER_AMQP
 
 
@@ -33,6 +33,16 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     return app
 
 
+def consumed_queues(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> list[str]:
+    """The queues the worker consumes: `settings.queues` exactly, or every contract's queue and the default queue."""
+    if settings.queues:
+        return list(settings.queues)
+    queues = catalog.queues()
+    if settings.default_queue and settings.default_queue not in queues:
+        queues.append(settings.default_queue)
+    return queues
+
+
 def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[str, Any]:
     config: dict[str, Any] = {
         "broker_url": settings.urls.broker_url,
@@ -43,7 +53,7 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "accept_content": ["json"],
         "result_accept_content": ["json"],
         "task_routes": {item.name: {"queue": item.queue} for item in catalog},
-        "task_default_queue": catalog.queues()[0] if len(catalog) else "default",
+        "task_default_queue": settings.default_queue or CELERY_DEFAULT_QUEUE,
         "broker_connection_retry_on_startup": True,
         # A worker outlives a Redis restart or outage of any length: it keeps reconnecting
         # (every 2 s, growing to 30 s) instead of exiting after Celery's default 100 attempts.

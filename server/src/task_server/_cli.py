@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 
 import click
+from celery import Celery
 
 from task_contracts import CATALOG, ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
-from ._app import create_app
+from ._app import consumed_queues, create_app
+from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
-from ._errors import ImplementationError
+from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
+from ._errors import ImplementationError, ScheduleError
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+from ._reachability import unreachable_reason
 from ._registry import discover, verify
-from ._settings import DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 
 EXIT_IMPLEMENTATION = 3
 
@@ -89,7 +93,27 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     help="Result backend URL [env TASK_RESULT_BACKEND; default: the broker URL].",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Worker processes [default: number of CPUs].")
-@click.option("--queues", "-Q", help="Comma-separated queues to consume [default: every contract's queue].")
+@click.option(
+    "--queues",
+    "-Q",
+    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue].",
+)
+@click.option(
+    "--default-queue",
+    envvar="TASK_DEFAULT_QUEUE",
+    default=CELERY_DEFAULT_QUEUE,
+    show_default=True,
+    metavar="NAME",
+    help="Celery's default queue, where plain `send_task(name)` calls without routing go; consumed too, and "
+    "names this worker does not serve fail there with NotRegistered [env TASK_DEFAULT_QUEUE].",
+)
+@click.option(
+    "--no-default-queue",
+    envvar="TASK_NO_DEFAULT_QUEUE",
+    is_flag=True,
+    help="Do not consume the default queue: for a broker shared with other Celery apps that use it "
+    "[env TASK_NO_DEFAULT_QUEUE=1].",
+)
 @click.option(
     "--loglevel",
     "-l",
@@ -138,6 +162,21 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
 )
 @click.option(
+    "--metrics-port",
+    envvar="TASK_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics; 0: off [env TASK_METRICS_PORT].",
+)
+@click.option(
+    "--metrics-address",
+    envvar="TASK_METRICS_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
+)
+@click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
     default=4,
@@ -153,6 +192,8 @@ def worker(
     concurrency: int | None,
     autoscale: tuple[int, int] | None,
     queues: str | None,
+    default_queue: str,
+    no_default_queue: bool,
     loglevel: str,
     pool: str,
     hostname: str | None,
@@ -160,6 +201,8 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    metrics_port: int,
+    metrics_address: str,
     prefetch_multiplier: int,
     implementations: tuple[str, ...],
     catalog: str | None,
@@ -175,6 +218,7 @@ def worker(
         urls=urls,
         implementations=implementations,
         queues=tuple(q for q in (queues or "").split(",") if q),
+        default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
         autoscale=autoscale,
         pool=pool,
@@ -187,21 +231,158 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
-    contracts = _catalog(catalog)
+    _serve(settings, _catalog(catalog))
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=DEFAULT_DEV_PORT,
+    show_default=True,
+    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_implementations_option
+def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+    """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
+    with embedded_redis(choose_port(port)) as redis:
+        click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
+        click.echo("Point clients at it:")
+        click.echo(f"  export TASK_BROKER_URL={redis.url}")
+        click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
+        urls = resolve_urls(redis.url, redis.url)
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+
+
+def _serve(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> None:
+    """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
-        app = create_app(settings, contracts)
+        app = create_app(settings, catalog)
     except ImplementationError as error:
         _refuse(error)
-    click.echo(f"task-server: broker {redact_url(urls.broker_url)}, {len(contracts)} contracts", err=True)
-    for warning in redelivery_warnings(visibility_timeout, contracts):
+    urls = settings.urls
+    click.echo(
+        f"task-server: broker {redact_url(urls.broker_url)}, {len(catalog)} contracts, "
+        f"queues {', '.join(consumed_queues(settings, catalog))}",
+        err=True,
+    )
+    for warning in redelivery_warnings(settings.visibility_timeout, catalog):
         click.echo(f"task-server: warning: {warning}", err=True)
-    app.worker_main(argv=_worker_argv(settings, contracts))
+    roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
+    for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
+        roles.setdefault(url, []).append(role)
+    for url, names in roles.items():
+        reason = unreachable_reason(url)
+        if reason is not None:
+            click.echo(
+                f"task-server: waiting for the {' and '.join(names)} at {redact_url(url)}: {reason} "
+                "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
+                err=True,
+            )
+    if settings.metrics_port:
+        _serve_metrics(app, settings, catalog)
+    app.worker_main(argv=_worker_argv(settings, catalog))
 
 
-def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
+def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatalog) -> None:
+    from ._metrics import serve_metrics  # imported only when asked for: no cost otherwise
+
+    try:
+        serve_metrics(app, catalog, consumed_queues(settings, catalog), settings.metrics_port, settings.metrics_address)
+    except OSError as error:
+        raise click.UsageError(
+            f"--metrics-port {settings.metrics_port}: cannot listen on {settings.metrics_address}: {error}"
+        ) from None
+    click.echo(f"task-server: metrics on http://{settings.metrics_address}:{settings.metrics_port}/metrics", err=True)
+
+
+@main.command()
+@click.option(
+    "--broker-url", envvar="TASK_BROKER_URL", help="Broker URL [env TASK_BROKER_URL; default redis://127.0.0.1:6379/0]."
+)
+@click.option(
+    "--result-backend",
+    envvar="TASK_RESULT_BACKEND",
+    help="Redis holding the leader lease and the last run times [env TASK_RESULT_BACKEND; default: the broker URL].",
+)
+@click.option(
+    "--schedules",
+    "schedules_spec",
+    envvar="TASK_SCHEDULES",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
+)
+@click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TASK_CATALOG",
+    default="task_contracts.catalog:CATALOG",
+    show_default=True,
+    metavar="MODULE:ATTR",
+    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
+)
+@click.option(
+    "--lease",
+    envvar="TASK_BEAT_LEASE",
+    type=click.FloatRange(min=0.5),
+    default=DEFAULT_LEASE,
+    show_default=True,
+    help="Seconds the leader's lease lasts; another beat takes over a dead leader within 4/3 of it "
+    "[env TASK_BEAT_LEASE].",
+)
+@click.option(
+    "--lock-key",
+    envvar="TASK_BEAT_LOCK_KEY",
+    default=DEFAULT_LOCK_KEY,
+    show_default=True,
+    help="Redis key of the leader lease; beats sharing it fire as one [env TASK_BEAT_LOCK_KEY].",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def beat(
+    broker_url: str | None,
+    result_backend: str | None,
+    schedules_spec: str,
+    catalog_spec: str,
+    lease: float,
+    lock_key: str,
+    loglevel: str,
+) -> None:
+    """Run the periodic schedules (Celery beat); of several beats on one Redis only the leader fires."""
+    try:
+        urls = resolve_urls(broker_url, result_backend)
+    except ConnectionConfigError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        catalog = load_catalog(catalog_spec)
+        schedules = load_schedules(schedules_spec)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        raise click.UsageError(f"cannot load: {error}") from None
+    settings = BeatSettings(urls=urls, lease=lease, lock_key=lock_key, loglevel=loglevel.upper())
+    try:
+        app = create_beat_app(settings, schedules, catalog)
+    except ScheduleError as error:
+        click.echo("task-server: the schedules do not match the contracts:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_IMPLEMENTATION)
+    click.echo(f"task-server: beat, broker {redact_url(urls.broker_url)}, {len(schedules)} schedules", err=True)
+    app.Beat(loglevel=settings.loglevel, quiet=True).run()
+
+
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
-    argv.append(f"--queues={','.join(settings.queues or catalog.queues())}")
+    argv.append(f"--queues={','.join(consumed_queues(settings, catalog))}")
     if settings.concurrency:
         argv.append(f"--concurrency={settings.concurrency}")
     if settings.autoscale:

@@ -20,6 +20,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import Task
+from celery.utils.dispatch import Signal
+
 from task_contracts import Contract, ContractCatalog
 
 from ._errors import DeliveryLimitExceeded, OutcomeUnknown
@@ -32,8 +35,12 @@ COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
 
+#: Sent (sender: the task) when an idempotent task starts again after its worker was lost.
+task_redelivered = Signal(name="task_redelivered", providing_args={"starts"})
+
 
 def judge(
+    task: Task,
     contract: Contract[..., Any],
     task_id: str,
     starts: int | None,
@@ -71,6 +78,7 @@ def judge(
         starts,
         max_deliveries,
     )
+    task_redelivered.send(sender=task, starts=starts)
 
 
 def transport_options(visibility_timeout: float) -> dict[str, float]:

@@ -55,3 +55,14 @@ class ImplementationError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class ScheduleError(Exception):
+    """Raised when a periodic schedule cannot run against the contracts (`task-server beat` refuses to start).
+
+    `problems` lists one line per problem, each naming its schedule.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))

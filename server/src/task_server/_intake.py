@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task, states
+from celery.utils.dispatch import Signal
 from celery.worker.strategy import default as default_strategy
 from kombu.serialization import prepare_accept_content
 
@@ -28,6 +29,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 STRATEGY = f"{__name__}:guarded_strategy"
 
 logger = logging.getLogger(__name__)
+
+#: Sent (sender: the task) for each message refused here; the worker's metrics count it.
+message_refused = Signal(name="message_refused", providing_args={"reason"})
 
 
 def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> Callable[..., Any]:
@@ -73,6 +77,7 @@ def refusal(content_type: str | None, body: bytes | str, limit: int, accepted: s
 def _refuse(task: Task, headers: dict[str, Any], problem: str) -> None:
     task_id = headers.get("id")
     logger.error("refused a message for %s (task id %s): %s", task.name, task_id, problem)
+    message_refused.send(sender=task, reason=problem)
     if not isinstance(task_id, str):
         return
     try:

@@ -10,13 +10,18 @@ from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
+#: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
+CELERY_DEFAULT_QUEUE = "celery"
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     urls: ConnectionUrls
     implementations: tuple[str, ...] = DEFAULT_IMPLEMENTATIONS
-    queues: tuple[str, ...] = ()  # empty: every queue the contracts name
+    queues: tuple[str, ...] = ()  # empty: every queue the contracts name, and `default_queue`
+    # Also consumed when `queues` is empty, so producers that know only a task name get an answer;
+    # None: not consumed (a broker shared with other Celery apps that use it).
+    default_queue: str | None = CELERY_DEFAULT_QUEUE
     concurrency: int | None = None  # None: one process per CPU
     autoscale: tuple[int, int] | None = None  # (max, min) prefork processes; overrides concurrency
     pool: str = "prefork"
@@ -25,4 +30,6 @@ class WorkerSettings:
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
+    metrics_port: int = 0  # Prometheus endpoint; 0: off
+    metrics_address: str = "0.0.0.0"
     extra_celery_config: dict[str, object] = field(default_factory=dict)

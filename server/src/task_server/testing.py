@@ -75,13 +75,14 @@ class _Process:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path
 
-    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
@@ -245,3 +246,89 @@ class WorkerProcess(_Process):
         """Pids of the pool processes (prefork children)."""
         proc = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+
+
+class BeatProcess(_Process):
+    """A real `task-server beat` process; `start()` returns once it runs its scheduler loop."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        schedules: str,
+        *,
+        lease: float = 3.0,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        logdir: str | None = None,
+    ) -> None:
+        self.name = f"beat-{uuid.uuid4().hex[:8]}"
+        self.cwd = cwd
+        self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-beat-")) / f"{self.name}.log"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "task_server",
+            "beat",
+            "--broker-url",
+            broker_url,
+            "--schedules",
+            schedules,
+            "--lease",
+            str(lease),
+            "--loglevel",
+            "INFO",
+            *extra_args,
+        ]
+        self.env = {**os.environ, **(env or {})}
+
+    def start(self, timeout: float = 30.0) -> Self:
+        self._spawn(self.argv, env=self.env, cwd=self.cwd)
+        wait_until(self._started, timeout, f"{self.name} to start")
+        return self
+
+    def leading(self) -> bool:
+        """True once this beat has taken the leader lease (it may have lost it since)."""
+        return "beat: leading" in self.log()
+
+    def _started(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"beat exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
+        return "beat: Starting..." in self.log()
+
+
+class DevProcess(_Process):
+    """`task-server dev` as a developer runs it: an embedded Redis and a worker in one process tree.
+
+    `start()` returns once the worker is ready; `url` is the broker URL the command printed.
+    """
+
+    def __init__(self, *, port: int = 0, concurrency: int = 1, logdir: str | None = None) -> None:
+        self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-dev-")) / "task-server-dev.log"
+        self.argv = [sys.executable, "-m", "task_server", "dev", "--port", str(port), "--concurrency", str(concurrency)]
+
+    def start(self, timeout: float = 60.0) -> Self:
+        self._spawn(self.argv)
+        wait_until(self._ready, timeout, "task-server dev to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"task-server dev exited: {self.log()[-3000:]}")
+        return "export TASK_BROKER_URL=" in self.log() and " ready." in self.log()
+
+    @property
+    def url(self) -> str:
+        return self.log().split("export TASK_BROKER_URL=", 1)[1].split()[0]
+
+    def descendants(self) -> list[int]:
+        """Pids of every process below this one (the redis-server and the worker's pool)."""
+        found: list[int] = []
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop(0)
+            proc = Path(f"/proc/{pid}/task/{pid}/children")
+            children = [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+            found.extend(children)
+            pending.extend(children)
+        return found

@@ -1,0 +1,69 @@
+"""Typed per-contract client attributes, declared once for both faces: `add = remote(math.add)`.
+
+`remote(contract)` on a `TaskClient` gives a `RemoteTask`, on an `AsyncTaskClient` an
+`AsyncRemoteTask`, both with the contract's signature. Declare your own catalog the same way:
+
+    class BillingClient(TaskClient):
+        charge = remote(billing.charge)
+
+or, for both faces, in one mixin: `class Billing: charge = remote(billing.charge)`, then
+`class BillingClient(Billing, TaskClient)` and `class AsyncBillingClient(Billing, AsyncTaskClient)`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from task_contracts import Contract, diagnostics, math, reports
+
+if TYPE_CHECKING:
+    from ._client import AsyncTaskClient, TaskClient
+    from ._remote import AsyncRemoteTask, RemoteTask
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class remote(Generic[P, R]):  # lower case: used like a function in class bodies, as `property` is
+    """A client attribute that gives each client its typed remote task for `contract`."""
+
+    __slots__ = ("_attribute", "contract")
+
+    def __init__(self, contract: Contract[P, R]) -> None:
+        self.contract = contract
+        self._attribute = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._attribute = name
+
+    def __repr__(self) -> str:
+        return f"remote({self.contract.name})"
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> remote[P, R]: ...
+    @overload
+    def __get__(self, client: TaskClient, owner: type[Any]) -> RemoteTask[P, R]: ...
+    @overload
+    def __get__(self, client: AsyncTaskClient, owner: type[Any]) -> AsyncRemoteTask[P, R]: ...
+    def __get__(
+        self, client: TaskClient | AsyncTaskClient | None, owner: type[Any]
+    ) -> remote[P, R] | RemoteTask[P, R] | AsyncRemoteTask[P, R]:
+        if client is None:
+            return self
+        task = client.task(self.contract)
+        # Cached on the instance: later reads are a plain attribute lookup (as functools.cached_property).
+        vars(client)[self._attribute] = task
+        return task
+
+
+class DefaultTasks:
+    """The contracts of the default catalog, as attributes of both client faces. One line each."""
+
+    add = remote(math.add)
+    mul = remote(math.mul)
+    xsum = remote(math.xsum)
+    div = remote(math.div)
+    count_to = remote(reports.count_to)
+    sleep = remote(diagnostics.sleep)
+    hold = remote(diagnostics.hold)
+    hold_once = remote(diagnostics.hold_once)
