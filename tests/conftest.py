@@ -1,19 +1,39 @@
-"""Fixtures that start real processes: a redis-server and task-server workers on free ports.
+"""Fixtures that start real processes: a redis-server, a RabbitMQ node and task-server workers.
 
 `TASK_BROKER_URL`, when set, points the suite at an external Redis instead of the embedded
 one. Fault tests that stop or freeze Redis always start a private one.
+
+Brokers: a test module marked `every_broker` runs once per broker (`broker` is then Redis, then
+RabbitMQ, each with Redis as the result backend); other modules run on Redis only. One RabbitMQ
+node serves the whole session, started the first time a test needs it; a test that wants a
+RabbitMQ broker of its own gets a fresh virtual host on it (`private_broker`).
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from task_client import TaskClient
-from task_server.testing import RedisProcess, WorkerProcess
+from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
+
+from .brokers import BROKERS, Broker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "every_broker: run the module's tests once on Redis and once on RabbitMQ")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that uses `broker` is parametrized (Redis only, unless marked) so that pytest
+    # groups the session's tests by broker and starts each broker's worker once.
+    if "broker" in metafunc.fixturenames:
+        kinds = BROKERS if metafunc.definition.get_closest_marker("every_broker") else ("redis",)
+        metafunc.parametrize("broker", kinds, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +48,33 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def worker(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQProcess]:
+    """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it)."""
+    with RabbitMQProcess(workdir=str(tmp_path_factory.mktemp("rabbitmq"))) as node:
+        node.start()
+        yield node
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest, redis_url: str) -> Broker:
+    """The session's broker: `redis_url` itself, or the session RabbitMQ node with Redis for results."""
+    if request.param == "redis":
+        return Broker("redis", redis_url, redis_url)
+    node: RabbitMQProcess = request.getfixturevalue("rabbitmq")
+    return Broker("rabbitmq", node.add_vhost("session"), redis_url, node)
+
+
+@pytest.fixture(scope="session")
+def worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     logdir = str(tmp_path_factory.mktemp("worker"))
-    with WorkerProcess(redis_url, concurrency=2, logdir=logdir) as process:
+    with WorkerProcess(broker.url, concurrency=2, logdir=logdir, result_backend=broker.result_backend) as process:
         process.start()
         yield process
 
 
 @pytest.fixture
-def client(redis_url: str, worker: WorkerProcess) -> Iterator[TaskClient]:
-    with TaskClient(redis_url) as task_client:
+def client(broker: Broker, worker: WorkerProcess) -> Iterator[TaskClient]:
+    with TaskClient(broker.url, broker.result_backend) as task_client:
         yield task_client
 
 
@@ -47,6 +84,25 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     with RedisProcess(workdir=str(tmp_path)) as redis:
         redis.start()
         yield redis
+
+
+@pytest.fixture
+def private_broker(broker: Broker, tmp_path: Path) -> Iterator[Broker]:
+    """A broker and result backend of this test's own, for workers it starts and kills itself.
+
+    Redis: a redis-server of its own (also the result backend). RabbitMQ: a fresh virtual host on
+    the session node (its queues are its own) and a redis-server of its own for results.
+    """
+    with RedisProcess(workdir=str(tmp_path)) as redis:
+        redis.start()
+        if broker.kind == "redis":
+            yield Broker("redis", redis.url, redis.url)
+            return
+        node = broker.node
+        assert node is not None
+        vhost = f"test-{uuid.uuid4().hex[:8]}"
+        yield Broker("rabbitmq", node.add_vhost(vhost), redis.url, node)
+        node.ctl("delete_vhost", vhost, check=False)
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

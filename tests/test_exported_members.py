@@ -9,24 +9,29 @@ import pytest
 import task_client
 import task_contracts
 import task_server
+import task_server.testing
 
 EXPECTED = {
     task_contracts: {
         "CATALOG",
         "DEFAULT_BROKER_URL",
         "ArgumentsError",
+        "CeleryUrl",
         "ConnectionConfigError",
         "ConnectionUrls",
         "Contract",
         "ContractCatalog",
         "ContractDeclarationError",
+        "ContractError",
         "Crontab",
         "DeclaredError",
         "ResultError",
         "Retry",
         "Schedule",
+        "SentinelAddress",
         "arguments_document",
         "asyncapi_document",
+        "celery_url",
         "contract",
         "diagnostics",
         "export_contracts",
@@ -37,6 +42,7 @@ EXPECTED = {
         "resolve_urls",
         "result_document",
         "schedule_problems",
+        "sentinel_address",
         "wire",
     },
     task_server: {
@@ -45,6 +51,7 @@ EXPECTED = {
         "ImplementationError",
         "InvalidArguments",
         "InvalidResult",
+        "ServerError",
         "WorkerSettings",
         "create_app",
         "discover",
@@ -54,9 +61,12 @@ EXPECTED = {
         "verify",
     },
     task_client: {
+        "AsyncPartial",
         "AsyncRemoteTask",
         "AsyncTaskClient",
         "AsyncTaskHandle",
+        "AsyncWorkflow",
+        "AsyncWorkflowHandle",
         "BatchFailed",
         "BrokerUnavailable",
         "CancelResult",
@@ -65,6 +75,7 @@ EXPECTED = {
         "ContractMismatch",
         "InvalidArguments",
         "OutcomeUnknown",
+        "Partial",
         "Progress",
         "RemoteTask",
         "TaskCancelled",
@@ -76,6 +87,10 @@ EXPECTED = {
         "TaskTimeout",
         "UnknownTask",
         "WorkerInfo",
+        "Workflow",
+        "WorkflowHandle",
+        "chord",
+        "group",
         "remote",
     },
 }
@@ -89,3 +104,38 @@ def test_all_is_exactly_the_public_api(package: types.ModuleType) -> None:
     assert public - submodules - set(package.__all__) == set()
     for name in package.__all__:
         assert getattr(package, name) is not None
+
+
+# One error tree per package: the root, and every exception class the package's public modules export.
+ROOTS: dict[types.ModuleType, type[Exception]] = {
+    task_contracts: task_contracts.ContractError,
+    task_server: task_server.ServerError,
+    task_client: task_client.TaskError,
+}
+PUBLIC_MODULES: dict[types.ModuleType, list[types.ModuleType]] = {
+    task_contracts: [task_contracts, task_contracts.wire],
+    task_server: [task_server, task_server.testing],
+    task_client: [task_client],
+}
+
+
+def exported_exceptions(module: types.ModuleType) -> set[type[BaseException]]:
+    names = getattr(module, "__all__", None) or [name for name in vars(module) if not name.startswith("_")]
+    found = {getattr(module, name) for name in names}
+    # Only the package's own classes: a module may import a standard or third-party one for its own use.
+    return {
+        item
+        for item in found
+        if isinstance(item, type)
+        and issubclass(item, BaseException)
+        and item.__module__.startswith(module.__name__.split(".")[0])
+    }
+
+
+@pytest.mark.parametrize("package", list(ROOTS), ids=lambda p: p.__name__)
+def test_every_exported_exception_derives_from_the_package_root(package: types.ModuleType) -> None:
+    root = ROOTS[package]
+    exported = set().union(*(exported_exceptions(module) for module in PUBLIC_MODULES[package]))
+    assert root in exported
+    assert len(exported) > 1  # the root and its subclasses, not the root alone
+    assert {item.__name__ for item in exported if not issubclass(item, root)} == set()

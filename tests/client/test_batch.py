@@ -68,7 +68,7 @@ def test_a_reply_of_the_wrong_length_is_a_contract_mismatch() -> None:
     outcomes = chunk_outcomes(
         math.add, "chunk-id", {"status": "SUCCESS", "result": [{"status": "SUCCESS", "result": 1}]}, 2
     )
-    assert all(isinstance(item, ContractMismatch) for item in outcomes)
+    assert len(outcomes) == 2 and all(isinstance(item, ContractMismatch) for item in outcomes)
     outcomes = chunk_outcomes(
         math.add, "chunk-id", {"status": "SUCCESS", "result": [{"status": "SUCCESS", "result": "x"}]}, 1
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 
 from task_client import Progress, WorkerInfo
 from task_client._inspect import contract_problems
 from task_client._progress import progress_from_record
-from task_client._progressbar import ProgressDisplay, progress_bar, progress_line
+from task_client._progressbar import ProgressDisplay, progress_line
 from task_contracts import CATALOG, math
 
 
@@ -38,7 +39,6 @@ def test_other_or_malformed_records_give_no_progress(record: dict[str, object] |
 def test_text_forms() -> None:
     assert progress_line(Progress(3, 10, "counted to 3")) == "progress 3/10 (30%) counted to 3"
     assert progress_line(Progress(2.5, None)) == "progress 2.5/?"
-    assert progress_bar(Progress(5, 10, "half"), width=10) == "[#####.....] 5/10  50%  half"
 
 
 def test_the_display_appends_lines_without_a_terminal_and_redraws_on_one() -> None:
@@ -48,12 +48,24 @@ def test_the_display_appends_lines_without_a_terminal_and_redraws_on_one() -> No
         display.show(report)
     display.close()
     assert plain.getvalue() == "progress 1/2 (50%)\nprogress 2/2 (100%)\n"
-    tty = io.StringIO()
+    tty = Terminal()
     display = ProgressDisplay(tty, terminal=True)
-    display.show(Progress(1, 2))
-    display.show(Progress(2, 2))
+    display.show(Progress(1, 4, "one"))
+    display.show(Progress(1, 4, "one"))  # the same report: nothing drawn
+    display.show(Progress(2.5, None, "unknown total"))
+    display.show(Progress(4, 4, "done"))
     display.close()
-    assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
+    frames = tty.getvalue().split("\r")[1:]
+    assert len(frames) == 3, frames
+    assert "[#######" in frames[0] and "] 1/4   25%  one" in frames[0]
+    assert "] 2.5  unknown total" in frames[1]
+    assert re.search(r"\[#+\] 4/4  100%  done", frames[2]), frames[2]  # full: no empty cell left
+    assert tty.getvalue().endswith("\n")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 def test_contract_problems_name_each_reason() -> None:

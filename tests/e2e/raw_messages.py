@@ -1,4 +1,8 @@
-"""Celery protocol-v2 envelopes pushed with a raw LPUSH, as a producer that is not our client would."""
+"""Celery protocol-v2 messages sent without Celery, as a producer that is not our client would.
+
+On Redis a message is one LPUSH of a JSON envelope whose body is base64; on RabbitMQ it is one
+AMQP publish whose body is the raw JSON and whose headers are AMQP headers. `url` picks which.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ import base64
 import json
 import uuid
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import amqp
 import redis
+
+from task_contracts.wire import AMQP_QUEUE_TYPE
 
 
 def envelope(
@@ -37,12 +45,33 @@ def envelope(
     )
 
 
-def push(redis_url: str, task: str, body: bytes, *, queue: str, **options: Any) -> str:
-    """LPUSH one message on `queue`; return its task id."""
+def push(
+    url: str,
+    task: str,
+    body: bytes,
+    *,
+    queue: str,
+    content_type: str = "application/json",
+    headers: dict[str, Any] | None = None,
+) -> str:
+    """Send one message for `task` on `queue`; return its task id."""
     task_id = str(uuid.uuid4())
-    connection = redis.Redis.from_url(redis_url)
+    if is_amqp(url):
+        message = amqp.Message(
+            body,
+            content_type=content_type,
+            content_encoding="utf-8" if content_type == "application/json" else "binary",
+            application_headers={"lang": "py", "task": task, "id": task_id, **(headers or {})},
+            correlation_id=task_id,
+            delivery_mode=2,
+        )
+        publish_amqp(url, queue, message)
+        return task_id
+    connection = redis.Redis.from_url(url)
     try:
-        connection.lpush(queue, envelope(task, body, task_id=task_id, queue=queue, **options))
+        connection.lpush(
+            queue, envelope(task, body, task_id=task_id, queue=queue, content_type=content_type, headers=headers)
+        )
     finally:
         connection.close()
     return task_id
@@ -52,10 +81,41 @@ def json_body(args: list[Any], kwargs: dict[str, Any]) -> bytes:
     return json.dumps([args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
 
 
-def push_raw(redis_url: str, queue: str, item: bytes) -> None:
-    """LPUSH anything at all on `queue`."""
-    connection = redis.Redis.from_url(redis_url)
+def push_raw(url: str, queue: str, item: bytes, **properties: Any) -> None:
+    """Put anything at all on `queue`: an LPUSH of `item`, or an AMQP message with `item` as its body."""
+    if is_amqp(url):
+        publish_amqp(url, queue, amqp.Message(item, **properties))
+        return
+    connection = redis.Redis.from_url(url)
     try:
         connection.lpush(queue, item)
     finally:
         connection.close()
+
+
+def is_amqp(url: str) -> bool:
+    return urlsplit(url).scheme in ("amqp", "amqps")
+
+
+def amqp_connection(url: str) -> amqp.Connection:
+    parts = urlsplit(url)
+    connection = amqp.Connection(
+        host=f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=unquote(parts.path[1:]) or "/",
+        connect_timeout=5,
+        read_timeout=5,
+        write_timeout=5,
+        confirm_publish=True,
+    )
+    connection.connect()
+    return connection
+
+
+def publish_amqp(url: str, queue: str, message: amqp.Message) -> None:
+    """Declare `queue` as the worker does (a durable quorum queue) and publish to it, confirmed."""
+    with amqp_connection(url) as connection:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": AMQP_QUEUE_TYPE})
+        channel.basic_publish(message, exchange="", routing_key=queue)

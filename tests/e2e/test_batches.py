@@ -7,29 +7,23 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 from celery import Celery
 
 from task_client import BatchFailed, ContractMismatch, InvalidArguments, TaskClient, TaskFailed, TaskTimeout
 from task_contracts import contract
 from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
-pytestmark = pytest.mark.e2e
+from ..brokers import Broker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 @pytest.fixture
-def store(redis_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def idle_queue(store: redis.Redis) -> Iterator[str]:
+def idle_queue(broker: Broker) -> Iterator[str]:
     """A queue no worker consumes: what is published there stays, countable."""
     name = f"idle-{uuid.uuid4().hex[:8]}"
     yield name
-    store.delete(name)
+    broker.delete_queue(name)
 
 
 def test_map_returns_results_in_input_order_across_chunks(client: TaskClient) -> None:
@@ -44,15 +38,13 @@ def test_map_takes_positional_and_named_argument_sets(client: TaskClient) -> Non
     assert client.add.map([]) == []
 
 
-def test_chunk_size_sets_how_many_messages_are_published(
-    client: TaskClient, store: redis.Redis, idle_queue: str
-) -> None:
+def test_chunk_size_sets_how_many_messages_are_published(client: TaskClient, broker: Broker, idle_queue: str) -> None:
     idle = client.add.with_options(queue=idle_queue)
     idle.map([(i, i) for i in range(10)], chunk_size=1, timeout=0.2, return_exceptions=True)
-    assert store.llen(idle_queue) == 10
-    store.delete(idle_queue)
+    assert broker.queue_length(idle_queue) == 10
+    broker.purge_queue(idle_queue)
     idle.map([(i, i) for i in range(10)], chunk_size=4, timeout=0.2, return_exceptions=True)
-    assert store.llen(idle_queue) == 3  # 10 calls by 4: chunks of 3, 3 and 4
+    assert broker.queue_length(idle_queue) == 3  # 10 calls by 4: chunks of 3, 3 and 4
 
 
 def test_chunk_size_one_runs_one_normal_task_per_call(client: TaskClient) -> None:
@@ -90,7 +82,7 @@ def test_one_timeout_bounds_the_whole_batch(client: TaskClient, idle_queue: str)
 
 
 def test_an_invalid_item_is_refused_before_anything_is_published(
-    client: TaskClient, store: redis.Redis, idle_queue: str
+    client: TaskClient, broker: Broker, idle_queue: str
 ) -> None:
     idle = client.add.with_options(queue=idle_queue)
     with pytest.raises(InvalidArguments) as caught:
@@ -101,7 +93,7 @@ def test_an_invalid_item_is_refused_before_anything_is_published(
         idle.map([(1, 2), 5])  # type: ignore[list-item]
     with pytest.raises(InvalidArguments, match="item 0: .*takes 2 positional arguments but 3"):
         idle.submit_many([(1, 2, 3)])
-    assert store.llen(idle_queue) == 0
+    assert broker.queue_length(idle_queue) == 0
 
 
 def test_chunk_size_out_of_range_is_a_clear_error(client: TaskClient) -> None:
@@ -121,13 +113,13 @@ def test_a_chunk_of_a_changed_contract_is_refused_as_a_whole(client: TaskClient)
     def add(x: int, y: int, z: int = 0) -> int: ...
 
     outcomes = client.task(add).map([(1, 2), (3, 4)], return_exceptions=True)
+    assert len(outcomes) == 2
     assert all(isinstance(item, ContractMismatch) and "fingerprint" in str(item) for item in outcomes)
 
 
 @pytest.fixture
-def plain_celery(redis_url: str) -> Iterator[Celery]:
-    app = Celery("plain", broker=redis_url, backend=redis_url, set_as_current=False)
-    app.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+def plain_celery(broker: Broker) -> Iterator[Celery]:
+    app = broker.plain_celery()
     yield app
     app.close()
 

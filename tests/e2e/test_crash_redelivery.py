@@ -1,7 +1,8 @@
 """Fault 3: a worker killed with SIGKILL mid-task, as a whole or only its pool process.
 
-The task is never lost: an idempotent one runs again (after the visibility timeout when the
-whole worker died, at once when only its pool process did) and the waiting client gets its
+The task is never lost: an idempotent one runs again (on Redis after the visibility timeout when
+the whole worker died, on RabbitMQ as soon as its connection closed; at once when only its pool
+process did) and the waiting client gets its
 result; a non-idempotent one is never started twice and its client gets `OutcomeUnknown`;
 redelivery is capped. A `diagnostics.hold` task marks each start in a file and holds until
 released, so the test kills it while it is provably running, without sleeping.
@@ -21,7 +22,9 @@ import pytest
 from task_client import OutcomeUnknown, TaskClient, TaskFailed
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
-pytestmark = pytest.mark.e2e
+from ..brokers import Broker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 VISIBILITY_TIMEOUT = 5  # seconds; the client's bound below is far longer than the redelivery
 CLIENT_BOUND = 60.0
@@ -61,9 +64,10 @@ def start_worker(markers: Markers, tmp_path: Path) -> Iterator[Callable[..., Wor
     """Start workers that serve diagnostics; every one is stopped at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def start(broker_url: str, *extra_args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(broker: Broker, *extra_args: str, env: dict[str, str] | None = None) -> WorkerProcess:
         process = WorkerProcess(
-            broker_url,
+            broker.url,
+            result_backend=broker.result_backend,
             concurrency=1,
             env={"TASK_DIAGNOSTICS_DIR": str(markers.directory), **(env or {})},
             extra_args=extra_args,
@@ -98,32 +102,34 @@ def waiting_call(client: TaskClient, name: str, marker: str) -> concurrent.futur
 
 
 def test_idempotent_task_runs_again_after_the_whole_worker_is_killed(
-    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers
+    private_broker: Broker, start_worker: Callable[..., WorkerProcess], markers: Markers
 ) -> None:
     vis = ("--visibility-timeout", str(VISIBILITY_TIMEOUT))
-    first = start_worker(private_redis.url, *vis)
-    with TaskClient(private_redis.url) as client:
+    first = start_worker(private_broker, *vis)
+    with TaskClient(private_broker.url, private_broker.result_backend) as client:
         call = waiting_call(client, "hold", "whole")
         markers.wait_for_start("whole", 1)
         kill_whole_worker(first)
         markers.release("whole")
         # The worker comes back, configured from the environment this time.
-        second = start_worker(private_redis.url, env={"TASK_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
+        second = start_worker(private_broker, env={"TASK_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)})
         # The second start answered the waiting client within its 60 s bound: kombu's own sweep
         # would have taken about 100 s.
         assert call.result(timeout=CLIENT_BOUND + 10) == 2
     assert "start 2 of at most 3 after its worker was lost" in second.log()
-    # The short visibility timeout of this test is below the contracts' bounds: the worker says so.
+    # The short visibility timeout of this test is below the contracts' bounds: the worker says so on
+    # Redis. RabbitMQ has no visibility timeout: it redelivers as soon as the worker's connection closes.
+    warning = "warning: visibility timeout 5 s is not longer than math.add's bound (10 s)"
     for worker in (first, second):
-        assert "warning: visibility timeout 5 s is not longer than math.add's bound (10 s)" in worker.log()
+        assert (warning in worker.log()) == (private_broker.kind == "redis")
 
 
 def test_idempotent_task_moves_to_another_running_worker_when_its_worker_is_killed(
-    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers
+    private_broker: Broker, start_worker: Callable[..., WorkerProcess], markers: Markers
 ) -> None:
     vis = ("--visibility-timeout", str(VISIBILITY_TIMEOUT))
-    workers = [start_worker(private_redis.url, *vis), start_worker(private_redis.url, *vis)]
-    with TaskClient(private_redis.url) as client:
+    workers = [start_worker(private_broker, *vis), start_worker(private_broker, *vis)]
+    with TaskClient(private_broker.url, private_broker.result_backend) as client:
         call = waiting_call(client, "hold", "moved")
         markers.wait_for_start("moved", 1)
         (running,) = [w for w in workers if markers.pids("moved")[0] in w.children()]
@@ -135,10 +141,10 @@ def test_idempotent_task_moves_to_another_running_worker_when_its_worker_is_kill
 
 
 def test_idempotent_task_runs_again_when_only_its_pool_process_is_killed(
-    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers
+    private_broker: Broker, start_worker: Callable[..., WorkerProcess], markers: Markers
 ) -> None:
-    worker = start_worker(private_redis.url)  # default visibility timeout: requeued at once anyway
-    with TaskClient(private_redis.url) as client:
+    worker = start_worker(private_broker)  # default visibility timeout: requeued at once anyway
+    with TaskClient(private_broker.url, private_broker.result_backend) as client:
         call = waiting_call(client, "hold", "child")
         markers.wait_for_start("child", 1)
         kill_pool_child(worker)
@@ -149,10 +155,10 @@ def test_idempotent_task_runs_again_when_only_its_pool_process_is_killed(
 
 
 def test_redelivery_is_capped(
-    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers
+    private_broker: Broker, start_worker: Callable[..., WorkerProcess], markers: Markers
 ) -> None:
-    worker = start_worker(private_redis.url, "--max-deliveries", "2")
-    with TaskClient(private_redis.url) as client:
+    worker = start_worker(private_broker, "--max-deliveries", "2")
+    with TaskClient(private_broker.url, private_broker.result_backend) as client:
         call = waiting_call(client, "hold", "poison")
         for start in (1, 2):
             markers.wait_for_start("poison", start)
@@ -167,20 +173,20 @@ def test_redelivery_is_capped(
 
 @pytest.mark.parametrize("kill", [kill_whole_worker, kill_pool_child], ids=["whole-worker", "pool-child"])
 def test_non_idempotent_task_is_never_started_twice_and_reports_outcome_unknown(
-    private_redis: RedisProcess,
+    private_broker: Broker,
     start_worker: Callable[..., WorkerProcess],
     markers: Markers,
     kill: Callable[[WorkerProcess], None],
 ) -> None:
     vis = ("--visibility-timeout", str(VISIBILITY_TIMEOUT))
-    worker = start_worker(private_redis.url, *vis)
-    with TaskClient(private_redis.url) as client:
+    worker = start_worker(private_broker, *vis)
+    with TaskClient(private_broker.url, private_broker.result_backend) as client:
         call = waiting_call(client, "hold_once", "once")
         markers.wait_for_start("once", 1)
         kill(worker)
         markers.release("once")
         if not worker.alive():
-            start_worker(private_redis.url, *vis)
+            start_worker(private_broker, *vis)
         with pytest.raises(OutcomeUnknown) as caught:
             call.result(timeout=CLIENT_BOUND + 10)
     assert caught.value.contract == "diagnostics.hold_once" and caught.value.task_id
@@ -189,13 +195,14 @@ def test_non_idempotent_task_is_never_started_twice_and_reports_outcome_unknown(
 
 
 def test_a_result_that_cannot_be_stored_is_outcome_unknown(
-    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Markers, tmp_path: Path
+    private_broker: Broker, start_worker: Callable[..., WorkerProcess], markers: Markers, tmp_path: Path
 ) -> None:
     (tmp_path / "backend-1").mkdir()
     backend = RedisProcess(workdir=str(tmp_path / "backend-1")).start()  # results live apart from the broker
     try:
-        worker = start_worker(private_redis.url, "--result-backend", backend.url)
-        with TaskClient(private_redis.url, backend.url) as client:
+        apart = Broker(private_broker.kind, private_broker.url, backend.url)
+        worker = start_worker(apart)
+        with TaskClient(apart.url, apart.result_backend) as client:
             call = waiting_call(client, "hold", "unstored")
             markers.wait_for_start("unstored", 1)
             backend.stop()  # the result backend goes away while the task runs

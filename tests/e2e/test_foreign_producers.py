@@ -10,13 +10,14 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from task_client import TaskClient
 
-pytestmark = pytest.mark.e2e
+from ..brokers import Broker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 @pytest.fixture
-def plain_celery(redis_url: str, worker: object) -> Iterator[Celery]:
-    app = Celery("plain", broker=redis_url, backend=redis_url, set_as_current=False)
-    app.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+def plain_celery(broker: Broker, worker: object) -> Iterator[Celery]:
+    app = broker.plain_celery()
     yield app
     app.close()
 

@@ -2,7 +2,8 @@
 
 Each one is refused with a clear error stored as that task's result (so its caller learns why
 at once), a line in the worker's log says so, the worker keeps serving, and no pickle is ever
-deserialised. Pushed with raw LPUSH of protocol-v2 envelopes and with a plain Celery app.
+deserialised. Sent raw (an LPUSH of a protocol-v2 envelope on Redis, an AMQP publish on RabbitMQ)
+and with a plain Celery app.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from celery import Celery
 from task_client import TaskClient, TaskFailed
 from task_server.testing import WorkerProcess, wait_until
 
+from ..brokers import Broker
 from .raw_messages import json_body, push, push_raw
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -43,9 +45,9 @@ def refusal(client: TaskClient, task_id: str) -> TaskFailed:
     ids=["too-few", "too-many", "wrong-types", "extra-field", "nested-wrong-type"],
 )
 def test_arguments_that_break_the_contract_are_refused_as_invalid_arguments(
-    client: TaskClient, redis_url: str, args: list[object], kwargs: dict[str, object], problem: str
+    client: TaskClient, broker: Broker, args: list[object], kwargs: dict[str, object], problem: str
 ) -> None:
-    task_id = push(redis_url, "math.add", json_body(args, kwargs), queue="math")
+    task_id = push(broker.url, "math.add", json_body(args, kwargs), queue="math")
     error = refusal(client, task_id)
     assert error.remote_type == "InvalidArguments"
     assert problem in error.remote_message
@@ -53,10 +55,10 @@ def test_arguments_that_break_the_contract_are_refused_as_invalid_arguments(
 
 
 def test_unknown_headers_from_a_foreign_producer_are_ignored_and_the_call_validated(
-    client: TaskClient, redis_url: str
+    client: TaskClient, broker: Broker
 ) -> None:
     headers = {"x-tenant": "other", "retries": 0, "timelimit": [None, None]}
-    task_id = push(redis_url, "math.add", json_body([20, 22], {}), queue="math", headers=headers)
+    task_id = push(broker.url, "math.add", json_body([20, 22], {}), queue="math", headers=headers)
     assert client.add.handle(task_id).result(timeout=30) == 42
 
 
@@ -70,9 +72,9 @@ def test_unknown_headers_from_a_foreign_producer_are_ignored_and_the_call_valida
     ids=["not-json", "not-a-triple", "kwargs-not-a-mapping"],
 )
 def test_a_body_that_is_not_a_json_call_is_refused_and_logged(
-    client: TaskClient, redis_url: str, worker: WorkerProcess, body: bytes, problem: str
+    client: TaskClient, broker: Broker, worker: WorkerProcess, body: bytes, problem: str
 ) -> None:
-    task_id = push(redis_url, "math.add", body, queue="math")
+    task_id = push(broker.url, "math.add", body, queue="math")
     error = refusal(client, task_id)
     assert error.remote_type == "RefusedMessage"
     assert problem in error.remote_message
@@ -89,11 +91,11 @@ class _CreatesFileWhenUnpickled:
 
 
 def test_a_pickle_body_is_refused_without_being_unpickled(
-    client: TaskClient, redis_url: str, worker: WorkerProcess, tmp_path: Path
+    client: TaskClient, broker: Broker, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     evidence = tmp_path / "unpickled"
     body = pickle.dumps(((_CreatesFileWhenUnpickled(evidence), 1), {}, {}))
-    task_id = push(redis_url, "math.add", body, queue="math", content_type="application/x-python-serialize")
+    task_id = push(broker.url, "math.add", body, queue="math", content_type="application/x-python-serialize")
     error = refusal(client, task_id)
     assert error.remote_type == "RefusedMessage"
     assert "content type 'application/x-python-serialize' is not accepted" in error.remote_message
@@ -104,10 +106,10 @@ def test_a_pickle_body_is_refused_without_being_unpickled(
 
 @pytest.mark.parametrize("name", ["math.xsum", "math.xsum:chunk"])
 def test_a_10_mb_payload_is_refused_by_size(
-    client: TaskClient, redis_url: str, worker: WorkerProcess, name: str
+    client: TaskClient, broker: Broker, worker: WorkerProcess, name: str
 ) -> None:
     # Chunk tasks go through the same intake checks as single calls.
-    task_id = push(redis_url, name, json_body([[1] * (TEN_MB // 3)], {}), queue="math")
+    task_id = push(broker.url, name, json_body([[1] * (TEN_MB // 3)], {}), queue="math")
     error = refusal(client, task_id)
     assert error.remote_type == "RefusedMessage"
     assert "more than this worker accepts (1048576 bytes" in error.remote_message
@@ -116,10 +118,11 @@ def test_a_10_mb_payload_is_refused_by_size(
 
 
 @pytest.fixture
-def plain_celery(redis_url: str) -> Iterator[Celery]:
+def plain_celery(broker: Broker) -> Iterator[Celery]:
     """A producer that is a stock Celery app, not task-client."""
-    app = Celery("foreign", broker=redis_url, set_as_current=False)
-    app.conf.update(
+    app = broker.plain_celery(
+        "foreign",
+        result_backend=None,
         accept_content=["json", "pickle"],
         broker_connection_retry_on_startup=True,
         task_create_missing_queues=True,
@@ -147,15 +150,26 @@ def test_a_plain_celery_producer_sending_pickle_is_refused(
     assert not evidence.exists()
 
 
+# Items that are no Celery message at all. On Redis each is a list item that is no envelope: before
+# the guard, the first one stopped the whole worker ("Unrecoverable error"). On RabbitMQ headers and
+# body travel apart, and a message without a `task` header is dropped by Celery itself.
+JUNK = {
+    "redis": [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add", "id": "x"}}'],
+    "rabbitmq": [b"not json at all", b"[1, 2]", b'{"body": 1}', b"[[1, 2], {}, {}]"],
+}
+DROPPED = {
+    "redis": "dropped an item on a task queue that is not a Celery message envelope",
+    "rabbitmq": "Received and deleted unknown message",
+}
+
+
 def test_items_that_are_not_celery_envelopes_are_dropped_and_the_worker_keeps_serving(
-    client: TaskClient, redis_url: str, worker: WorkerProcess
+    client: TaskClient, broker: Broker, worker: WorkerProcess
 ) -> None:
-    # Before the guard, the first of these stopped the whole worker ("Unrecoverable error").
-    junk = [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add", "id": "x"}}']
-    dropped = "dropped an item on a task queue that is not a Celery message envelope"
+    junk, dropped = JUNK[broker.kind], DROPPED[broker.kind]
     before = worker.log().count(dropped)
     for item in junk:
-        push_raw(redis_url, "math", item)
+        push_raw(broker.url, "math", item)
     wait_until(lambda: worker.log().count(dropped) >= before + len(junk), 30, "every item to be dropped")
     assert worker.alive()
     assert client.add(2, 3) == 5

@@ -1,4 +1,8 @@
-"""The client as a client team installs it: its own virtualenv, two wheels, no server code."""
+"""The three distributions as teams install them: each side in its own virtualenv, from wheel files.
+
+The worker runs from a virtualenv holding only the contracts and server wheels (and their
+dependencies); the client from another holding only the contracts and client wheels.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from task_server.testing import WorkerProcess
+from task_server.testing import RedisProcess, WorkerProcess
 
 from ..conftest import REPO_ROOT
 
@@ -23,51 +27,73 @@ with TaskClient(sys.argv[1]) as client:
     print(client.add(4, 7), client.mul(4, 7), client.xsum([1, 2, 3]))
 """
 
+ONLY = "import importlib.util, sys; print(importlib.util.find_spec(sys.argv[1]) is None)"
 
-def test_client_from_its_own_wheels_calls_a_worker_in_another_virtualenv(
-    tmp_path: Path, redis_url: str, worker: WorkerProcess
-) -> None:
-    wheels = tmp_path / "wheels"
-    for member in ("contracts", "client"):
+
+def build_wheels(directory: Path) -> dict[str, Path]:
+    """One wheel per distribution, built from this checkout; keyed by member directory."""
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+    for member in ("contracts", "server", "client"):
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "-w",
-                str(wheels),
-                str(REPO_ROOT / member),
-            ],
+            [*pip_wheel, "-w", str(directory), str(REPO_ROOT / member)],
             check=True,
             timeout=120,
         )
-    env_dir = tmp_path / "client-env"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
+    wheels = {member: list(directory.glob(f"task_{member}-*.whl")) for member in ("contracts", "server", "client")}
+    assert all(len(found) == 1 for found in wheels.values()) and len(wheels) == 3, wheels
+    return {member: found[0] for member, found in wheels.items()}
+
+
+def virtualenv(directory: Path, *wheels: Path) -> Path:
+    """A fresh virtualenv with these wheel files installed (their dependencies from the index); its bin/."""
+    venv.EnvBuilder(with_pip=True).create(directory)
     # Wheel paths, never a name: a name could resolve to the unrelated public "task-client".
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *map(str, sorted(wheels.glob("*.whl")))],
+        [str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet", *map(str, wheels)],
         check=True,
         timeout=300,
     )
-    done = subprocess.run([str(python), "-c", CLIENT_SCRIPT, redis_url], capture_output=True, text=True, timeout=60)
+    return directory / "bin"
+
+
+def lacks(bin_dir: Path, module: str) -> bool:
+    done = subprocess.run([str(bin_dir / "python"), "-c", ONLY, module], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["11", "28", "6"]
-    assert not Path(worker.argv[0]).is_relative_to(env_dir)
-    # The console scripts the wheels declare work from the clean environment too.
-    called = subprocess.run(
-        [str(env_dir / "bin" / "task-client"), "--broker-url", redis_url, "call", "add", "4", "7"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (called.returncode, called.stdout) == (0, "11\n"), called.stderr
+    return done.stdout.strip() == "True"
+
+
+@pytest.mark.timeout(900)  # three wheels and two virtualenvs with their dependencies
+def test_a_worker_and_a_client_each_from_their_own_wheels(tmp_path: Path, private_redis: RedisProcess) -> None:
+    wheels = build_wheels(tmp_path / "wheels")
+    server_bin = virtualenv(tmp_path / "server-env", wheels["contracts"], wheels["server"])
+    client_bin = virtualenv(tmp_path / "client-env", wheels["contracts"], wheels["client"])
+    assert lacks(server_bin, "task_client") and not lacks(server_bin, "task_server")
+    assert lacks(client_bin, "task_server") and not lacks(client_bin, "task_client")
+
+    # The only worker on this Redis is the installed one, so every answer below comes from it.
+    with WorkerProcess(
+        private_redis.url, concurrency=1, logdir=str(tmp_path), command=[str(server_bin / "task-server")]
+    ) as worker:
+        worker.start()
+        done = subprocess.run(
+            [str(client_bin / "python"), "-c", CLIENT_SCRIPT, private_redis.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["11", "28", "6"]
+        # The console scripts the wheels declare work from the clean environments too.
+        called = subprocess.run(
+            [str(client_bin / "task-client"), "--broker-url", private_redis.url, "call", "add", "40", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (called.returncode, called.stdout) == (0, "42\n"), called.stderr
+        assert "succeeded in" in worker.log() and ": 42" in worker.log()
     exported = subprocess.run(
-        [str(env_dir / "bin" / "task-contracts"), "export", str(tmp_path / "exported")],
+        [str(client_bin / "task-contracts"), "export", str(tmp_path / "exported")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from task_client import TaskClient, TaskError
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
+from ..conftest import REPO_ROOT
 from .raw_messages import json_body, push
 
 pytestmark = pytest.mark.e2e
@@ -99,6 +102,15 @@ def test_counts_from_the_pool_processes_reach_the_endpoint(
     assert value(after, "task_server_tasks_received_total", **chunk) == 1
     assert value(after, "task_server_tasks_succeeded_total", **chunk) == 1
     assert value(after, "task_server_tasks_received_total", contract="math.mul", message="call") == 0
+    # The documented dashboard queries only series this worker serves.
+    dashboard = json.loads((REPO_ROOT / "docs" / "grafana-dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"task_server_\w+", target["expr"])
+    }
+    assert queried and queried <= {name for name, _ in after}
 
 
 def test_queue_depth_is_read_from_the_broker_at_each_scrape(

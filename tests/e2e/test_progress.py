@@ -13,13 +13,15 @@ pytestmark = pytest.mark.e2e
 
 
 def test_handle_progress_reads_the_latest_report(client: TaskClient) -> None:
-    handle = client.count_to.submit(4, delay=0.3)
-    wait_until(lambda: (report := handle.progress) is not None and report.done >= 2, 30, "progress 2/4")
+    # 1.5 s per step: after the first report the task runs 4.5 s more, ample on a loaded machine
+    # for the reads below to see it still in progress.
+    handle = client.count_to.submit(4, delay=1.5)
+    wait_until(lambda: (report := handle.progress) is not None and report.done >= 1, 30, "progress 1/4")
     report = handle.progress
     assert isinstance(report, Progress)
     assert report.total == 4 and report.message == f"counted to {report.done}"
     assert handle.status == "PROGRESS"
-    assert handle.result(timeout=30) == 4
+    assert handle.result(timeout=40) == 4
     assert handle.progress is None  # finished: the result replaced the report in the backend
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from task_client import BrokerUnavailable, TaskClient
-from task_server.testing import RedisProcess, WorkerProcess, find_redis_server, free_port
+from task_server.testing import RedisProcess, WorkerProcess, find_redis_server, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -170,6 +171,14 @@ def test_a_certificate_from_another_ca_is_refused(
 
 
 def test_the_tls_port_refuses_plain_text(tls_redis: tuple[RedisProcess, int, Certificates]) -> None:
-    _, tls_port, _ = tls_redis
-    with TaskClient(f"redis://:{PASSWORD}@127.0.0.1:{tls_port}/0") as client, pytest.raises(BrokerUnavailable):
+    redis, tls_port, _ = tls_redis
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=5):
+        pass  # the port listens: a refusal below is the TLS handshake's, not a closed port's
+    plain = f"redis://:{PASSWORD}@127.0.0.1:{tls_port}/0"
+    with TaskClient(plain) as client, pytest.raises(BrokerUnavailable) as caught:
         client.add.submit(1, 2)
+    assert f"127.0.0.1:{tls_port}" in str(caught.value)
+    assert "Connection refused" not in str(caught.value)
+    # The server saw plain text where a TLS ClientHello belongs, and dropped the connection.
+    wait_until(lambda: "SSL routines" in redis.log(), 10, "redis-server to log the refused handshake")
+    assert "wrong version number" in redis.log()

@@ -21,12 +21,25 @@ from ._inspect import WorkerInfo
 from ._progress import Progress
 from ._remote import AsyncRemoteTask, RemoteTask
 from ._settings import ClientSettings
+from ._signatures import (
+    AsyncPartial,
+    AsyncWorkflow,
+    AsyncWorkflowHandle,
+    Partial,
+    Workflow,
+    WorkflowHandle,
+    chord,
+    group,
+)
 from ._tasks import remote
 
 __all__ = [
+    "AsyncPartial",
     "AsyncRemoteTask",
     "AsyncTaskClient",
     "AsyncTaskHandle",
+    "AsyncWorkflow",
+    "AsyncWorkflowHandle",
     "BatchFailed",
     "BrokerUnavailable",
     "CancelResult",
@@ -35,6 +48,7 @@ __all__ = [
     "ContractMismatch",
     "InvalidArguments",
     "OutcomeUnknown",
+    "Partial",
     "Progress",
     "RemoteTask",
     "TaskCancelled",
@@ -46,5 +60,9 @@ __all__ = [
     "TaskTimeout",
     "UnknownTask",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowHandle",
+    "chord",
+    "group",
     "remote",
 ]

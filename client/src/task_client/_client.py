@@ -20,6 +20,7 @@ from ._runtime import Runtime
 from ._settings import ClientSettings
 from ._steps import Blocking, Steps, run_async, run_sync
 from ._tasks import DefaultTasks
+from ._tracing import tracing_wanted
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +37,7 @@ class BaseClient:
         connect_timeout: float = 1.0,
         socket_timeout: float = 2.0,
         publish_retries: int = 1,
+        tracing: bool | None = None,
         catalog: ContractCatalog = CATALOG,
     ) -> None:
         settings = ClientSettings(
@@ -43,6 +45,7 @@ class BaseClient:
             connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             publish_retries=publish_retries,
+            tracing=tracing_wanted(tracing),
         )
         self._setup(Runtime(settings), catalog, owns_runtime=True)
 
@@ -90,8 +93,10 @@ class TaskClient(DefaultTasks, BaseClient):
     """Calls tasks by wire name through Celery's `send_task`; never imports server code.
 
     URLs resolve as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then
-    `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL). Bad settings raise
-    `ValueError` (`task_contracts.ConnectionConfigError` for a URL).
+    `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL). `tracing` (argument,
+    then `TASK_TRACING`, default off) puts the caller's OpenTelemetry trace context on every
+    message; it needs `task-client[otel]`. Bad settings raise `ValueError`
+    (`task_contracts.ConnectionConfigError` for a URL).
 
     >>> with TaskClient() as client:
     ...     client.add(4, 7)

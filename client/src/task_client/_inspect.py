@@ -10,7 +10,7 @@ from task_contracts import ContractCatalog, redact_url
 from task_contracts.wire import CONTROL_CONTRACTS
 
 from ._errors import BrokerUnavailable
-from ._producer import _BROKER_ERRORS, Producer
+from ._producer import BROKER_ERRORS, Producer
 from ._reasons import connection_failure
 
 
@@ -38,7 +38,7 @@ def ask_workers(producer: Producer, timeout: float) -> list[WorkerInfo]:
             replies = producer.app.control.broadcast(
                 CONTROL_CONTRACTS, reply=True, timeout=timeout, connection=connection
             )
-    except _BROKER_ERRORS as error:
+    except BROKER_ERRORS as error:
         raise BrokerUnavailable(
             f"broker {broker} is unavailable: {connection_failure(error, producer.settings)}", url=broker
         ) from None

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import amqp.exceptions
 import kombu.exceptions
 import redis.exceptions
 from celery import Celery
 
-from task_contracts import redact_url
-from task_contracts.wire import FINGERPRINT_HEADER
+from task_contracts import celery_url, redact_url
+from task_contracts.wire import AMQP_QUEUE_TYPE, FINGERPRINT_HEADER
 
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 
-# Everything a publish can raise when the broker is down, refusing, or frozen.
-_BROKER_ERRORS = (
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    socket.timeout,
-    OSError,
-)
+# Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
+# (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
+# connection, or a publish it refused, e.g. a queue declared with other arguments), and the socket's.
+BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
@@ -58,13 +55,30 @@ class Outgoing(NamedTuple):
     priority: int | None = None
 
 
+def _transport_options(settings: ClientSettings) -> dict[str, Any]:
+    """Bounds on connecting and on each reply, in the words of the broker's transport."""
+    # One connection attempt per publish: kombu would otherwise retry for seconds.
+    once = {"max_retries": 0}
+    if settings.urls.broker_is_amqp:
+        return {
+            **once,
+            # Publisher confirms: a publish returns once RabbitMQ has the message (on disk, for a
+            # quorum queue), so a call that returned is never lost with the broker.
+            "confirm_publish": True,
+            "read_timeout": settings.socket_timeout,
+            "write_timeout": settings.socket_timeout,
+        }
+    return {**once, "socket_connect_timeout": settings.connect_timeout, "socket_timeout": settings.socket_timeout}
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
-        self._app = Celery("task_client", set_as_current=False, broker=settings.urls.broker_url)
+        broker = celery_url(settings.urls.broker_url)
+        self._app = Celery("task_client", set_as_current=False, broker=broker.url)
         self._app.conf.update(
             task_serializer="json",
             accept_content=["json"],
@@ -73,12 +87,10 @@ class Producer:
             # subscription (and its ~19 s retry loop) to every publish.
             result_backend=None,
             broker_connection_retry_on_startup=False,
-            broker_transport_options={
-                "socket_connect_timeout": settings.connect_timeout,
-                "socket_timeout": settings.socket_timeout,
-                # One connection attempt per publish: kombu would otherwise retry for seconds.
-                "max_retries": 0,
-            },
+            broker_transport_options={**broker.transport_options, **_transport_options(settings)},
+            broker_connection_timeout=settings.connect_timeout,
+            # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
+            task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
             # Retries are ours (see `publish`): kombu's would also retry after a timeout.
             task_publish_retry=False,
         )
@@ -90,23 +102,26 @@ class Producer:
         self._warm_up()
         task_id = message.task_id
         attempts = self.settings.publish_retries + 1
+        # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
-                self._app.send_task(
-                    message.name,
-                    args=message.args,
-                    kwargs=message.kwargs,
-                    queue=message.queue,
-                    task_id=task_id,
-                    headers=dict(message.headers),
-                    time_limit=message.time_limit,
-                    eta=message.eta,
-                    expires=message.expires,
-                    priority=message.priority,
-                    retry=False,
-                )
+                with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
+                    self._app.send_task(
+                        message.name,
+                        args=message.args,
+                        kwargs=message.kwargs,
+                        queue=message.queue,
+                        task_id=task_id,
+                        headers=dict(message.headers),
+                        time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
+                        retry=False,
+                        producer=producer,
+                    )
                 return
-            except _BROKER_ERRORS as error:
+            except BROKER_ERRORS as error:
                 failure: BaseException = error
             # A refused or reset connection (a pooled one left over from before a Redis restart)
             # is worth one more try on a fresh connection. A timeout is not: a frozen broker
@@ -127,7 +142,7 @@ class Producer:
         """Ask every worker to stop the running call `task_id` (Celery's revoke with terminate, SIGTERM)."""
         try:
             self._app.control.revoke(task_id, terminate=True, signal="SIGTERM")
-        except _BROKER_ERRORS as error:
+        except BROKER_ERRORS as error:
             raise BrokerUnavailable(
                 f"broker {self._broker} is unavailable, so running call {task_id} could not be stopped: "
                 f"{connection_failure(error, self.settings)}",
@@ -148,7 +163,11 @@ class Producer:
         """
         self._warm_up()
         try:
-            with self._app.producer_or_acquire() as producer, producer.batch(max_size=_PIPELINE_SIZE):
+            with (
+                self._app.producer_or_acquire() as producer,
+                self._dropped_on_timeout(producer),
+                producer.batch(max_size=_PIPELINE_SIZE),
+            ):
                 for message in messages:
                     self._app.send_task(
                         message.name,
@@ -163,7 +182,7 @@ class Producer:
                         priority=message.priority,
                         producer=producer,
                     )
-        except (*_BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
+        except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
             cause = error.__cause__ if isinstance(error, kombu.exceptions.BatchPublishError) else error
             raise BrokerUnavailable(
                 f"broker {self._broker} is unavailable while publishing {len(messages)} message(s) together "
@@ -173,7 +192,21 @@ class Producer:
             ) from None
 
     def close(self) -> None:
-        self._app.close()
+        # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
+        with contextlib.suppress(*BROKER_ERRORS):
+            self._app.close()
+
+    @contextlib.contextmanager
+    def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:
+        try:
+            yield
+        except BROKER_ERRORS as error:
+            if self.settings.urls.broker_is_amqp and is_timeout(error):
+                # RabbitMQ sent no confirm in time: drop the connection without a word. Closing it
+                # politely (channel, then connection) would wait as long again, twice, for replies
+                # a frozen broker never sends.
+                producer.connection.collect()
+            raise
 
     def _warm_up(self) -> None:
         # Celery builds its router and producer pool lazily; do it once, not in N threads at once.

@@ -1,14 +1,17 @@
-"""How `task-client call` shows progress: a bar on a terminal, one line per report otherwise."""
+"""How `task-client call` shows progress: click's progress bar on a terminal, one line per report otherwise."""
 
 from __future__ import annotations
 
-from typing import TextIO
+import itertools
+from typing import Any, TextIO
+
+import click
 
 from ._progress import Progress
 
 
 def progress_line(progress: Progress) -> str:
-    """One report as plain text, e.g. `progress 3/10 (30%) counted to 3`."""
+    """One report as plain text, e.g. `progress 3/10 (30%) counted to 3` (for logs and pipes)."""
     total = "?" if progress.total is None else _number(progress.total)
     text = f"progress {_number(progress.done)}/{total}"
     if progress.fraction is not None:
@@ -16,41 +19,48 @@ def progress_line(progress: Progress) -> str:
     return f"{text} {progress.message}".rstrip()
 
 
-def progress_bar(progress: Progress, width: int = 30) -> str:
-    """One report as a bar, e.g. `[#########.....................]  3/10  30%  counted to 3`."""
-    fraction = progress.fraction
-    filled = round(width * fraction) if fraction is not None else 0
-    total = "?" if progress.total is None else _number(progress.total)
-    percent = f"{fraction:4.0%}" if fraction is not None else "  ? "
-    return f"[{'#' * filled}{'.' * (width - filled)}] {_number(progress.done)}/{total} {percent}  {progress.message}"
-
-
 class ProgressDisplay:
-    """Writes each new report to `stream`: redrawn in place on a terminal, appended otherwise."""
+    """Writes each new report to `stream`: a bar redrawn in place on a terminal, appended lines otherwise."""
 
     def __init__(self, stream: TextIO, *, terminal: bool) -> None:
         self._stream = stream
         self._terminal = terminal
         self._last: Progress | None = None
-        self._width = 0
+        self._bar: Any = None  # click's ProgressBar, opened at the first report
 
     def show(self, progress: Progress | None) -> None:
         if progress is None or progress == self._last:
             return
         self._last = progress
-        if self._terminal:
-            text = progress_bar(progress)
-            self._stream.write("\r" + text.ljust(self._width))
-            self._width = len(text)
-        else:
+        if not self._terminal:
             self._stream.write(progress_line(progress) + "\n")
-        self._stream.flush()
+            self._stream.flush()
+            return
+        if self._bar is None:
+            # The bar is driven by reports, not by iterating: an endless iterable lets the total be unknown.
+            self._bar = click.progressbar(
+                itertools.repeat(None),
+                file=self._stream,
+                bar_template="[%(bar)s] %(info)s",
+                fill_char="#",
+                empty_char=".",
+                show_eta=False,
+                show_pos=True,
+                item_show_func=lambda message: message,
+            )
+        bar = self._bar
+        bar.length = None if progress.total is None else _number(progress.total)
+        bar.show_percent = progress.total is not None
+        bar.pos = _number(progress.done)
+        bar.finished = progress.fraction == 1.0
+        bar.current_item = progress.message
+        bar.render_progress()
 
     def close(self) -> None:
-        if self._terminal and self._last is not None:
-            self._stream.write("\n")
-            self._stream.flush()
+        if self._bar is not None:
+            self._bar.render_finish()
 
 
-def _number(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def _number(value: float) -> Any:
+    """3.0 shows as 3, 2.5 as 2.5."""
+    return int(value) if float(value).is_integer() else value

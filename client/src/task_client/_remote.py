@@ -6,10 +6,10 @@ and `AsyncRemoteTask` awaits them, so both faces validate, publish, wait and fai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from task_contracts import Contract
 
@@ -19,10 +19,14 @@ from ._handle import AsyncTaskHandle, TaskHandle
 from ._outcome import decode_outcome
 from ._runtime import CallOptions, Runtime
 from ._schedule import Schedule, check_schedule
+from ._signatures import AsyncPartial, AsyncWorkflow, Partial, Workflow
 from ._steps import Steps, run_async, run_sync
+from ._workflow import Call, make_call
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
+A = TypeVar("A")
 
 _DEFAULT_OPTIONS = CallOptions()
 
@@ -87,6 +91,10 @@ class BaseRemote(Generic[P, R]):
         )
         return type(self)(self._runtime, self._contract, options)
 
+    def _signature(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Call:
+        """A workflow link: complete with every parameter, partial without the first (`InvalidArguments` if neither)."""
+        return make_call(self._contract, args, kwargs, self._options.queue or self._contract.queue, self.timeout)
+
     # -- the operations, once ------------------------------------------------------
     def _call_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[R]:
         task_id, schedule = yield from self._runtime.publish(self._contract, args, kwargs, self._options)
@@ -135,6 +143,22 @@ class RemoteTask(BaseRemote[P, R]):
     def handle(self, task_id: str) -> TaskHandle[R]:
         """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
         return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    # The first overload is a complete call; the second leaves out the first parameter, which the
+    # previous link's result fills. Typed through `__call__`, so that mypy infers that parameter too.
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Workflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(self: Callable[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs) -> Partial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> Workflow[R] | Partial[Any, R]:
+        """A signature for workflows (Celery's `.s()`): complete with every parameter, or partial
+        without the first, which the previous result fills. Validated now; nothing is published.
+
+        >>> (client.add.s(4, 7) | client.mul.s(10))()   # mul(add(4, 7), 10)
+        110
+        """
+        call = self._signature(args, kwargs)
+        return Partial(self._runtime, call) if call.partial else Workflow(self._runtime, call)
 
     @overload
     def map(
@@ -212,6 +236,21 @@ class AsyncRemoteTask(BaseRemote[P, R]):
     def handle(self, task_id: str) -> AsyncTaskHandle[R]:
         """An awaitable handle on an earlier call of this task."""
         return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout)
+
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> AsyncWorkflow[R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(
+        self: Callable[Concatenate[A, Q], Coroutine[Any, Any, R]], *args: Q.args, **kwargs: Q.kwargs
+    ) -> AsyncPartial[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> AsyncWorkflow[R] | AsyncPartial[Any, R]:
+        """A signature for asyncio workflows, as `RemoteTask.s`.
+
+        >>> await (client.add.s(4, 7) | client.mul.s(10))()
+        110
+        """
+        call = self._signature(args, kwargs)
+        return AsyncPartial(self._runtime, call) if call.partial else AsyncWorkflow(self._runtime, call)
 
     @overload
     async def map(

@@ -23,6 +23,7 @@ from task_contracts.wire import REVOKED_CANCELLED, REVOKED_EXPIRED
 
 from ._batch import Batch, when_all_done
 from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
+from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
@@ -30,6 +31,7 @@ from ._reasons import connection_failure
 from ._schedule import Schedule
 from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
+from ._tracing import Tracing
 from ._watcher import READY_STATES, Record, ResultWatcher
 
 
@@ -57,9 +59,12 @@ class Runtime:
         self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
         self.backend = redact_url(settings.urls.result_backend)
+        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
         # One read of the backend takes at most a connection and a reply.
         self.read_bound = settings.connect_timeout + settings.socket_timeout
         self.closed = False
+        # None unless tracing is asked for: the untraced path stays one `is None` test per publish.
+        self.tracing = Tracing() if settings.tracing else None
 
     # -- publishing --------------------------------------------------------------
     def prepare_call(
@@ -97,21 +102,29 @@ class Runtime:
     ) -> Steps[tuple[str, Schedule | None]]:
         """Validate and publish one call; its task id and schedule."""
         message = self.prepare_call(contract, args, kwargs, options)
-        yield Publish(message, contract.name)
+        if self.tracing is None:
+            yield Publish(message, contract.name)
+        else:
+            yield from self.tracing.traced([message], _publish_one)
         return message.task_id, Schedule.of(message)
 
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
         """Publish every message of a validated batch through one pipelined connection; their schedule."""
-        schedule: Schedule | None = yield Blocking(partial(self._publish_batch, batch, options))
+        schedule = options.schedule()
+        messages = batch.outgoing(options.queue or batch.contract.queue, schedule)
+        if self.tracing is None:
+            yield Blocking(partial(self._publish_batch, batch, messages))
+        else:
+            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
         return schedule
 
-    def _publish_batch(self, batch: Batch[Any], options: CallOptions) -> Schedule | None:
+    def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
+        yield Blocking(partial(self._publish_batch, batch, messages))
+
+    def _publish_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> None:
         if self.closed:
             raise ClientClosed("the client is closed")
-        schedule = options.schedule()
-        queue = options.queue or batch.contract.queue
-        self.producer.publish_many(batch.outgoing(queue, schedule), contract=batch.contract.name)
-        return schedule
+        self.producer.publish_many(messages, contract=batch.contract.name)
 
     # -- waiting -----------------------------------------------------------------
     def wait(
@@ -154,7 +167,13 @@ class Runtime:
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch
         (counted from when it is due, for a scheduled batch)."""
-        futures, schedule = yield Blocking(partial(self._start_batch, batch, options))
+        # The messages are built here, in the caller's thread or task, where its trace context is.
+        schedule = options.schedule()
+        messages = batch.outgoing(options.queue or batch.contract.queue, schedule)
+        if self.tracing is None:
+            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+        else:
+            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
         try:
@@ -172,18 +191,22 @@ class Runtime:
             [late[task_id] if record is None else record for task_id, record in zip(batch.task_ids, ready, strict=True)]
         )
 
-    def _start_batch(
-        self, batch: Batch[Any], options: CallOptions
-    ) -> tuple[list[concurrent.futures.Future[Record]], Schedule | None]:
+    def _start_batch_steps(
+        self, batch: Batch[Any], messages: list[Outgoing]
+    ) -> Steps[list[concurrent.futures.Future[Record]]]:
+        futures: list[concurrent.futures.Future[Record]] = yield Blocking(partial(self._start_batch, batch, messages))
+        return futures
+
+    def _start_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> list[concurrent.futures.Future[Record]]:
         # Watching first lets the subscriptions travel while the batch is published; a record
         # stored before its subscription is confirmed is still found by the watcher's read.
         futures = self.watcher.watch_many(batch.task_ids)
         try:
-            schedule = self._publish_batch(batch, options)
+            self._publish_batch(batch, messages)
         except BaseException:
             self._forget_all(batch.task_ids, futures)
             raise
-        return futures, schedule
+        return futures
 
     def _forget_all(self, task_ids: Sequence[str], futures: Sequence[concurrent.futures.Future[Record]]) -> None:
         for task_id, future in zip(task_ids, futures, strict=True):
@@ -266,9 +289,14 @@ class Runtime:
         self.closed = True
         self.watcher.close()
         self.producer.close()
+        self.canvas.close()
 
 
 def _resolve(future: concurrent.futures.Future[None]) -> None:
     # An async wait that ran out has cancelled the future; the batch finishing later is then no news.
     with contextlib.suppress(concurrent.futures.InvalidStateError):
         future.set_result(None)
+
+
+def _publish_one(messages: list[Outgoing]) -> Steps[None]:
+    yield Publish(messages[0], messages[0].name)

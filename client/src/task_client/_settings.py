@@ -24,6 +24,7 @@ class ClientSettings:
     connect_timeout: float = 1.0
     socket_timeout: float = 2.0
     publish_retries: int = 1
+    tracing: bool = False  # OpenTelemetry trace context on every message (needs task-client[otel])
 
     def __post_init__(self) -> None:
         # Zero or negative bounds would mean "wait forever" to redis-py: refuse them here.

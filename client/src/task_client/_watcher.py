@@ -18,10 +18,12 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.sentinel
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 
+from task_contracts import sentinel_address
 from task_contracts.wire import RESULT_KEY_PREFIX
 
 from ._errors import ClientClosed
@@ -64,6 +66,7 @@ class ResultWatcher:
         self._background: set[asyncio.Task[None]] = set()
         self._commands: asyncio.Lock | None = None  # one pub/sub command at a time
         self._redis: redis.asyncio.Redis | None = None
+        self._sentinel: redis.asyncio.sentinel.Sentinel | None = None
         self._pubsub: Any = None
         self._home_channel = f"task-client-{uuid.uuid4().hex}"
         self._broken = False  # the reader lost its connection: resubscribe before reading on
@@ -158,11 +161,7 @@ class ResultWatcher:
 
     def _run(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
         asyncio.set_event_loop(loop)
-        self._redis = redis.asyncio.Redis.from_url(
-            self._settings.urls.result_backend,
-            socket_connect_timeout=self._settings.connect_timeout,
-            socket_timeout=self._settings.socket_timeout,
-        )
+        self._redis = self._connect()
         self._pubsub = self._redis.pubsub()
         self._commands = asyncio.Lock()
         self._reader = loop.create_task(self._read_forever())
@@ -171,6 +170,25 @@ class ResultWatcher:
         # One more turn lets closed transports finish (connection_lost) before the loop goes.
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+
+    def _connect(self) -> redis.asyncio.Redis:
+        url = self._settings.urls.result_backend
+        connect_timeout, socket_timeout = self._settings.connect_timeout, self._settings.socket_timeout
+        if not url.startswith("sentinel:"):
+            return redis.asyncio.Redis.from_url(
+                url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout
+            )
+        bounds = {"socket_connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
+        # The master is whichever Redis the sentinels name now: its pool asks them again after
+        # a failover, so the pub/sub connection and every read follow the promoted replica.
+        address = sentinel_address(url)
+        self._sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            address.sentinels, sentinel_kwargs=bounds, **bounds
+        )
+        master: redis.asyncio.Redis = self._sentinel.master_for(
+            address.master_name, db=address.db, username=address.username, password=address.password
+        )
+        return master
 
     # -- loop thread -----------------------------------------------------------
     def _flush(self) -> None:
@@ -368,6 +386,8 @@ class ResultWatcher:
         if self._redis is not None:
             closers.append(self._redis.aclose())
             closers.append(self._redis.connection_pool.disconnect(inuse_connections=True))
+        if self._sentinel is not None:
+            closers.extend(sentinel.aclose() for sentinel in self._sentinel.sentinels)
         for closer in closers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer, _CLOSE_BOUND)

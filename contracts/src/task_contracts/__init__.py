@@ -5,10 +5,14 @@ from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
     DEFAULT_BROKER_URL,
+    CeleryUrl,
     ConnectionConfigError,
     ConnectionUrls,
+    SentinelAddress,
+    celery_url,
     redact_url,
     resolve_urls,
+    sentinel_address,
 )
 from ._contract import (
     ArgumentsError,
@@ -17,6 +21,7 @@ from ._contract import (
     ResultError,
     contract,
 )
+from ._errors import ContractError
 from ._export import export_contracts
 from ._policy import DeclaredError, Retry
 from ._schedule import Crontab, Schedule, schedule_problems
@@ -27,18 +32,22 @@ __all__ = [
     "CATALOG",
     "DEFAULT_BROKER_URL",
     "ArgumentsError",
+    "CeleryUrl",
     "ConnectionConfigError",
     "ConnectionUrls",
     "Contract",
     "ContractCatalog",
     "ContractDeclarationError",
+    "ContractError",
     "Crontab",
     "DeclaredError",
     "ResultError",
     "Retry",
     "Schedule",
+    "SentinelAddress",
     "arguments_document",
     "asyncapi_document",
+    "celery_url",
     "contract",
     "diagnostics",
     "export_contracts",
@@ -49,5 +58,6 @@ __all__ = [
     "resolve_urls",
     "result_document",
     "schedule_problems",
+    "sentinel_address",
     "wire",
 ]

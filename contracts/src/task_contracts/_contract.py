@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -12,6 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
+from ._errors import ContractError
 from ._policy import DeclaredError, Retry, policy_problems
 
 P = ParamSpec("P")
@@ -22,11 +24,11 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-class ContractDeclarationError(TypeError):
+class ContractDeclarationError(ContractError, TypeError):
     """Raised at import time when a contract declaration is unusable."""
 
 
-class ArgumentsError(ValueError):
+class ArgumentsError(ContractError, ValueError):
     """Raised when call arguments do not satisfy a contract.
 
     `problems` lists one human-readable line per offending field.
@@ -38,7 +40,7 @@ class ArgumentsError(ValueError):
         super().__init__(f"invalid arguments for {contract_name}: " + "; ".join(self.problems))
 
 
-class ResultError(ValueError):
+class ResultError(ContractError, ValueError):
     """Raised when a result value does not satisfy a contract's declared result type."""
 
     def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
@@ -231,6 +233,37 @@ class Contract(Generic[P, R]):
     def result_schema(self) -> dict[str, Any]:
         """JSON Schema of the result."""
         return self._result_adapter.json_schema()
+
+    # -- partial calls ---------------------------------------------------------
+    def encode_partial(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Validate a call whose first positional parameter is left out, to be filled later with the
+        previous result of a workflow (Celery's partial signature); return the rest as it travels."""
+        if not self._positional:
+            raise ArgumentsError(self.name, ["has no positional parameter for the previous result to fill"])
+        first, rest = self._positional[0], self._positional[1:]
+        if first in kwargs:
+            raise ArgumentsError(self.name, [f"{first}: filled by the previous result; do not pass it"])
+        if len(args) > len(rest):
+            raise ArgumentsError(
+                self.name, [f"takes {len(rest)} positional arguments after {first} but {len(args)} were given"]
+            )
+        bound = dict(zip(rest, args, strict=False))
+        for key, value in kwargs.items():
+            if key in bound:
+                raise ArgumentsError(self.name, [f"{key}: given both by position and by name"])
+            bound[key] = value
+        try:
+            model = _partial_model(self).model_validate(bound)
+        except pydantic.ValidationError as error:
+            raise ArgumentsError(self.name, _describe(error)) from None
+        plain = model.model_dump(mode="json")
+        return [plain.pop(name) for name in rest], plain
+
+
+@functools.cache
+def _partial_model(declared: Contract[..., Any]) -> type[pydantic.BaseModel]:
+    """The arguments model without the first positional parameter, built once per contract when first needed."""
+    return _arguments_model(declared.name + ".partial", declared.parameters[1:])
 
 
 def contract(

@@ -55,16 +55,20 @@ class Retry:
     jitter: bool = True
 
     def __post_init__(self) -> None:
+        from ._contract import ContractDeclarationError  # the contract module imports this one
+
         on = self.on if isinstance(self.on, tuple) else (self.on,)
         object.__setattr__(self, "on", on)
         if not on or not all(isinstance(item, type) and issubclass(item, Exception) for item in on):
-            raise TypeError(f"Retry(on=...) takes exception classes, got {self.on!r}")
+            raise ContractDeclarationError(f"Retry(on=...) takes exception classes, got {self.on!r}")
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 2:
-            raise TypeError(f"Retry(attempts=...) is the number of runs in all, at least 2, got {self.attempts!r}")
+            raise ContractDeclarationError(
+                f"Retry(attempts=...) is the number of runs in all, at least 2, got {self.attempts!r}"
+            )
         if not (isinstance(self.backoff, int | float) and self.backoff >= 0):
-            raise TypeError(f"Retry(backoff=...) is seconds, zero or more, got {self.backoff!r}")
+            raise ContractDeclarationError(f"Retry(backoff=...) is seconds, zero or more, got {self.backoff!r}")
         if not (isinstance(self.max_delay, int | float) and self.max_delay >= 0):
-            raise TypeError(f"Retry(max_delay=...) is seconds, zero or more, got {self.max_delay!r}")
+            raise ContractDeclarationError(f"Retry(max_delay=...) is seconds, zero or more, got {self.max_delay!r}")
 
     def applies_to(self, error: BaseException) -> bool:
         return isinstance(error, self.on)

@@ -23,6 +23,10 @@ REMOTE_REFUSED_MESSAGE: Final = "RefusedMessage"
 #: Celery's error when a pool process died mid-task and the message was not requeued.
 REMOTE_WORKER_LOST: Final = "WorkerLostError"
 
+#: RabbitMQ: every task queue is a durable quorum queue (`x-queue-type` argument), declared alike by
+#: worker, client and any other producer (RabbitMQ refuses a second declaration with other arguments).
+AMQP_QUEUE_TYPE: Final = "quorum"
+
 #: Result-backend key and channel prefix used by Celery's Redis backend.
 RESULT_KEY_PREFIX: Final = "celery-task-meta-"
 

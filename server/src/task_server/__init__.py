@@ -1,7 +1,7 @@
 """task-server: Celery workers that implement task contracts."""
 
 from ._app import create_app
-from ._errors import ContractMismatch, ImplementationError, InvalidArguments, InvalidResult
+from ._errors import ContractMismatch, ImplementationError, InvalidArguments, InvalidResult, ServerError
 from ._progress import report_progress
 from ._registry import Implementation, discover, implements, signature_differences, verify
 from ._settings import WorkerSettings
@@ -12,6 +12,7 @@ __all__ = [
     "ImplementationError",
     "InvalidArguments",
     "InvalidResult",
+    "ServerError",
     "WorkerSettings",
     "create_app",
     "discover",

@@ -6,9 +6,10 @@ from typing import Any
 
 from celery import Celery
 
-from task_contracts import CATALOG, ContractCatalog
+from task_contracts import CATALOG, CeleryUrl, ContractCatalog, celery_url
+from task_contracts.wire import AMQP_QUEUE_TYPE
 
-from ._backend import ResultBackend, store_retry_config
+from ._backend import backend_class, store_retry_config
 from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
@@ -25,7 +26,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     # WORKER_AMQP: an unreadable item on a queue is dropped and logged instead of stopping the worker.
     app = Celery("task_server", set_as_current=False, amqp=WORKER_AMQP)
     app.conf.update(celery_config(settings, catalog))
-    app.backend_cls = ResultBackend  # a result that cannot be stored becomes OutcomeUnknown
+    app.backend_cls = backend_class(settings.urls.result_backend)  # a result not stored becomes OutcomeUnknown
     for implementation in implementations.values():
         register(app, implementation, settings.max_deliveries)
         register_chunks(app, implementation, settings.max_deliveries)
@@ -44,9 +45,12 @@ def consumed_queues(settings: WorkerSettings, catalog: ContractCatalog = CATALOG
 
 
 def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[str, Any]:
+    broker = celery_url(settings.urls.broker_url)
+    backend = celery_url(settings.urls.result_backend)
     config: dict[str, Any] = {
-        "broker_url": settings.urls.broker_url,
-        "result_backend": settings.urls.result_backend,
+        "broker_url": broker.url,
+        "result_backend": backend.url,
+        "result_backend_transport_options": dict(backend.transport_options),
         # JSON only: a pickle message could run arbitrary code on the worker.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -64,11 +68,31 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # Task events for standard monitoring (Flower, `celery events`); cheap without listeners.
         "worker_send_task_events": True,
     }
-    config["broker_transport_options"] = {
-        **config.get("broker_transport_options", {}),
-        **transport_options(settings.visibility_timeout),
-    }
+    config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
     config.update(store_retry_config())
     config.update(settings.extra_celery_config)
     return config
+
+
+def broker_config(settings: WorkerSettings, broker: CeleryUrl) -> dict[str, Any]:
+    """What differs between brokers: how a lost worker's task comes back, and how queues are declared."""
+    if not settings.urls.broker_is_amqp:
+        # Redis: kombu keeps delivered messages in an unacked set and restores them after the
+        # visibility timeout (see `_deliveries`).
+        return {
+            "broker_transport_options": {**broker.transport_options, **transport_options(settings.visibility_timeout)}
+        }
+    return {
+        # RabbitMQ redelivers an unacknowledged message as soon as the worker's connection closes
+        # (a killed worker): no visibility timeout. Quorum queues are durable and replicated, and
+        # every message on them persistent; publisher confirms on what the worker publishes too.
+        "broker_transport_options": {"confirm_publish": True},
+        # Only the contracts' queues are quorum queues (created as "missing" queues). Celery's default
+        # queue stays classic: stock producers that know only a task name declare it without a type,
+        # and RabbitMQ refuses a declaration whose type differs.
+        "task_default_queue_type": "classic",
+        "task_create_missing_queue_type": AMQP_QUEUE_TYPE,
+        # A quorum queue knows no global QoS; Celery turns it off when it sees one (said here, not guessed).
+        "worker_detect_quorum_queues": True,
+    }

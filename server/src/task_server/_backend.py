@@ -10,7 +10,7 @@ from typing import Any
 import kombu.exceptions
 import redis.exceptions
 from celery import states
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
 from task_contracts.wire import ATTEMPT_FIELD
@@ -44,15 +44,13 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class ResultBackend(RedisBackend):  # type: ignore[misc]
-    """Used as `app.backend_cls`; the URL still comes from `result_backend`.
-
-    Celery would record the Redis `ConnectionError` as the task's own exception; the task did
+class _ReportsLostResults:
+    """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
     """
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
 
     def mark_as_done(
         self,
@@ -63,7 +61,7 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         state: str = states.SUCCESS,
     ) -> Any:
         try:
-            return super().mark_as_done(task_id, result, request, store_result, state)
+            return super().mark_as_done(task_id, result, request, store_result, state)  # type: ignore[misc]
         except STORE_ERRORS as error:
             logger.error("task %s finished but its result could not be stored (%s): outcome unknown", task_id, error)
             raise OutcomeUnknown(
@@ -74,9 +72,23 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
     def _get_result_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._get_result_meta(result, state, traceback, request, format_date, encode)
+        meta: dict[str, Any] = super()._get_result_meta(  # type: ignore[misc]
+            result, state, traceback, request, format_date, encode
+        )
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
         retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
         if retries or state == states.RETRY:
             meta[ATTEMPT_FIELD] = retries + 1
         return meta
+
+
+class ResultBackend(_ReportsLostResults, RedisBackend):  # type: ignore[misc]
+    """Used as `app.backend_cls` for `redis://` and `rediss://`; the URL still comes from `result_backend`."""
+
+
+class SentinelResultBackend(_ReportsLostResults, SentinelBackend):  # type: ignore[misc]
+    """The same for `sentinel://`: the master is found through the sentinels, again after a failover."""
+
+
+def backend_class(url: str) -> type[RedisBackend]:
+    return SentinelResultBackend if url.startswith("sentinel:") else ResultBackend

@@ -13,7 +13,7 @@ from ._app import consumed_queues, create_app
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
 from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
-from ._errors import ImplementationError, ScheduleError
+from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
@@ -141,8 +141,8 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     type=click.FloatRange(min=1),
     default=DEFAULT_VISIBILITY_TIMEOUT,
     show_default=True,
-    help="Seconds after which a task whose worker was killed is delivered again [env TASK_VISIBILITY_TIMEOUT]; "
-    "keep it above every contract's timeout.",
+    help="Redis brokers: seconds after which a task whose worker was killed is delivered again "
+    "[env TASK_VISIBILITY_TIMEOUT]; keep it above every contract's timeout. RabbitMQ redelivers at once.",
 )
 @click.option(
     "--max-deliveries",
@@ -160,6 +160,14 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     default=DEFAULT_MAX_MESSAGE_BYTES,
     show_default=True,
     help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
+)
+@click.option(
+    "--tracing/--no-tracing",
+    envvar="TASK_TRACING",
+    default=False,
+    show_default=True,
+    help="OpenTelemetry span for every task, joined to the caller's trace; exported as the OTEL_* variables say "
+    "(default OTLP over HTTP) [env TASK_TRACING; needs task-server[otel]].",
 )
 @click.option(
     "--metrics-port",
@@ -201,6 +209,7 @@ def worker(
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
+    tracing: bool,
     metrics_port: int,
     metrics_address: str,
     prefetch_multiplier: int,
@@ -231,6 +240,7 @@ def worker(
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
+        tracing=tracing,
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
@@ -270,7 +280,8 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> None
         f"queues {', '.join(consumed_queues(settings, catalog))}",
         err=True,
     )
-    for warning in redelivery_warnings(settings.visibility_timeout, catalog):
+    # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
+    for warning in [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, catalog):
         click.echo(f"task-server: warning: {warning}", err=True)
     roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
     for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
@@ -283,9 +294,21 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> None
                 "(the worker keeps retrying, every 2 s growing to 30 s, until it answers)",
                 err=True,
             )
+    if settings.tracing:
+        _enable_tracing(settings)
     if settings.metrics_port:
         _serve_metrics(app, settings, catalog)
     app.worker_main(argv=_worker_argv(settings, catalog))
+
+
+def _enable_tracing(settings: WorkerSettings) -> None:
+    from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
+
+    try:
+        enable_tracing(settings.pool)
+    except TracingUnavailable as error:
+        raise click.UsageError(str(error)) from None
+    click.echo("task-server: tracing on (OpenTelemetry)", err=True)
 
 
 def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatalog) -> None:

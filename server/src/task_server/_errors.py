@@ -12,28 +12,34 @@ from task_contracts.wire import (
 )
 
 
-class InvalidArguments(ValueError):
+class ServerError(Exception):
+    """Root of the server package's errors: what a worker stores for a refused call, and what
+    `verify`, `task-server beat` or the test helpers raise. Subclasses also derive from the standard
+    error they refine (`ValueError`, `TypeError`, `RuntimeError`)."""
+
+
+class InvalidArguments(ServerError, ValueError):
     """The message's arguments do not satisfy the contract; the implementation never ran."""
 
 
-class ContractMismatch(ValueError):
+class ContractMismatch(ServerError, ValueError):
     """The caller's contract fingerprint differs from the worker's; the implementation never ran."""
 
 
-class InvalidResult(TypeError):
+class InvalidResult(ServerError, TypeError):
     """The implementation returned a value that does not satisfy the contract's result type."""
 
 
-class OutcomeUnknown(RuntimeError):
+class OutcomeUnknown(ServerError, RuntimeError):
     """The task may or may not have taken effect: a non-idempotent task was interrupted by a
     worker crash (so it is not run again), or it finished but its result could not be stored."""
 
 
-class DeliveryLimitExceeded(RuntimeError):
+class DeliveryLimitExceeded(ServerError, RuntimeError):
     """An idempotent task was started as many times as the worker allows, each start lost to a crash."""
 
 
-class RefusedMessage(ValueError):
+class RefusedMessage(ServerError, ValueError):
     """The message itself is unacceptable (too large, not JSON); it was never decoded or run."""
 
 
@@ -46,7 +52,7 @@ assert DeliveryLimitExceeded.__name__ == REMOTE_DELIVERY_LIMIT
 assert RefusedMessage.__name__ == REMOTE_REFUSED_MESSAGE
 
 
-class ImplementationError(Exception):
+class ImplementationError(ServerError):
     """Raised by `verify` when the implementations do not match the contracts exactly.
 
     `problems` lists one line per contract that is missing, doubled or differs.
@@ -57,7 +63,7 @@ class ImplementationError(Exception):
         super().__init__("\n".join(problems))
 
 
-class ScheduleError(Exception):
+class ScheduleError(ServerError):
     """Raised when a periodic schedule cannot run against the contracts (`task-server beat` refuses to start).
 
     `problems` lists one line per problem, each naming its schedule.
@@ -66,3 +72,8 @@ class ScheduleError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class TracingUnavailable(RuntimeError):
+    """`--tracing` was asked for without the OpenTelemetry packages (`task-server[otel]`), or
+    `OTEL_TRACES_EXPORTER` names an exporter that is not installed."""

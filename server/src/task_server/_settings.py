@@ -30,6 +30,7 @@ class WorkerSettings:
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
+    tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off
     metrics_address: str = "0.0.0.0"
     extra_celery_config: dict[str, object] = field(default_factory=dict)

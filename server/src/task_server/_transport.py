@@ -1,4 +1,4 @@
-"""The worker's broker connection: kombu's Redis transport, except that an item on a queue that
+"""The worker's broker connection: kombu's Redis transport (plain or Sentinel), except that an item on a queue that
 is not a Celery envelope at all (not JSON, or JSON of another shape) is dropped with a log line.
 
 kombu parses each item it pops inside its event loop; one unreadable item raises there and
@@ -24,10 +24,10 @@ _UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
 logger = logging.getLogger(__name__)
 
 
-class GuardedChannel(kombu_redis.Channel):
+class _Guarded:
     def _brpop_read(self, **options: Any) -> bool:
         try:
-            delivered: bool = super()._brpop_read(**options)  # type: ignore[no-untyped-call]
+            delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
         except _UNREADABLE as error:
             # BRPOP already removed the item: nothing is left to requeue or redeliver.
             logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
@@ -35,16 +35,32 @@ class GuardedChannel(kombu_redis.Channel):
         return delivered
 
 
+class GuardedChannel(_Guarded, kombu_redis.Channel):
+    pass
+
+
+class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
+    pass
+
+
 class GuardedTransport(kombu_redis.Transport):
     Channel = GuardedChannel
 
 
+class GuardedSentinelTransport(kombu_redis.SentinelTransport):
+    Channel = GuardedSentinelChannel
+
+
+# RabbitMQ keeps headers and body apart, so no item can break kombu's parsing there.
+_GUARDED = {kombu_redis.Transport: GuardedTransport, kombu_redis.SentinelTransport: GuardedSentinelTransport}
+
+
 class GuardedConnection(Connection):
-    """Resolves `redis://` and `rediss://` as usual (TLS included), then uses the guarded transport."""
+    """Resolves the URL as usual (TLS included), then uses the guarded transport on Redis and Sentinel."""
 
     def get_transport_cls(self) -> Any:
         transport = super().get_transport_cls()  # type: ignore[no-untyped-call]
-        return GuardedTransport if transport is kombu_redis.Transport else transport
+        return _GUARDED.get(transport, transport)
 
 
 class WorkerAMQP(AMQP):  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests, demos and benchmarks: an embedded Redis and workers.
+"""Real processes for end-to-end tests, demos and benchmarks: Redis, RabbitMQ, Sentinel and workers.
 
 Everything starts on a free port on 127.0.0.1, waits on a condition with a bound, and stops
 (process group included) on `stop()` or when used as a context manager.
@@ -21,9 +21,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
+
+import redis
+
+from ._errors import ServerError
 
 
-class ProcessError(RuntimeError):
+class ProcessError(ServerError, RuntimeError):
     """A helper process did not start, or died, within its bound."""
 
 
@@ -201,6 +206,7 @@ class WorkerProcess(_Process):
         self,
         broker_url: str,
         *,
+        result_backend: str | None = None,
         concurrency: int = 2,
         pool: str = "prefork",
         queues: Sequence[str] = (),
@@ -208,17 +214,18 @@ class WorkerProcess(_Process):
         env: dict[str, str] | None = None,
         logdir: str | None = None,
         hostname: str | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "task_server"),
     ) -> None:
+        """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`."""
         self.broker_url = broker_url
         self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
         self.argv = [
-            sys.executable,
-            "-m",
-            "task_server",
+            *command,
             "worker",
             "--broker-url",
             broker_url,
+            *(["--result-backend", result_backend] if result_backend else []),
             "--concurrency",
             str(concurrency),
             "--pool",
@@ -246,6 +253,229 @@ class WorkerProcess(_Process):
         """Pids of the pool processes (prefork children)."""
         proc = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(pid) for pid in proc.read_text().split()] if proc.exists() else []
+
+
+def find_rabbitmq_bin() -> Path:
+    """The directory of `rabbitmq-server` and `rabbitmqctl` (Debian's package puts them in /usr/lib/rabbitmq/bin)."""
+    # Debian's /usr/sbin scripts switch to the `rabbitmq` user and drop our environment: use the real ones.
+    for directory in (os.environ.get("TASK_RABBITMQ_BIN"), "/usr/lib/rabbitmq/bin"):
+        if directory and (Path(directory) / "rabbitmq-server").is_file():
+            return Path(directory)
+    on_path = shutil.which("rabbitmq-server")
+    if on_path:
+        return Path(on_path).parent
+    raise ProcessError(
+        "no rabbitmq-server found: install Debian's rabbitmq-server package (.ci/run does) "
+        "or set TASK_RABBITMQ_BIN to the directory holding rabbitmq-server and rabbitmqctl"
+    )
+
+
+class RabbitMQProcess(_Process):
+    """A throwaway RabbitMQ node on 127.0.0.1: free ports, its own data directory, its own epmd.
+
+    The node's Erlang port mapper (epmd) listens on a free port of its own too, so that stopping
+    the node can stop it as well instead of leaving a daemon behind.
+    """
+
+    def __init__(self, *, workdir: str | None = None) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="task-rabbitmq-"))
+        self.log_path = self.workdir / "rabbitmq-server.log"
+        self.port = free_port()
+        self.nodename = f"task-{uuid.uuid4().hex[:8]}@localhost"
+        self._bin = find_rabbitmq_bin()
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "ERL_EPMD_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq.conf"),
+            "HOME": str(self.workdir),  # the Erlang cookie shared by the node and rabbitmqctl
+            # Run the Erlang VM as this process itself (no signal-forwarding shell in between),
+            # so that freeze() stops the broker and the process helpers can stop it.
+            "RUNNING_UNDER_SYSTEMD": "true",
+        }
+
+    def url_for(self, vhost: str = "/") -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
+
+    @property
+    def url(self) -> str:
+        return self.url_for("/")
+
+    def start(self, timeout: float = 90.0) -> Self:
+        (self.workdir / "enabled_plugins").write_text("[].\n")
+        (self.workdir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            # A test machine may have little free disk; the default alarm (50 MB) is fine, say so.
+            "disk_free_limit.absolute = 50MB\n"
+            "log.console = false\n"
+            "log.file.level = warning\n"
+        )
+        self._spawn([str(self._bin / "rabbitmq-server")], env=self.env)
+        deadline = time.monotonic() + timeout
+        # `await_startup` fails at once while the node is not yet registered: ask again until it answers.
+        while self.ctl("await_startup", "--timeout", "30", check=False).returncode != 0:
+            if not self.alive():
+                raise ProcessError(f"rabbitmq-server exited: {self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise ProcessError(f"timed out after {timeout:g} s waiting for RabbitMQ node {self.nodename}")
+            time.sleep(0.5)
+        return self
+
+    def ctl(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run `rabbitmqctl` against this node."""
+        result = subprocess.run(
+            [str(self._bin / "rabbitmqctl"), "--node", self.nodename, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise ProcessError(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
+        return result
+
+    def add_vhost(self, vhost: str) -> str:
+        """A fresh virtual host the guest user may use (a broker of its own, cheaply); its URL."""
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return self.url_for(vhost)
+
+    def freeze(self) -> None:
+        """SIGSTOP the Erlang VM: connections are accepted by the kernel and nothing answers."""
+        self.signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGCONT)
+            # `stop`, not `shutdown`: shutdown waits for the node's pid to vanish, and it stays
+            # (a zombie) until this process reaps it below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.ctl("stop", check=False, timeout=grace)
+        super().stop(grace)
+        # epmd was started by the node as a daemon of its own; it answers on our private port only.
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["epmd", "-kill"], env=self.env, capture_output=True, timeout=10, check=False)
+
+
+def find_redis_sentinel() -> str:
+    on_path = shutil.which("redis-sentinel")
+    if on_path:
+        return on_path
+    raise ProcessError("no redis-sentinel found: install Debian's redis-sentinel package (.ci/run does)")
+
+
+class SentinelGroup:
+    """A Redis master, one replica and three `redis-sentinel` processes, all on free ports.
+
+    `down_after_ms` is how long the sentinels wait before they call a silent master down;
+    Redis's default is 30 s, a test wants a failover within seconds.
+    """
+
+    master_name = "taskmaster"
+
+    def __init__(self, workdir: str | None = None, *, down_after_ms: int = 1000, appendonly: bool = True) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="task-sentinel-"))
+        self.down_after_ms = down_after_ms
+        self.appendonly = appendonly
+        self.redis: list[RedisProcess] = []
+        self.sentinels: list[_SentinelProcess] = []
+
+    @property
+    def url(self) -> str:
+        """The broker and result-backend URL: every sentinel, the master's name, database 0."""
+        hosts = ";".join(f"sentinel://127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return f"{hosts}/0?master_name={self.master_name}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        for name in ("master", "replica"):
+            (self.workdir / name).mkdir(exist_ok=True)
+        master = RedisProcess(workdir=str(self.workdir / "master"), appendonly=self.appendonly)
+        self.redis.append(master.start(timeout))
+        replica = RedisProcess(
+            workdir=str(self.workdir / "replica"),
+            appendonly=self.appendonly,
+            extra_args=["--replicaof", "127.0.0.1", str(master.port)],
+        )
+        self.redis.append(replica.start(timeout))
+        for number in range(3):
+            sentinel = _SentinelProcess(self.workdir / f"sentinel-{number}", master.port, self)
+            self.sentinels.append(sentinel.start(timeout))
+        # A failover needs the replica known and the sentinels known to each other.
+        wait_until(self._ready, timeout, "the sentinels to know the replica and each other", interval=0.1)
+        return self
+
+    def master(self) -> RedisProcess:
+        """The Redis process the sentinels name as master now."""
+        port = self.master_port()
+        (master,) = [process for process in self.redis if process.port == port]
+        return master
+
+    def master_port(self) -> int:
+        with self.sentinels[0].client() as sentinel:
+            _, port = sentinel.sentinel_get_master_addr_by_name(self.master_name)
+        return int(port)
+
+    def _ready(self) -> bool:
+        for process in self.sentinels:
+            with process.client() as sentinel:
+                state = sentinel.sentinel_master(self.master_name)
+            if state.get("num-slaves") != 1 or state.get("num-other-sentinels") != 2:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for process in [*self.sentinels, *self.redis]:
+            process.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class _SentinelProcess(_Process):
+    def __init__(self, workdir: Path, master_port: int, group: SentinelGroup) -> None:
+        workdir.mkdir(exist_ok=True)
+        self.workdir = workdir
+        self.port = free_port()
+        self.log_path = workdir / "sentinel.log"
+        self.config = workdir / "sentinel.conf"  # rewritten by the sentinel itself
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\n"
+            f"sentinel monitor {group.master_name} 127.0.0.1 {master_port} 2\n"
+            f"sentinel down-after-milliseconds {group.master_name} {group.down_after_ms}\n"
+            f"sentinel failover-timeout {group.master_name} 10000\n"
+            f"sentinel parallel-syncs {group.master_name} 1\n"
+        )
+
+    def start(self, timeout: float = 10.0) -> Self:
+        self._spawn([find_redis_sentinel(), str(self.config)])
+        wait_until(self._answers, timeout, f"redis-sentinel on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        if not self.alive():
+            raise ProcessError(f"redis-sentinel exited: {self.log()[-2000:]}")
+        try:
+            with self.client() as sentinel:
+                return bool(sentinel.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
 
 
 class BeatProcess(_Process):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from task_contracts import diagnostics
 
+from .._errors import ServerError
 from .._registry import implements
 
 DIAGNOSTICS_DIR_ENV = "TASK_DIAGNOSTICS_DIR"
@@ -22,7 +23,7 @@ _MARKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a file name in the directory, 
 _LONGEST_HOLD = 25.0  # below the contracts' 30 s bound
 
 
-class DiagnosticsDisabled(RuntimeError):
+class DiagnosticsDisabled(ServerError, RuntimeError):
     """The worker has no `TASK_DIAGNOSTICS_DIR`, so diagnostic tasks refuse to run."""
 
 

@@ -1,0 +1,109 @@
+"""Publishing workflows through Celery's canvas (chain, group, chord), with bounded failure.
+
+The workers run the workflow: a chain's later links travel inside the first message and each
+worker publishes the next one; a chord's callback is published by the worker that finishes the
+last header task (Redis counts the parts, `on_chord_part_return`). The client only publishes.
+
+Celery's canvas needs a result backend on the publishing side for chords: it stores the chord's
+size in Redis (`set_chord_size`) before the header is sent. So this app has Celery's Redis result
+backend, bounded like the client's own connections and never subscribing to results: results are
+read by `ResultWatcher` as for every call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.backends.redis import RedisBackend
+
+from task_contracts import redact_url
+
+from ._errors import BrokerUnavailable
+from ._producer import BROKER_ERRORS
+from ._reasons import connection_failure
+from ._settings import ClientSettings
+
+
+class PublishOnlyBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis backend that never subscribes to or tracks a task's result: it only stores chord sizes.
+
+    The canvas makes `AsyncResult` objects for what it sends; with Celery's own result consumer each
+    would subscribe when made and unsubscribe when collected, even after the client closed.
+    """
+
+    def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+    def add_pending_result(self, result: Any, *args: Any, **kwargs: Any) -> Any:
+        return result
+
+    def remove_pending_result(self, result: Any) -> Any:
+        return result
+
+    def on_result_fulfilled(self, result: Any) -> None:
+        return None
+
+
+class CanvasPublisher:
+    """A private Celery app (never the current app) that publishes canvas workflows by wire name."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._broker = redact_url(settings.urls.broker_url)
+        self._lock = threading.Lock()
+        self._app: Celery | None = None
+
+    @property
+    def app(self) -> Celery:
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+    def publish(self, canvas: Any, *, what: str) -> None:
+        """`canvas.apply_async()`; `BrokerUnavailable` (URL without password) on any broker or backend failure."""
+        try:
+            canvas.apply_async()
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable while publishing {what} "
+                f"(some links may have been sent): {connection_failure(error, self.settings)}",
+                url=self._broker,
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                self._app.close()
+
+    def _build(self) -> Celery:
+        settings = self.settings
+        app = Celery(
+            "task_client_workflows",
+            set_as_current=False,
+            broker=settings.urls.broker_url,
+            backend=settings.urls.result_backend,
+        )
+        app.backend_cls = PublishOnlyBackend
+        app.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            result_accept_content=["json"],
+            broker_connection_retry_on_startup=False,
+            broker_transport_options={
+                "socket_connect_timeout": settings.connect_timeout,
+                "socket_timeout": settings.socket_timeout,
+                "max_retries": 0,
+            },
+            redis_socket_connect_timeout=settings.connect_timeout,
+            redis_socket_timeout=settings.socket_timeout,
+            # One attempt: Celery's backend would otherwise retry for ~19 s.
+            result_backend_transport_options={"retry_policy": {"max_retries": 0}},
+            task_publish_retry=False,
+        )
+        return app
