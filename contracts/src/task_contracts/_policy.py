@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import ContractError
+
 # Celery's rate-limit syntax: tasks per second, or per second/minute/hour ("10/s", "100/m", "5").
 _RATE_LIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?(/[smh])?$")
 
 
-class DeclaredError(Exception):
+class DeclaredError(ContractError):
     """Base of the errors a contract declares it may raise (`@contract(..., raises=(...,))`).
 
     Define subclasses in the contracts package, next to the contracts that raise them. The worker
