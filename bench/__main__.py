@@ -1,10 +1,13 @@
-"""`make bench`: task-client against raw Celery, both sides in one run on the same Redis and worker.
+"""`make bench`: task-client on a default task-server worker against stock Celery, in one run.
 
-    .venv/bin/python -m bench            # default run (~2-3 minutes on 2 cores)
-    .venv/bin/python -m bench --quick    # smaller counts, for a smoke run
-    .venv/bin/python -m bench --calls 10000 --sequential 400 --publish 2000 --rounds 2
+    .venv/bin/python -m bench                  # the full run (~4-5 minutes on 2 quiet cores)
+    .venv/bin/python -m bench --quick          # smaller counts, for a smoke run
+    .venv/bin/python -m bench --profile DIR    # cProfile of the caller and of our worker (skews figures)
 
-Prints a table and writes bench/results.json (every row with its client/raw ratio and target).
+Starts its own processes: a Redis and a default `task-server worker` for our side, another Redis
+and a stock `celery worker` (Celery's defaults, `math.add` defined by name) for the stock side, an
+echo process for the floor, and a worker with short result lifetimes for the Redis-cost row.
+Prints a table and writes bench/results.json (every row with its ratio, target and met / not met).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import pstats
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,59 +24,82 @@ from pathlib import Path
 
 from task_server.testing import RedisProcess, WorkerProcess
 
-from ._measure import Bench
-from ._report import table
+from ._measure import Bench, write_profile
+from ._report import Row, table
+from ._stock import StockWorker
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
+#: Result lifetime (seconds) of the worker behind the Redis-cost row, so that it passes within the run.
+SHORT_LIFETIME = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000, help="calls in each batch row [10000]")
-    parser.add_argument("--sequential", type=int, default=400, help="sequential round trips per side [400]")
-    parser.add_argument("--publish", type=int, default=2000, help="publishes per side [2000]")
-    parser.add_argument("--rounds", type=int, default=1, help="client rounds of each batch row [1]")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (both sides) [2]")
-    parser.add_argument("--memory-calls", type=int, default=10_000, help="calls for the memory row [10000]")
-    parser.add_argument("--quick", action="store_true", help="small counts: 2000 calls, 150 round trips")
-    parser.add_argument(
-        "--profile", type=Path, metavar="DIR", help="write a cProfile of each side and row into DIR (skews figures)"
-    )
+    parser.add_argument("--round-trips", type=int, default=400, help="sequential round trips per side [400]")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each batch row; the median counts [3]")
+    parser.add_argument("--stream-calls", type=int, default=1_000_000, help="calls streamed by imap [1000000]")
+    parser.add_argument("--memory-calls", type=int, default=10_000, help="calls of the memory row [10000]")
+    parser.add_argument("--redis-calls", type=int, default=10_000, help="calls of the Redis-cost rows [10000]")
+    parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, figures not comparable)")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfiles of the caller and our worker")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file [{RESULTS.name}]")
     args = parser.parse_args(argv)
     if args.quick:
-        args.calls, args.sequential, args.publish, args.memory_calls = 2000, 150, 1000, 2000
+        args.calls, args.round_trips, args.rounds = 2000, 150, 1
+        args.stream_calls, args.memory_calls, args.redis_calls = 100_000, 2000, 2000
+    cpus = os.cpu_count() or 1
 
     started = time.monotonic()
-    with RedisProcess() as redis:
-        redis.start()
-        with WorkerProcess(redis.url, concurrency=args.concurrency, pool="prefork") as worker:
+    rows: list[Row] = []
+    with RedisProcess() as ours, RedisProcess() as stock_redis, RedisProcess() as short_redis:
+        for server in (ours, stock_redis, short_redis):
+            server.start()
+        # Our worker as deployed by default: prefork, one process per CPU (as the stock one).
+        worker = WorkerProcess(ours.url, concurrency=cpus)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            worker.argv[1:3] = ["-m", "bench._profiled_worker", str(args.profile.resolve() / "worker.prof")]
+        short = WorkerProcess(short_redis.url, concurrency=cpus, extra_args=["--result-ttl", str(SHORT_LIFETIME)])
+        stock = StockWorker(stock_redis.url, stock_redis.workdir / "stock-worker.log")
+        with worker, short, stock:
             worker.start()
-            print(f"redis {redis.url}, worker prefork x{args.concurrency}; measuring...", file=sys.stderr)
-            with Bench(redis.url, profile_dir=args.profile) as bench:
-                rows = [
-                    *bench.sequential(args.sequential),
-                    *bench.publish(args.publish),
-                    *bench.batches(args.calls, args.rounds),
-                    *bench.memory(args.memory_calls),
-                ]
+            short.start()
+            stock.start()
+            print(
+                f"ours {ours.url}, stock {stock_redis.url}: {cpus} worker processes each; measuring...", file=sys.stderr
+            )
+            with Bench(ours.url, stock_redis.url, profile_dir=args.profile) as bench:
+                rows += bench.round_trips(args.round_trips, echo_url=ours.url)
+                batch_rows, map_rate = bench.batches(args.calls, args.rounds)
+                rows += batch_rows
+                if args.stream_calls:
+                    rows += bench.stream(args.stream_calls, map_rate)
+                rows += bench.memory(args.memory_calls)
+                rows += bench.redis_cost(args.redis_calls, short_redis.url, SHORT_LIFETIME)
+    if args.profile:
+        profile = args.profile / "worker.prof"
+        if profile.exists():
+            write_profile(pstats.Stats(str(profile)), args.profile / "worker.txt")
     elapsed = time.monotonic() - started
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": os.cpu_count(),
+            "cpus": cpus,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
         "settings": {key: value for key, value in vars(args).items() if key not in ("output", "profile")},
         "elapsed_s": round(elapsed, 1),
+        "targets_met": sum(bool(row.met) for row in rows),
+        "targets": sum(row.met is not None for row in rows),
         "rows": [row.as_dict() for row in rows],
     }
     print(table(rows))
     print(
-        f"\n{sum(r.met for r in rows if r.met is not None)} of {sum(r.met is not None for r in rows)} targets met;"
-        f" {elapsed:.0f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"\n{report['targets_met']} of {report['targets']} targets met; {elapsed:.0f} s;"
+        f" load average {os.getloadavg()[0]:.2f} on {cpus} CPUs"
     )
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")

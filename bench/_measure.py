@@ -1,4 +1,10 @@
-"""The measurements. Raw Celery and task-client take turns (A B B A ...) so machine noise cancels."""
+"""The measurements. Every side takes turns with the others (A B C, C B A, ...) so machine noise
+spreads evenly, gets the same warm-up, and is measured the same way.
+
+Sides: ours (`task-client` calling a default `task-server worker`), stock (Celery's own
+`send_task`/`group`/`chunks` calling a stock `celery worker` on a Redis of its own) and, for
+round trips, the echo floor (LPUSH/BRPOP between two processes through our Redis).
+"""
 
 from __future__ import annotations
 
@@ -11,44 +17,37 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import redis
-from celery import Celery, group
+from celery import chunks, group
 
 from task_client import TaskClient
+from task_contracts.wire import RESULT_KEY_PREFIX
 
 from ._report import Row
+from ._stock import stock_app
 
-PUBLISH_QUEUE = "bench-publish"  # consumed by no worker: publish cost alone
 BATCH_TIMEOUT = 900.0
-
-
-def raw_app(url: str, *, backend: bool) -> Celery:
-    """Celery as a user would configure it by hand: JSON, routes by name, Redis result backend."""
-    app = Celery("raw", broker=url, backend=url if backend else None, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        task_routes={"math.*": {"queue": "math"}},
-    )
-    return app
+#: Keys a finished call of ours may leave in Redis: its record and its start counter.
+CALL_KEY_PATTERNS = (RESULT_KEY_PREFIX + "*", "task-sdk-deliveries-*")
 
 
 class Bench:
-    def __init__(self, url: str, profile_dir: Path | None = None) -> None:
-        self.url = url
+    def __init__(self, ours_url: str, stock_url: str, profile_dir: Path | None = None) -> None:
+        self.ours_url = ours_url
+        self.stock_url = stock_url
         # cProfile of the calling thread per side and row; the result thread is not profiled.
         self.profile_dir = profile_dir
         self.profiles: dict[str, cProfile.Profile] = {}
-        self.raw = raw_app(url, backend=True)
-        self.raw_publisher = raw_app(url, backend=False)
-        self.client = TaskClient(url)
-        self.redis = redis.Redis.from_url(url)
+        self.stock = stock_app(stock_url)
+        self.client = TaskClient(ours_url)
+        self.redis = redis.Redis.from_url(ours_url)
+        self.stock_redis = redis.Redis.from_url(stock_url)
 
     def __enter__(self) -> Bench:
         return self
@@ -56,20 +55,20 @@ class Bench:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.write_profiles()
         self.client.close()
-        self.raw.close()
-        self.raw_publisher.close()
+        self.stock.close()
         self.redis.close()
+        self.stock_redis.close()
 
-    def profiled(self, key: str, call: Callable[[], None]) -> Callable[[], None]:
+    def profiled(self, key: str, call: Callable[[], Any]) -> Callable[[], Any]:
         """`call`, profiled under `key` when profiling is on (figures are then not comparable)."""
         if self.profile_dir is None:
             return call
         profile = self.profiles.setdefault(key, cProfile.Profile())
 
-        def run() -> None:
+        def run() -> Any:
             profile.enable()
             try:
-                call()
+                return call()
             finally:
                 profile.disable()
 
@@ -80,218 +79,305 @@ class Bench:
             return
         self.profile_dir.mkdir(parents=True, exist_ok=True)
         for key, profile in self.profiles.items():
-            text = io.StringIO()
-            stats = pstats.Stats(profile, stream=text)
-            stats.sort_stats("tottime").print_stats(25)
-            stats.sort_stats("cumulative").print_stats(25)
-            (self.profile_dir / f"{key}.txt").write_text(text.getvalue())
+            write_profile(pstats.Stats(profile), self.profile_dir / f"client-{key}.txt")
         print(f"profiles written to {self.profile_dir}", file=sys.stderr)
 
-    # -- sequential round trip ----------------------------------------------------------
-    def sequential(self, calls: int, block: int = 20) -> list[Row]:
-        raw, client = self.raw, self.client
+    # -- round trips ----------------------------------------------------------------------
+    def round_trips(self, calls: int, echo_url: str, block: int = 20) -> list[Row]:
+        stock, client = self.stock, self.client
+        echo = Echo(echo_url)
 
-        def raw_call() -> None:
-            assert raw.send_task("math.add", args=[4, 7]).get(timeout=10) == 11
+        def stock_call() -> None:
+            assert stock.send_task("math.add", args=[4, 7]).get(timeout=10) == 11
 
-        def client_call() -> None:
+        def our_call() -> None:
             assert client.add(4, 7) == 11
 
-        for _ in range(30):  # warm both paths: connections, subscriptions, imports
-            raw_call()
-            client_call()
-        raw_times, client_times = _interleaved(
-            self.profiled("sequential-raw", raw_call), self.profiled("sequential-client", client_call), calls, block
-        )
-        raw_rate, client_rate = len(raw_times) / sum(raw_times), len(client_times) / sum(client_times)
-        detail = {
-            "calls_per_side": calls,
-            "raw": _latency(raw_times),
-            "client": _latency(client_times),
+        sides = {
+            "stock": self.profiled("round-trip-stock", stock_call),
+            "ours": self.profiled("round-trip-ours", our_call),
+            "echo": echo.call,
         }
+        try:
+            times = interleaved(sides, calls, block, warm_up=30)
+        finally:
+            echo.close()
+        p50 = {name: _pct(values, 50) for name, values in times.items()}
+        detail = {name: _latency(values) for name, values in times.items()}
         return [
             Row(
-                "sequential round trip, mean",
+                "round trip p50: client.add(4, 7) vs stock send_task().get()",
                 "ms",
-                _ms(statistics.fmean(client_times)),
-                _ms(statistics.fmean(raw_times)),
+                _ms(p50["ours"]),
+                _ms(p50["stock"]),
                 "lower",
-                1.10,
-                detail,
+                0.5,
+                {"calls_per_side": calls, **detail},
             ),
             Row(
-                "sequential round trip, p50", "ms", _ms(_pct(client_times, 50)), _ms(_pct(raw_times, 50)), "lower", 1.10
-            ),
-            Row("sequential round trip, p99", "ms", _ms(_pct(client_times, 99)), _ms(_pct(raw_times, 99)), "lower"),
-            Row("sequential round trip, calls/s", "calls/s", client_rate, raw_rate, "higher"),
-        ]
-
-    # -- publish cost -------------------------------------------------------------------
-    def publish(self, calls: int, block: int = 100) -> list[Row]:
-        plain, with_backend = self.raw_publisher, self.raw
-        submit = self.client.add.with_options(queue=PUBLISH_QUEUE).submit
-
-        def raw_publish() -> None:
-            plain.send_task("math.add", args=[4, 7], queue=PUBLISH_QUEUE)
-
-        def raw_publish_backend() -> None:
-            with_backend.send_task("math.add", args=[4, 7], queue=PUBLISH_QUEUE)
-
-        def client_publish() -> None:
-            submit(4, 7)
-
-        for _ in range(50):
-            raw_publish()
-            raw_publish_backend()
-            client_publish()
-        raw_times, client_times = _interleaved(
-            self.profiled("publish-raw", raw_publish),
-            self.profiled("publish-client", client_publish),
-            calls,
-            block,
-            after=self._drain,
-        )
-        backend_times, client_times_2 = _interleaved(
-            raw_publish_backend, client_publish, calls, block, after=self._drain
-        )
-        return [
-            Row(
-                "publish, validation included (raw: no backend)",
-                "us",
-                _us(statistics.fmean(client_times)),
-                _us(statistics.fmean(raw_times)),
+                "round trip p50: client.add(4, 7) vs the LPUSH/BRPOP echo floor",
+                "ms",
+                _ms(p50["ours"]),
+                _ms(p50["echo"]),
                 "lower",
-                1.25,
-                {"raw_p50_us": _us(_pct(raw_times, 50)), "client_p50_us": _us(_pct(client_times, 50))},
+                4.0,
             ),
             Row(
-                "publish (raw: send_task with result backend)",
-                "us",
-                _us(statistics.fmean(client_times_2)),
-                _us(statistics.fmean(backend_times)),
+                "round trip p99: client.add(4, 7) vs stock send_task().get()",
+                "ms",
+                _ms(_pct(times["ours"], 99)),
+                _ms(_pct(times["stock"], 99)),
                 "lower",
             ),
         ]
-
-    def _drain(self) -> None:
-        self.redis.delete(PUBLISH_QUEUE)
 
     # -- batches ------------------------------------------------------------------------
-    def batches(self, calls: int, rounds: int) -> list[Row]:
-        pairs = [(i, i) for i in range(calls)]
-        expected = [2 * i for i in range(calls)]
-        client, raw = self.client, self.raw
+    def batches(self, calls: int, rounds: int) -> tuple[list[Row], float]:
+        """The batch rows, and our map's calls per second (the streamed row compares with it)."""
+        client, stock = self.client, self.stock
         add_aio = client.aio.add.with_options(timeout=BATCH_TIMEOUT)
 
-        def raw_group() -> None:
-            result = group(raw.signature("math.add", args=pair) for pair in pairs).apply_async()
-            assert result.join_native(timeout=BATCH_TIMEOUT) == expected
+        def pairs(count: int) -> list[tuple[int, int]]:
+            return [(i, i) for i in range(count)]
 
-        def client_map() -> None:
-            assert client.add.map(pairs, timeout=BATCH_TIMEOUT) == expected
+        def stock_group(count: int) -> None:
+            result = group(stock.signature("math.add", args=pair) for pair in pairs(count)).apply_async()
+            assert result.join_native(timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
 
-        def client_map_1() -> None:
-            assert client.add.map(pairs, chunk_size=1, timeout=BATCH_TIMEOUT) == expected
+        def stock_chunks(count: int) -> None:
+            result = chunks(stock.signature("math.add"), pairs(count), 250, app=stock).group().apply_async()
+            flat = [value for chunk in result.join_native(timeout=BATCH_TIMEOUT) for value in chunk]
+            assert flat == [2 * i for i in range(count)]
 
-        def client_aio() -> None:
+        def our_map(count: int) -> None:
+            assert client.add.map(pairs(count), timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
+
+        def our_map_1(count: int) -> None:
+            assert client.add.map(pairs(count), chunk_size=1, timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
+
+        def our_aio(count: int) -> None:
             async def all_calls() -> list[int]:
-                return await asyncio.gather(*(add_aio(x, y) for x, y in pairs))
+                return await asyncio.gather(*(add_aio(x, y) for x, y in pairs(count)))
 
-            assert asyncio.run(all_calls()) == expected
+            assert asyncio.run(all_calls()) == [2 * i for i in range(count)]
 
-        client_map()  # warm the chunk path once (small batches elsewhere warmed the rest)
-        sides: dict[str, Callable[[], None]] = {
-            "map": client_map,
-            "map1": client_map_1,
-            "aio": client_aio,
+        sides: dict[str, Callable[[int], None]] = {
+            "stock group": stock_group,
+            "stock chunks": stock_chunks,
+            "map": our_map,
+            "map chunk_size=1": our_map_1,
+            "aio": our_aio,
         }
-        seconds: dict[str, list[float]] = {"raw": [], "map": [], "map1": [], "aio": []}
-        # raw, map, map1, aio, ..., aio, map1, map, raw: every client run sits between raw runs.
-        order = ["raw"]
+        for name, run in sides.items():  # the same warm-up for every side
+            print(f"  warm-up: {name}", file=sys.stderr, flush=True)
+            run(max(100, calls // 10))
+        seconds: dict[str, list[float]] = {name: [] for name in sides}
+        names = list(sides)
         for number in range(rounds):
-            names = ["map", "map1", "aio"]
-            order += names if number % 2 == 0 else names[::-1]
-            order.append("map")  # cheap: measure it more often
-            order.append("raw")
-        for name in order:
-            print(f"  batch of {calls}: {name}...", file=sys.stderr, flush=True)
-            run = self.profiled(f"batch-{name}", raw_group if name == "raw" else sides[name])
-            started = time.perf_counter()
-            run()
-            seconds[name].append(time.perf_counter() - started)
-        raw_rate = calls / statistics.fmean(seconds["raw"])
-        detail = {key: [round(value, 3) for value in values] for key, values in seconds.items()}
-        return [
+            for name in names if number % 2 == 0 else names[::-1]:
+                print(f"  batch of {calls}, round {number + 1}: {name}...", file=sys.stderr, flush=True)
+                run = self.profiled(f"batch-{name.replace(' ', '-')}", lambda run=sides[name]: run(calls))
+                started = time.perf_counter()
+                run()
+                seconds[name].append(time.perf_counter() - started)
+        rate = {name: calls / statistics.median(values) for name, values in seconds.items()}
+        detail = {name: {"seconds": [round(value, 3) for value in values]} for name, values in seconds.items()}
+        rows = [
             Row(
-                f"batch of {calls}, raw group + join_native",
+                f"{calls:,} calls, one message each: map(chunk_size=1) vs stock group + join_native",
                 "calls/s",
-                raw_rate,
-                raw_rate,
+                rate["map chunk_size=1"],
+                rate["stock group"],
+                "higher",
+                2.0,
+                {"ours": detail["map chunk_size=1"], "stock": detail["stock group"]},
+            ),
+            Row(
+                f"{calls:,} calls: map (default chunks) vs stock group + join_native",
+                "calls/s",
+                rate["map"],
+                rate["stock group"],
+                "higher",
+                50.0,
+                {"ours": detail["map"]},
+            ),
+            Row(
+                f"{calls:,} calls: map (default chunks) vs stock chunks(250) + join_native",
+                "calls/s",
+                rate["map"],
+                rate["stock chunks"],
                 "higher",
                 None,
-                {"seconds": detail["raw"]},
+                {"stock": detail["stock chunks"]},
             ),
             Row(
-                f"batch of {calls}, map (default chunks)",
+                f"{calls:,} calls: stock chunks(250) vs stock group (how much chunks help Celery)",
                 "calls/s",
-                calls / statistics.fmean(seconds["map"]),
-                raw_rate,
+                rate["stock chunks"],
+                rate["stock group"],
                 "higher",
-                5.0,
-                {"seconds": detail["map"]},
             ),
             Row(
-                f"batch of {calls}, map chunk_size=1",
+                f"{calls:,} calls: concurrent client.aio.add vs stock group + join_native",
                 "calls/s",
-                calls / statistics.fmean(seconds["map1"]),
-                raw_rate,
+                rate["aio"],
+                rate["stock group"],
                 "higher",
-                1.0,
-                {"seconds": detail["map1"]},
+                None,
+                {"ours": detail["aio"]},
+            ),
+        ]
+        return rows, rate["map"]
+
+    # -- streaming ----------------------------------------------------------------------
+    def stream(self, calls: int, map_rate: float) -> list[Row]:
+        print(f"  streaming {calls:,} calls through imap...", file=sys.stderr, flush=True)
+        figures = _memory_run(["stream", self.ours_url, str(calls)])
+        return [
+            Row(
+                f"{calls:,} calls streamed (imap): throughput vs the map row",
+                "calls/s",
+                figures["calls_per_s"],
+                map_rate,
+                "higher",
+                0.8,
+                figures,
             ),
             Row(
-                f"batch of {calls}, concurrent aio calls",
-                "calls/s",
-                calls / statistics.fmean(seconds["aio"]),
-                raw_rate,
-                "higher",
-                1.0,
-                {"seconds": detail["aio"]},
+                f"{calls:,} calls streamed (imap): client memory growth",
+                "MB",
+                figures["growth_mb"],
+                None,
+                "lower",
+                100.0,
             ),
         ]
 
     # -- memory -------------------------------------------------------------------------
-    def memory(self, calls: int, wave: int = 1000) -> list[Row]:
-        """RSS growth of a fresh client process over `calls` aio calls (after a warm-up).
-
-        The target row makes the calls `wave` at a time: what the client keeps after many calls.
-        The second row awaits them all at once: the peak of that many calls in flight, next to
-        plain asyncio awaiting as many thread-resolved futures (the floor for any such client).
-        """
-        print(f"  memory over {calls} calls...", file=sys.stderr, flush=True)
-        waves = _memory_run([self.url, str(calls), str(wave)])
-        burst = _memory_run([self.url, str(calls)])
-        burst["plain_asyncio_baseline_mb"] = _memory_run(["baseline", str(calls)])["growth_mb"]
+    def memory(self, calls: int) -> list[Row]:
+        """RSS growth of a fresh calling process over `calls` calls, one message each, both sides alike."""
+        print(f"  memory over {calls} calls, each side in a fresh process...", file=sys.stderr, flush=True)
+        ours = _memory_run(["ours", self.ours_url, str(calls)])
+        stock = _memory_run(["stock", self.stock_url, str(calls)])
         return [
             Row(
-                f"client memory growth after {calls} calls ({wave} at a time)",
+                f"caller memory growth over {calls:,} calls, one message each (map vs group)",
                 "MB",
-                waves["growth_mb"],
+                ours["growth_mb"],
+                stock["growth_mb"],
+                "lower",
+                None,
+                {"ours": ours, "stock": stock},
+            )
+        ]
+
+    # -- Redis cost ---------------------------------------------------------------------
+    def redis_cost(self, calls: int, short_url: str, lifetime: float) -> list[Row]:
+        """Redis bytes per finished call: while kept, and once its lifetime has passed.
+
+        `short_url` is a Redis served by a worker started with `--result-ttl lifetime`, so the
+        lifetime passes within the run (a default worker keeps a record 10 x the contract's timeout,
+        at least 300 s); the stock worker keeps its results a day (`result_expires`).
+        """
+        print(f"  Redis cost of {calls} calls...", file=sys.stderr, flush=True)
+        short = redis.Redis.from_url(short_url)
+        try:
+            with TaskClient(short_url) as client:
+                before = short.info("memory")["used_memory"]
+                pairs = [(i, 1) for i in range(calls)]
+                assert client.add.map(pairs, chunk_size=1, timeout=BATCH_TIMEOUT) == [i + 1 for i in range(calls)]
+                kept = _call_bytes(short) / calls
+                held = (short.info("memory")["used_memory"] - before) / calls
+                deadline = time.monotonic() + lifetime + 60
+                while _call_keys(short) and time.monotonic() < deadline:
+                    time.sleep(0.2)  # expired keys go as Redis samples them, or as SCAN meets them
+                after_keys = _call_keys(short)
+                after_bytes = _call_bytes(short) / calls
+                after_used = (short.info("memory")["used_memory"] - before) / calls
+        finally:
+            short.close()
+        stock_before = self.stock_redis.info("memory")["used_memory"]
+        stock_keys_before = self.stock_redis.dbsize()
+        result = group(self.stock.signature("math.add", args=(i, 1)) for i in range(calls)).apply_async()
+        assert result.join_native(timeout=BATCH_TIMEOUT) == [i + 1 for i in range(calls)]
+        stock_held = (self.stock_redis.info("memory")["used_memory"] - stock_before) / calls
+        stock_ttl = self.stock_redis.ttl(RESULT_KEY_PREFIX + result.results[0].id)
+        return [
+            Row(
+                "Redis bytes per finished call, after its lifetime",
+                "B",
+                after_bytes,
                 None,
                 "lower",
-                20.0,
-                waves,
+                0.0,
+                {
+                    "calls": calls,
+                    "lifetime_s": lifetime,
+                    "keys_left": after_keys,
+                    "used_memory_delta_per_call_after_lifetime": round(after_used, 1),
+                },
             ),
             Row(
-                f"client memory growth, {calls} calls all in flight",
-                "MB",
-                burst["growth_mb"],
-                None,
+                "Redis bytes per finished call while kept (used_memory): ours vs stock",
+                "B",
+                held,
+                stock_held,
                 "lower",
                 None,
-                burst,
+                {
+                    "ours_key_bytes_per_call": round(kept, 1),
+                    "stock_keys_added": self.stock_redis.dbsize() - stock_keys_before,
+                    "stock_result_ttl_s": stock_ttl,
+                },
             ),
         ]
+
+
+def _call_keys(client: redis.Redis) -> int:
+    return sum(1 for pattern in CALL_KEY_PATTERNS for _ in client.scan_iter(pattern, count=1000))
+
+
+def _call_bytes(client: redis.Redis) -> int:
+    total = 0
+    for pattern in CALL_KEY_PATTERNS:
+        for key in client.scan_iter(pattern, count=1000):
+            total += client.memory_usage(key) or 0
+    return total
+
+
+class Echo:
+    """The floor: LPUSH a request, BRPOP its echo from a second process (`bench._echo`)."""
+
+    def __init__(self, url: str) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.requests, self.replies = f"bench-echo-requests-{suffix}", f"bench-echo-replies-{suffix}"
+        self.redis = redis.Redis.from_url(url)
+        self.process = subprocess.Popen([sys.executable, "-m", "bench._echo", url, self.requests, self.replies])
+        ready = self.redis.brpop([self.replies], timeout=30)
+        if ready is None:
+            self.close()
+            raise RuntimeError("the echo process did not start within 30 s")
+
+    def call(self) -> None:
+        self.redis.lpush(self.requests, b"4,7")
+        assert self.redis.brpop([self.replies], timeout=10) is not None
+
+    def close(self) -> None:
+        self.redis.lpush(self.requests, b"stop")
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.redis.close()
+
+
+def write_profile(stats: pstats.Stats, path: Path) -> None:
+    text = io.StringIO()
+    stats.stream = text  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(30)
+    path.write_text(text.getvalue())
 
 
 def _memory_run(arguments: list[str]) -> dict[str, Any]:
@@ -306,27 +392,22 @@ def _memory_run(arguments: list[str]) -> dict[str, Any]:
     return figures
 
 
-def _interleaved(
-    raw: Callable[[], None],
-    client: Callable[[], None],
-    calls: int,
-    block: int,
-    after: Callable[[], None] | None = None,
-) -> tuple[list[float], list[float]]:
-    """Time each call; the sides alternate block by block, each side going first every other block."""
-    raw_times: list[float] = []
-    client_times: list[float] = []
+def interleaved(sides: dict[str, Callable[[], None]], calls: int, block: int, warm_up: int) -> dict[str, list[float]]:
+    """Time each call; the sides take turns block by block, in reverse order every other block."""
+    for _ in range(warm_up):
+        for call in sides.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in sides}
     clock = time.perf_counter
+    names = list(sides)
     for number in range(max(1, calls // block)):
-        turns = ((raw, raw_times), (client, client_times))
-        for call, times in turns if number % 2 == 0 else turns[::-1]:
+        for name in names if number % 2 == 0 else names[::-1]:
+            call, samples = sides[name], times[name]
             for _ in range(block):
                 started = clock()
                 call()
-                times.append(clock() - started)
-        if after is not None:
-            after()
-    return raw_times, client_times
+                samples.append(clock() - started)
+    return times
 
 
 def _pct(values: list[float], percent: float) -> float:
@@ -344,7 +425,3 @@ def _latency(times: list[float]) -> dict[str, float]:
 
 def _ms(seconds: float) -> float:
     return seconds * 1e3
-
-
-def _us(seconds: float) -> float:
-    return seconds * 1e6

@@ -1,24 +1,31 @@
-"""Client memory over many calls, in a fresh process: `python -m bench._memory URL CALLS [WAVE]`.
+"""Memory of a calling process, measured the same way for every side, each in a fresh process.
 
-Prints one JSON line: resident memory after a warm-up and after the calls, and what the result
-watcher still holds (nothing, once every call is answered). The calls are awaited from one loop,
-`WAVE` at a time (default: all at once, which measures the peak of that many calls in flight).
-`URL` = `baseline` measures plain asyncio instead: as many coroutines awaiting
-`concurrent.futures` futures resolved by a thread, the floor any thread-backed asyncio client
-pays for that many calls in flight at once.
+    python -m bench._memory ours  URL CALLS   # client.add.map(..., chunk_size=1): one message per call
+    python -m bench._memory stock URL CALLS   # group(send_task signatures) + join_native on a stock worker
+    python -m bench._memory stream URL CALLS  # client.add.imap over CALLS calls, streamed
+
+Each prints one JSON line: resident memory after the same warm-up (200 calls) and after the calls
+(`growth_mb`); `stream` also gives its throughput and the peak resident memory seen while streaming.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import gc
 import json
 import sys
-import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from celery import group
 
 from task_client import TaskClient
+
+from ._stock import stock_app
+
+WARM_UP = 200
+TIMEOUT = 900.0
 
 
 def resident_mb() -> float:
@@ -28,70 +35,65 @@ def resident_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def calls(client: TaskClient, count: int, wave: int | None = None) -> None:
-    add = client.aio.add.with_options(timeout=900)
-    wave = wave or count
-    for start in range(0, count, wave):
-        numbers = range(start, min(count, start + wave))
-        results = await asyncio.gather(*(add(i, 1) for i in numbers))
-        assert results == [i + 1 for i in numbers]
-
-
-async def baseline_calls(count: int) -> None:
-    futures: list[concurrent.futures.Future[int]] = [concurrent.futures.Future() for _ in range(count)]
-
-    async def one(future: concurrent.futures.Future[int]) -> int:
-        async with asyncio.timeout(900):
-            return await asyncio.wrap_future(future)
-
-    def resolve() -> None:
-        for number, future in enumerate(futures):
-            future.set_result(number)
-
-    waiting = asyncio.gather(*(one(future) for future in futures))
-    await asyncio.sleep(0)  # every coroutine is waiting before the thread resolves them
-    thread = threading.Thread(target=resolve)
-    thread.start()
-    assert await waiting == list(range(count))
-    thread.join()
-
-
-def baseline(count: int) -> None:
-    asyncio.run(baseline_calls(200))
+def measured(run: Callable[[int], Any], calls: int) -> dict[str, Any]:
+    run(WARM_UP)
     gc.collect()
     before = resident_mb()
-    asyncio.run(baseline_calls(count))
+    started = time.perf_counter()
+    extra = run(calls) or {}
+    seconds = time.perf_counter() - started
     gc.collect()
     after = resident_mb()
-    print(json.dumps({"calls": count, "growth_mb": round(after - before, 2)}))
+    return {
+        "calls": calls,
+        "seconds": round(seconds, 3),
+        "calls_per_s": round(calls / seconds, 1),
+        "before_mb": round(before, 1),
+        "after_mb": round(after, 1),
+        "growth_mb": round(after - before, 2),
+        **extra,
+    }
 
 
-def main(url: str, count: int, wave: int | None) -> None:
+def ours(url: str, calls: int) -> dict[str, Any]:
     with TaskClient(url) as client:
-        asyncio.run(calls(client, 200))  # warm-up: imports, connections, caches
-        assert client.add.map([(1, 2)] * 10) == [3] * 10
-        gc.collect()
-        before = resident_mb()
-        asyncio.run(calls(client, count, wave))
-        gc.collect()
-        after = resident_mb()
-        watcher = client._runtime.watcher
-        held = {"waiters": len(watcher._waiters), "requests": len(watcher._requests)}
-    print(
-        json.dumps(
-            {
-                "calls": count,
-                "before_mb": round(before, 1),
-                "after_mb": round(after, 1),
-                "growth_mb": round(after - before, 2),
-                "watcher_holds": held,
-            }
-        )
-    )
 
+        def run(count: int) -> None:
+            pairs = [(i, 1) for i in range(count)]
+            assert client.add.map(pairs, chunk_size=1, timeout=TIMEOUT) == [i + 1 for i in range(count)]
+
+        return measured(run, calls)
+
+
+def stock(url: str, calls: int) -> dict[str, Any]:
+    app = stock_app(url)
+
+    def run(count: int) -> None:
+        result = group(app.signature("math.add", args=(i, 1)) for i in range(count)).apply_async()
+        assert result.join_native(timeout=TIMEOUT) == [i + 1 for i in range(count)]
+
+    try:
+        return measured(run, calls)
+    finally:
+        app.close()
+
+
+def stream(url: str, calls: int) -> dict[str, Any]:
+    with TaskClient(url) as client:
+
+        def run(count: int) -> dict[str, Any]:
+            peak = resident_mb()
+            for index, total in enumerate(client.add.imap((i, 1) for i in range(count))):
+                if total != index + 1:
+                    raise AssertionError(f"call {index}: got {total}")
+                if index % 20_000 == 0:
+                    peak = max(peak, resident_mb())
+            return {"peak_mb": round(max(peak, resident_mb()), 1)}
+
+        return measured(run, calls)
+
+
+SIDES = {"ours": ours, "stock": stock, "stream": stream}
 
 if __name__ == "__main__":
-    if sys.argv[1] == "baseline":
-        baseline(int(sys.argv[2]))
-    else:
-        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    print(json.dumps(SIDES[sys.argv[1]](sys.argv[2], int(sys.argv[3]))))

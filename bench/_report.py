@@ -1,4 +1,4 @@
-"""Rows of the benchmark: each figure with its raw-Celery counterpart, ratio and target."""
+"""Rows of the benchmark: each figure with its reference (stock Celery, or the echo floor), ratio and target."""
 
 from __future__ import annotations
 
@@ -8,25 +8,30 @@ from typing import Any
 
 @dataclass
 class Row:
-    """One measured figure. `ratio` is client/raw; `better` says which way is good."""
+    """One measured figure. `ratio` is ours/reference; `better` says which way is good.
+
+    `target` bounds the ratio, or `ours` itself when there is no reference.
+    """
 
     name: str
     unit: str
-    client: float
-    raw: float | None
+    ours: float
+    reference: float | None
     better: str  # "lower" or "higher"
-    target: float | None = None  # bound on the ratio, or on `client` itself when `raw` is None
+    target: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: Why a missed target was missed, as measured and understood (kept in the table, never dropped).
+    note: str = ""
 
     @property
     def ratio(self) -> float | None:
-        return None if self.raw in (None, 0) else self.client / self.raw  # type: ignore[operator]
+        return None if self.reference in (None, 0) else self.ours / self.reference  # type: ignore[operator]
 
     @property
     def compared(self) -> float:
-        """What the target bounds: the ratio, or the client figure when there is no raw side."""
+        """What the target bounds: the ratio, or our figure when there is no reference."""
         ratio = self.ratio
-        return self.client if ratio is None else ratio
+        return self.ours if ratio is None else ratio
 
     @property
     def met(self) -> bool | None:
@@ -35,10 +40,19 @@ class Row:
         return self.compared <= self.target if self.better == "lower" else self.compared >= self.target
 
     @property
+    def target_text(self) -> str:
+        if self.target is None:
+            return ""
+        unit = "" if self.reference is not None else f" {self.unit}"  # a bound on the figure itself
+        return f"{'<=' if self.better == 'lower' else '>='} {self.target:g}{unit}"
+
+    @property
     def miss(self) -> str:
         """By how much a missed target is missed, in percent of the target."""
         if self.met is not False or self.target is None:
             return ""
+        if self.target == 0:
+            return f"missed by {self.compared:g} {self.unit}"
         return f"missed by {abs(self.compared - self.target) / self.target:.0%}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,24 +60,26 @@ class Row:
         return {
             "row": self.name,
             "unit": self.unit,
-            "client": round(self.client, 4),
-            "raw": None if self.raw is None else round(self.raw, 4),
-            "ratio_client_over_raw": None if ratio is None else round(ratio, 3),
+            "ours": round(self.ours, 4),
+            "reference": None if self.reference is None else round(self.reference, 4),
+            "ratio_ours_over_reference": None if ratio is None else round(ratio, 3),
             "better": self.better,
-            "target": None if self.target is None else f"{'<=' if self.better == 'lower' else '>='} {self.target:g}",
+            "target": self.target_text or None,
             "met": self.met,
             "miss": self.miss or None,
+            **({"note": self.note} if self.note else {}),
             **({"detail": self.detail} if self.detail else {}),
         }
 
 
 def table(rows: list[Row]) -> str:
-    header = f"{'row':<58} {'unit':<9} {'raw':>10} {'client':>10} {'client/raw':>10}  target    met"
+    header = f"{'row':<84} {'unit':<8} {'reference':>10} {'ours':>10} {'ratio':>8}  {'target':<11} met"
     lines = [header, "-" * len(header)]
     for row in rows:
-        raw = "" if row.raw is None else f"{row.raw:.4g}"
+        reference = "" if row.reference is None else f"{row.reference:.4g}"
         ratio = "" if row.ratio is None else f"{row.ratio:.3f}"
-        target = "" if row.target is None else f"{'<=' if row.better == 'lower' else '>='} {row.target:g}"
         met = "" if row.met is None else ("yes" if row.met else f"NO ({row.miss})")
-        lines.append(f"{row.name:<58} {row.unit:<9} {raw:>10} {row.client:>10.4g} {ratio:>10}  {target:<9} {met}")
+        lines.append(
+            f"{row.name:<84} {row.unit:<8} {reference:>10} {row.ours:>10.4g} {ratio:>8}  {row.target_text:<11} {met}"
+        )
     return "\n".join(lines)

@@ -123,3 +123,27 @@ def test_catalog_refuses_duplicate_names_and_lists_queues() -> None:
     assert CATALOG.names()[:5] == ["math.add", "math.mul", "math.xsum", "math.div", "reports.count_to"]
     assert CATALOG.queues() == ["math", "reports", "diagnostics"]
     assert CATALOG.get("math.add") is math.add and CATALOG.get("nope") is None
+
+
+def test_a_result_is_kept_ten_timeouts_and_at_least_five_minutes_unless_the_contract_says() -> None:
+    @contract(name="slow.report", timeout=120)
+    def report() -> int: ...
+
+    @contract(name="fast.ping", timeout=1, result_ttl=30)
+    def ping() -> int: ...
+
+    assert math.add.result_ttl == 300.0  # 10 x 10 s is below the five-minute floor
+    assert report.result_ttl == 1200.0
+    assert ping.result_ttl == 30.0
+
+
+def test_a_result_lifetime_below_one_second_is_refused_at_declaration() -> None:
+    with pytest.raises(ContractDeclarationError, match="result_ttl"):
+
+        @contract(name="bad.ttl", result_ttl=0.5)
+        def bad() -> int: ...
+
+
+def test_contracts_are_cpu_bound_unless_declared_otherwise() -> None:
+    assert shift.cpu_bound is True
+    assert math.add.cpu_bound is False

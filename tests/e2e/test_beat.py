@@ -150,3 +150,25 @@ def test_a_stopped_leader_hands_over_at_once(redis_url: str, store: redis.Redis,
             wait_until(standby.leading, lease - 2.0, "the standby to lead before the lease could have expired")
         finally:
             store.delete(queue)
+
+
+def test_a_frozen_leader_that_wakes_up_after_losing_its_lease_does_not_fire(
+    redis_url: str, store: redis.Redis, lock_key: str, tmp_path: Path
+) -> None:
+    queue = f"beat-{uuid.uuid4().hex[:8]}"
+    first = start_beat(redis_url, lock_key, queue, tmp_path)
+    second = start_beat(redis_url, lock_key, queue, tmp_path)
+    try:
+        wait_until(lambda: first.leading() or second.leading(), 20, "a leader")
+        leader, standby = (first, second) if first.leading() else (second, first)
+        leader.signal(signal.SIGSTOP)  # frozen: it can neither renew nor release its lease
+        wait_until(standby.leading, 20, "the standby to take over the frozen leader's lease")
+        leader.signal(signal.SIGCONT)
+        wait_until(lambda: "lost the lease" in leader.log(), 10, "the woken leader to notice it lost the lease")
+        fired = fires_in(store, queue, 4.0)
+        assert 2 <= fired <= 6, f"{fired} fires in 4 s with a woken former leader"
+        assert leader_pid(store, lock_key) == standby.pid
+    finally:
+        first.stop()
+        second.stop()
+        store.delete(queue)

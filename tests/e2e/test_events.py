@@ -1,17 +1,34 @@
-"""Workers emit Celery task events, so Flower and `celery events` work against a deployment."""
+"""Workers started with `--events` emit Celery task events, so Flower and `celery events` work."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
 
 from task_client import TaskClient
-from task_server.testing import wait_until
+from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def client(private_redis: RedisProcess, tmp_path: Path) -> Iterator[TaskClient]:
+    """A client of a worker of its own, started with `--events` (events are off by default)."""
+    url = private_redis.url
+    with WorkerProcess(url, concurrency=1, extra_args=["--events"], logdir=str(tmp_path)) as worker:
+        worker.start()
+        with TaskClient(url) as task_client:
+            yield task_client
+
+
+@pytest.fixture
+def redis_url(private_redis: RedisProcess) -> str:
+    return private_redis.url
 
 
 def test_a_call_produces_received_started_and_succeeded_events(redis_url: str, client: TaskClient) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,45 @@ def test_a_frozen_broker_is_reported_not_waited_for(
     assert value(samples, "task_server_broker_up") == 0
     assert ("task_server_queue_depth", (("queue", "math"),)) not in samples
     assert ("task_server_tasks_received_total", (("contract", "math.add"), ("message", "call"))) in samples
+
+
+def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
+    private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    marks = tmp_path / "diagnostics"
+    marks.mkdir()
+    port = free_port()
+    worker = WorkerProcess(
+        private_redis.url,
+        concurrency=1,
+        queues=["diagnostics"],
+        extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
+        env={"TASK_DIAGNOSTICS_DIR": str(marks)},
+        logdir=str(tmp_path),
+    )
+    starts = marks / "killed.starts"
+
+    def started(count: int) -> bool:
+        return starts.exists() and len(starts.read_text().split()) >= count
+
+    with worker, TaskClient(private_redis.url) as client, ThreadPoolExecutor(max_workers=1) as pool:
+        worker.start()
+        call = pool.submit(client.hold.with_options(timeout=60), "killed", 25.0)
+        wait_until(lambda: started(1), 30, "the first start")
+        (child,) = worker.children()
+        os.kill(child, signal.SIGKILL)  # requeued at once, started again in a new pool process
+        wait_until(lambda: started(2), 30, "the second start")
+        (marks / "killed.release").touch()
+        assert call.result(timeout=60) == 2
+        hold = {"contract": "diagnostics.hold", "message": "call"}
+        wait_until(
+            lambda: value(scrape(port), "task_server_tasks_succeeded_total", **hold) == 1,
+            15,
+            "the success to be counted",
+            interval=0.2,
+        )
+        samples = scrape(port)
+    assert value(samples, "task_server_tasks_received_total", **hold) == 2
+    assert value(samples, "task_server_tasks_retried_total", **hold) == 1
+    assert value(samples, "task_server_tasks_failed_total", **hold) == 0
+    assert value(samples, "task_server_tasks_refused_total", **hold) == 0

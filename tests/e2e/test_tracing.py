@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +24,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
-pytestmark = pytest.mark.e2e
+from ..brokers import Broker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
 
 class SpanReceiver(ThreadingHTTPServer):
@@ -76,7 +79,8 @@ def client_spans() -> InMemorySpanExporter:
 
 
 @pytest.fixture(scope="module")
-def traced_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SpanReceiver]]:
+def traced_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, SpanReceiver]]:
+    """A prefork worker with `--tracing` on a broker of this module's own (no other worker steals its tasks)."""
     receiver = SpanReceiver()
     serving = threading.Thread(target=receiver.serve_forever, daemon=True)
     serving.start()
@@ -86,16 +90,27 @@ def traced_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         "OTEL_SERVICE_NAME": "worker-under-test",
     }
     logdir = str(tmp_path_factory.mktemp("traced-worker"))
+    vhost = f"traces-{uuid.uuid4().hex[:8]}"
     with RedisProcess(workdir=str(tmp_path_factory.mktemp("redis"))) as redis:
         redis.start()
-        with WorkerProcess(redis.url, concurrency=2, extra_args=["--tracing"], env=env, logdir=logdir) as worker:
+        if broker.kind == "redis":
+            own = Broker("redis", redis.url, redis.url)
+        else:
+            assert broker.node is not None
+            own = Broker("rabbitmq", broker.node.add_vhost(vhost), redis.url, broker.node)
+        worker = WorkerProcess(
+            own.url, result_backend=own.result_backend, concurrency=2, extra_args=["--tracing"], env=env, logdir=logdir
+        )
+        with worker:
             worker.start()
             try:
-                yield redis.url, receiver
+                yield own, receiver
             finally:
                 worker.stop()
                 receiver.shutdown()
                 receiver.server_close()
+                if broker.node is not None and broker.kind == "rabbitmq":
+                    broker.node.ctl("delete_vhost", vhost, check=False)
 
 
 def worker_span(receiver: SpanReceiver, trace_id: int, name: str) -> WireSpan:
@@ -129,11 +144,14 @@ def assert_child(task: WireSpan, sent: ReadableSpan) -> None:
 
 
 def test_a_call_and_its_task_are_one_trace(
-    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    redis_url, receiver = traced_worker
+    own, receiver = traced_worker
     tracer = trace.get_tracer("test")
-    with TaskClient(redis_url, tracing=True) as client, tracer.start_as_current_span("caller") as caller:
+    with (
+        TaskClient(own.url, own.result_backend, tracing=True) as client,
+        tracer.start_as_current_span("caller") as caller,
+    ):
         handle = client.add.submit(2, 3)
         assert handle.result(timeout=10) == 5
     sent = sent_span(client_spans, caller, "send math.add")
@@ -144,11 +162,14 @@ def test_a_call_and_its_task_are_one_trace(
 
 
 def test_map_chunks_carry_the_callers_trace(
-    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    redis_url, receiver = traced_worker
+    own, receiver = traced_worker
     tracer = trace.get_tracer("test")
-    with TaskClient(redis_url, tracing=True) as client, tracer.start_as_current_span("batch caller") as caller:
+    with (
+        TaskClient(own.url, own.result_backend, tracing=True) as client,
+        tracer.start_as_current_span("batch caller") as caller,
+    ):
         assert client.add.map([(1, 2)] * 4) == [3] * 4
     sent = sent_span(client_spans, caller, "send math.add:chunk")
     task = worker_span(receiver, caller.get_span_context().trace_id, "run/math.add:chunk")
@@ -156,9 +177,9 @@ def test_map_chunks_carry_the_callers_trace(
 
 
 def test_concurrent_asyncio_calls_each_keep_their_own_trace(
-    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    redis_url, receiver = traced_worker
+    own, receiver = traced_worker
     tracer = trace.get_tracer("test")
 
     async def call_in_span(client: TaskClient, name: str, x: int) -> tuple[trace.Span, int]:
@@ -169,7 +190,7 @@ def test_concurrent_asyncio_calls_each_keep_their_own_trace(
         # Published in the same loop tick, so in one pipelined batch: each message keeps its caller's trace.
         return await asyncio.gather(call_in_span(client, "first", 1), call_in_span(client, "second", 2))
 
-    with TaskClient(redis_url, tracing=True) as client:
+    with TaskClient(own.url, own.result_backend, tracing=True) as client:
         (first, one), (second, two) = asyncio.run(both(client))
     assert (one, two) == (2, 4)
     for caller in (first, second):
@@ -179,11 +200,11 @@ def test_concurrent_asyncio_calls_each_keep_their_own_trace(
 
 
 def test_an_untraced_client_sends_no_trace_context(
-    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    redis_url, receiver = traced_worker
+    own, receiver = traced_worker
     tracer = trace.get_tracer("test")
-    with TaskClient(redis_url) as client, tracer.start_as_current_span("untraced caller") as caller:
+    with TaskClient(own.url, own.result_backend) as client, tracer.start_as_current_span("untraced caller") as caller:
         handle = client.add.submit(20, 3)
         assert handle.result(timeout=10) == 23
     assert not [
@@ -207,14 +228,37 @@ def test_an_untraced_client_sends_no_trace_context(
 
 
 def test_every_link_of_a_workflow_joins_the_callers_trace(
-    traced_worker: tuple[str, SpanReceiver], client_spans: InMemorySpanExporter
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    redis_url, receiver = traced_worker
+    own, receiver = traced_worker
     tracer = trace.get_tracer("test")
-    with TaskClient(redis_url, tracing=True) as client, tracer.start_as_current_span("workflow caller") as caller:
+    with (
+        TaskClient(own.url, own.result_backend, tracing=True) as client,
+        tracer.start_as_current_span("workflow caller") as caller,
+    ):
         assert (client.add.s(4, 7) | client.mul.s(10))() == 110
     sent = sent_span(client_spans, caller, "send workflow")
     trace_id = caller.get_span_context().trace_id
     # The first link is published by the client; the next by the worker that ran the first.
     assert_child(worker_span(receiver, trace_id, "run/math.add"), sent)
     assert worker_span(receiver, trace_id, "run/math.mul").kind == WireSpan.SPAN_KIND_CONSUMER
+
+
+def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
+    traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
+) -> None:
+    # math.add is declared cpu_bound=False (served on the main process's threads), diagnostics.sleep
+    # is not (served by a pool process): each process has its own exporter.
+    own, receiver = traced_worker
+    tracer = trace.get_tracer("test")
+    with TaskClient(own.url, own.result_backend, tracing=True) as client:
+        with tracer.start_as_current_span("pool caller") as pool_caller:
+            assert client.sleep(0.01) == 0.01
+        with tracer.start_as_current_span("thread caller") as thread_caller:
+            assert client.add(1, 1) == 2
+    for caller, task, name in (
+        (pool_caller, "diagnostics.sleep", "run/diagnostics.sleep"),
+        (thread_caller, "math.add", "run/math.add"),
+    ):
+        sent = sent_span(client_spans, caller, f"send {task}")
+        assert_child(worker_span(receiver, caller.get_span_context().trace_id, name), sent)

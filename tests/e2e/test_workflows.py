@@ -23,6 +23,7 @@ from task_contracts import contract
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.every_broker
 def test_a_chain_feeds_each_result_into_the_next_link(client: TaskClient) -> None:
     assert (client.add.s(4, 7) | client.mul.s(10))() == 110
     handle = (client.add.s(4, 7) | client.mul.s(10) | client.add.s(y=1)).submit()
@@ -42,12 +43,14 @@ def test_a_group_returns_its_results_in_input_order(client: TaskClient) -> None:
     assert group(client.add.s(1, 1), client.mul.s(3, 3), client.add.s(4, 7) | client.mul.s(2))() == [2, 9, 22]
 
 
+@pytest.mark.every_broker
 def test_a_chord_feeds_the_list_of_results_to_its_callback(client: TaskClient) -> None:
     assert chord(group(client.add.s(1, 1), client.add.s(2, 2), client.add.s(3, 3)), client.xsum.s())() == 12
     # A group followed by a partial is a chord too, and a chord can be chained on.
     assert (group(client.add.s(1, 1), client.add.s(2, 2)) | client.xsum.s() | client.mul.s(10))() == 60
 
 
+@pytest.mark.every_broker
 def test_a_failure_in_the_middle_of_a_chain_names_the_link(client: TaskClient) -> None:
     handle = (client.div.s(8, 2) | client.div.s(0) | client.div.s(2)).submit()
     with pytest.raises(TaskFailed) as caught:

@@ -1,4 +1,4 @@
-"""Workers send task events by default; `--no-events` turns them off."""
+"""Workers send no task events by default, as in Celery (three PUBLISHes per call); `--events` turns them on."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from task_server import WorkerSettings
 from task_server._app import celery_config
 
 
-def test_task_events_are_on_by_default_and_can_be_turned_off() -> None:
+def test_task_events_are_off_by_default_and_can_be_turned_on() -> None:
     urls = resolve_urls("redis://127.0.0.1:6379/0")
-    assert celery_config(WorkerSettings(urls=urls), CATALOG)["worker_send_task_events"] is True
-    quiet = WorkerSettings(urls=urls, extra_celery_config={"worker_send_task_events": False})
-    assert celery_config(quiet, CATALOG)["worker_send_task_events"] is False
+    assert celery_config(WorkerSettings(urls=urls), CATALOG)["worker_send_task_events"] is False
+    monitored = WorkerSettings(urls=urls, extra_celery_config={"worker_send_task_events": True})
+    assert celery_config(monitored, CATALOG)["worker_send_task_events"] is True
 
 
 def test_worker_help_documents_the_events_switch() -> None:

@@ -35,10 +35,10 @@ ArgSet: TypeAlias = Sequence[Any] | Mapping[str, Any]
 DEFAULT_CHUNK_SIZE = 250
 
 
-def encode_calls(contract: Contract[..., Any], arg_sets: Iterable[ArgSet]) -> list[WireCall]:
-    """Validate every call; raise one `InvalidArguments` naming the first bad item's index."""
+def encode_calls(contract: Contract[..., Any], arg_sets: Iterable[ArgSet], first: int = 0) -> list[WireCall]:
+    """Validate every call; raise one `InvalidArguments` naming the first bad item's index (from `first`)."""
     calls = []
-    for index, arg_set in enumerate(arg_sets):
+    for index, arg_set in enumerate(arg_sets, start=first):
         if isinstance(arg_set, Mapping):
             args: Sequence[Any] = ()
             kwargs: Mapping[str, Any] = arg_set
@@ -87,14 +87,18 @@ class BatchMessage:
 class Batch(Generic[R]):
     """A validated batch of calls of one contract, planned into messages."""
 
-    __slots__ = ("contract", "messages", "size")
+    __slots__ = ("contract", "first", "messages", "size")
 
-    def __init__(self, contract: Contract[..., R], arg_sets: Iterable[ArgSet], chunk_size: int | None) -> None:
+    def __init__(
+        self, contract: Contract[..., R], arg_sets: Iterable[ArgSet], chunk_size: int | None, first: int = 0
+    ) -> None:
+        """`first`: the index of the first call in a longer stream of calls (for error messages)."""
         size = check_chunk_size(chunk_size)
         if contract.retry is not None or contract.rate_limit is not None:
             size = 1  # retries and rate limits apply per message, so each call travels alone
-        calls = encode_calls(contract, arg_sets)
+        calls = encode_calls(contract, arg_sets, first)
         self.contract = contract
+        self.first = first
         self.size = len(calls)
         self.messages = _plan(calls, size)
 
@@ -129,13 +133,16 @@ class Batch(Generic[R]):
         """One value or `TaskError` per call, in input order, from each message's ready record or error."""
         outcomes: list[Any] = []
         for message, record in zip(self.messages, records, strict=True):
-            if isinstance(record, TaskError):
-                outcomes.extend([record] * message.count)
-            elif message.chunked:
-                outcomes.extend(chunk_outcomes(self.contract, message.task_id, record, message.count))
-            else:
-                outcomes.append(capture_outcome(self.contract, message.task_id, record))
+            outcomes.extend(self.message_outcomes(message, record))
         return outcomes
+
+    def message_outcomes(self, message: BatchMessage, record: dict[str, Any] | TaskError) -> list[Any]:
+        """One value or `TaskError` per call of one message, in order."""
+        if isinstance(record, TaskError):
+            return [record] * message.count
+        if message.chunked:
+            return chunk_outcomes(self.contract, message.task_id, record, message.count)
+        return [capture_outcome(self.contract, message.task_id, record)]
 
     def finish(self, outcomes: list[Any], return_exceptions: bool) -> list[Any]:
         """The outcomes as `map` returns them: raise `BatchFailed` if any call failed, unless asked not to."""

@@ -16,17 +16,17 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 
-from task_contracts import redact_url
+from task_contracts import celery_url, redact_url
 
 from ._errors import BrokerUnavailable
-from ._producer import BROKER_ERRORS
+from ._producer import BROKER_ERRORS, publishing_app
 from ._reasons import connection_failure
 from ._settings import ClientSettings
 
 
-class PublishOnlyBackend(RedisBackend):  # type: ignore[misc]
+class _PublishOnly:
     """Celery's Redis backend that never subscribes to or tracks a task's result: it only stores chord sizes.
 
     The canvas makes `AsyncResult` objects for what it sends; with Celery's own result consumer each
@@ -34,7 +34,7 @@ class PublishOnlyBackend(RedisBackend):  # type: ignore[misc]
     """
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)
+        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
@@ -47,6 +47,18 @@ class PublishOnlyBackend(RedisBackend):  # type: ignore[misc]
 
     def on_result_fulfilled(self, result: Any) -> None:
         return None
+
+
+class PublishOnlyBackend(_PublishOnly, RedisBackend):  # type: ignore[misc]
+    """For `redis://` and `rediss://` result backends."""
+
+
+class PublishOnlySentinelBackend(_PublishOnly, SentinelBackend):  # type: ignore[misc]
+    """For `sentinel://` result backends."""
+
+
+def publish_only_backend(url: str) -> type[RedisBackend]:
+    return PublishOnlySentinelBackend if url.startswith("sentinel:") else PublishOnlyBackend
 
 
 class CanvasPublisher:
@@ -83,27 +95,14 @@ class CanvasPublisher:
 
     def _build(self) -> Celery:
         settings = self.settings
-        app = Celery(
-            "task_client_workflows",
-            set_as_current=False,
-            broker=settings.urls.broker_url,
-            backend=settings.urls.result_backend,
-        )
-        app.backend_cls = PublishOnlyBackend
+        app = publishing_app("task_client_workflows", settings)
+        backend = celery_url(settings.urls.result_backend)
+        app.backend_cls = publish_only_backend(settings.urls.result_backend)
         app.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            result_accept_content=["json"],
-            broker_connection_retry_on_startup=False,
-            broker_transport_options={
-                "socket_connect_timeout": settings.connect_timeout,
-                "socket_timeout": settings.socket_timeout,
-                "max_retries": 0,
-            },
+            result_backend=backend.url,
             redis_socket_connect_timeout=settings.connect_timeout,
             redis_socket_timeout=settings.socket_timeout,
             # One attempt: Celery's backend would otherwise retry for ~19 s.
-            result_backend_transport_options={"retry_policy": {"max_retries": 0}},
-            task_publish_retry=False,
+            result_backend_transport_options={**backend.transport_options, "retry_policy": {"max_retries": 0}},
         )
         return app

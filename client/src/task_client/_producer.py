@@ -22,6 +22,7 @@ from task_contracts.wire import AMQP_QUEUE_TYPE, FINGERPRINT_HEADER
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
+from ._transport import PRODUCER_AMQP
 
 # Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
 # (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
@@ -71,29 +72,40 @@ def _transport_options(settings: ClientSettings) -> dict[str, Any]:
     return {**once, "socket_connect_timeout": settings.connect_timeout, "socket_timeout": settings.socket_timeout}
 
 
+def publishing_app(name: str, settings: ClientSettings) -> Celery:
+    """A private Celery app (never the current app) that publishes by name with the client's bounds.
+
+    Shared by single calls and batches (`Producer`) and workflows (`_canvas`), so both reach every
+    broker the same way.
+    """
+    broker = celery_url(settings.urls.broker_url)
+    # PRODUCER_AMQP: on Redis, kombu's transport without a new redis-py client object per publish.
+    app = Celery(name, set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # Results are read by ResultWatcher; a Celery backend would add its own
+        # subscription (and its ~19 s retry loop) to every publish.
+        result_backend=None,
+        broker_connection_retry_on_startup=False,
+        broker_transport_options={**broker.transport_options, **_transport_options(settings)},
+        broker_connection_timeout=settings.connect_timeout,
+        # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
+        task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
+        # Retries are ours (see `publish`): kombu's would also retry after a timeout.
+        task_publish_retry=False,
+    )
+    return app
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._broker = redact_url(settings.urls.broker_url)
-        broker = celery_url(settings.urls.broker_url)
-        self._app = Celery("task_client", set_as_current=False, broker=broker.url)
-        self._app.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            result_accept_content=["json"],
-            # Results are read by ResultWatcher; a Celery backend would add its own
-            # subscription (and its ~19 s retry loop) to every publish.
-            result_backend=None,
-            broker_connection_retry_on_startup=False,
-            broker_transport_options={**broker.transport_options, **_transport_options(settings)},
-            broker_connection_timeout=settings.connect_timeout,
-            # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
-            task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
-            # Retries are ours (see `publish`): kombu's would also retry after a timeout.
-            task_publish_retry=False,
-        )
+        self._app = publishing_app("task_client", settings)
         self._warm = threading.Lock()
         self._warmed = False
 

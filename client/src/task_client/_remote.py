@@ -6,7 +6,7 @@ and `AsyncRemoteTask` awaits them, so both faces validate, publish, wait and fai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
@@ -21,6 +21,7 @@ from ._runtime import CallOptions, Runtime
 from ._schedule import Schedule, check_schedule
 from ._signatures import AsyncPartial, AsyncWorkflow, Partial, Workflow
 from ._steps import Steps, run_async, run_sync
+from ._stream import Stream, iterate_async, iterate_sync
 from ._workflow import Call, make_call
 
 P = ParamSpec("P")
@@ -97,9 +98,7 @@ class BaseRemote(Generic[P, R]):
 
     # -- the operations, once ------------------------------------------------------
     def _call_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[R]:
-        task_id, schedule = yield from self._runtime.publish(self._contract, args, kwargs, self._options)
-        bound = self.timeout + (schedule.due_in() if schedule else 0.0)
-        record = yield from self._runtime.wait(self._contract.name, task_id, bound, schedule)
+        task_id, record = yield from self._runtime.call(self._contract, args, kwargs, self._options, self.timeout)
         value: R = decode_outcome(self._contract, task_id, record)
         return value
 
@@ -113,6 +112,25 @@ class BaseRemote(Generic[P, R]):
         bound = self.timeout if timeout is None else timeout
         outcomes = yield from self._runtime.run_batch(batch, self._options, bound)
         return batch.finish(outcomes, return_exceptions)
+
+    def _stream(
+        self,
+        arg_sets: Iterable[ArgSet],
+        chunk_size: int | None,
+        max_in_flight: int | None,
+        timeout: float | None,
+        in_order: bool,
+    ) -> Stream[R]:
+        return Stream(
+            self._runtime,
+            self._contract,
+            self._options,
+            arg_sets,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            bound=self.timeout if timeout is None else timeout,
+            in_order=in_order,
+        )
 
     def _submit_many_steps(self, arg_sets: Iterable[ArgSet]) -> Steps[tuple[list[str], Schedule | None]]:
         batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
@@ -200,6 +218,91 @@ class RemoteTask(BaseRemote[P, R]):
         """
         return run_sync(self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions))
 
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> Iterator[R]: ...
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> Iterator[R | TaskError]: ...
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[R] | Iterator[R | TaskError]:
+        """Run many calls, streamed: yield their results in input order as they arrive.
+
+        `arg_sets` is read lazily (items as in `map`) and at most `max_in_flight` calls (default
+        10,000) are published and unanswered at any time, so any number of calls runs in bounded
+        memory. Calls travel in chunks of `chunk_size` (default 250). `timeout` (default: this
+        task's timeout) bounds each wait for the next message's results. A failed call raises its
+        `TaskError` where it stands (with `return_exceptions=True` the error is yielded instead);
+        an invalid call raises `InvalidArguments` after the calls before it. Closing the iterator
+        early (break and close, an exception, Ctrl-C) revokes the calls still queued.
+
+        >>> for total in client.add.imap((i, i) for i in range(1_000_000)):
+        ...     ...
+        """
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=True)
+        return iterate_sync(stream, return_exceptions, indexed=False)
+
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> Iterator[tuple[int, R]]: ...
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> Iterator[tuple[int, R | TaskError]]: ...
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> Iterator[tuple[int, R]] | Iterator[tuple[int, R | TaskError]]:
+        """As `imap`, but yield `(index, result)` pairs in the order the calls finish.
+
+        `timeout` bounds each wait for any next result; when it runs out, every call still
+        unanswered gets its `TaskTimeout`. The calls of one chunk finish together.
+
+        >>> for index, total in client.add.as_completed(pairs, chunk_size=1):
+        ...     ...
+        """
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=False)
+        return iterate_sync(stream, return_exceptions, indexed=True)
+
     def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[TaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection, return one handle per call.
 
@@ -282,6 +385,78 @@ class AsyncRemoteTask(BaseRemote[P, R]):
         return await run_async(
             self._runtime.producer, self._map_steps(arg_sets, timeout, chunk_size, return_exceptions)
         )
+
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[R]: ...
+    @overload
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[R | TaskError]: ...
+    def imap(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[R] | AsyncIterator[R | TaskError]:
+        """Run many calls, streamed: `async for` yields results in input order. Same rules as `RemoteTask.imap`.
+
+        Cancelling the consuming task (or `aclose()`) revokes the calls still queued.
+
+        >>> async for total in aclient.add.imap((i, i) for i in range(1_000_000)):
+        ...     ...
+        """
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=True)
+        return iterate_async(stream, return_exceptions, indexed=False)
+
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[False] = False,
+    ) -> AsyncIterator[tuple[int, R]]: ...
+    @overload
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[tuple[int, R | TaskError]]: ...
+    def as_completed(
+        self,
+        arg_sets: Iterable[ArgSet],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[tuple[int, R]] | AsyncIterator[tuple[int, R | TaskError]]:
+        """`(index, result)` pairs in the order the calls finish. Same rules as `RemoteTask.as_completed`."""
+        stream = self._stream(arg_sets, chunk_size, max_in_flight, timeout, in_order=False)
+        return iterate_async(stream, return_exceptions, indexed=True)
 
     async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection; one handle per call."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -33,6 +35,8 @@ from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
 from ._tracing import Tracing
 from ._watcher import READY_STATES, Record, ResultWatcher
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,13 +112,45 @@ class Runtime:
             yield from self.tracing.traced([message], _publish_one)
         return message.task_id, Schedule.of(message)
 
+    def call(
+        self,
+        contract: Contract[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: CallOptions,
+        timeout: float,
+    ) -> Steps[tuple[str, Record]]:
+        """Validate and publish one call, then wait for its ready record as `wait` does.
+
+        Hot path: the result's subscription is requested before the message is published, so the
+        two travel at once instead of one after the other (one Redis round trip less per call).
+        """
+        message = self.prepare_call(contract, args, kwargs, options)
+        future = self.watcher.watch(message.task_id)
+        try:
+            if self.tracing is None:
+                yield Publish(message, contract.name)
+            else:
+                yield from self.tracing.traced([message], _publish_one)
+        except BaseException:
+            self.watcher.forget(message.task_id, future)
+            raise
+        schedule = Schedule.of(message)
+        # The wait bound of a scheduled call counts from when it is due, not from publication.
+        bound = timeout + (schedule.due_in() if schedule else 0.0)
+        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule)
+        return message.task_id, record
+
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
         """Publish every message of a validated batch through one pipelined connection; their schedule."""
+        queue = options.queue or batch.contract.queue
         schedule = options.schedule()
-        messages = batch.outgoing(options.queue or batch.contract.queue, schedule)
         if self.tracing is None:
-            yield Blocking(partial(self._publish_batch, batch, messages))
+            # Built on the blocking side, so an asyncio caller's loop never builds a large batch.
+            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue, schedule)))
         else:
+            # Built here, in the caller's thread or task, where its trace context is.
+            messages = batch.outgoing(queue, schedule)
             yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
         return schedule
 
@@ -128,14 +164,20 @@ class Runtime:
 
     # -- waiting -----------------------------------------------------------------
     def wait(
-        self, contract: str | None, task_id: str, timeout: float, schedule: Schedule | None = None
+        self,
+        contract: str | None,
+        task_id: str,
+        timeout: float,
+        future: concurrent.futures.Future[Record] | None = None,
+        schedule: Schedule | None = None,
     ) -> Steps[Record]:
         """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
-        With an expiry before then: at expiry a call not yet started is revoked as expired (its
-        REVOKED record then arrives like any other), so a call no worker ever saw ends there too.
+        `future`: the watch already started for it, if any. With an expiry (`schedule`) before the
+        bound: at expiry a call not yet started is revoked as expired (its REVOKED record then
+        arrives like any other), so a call no worker ever saw ends there too.
         """
-        future = self.watcher.watch(task_id)
+        future = future or self.watcher.watch(task_id)
         expires_in = schedule.expires_in() if schedule else None
         try:
             if expires_in is not None and expires_in < timeout:
@@ -167,12 +209,14 @@ class Runtime:
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch
         (counted from when it is due, for a scheduled batch)."""
-        # The messages are built here, in the caller's thread or task, where its trace context is.
+        queue = options.queue or batch.contract.queue
         schedule = options.schedule()
-        messages = batch.outgoing(options.queue or batch.contract.queue, schedule)
+        futures: list[concurrent.futures.Future[Record]]
         if self.tracing is None:
-            futures: list[concurrent.futures.Future[Record]] = yield from self._start_batch_steps(batch, messages)
+            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue, schedule)))
         else:
+            # Built here, in the caller's thread or task, where its trace context is.
+            messages = batch.outgoing(queue, schedule)
             futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
@@ -283,6 +327,25 @@ class Runtime:
             contract=contract,
             task_id=task_id,
         )
+
+    def revoke(self, task_ids: list[str]) -> None:
+        """Ask every running worker not to run these calls (Celery's `revoke` broadcast), best effort.
+
+        kombu retries a broadcast while the broker is unreachable, without end, so it runs in a
+        thread of its own and the caller waits at most the connection bounds for it.
+        """
+
+        def broadcast() -> None:
+            try:
+                self.producer.app.control.revoke(task_ids)
+            except Exception as error:
+                logger.warning("could not revoke %d queued calls: %s", len(task_ids), error)
+
+        sender = threading.Thread(target=broadcast, name="task-client-revoke", daemon=True)
+        sender.start()
+        sender.join(self.read_bound)
+        if sender.is_alive():
+            logger.warning("revoking %d queued calls: the broker did not answer; still trying", len(task_ids))
 
     def close(self) -> None:
         """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""

@@ -23,6 +23,13 @@ _WIRE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
+#: A finished call's record is kept this many times its contract's timeout, unless the contract
+#: says otherwise (`result_ttl=`)...
+RESULT_TTL_TIMEOUTS = 10
+#: ...and never less than this many seconds, so that `handle(task_id)` can re-attach to a call
+#: for at least five minutes after it finished.
+RESULT_TTL_FLOOR = 300.0
+
 
 class ContractDeclarationError(ContractError, TypeError):
     """Raised at import time when a contract declaration is unusable."""
@@ -63,6 +70,12 @@ def _describe(error: pydantic.ValidationError) -> list[str]:
 class Contract(Generic[P, R]):
     """One remote task: wire name, typed signature, queue, time bound and idempotency.
 
+    `cpu_bound=False` declares a task that holds no CPU for long (I/O or trivial work): a worker
+    may then serve it from threads of its main process instead of a pool process, which saves a
+    process hop per call but does not kill it at its timeout. `result_ttl` is how long (seconds)
+    a finished call's record stays in the result backend; by default `RESULT_TTL_TIMEOUTS` times
+    the timeout, at least `RESULT_TTL_FLOOR`.
+
     Declare with the `contract` decorator; a contract is data, not callable code.
     Validators and schemas are compiled once, here, never per call.
     """
@@ -73,6 +86,7 @@ class Contract(Generic[P, R]):
         "_positional",
         "_result_adapter",
         "concurrency",
+        "cpu_bound",
         "description",
         "idempotent",
         "interruptible",
@@ -81,6 +95,7 @@ class Contract(Generic[P, R]):
         "queue",
         "raises",
         "rate_limit",
+        "result_ttl",
         "result_type",
         "retry",
         "timeout",
@@ -94,6 +109,8 @@ class Contract(Generic[P, R]):
         queue: str,
         timeout: float,
         idempotent: bool,
+        cpu_bound: bool = True,
+        result_ttl: float | None = None,
         retry: Retry | None = None,
         raises: Sequence[type[DeclaredError]] = (),
         interruptible: bool = False,
@@ -106,14 +123,22 @@ class Contract(Generic[P, R]):
             raise ContractDeclarationError(f"{name}: queue name {queue!r} is not a valid queue name")
         if not timeout > 0:
             raise ContractDeclarationError(f"{name}: timeout must be positive, got {timeout!r}")
+        if result_ttl is not None and not result_ttl >= 1:
+            raise ContractDeclarationError(f"{name}: result_ttl must be at least 1 second, got {result_ttl!r}")
         self.name = name
         self.queue = queue
         self.timeout = float(timeout)
         self.idempotent = idempotent
+        self.cpu_bound = cpu_bound
+        self.result_ttl = (
+            float(result_ttl) if result_ttl is not None else max(RESULT_TTL_FLOOR, RESULT_TTL_TIMEOUTS * self.timeout)
+        )
         raises = tuple(raises)
         problems = policy_problems(
             name, idempotent=idempotent, retry=retry, raises=raises, rate_limit=rate_limit, concurrency=concurrency
         )
+        if interruptible and not cpu_bound:
+            problems.append("interruptible needs the process pool (cpu_bound=True): a thread cannot be stopped")
         if problems:
             raise ContractDeclarationError(f"{name}: " + "; ".join(problems))
         self.retry = retry
@@ -272,6 +297,8 @@ def contract(
     queue: str = "default",
     timeout: float = 30.0,
     idempotent: bool = False,
+    cpu_bound: bool = True,
+    result_ttl: float | None = None,
     retry: Retry | None = None,
     raises: Sequence[type[DeclaredError]] = (),
     interruptible: bool = False,
@@ -286,7 +313,7 @@ def contract(
     per-worker limit, e.g. "10/s") and `concurrency` (at most this many running at once across
     all workers).
 
-    >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
     ...     "Add two integers."
     """
@@ -298,6 +325,8 @@ def contract(
             queue=queue,
             timeout=timeout,
             idempotent=idempotent,
+            cpu_bound=cpu_bound,
+            result_ttl=result_ttl,
             retry=retry,
             raises=raises,
             interruptible=interruptible,

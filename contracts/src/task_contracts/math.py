@@ -1,31 +1,35 @@
 # Contract stubs have no body by design.
 # mypy: disable-error-code="empty-body"
-"""Arithmetic tasks from the Celery tutorial, served on the `math` queue."""
+"""Arithmetic tasks from the Celery tutorial, served on the `math` queue.
+
+Each takes microseconds of CPU, so they are declared `cpu_bound=False`: a worker serves them from
+threads of its main process, without a hop to a pool process.
+"""
 
 from __future__ import annotations
 
 from ._contract import contract
 
 
-@contract(name="math.add", queue="math", timeout=10, idempotent=True)
+@contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
 def add(x: int, y: int) -> int:
     """Return x + y."""
     ...
 
 
-@contract(name="math.mul", queue="math", timeout=10, idempotent=True)
+@contract(name="math.mul", queue="math", timeout=10, idempotent=True, cpu_bound=False)
 def mul(x: int, y: int) -> int:
     """Return x * y."""
     ...
 
 
-@contract(name="math.xsum", queue="math", timeout=10, idempotent=True)
+@contract(name="math.xsum", queue="math", timeout=10, idempotent=True, cpu_bound=False)
 def xsum(numbers: list[int]) -> int:
     """Return the sum of a list of integers."""
     ...
 
 
-@contract(name="math.div", queue="math", timeout=10, idempotent=True)
+@contract(name="math.div", queue="math", timeout=10, idempotent=True, cpu_bound=False)
 def div(x: float, y: float) -> float:
     """Return x / y; fails on the worker with ZeroDivisionError when y is 0."""
     ...

@@ -1,7 +1,8 @@
-"""Before a call runs: was it cancelled, is its contract at its fleet-wide limit, was it started before?
+"""Before a call runs: was it cancelled, did it finish before, is its contract at its fleet-wide
+limit, was it started before?
 
-All three are answered by one atomic script in the result backend's Redis, so a call costs one
-round trip here whatever its contract declares, and a caller's cancel (see `task_contracts.wire`)
+All are answered by one atomic script in the result backend's Redis, so a call costs one round
+trip here whatever its contract declares, and a caller's cancel (see `task_contracts.wire`)
 either comes before the start (the call never runs) or after it (the caller is told it runs).
 
 - Cancelled: the caller set the durable revoke key; a REVOKED record is stored again (Celery may
@@ -11,6 +12,8 @@ either comes before the start (the call never runs) or after it (the caller is t
   its id, attempt and expiry, and dropped here, so it waits in the broker and not in a worker slot.
   A slot is a lease in a sorted set that ends at the contract's bound plus a margin: a worker killed
   mid-call cannot hold a slot for longer.
+- Finished before (its worker was lost between storing the record and acknowledging the message):
+  the message is dropped without running it again or touching the record.
 - Started before: the start is counted for the redelivery policy (`_deliveries.judge`).
 """
 
@@ -30,13 +33,14 @@ from celery.exceptions import Ignore
 from task_contracts import Contract
 from task_contracts.wire import (
     CONCURRENCY_KEY_PREFIX,
+    RESULT_KEY_PREFIX,
     REVOKED_CANCELLED,
     REVOKED_KEY_PREFIX,
     RUNNING_KEY_PREFIX,
 )
 
-from ._backend import STORE_ERRORS
-from ._deliveries import COUNT_TTL_SECONDS, DELIVERIES_KEY_PREFIX, judge
+from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._deliveries import COUNT_TTL_SECONDS, judge
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +49,20 @@ LEASE_MARGIN = 5.0
 #: Countdown range (seconds) of a call sent back to the broker because its contract is at its limit.
 REQUEUE_DELAY = (0.05, 0.25)
 
-# KEYS: revoked, deliveries, running, leases ("" without a limit).
+# KEYS: revoked, deliveries, running, leases ("" without a limit), record.
 # ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds.
-# Returns {"revoked", reason} | {"full", 0} | {"start", starts}.
+# Returns {"revoked", reason} | {"finished", status} | {"full", 0} | {"start", starts}.
 _ADMIT = """
 local reason = redis.call('get', KEYS[1])
 if reason then return {'revoked', reason} end
+local stored = redis.call('get', KEYS[5])
+if stored then
+  local ok, record = pcall(cjson.decode, stored)
+  if ok and type(record) == 'table' then
+    local status = record['status']
+    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return {'finished', status} end
+  end
+end
 local limit = tonumber(ARGV[5])
 if limit > 0 then
   local t = redis.call('time')
@@ -93,7 +105,13 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     leases = CONCURRENCY_KEY_PREFIX + contract.name if limit else ""
     running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
     client = task.backend.client
-    keys = [REVOKED_KEY_PREFIX + task_id, deliveries_key(task_id, retries), RUNNING_KEY_PREFIX + task_id, leases]
+    keys = [
+        REVOKED_KEY_PREFIX + task_id,
+        deliveries_key(task_id, retries),
+        RUNNING_KEY_PREFIX + task_id,
+        leases,
+        RESULT_KEY_PREFIX + task_id,
+    ]
     arguments = [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
     try:
         verdict, value = _admit_script(client)(keys=keys, args=arguments)
@@ -103,6 +121,9 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     else:
         unrecorded = None
     verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+    if verdict == "finished":
+        logger.warning("%s[%s]: delivered again after it had finished; not run again", contract.name, task_id)
+        raise Ignore()
     if verdict == "revoked":
         reason = value.decode() if isinstance(value, bytes) else str(value or REVOKED_CANCELLED)
         logger.info("%s[%s]: %s before it started; not run", contract.name, task_id, reason)

@@ -7,9 +7,9 @@ from typing import Any
 from celery import Celery
 
 from task_contracts import CATALOG, CeleryUrl, ContractCatalog, celery_url
-from task_contracts.wire import AMQP_QUEUE_TYPE
+from task_contracts.wire import AMQP_QUEUE_TYPE, chunk_task_name
 
-from ._backend import backend_class, store_retry_config
+from ._backend import RESULT_TTLS_SETTING, backend_class, store_retry_config
 from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
@@ -17,6 +17,7 @@ from ._execution import register
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
+from ._threads import THREADS_SETTING
 from ._transport import WORKER_AMQP
 
 
@@ -65,14 +66,29 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "broker_connection_max_retries": None,
         "worker_hijack_root_logger": True,
         "enable_utc": True,
-        # Task events for standard monitoring (Flower, `celery events`); cheap without listeners.
-        "worker_send_task_events": True,
+        # Task events for standard monitoring (Flower, `celery events`): off by default, as in
+        # Celery, since each call then costs three more Redis PUBLISHes (`--events` turns them on).
+        "worker_send_task_events": False,
+        # How long each contract's finished records are kept (see `_backend`).
+        RESULT_TTLS_SETTING: result_ttls(settings, catalog),
+        # Contracts declared cpu_bound=False run on threads of the main process (see `_threads`);
+        # with the threads or solo pool every task already runs there.
+        THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
     }
     config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
     config.update(store_retry_config())
     config.update(settings.extra_celery_config)
     return config
+
+
+def result_ttls(settings: WorkerSettings, catalog: ContractCatalog) -> dict[str, float]:
+    """Seconds each task's finished record is kept: the worker's `--result-ttl`, else the contract's."""
+    ttls = {}
+    for item in catalog:
+        ttl = settings.result_ttl if settings.result_ttl is not None else item.result_ttl
+        ttls[item.name] = ttls[chunk_task_name(item.name)] = ttl
+    return ttls
 
 
 def broker_config(settings: WorkerSettings, broker: CeleryUrl) -> dict[str, Any]:

@@ -9,15 +9,16 @@ from celery import Celery
 
 from task_contracts import CATALOG, ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
-from ._app import consumed_queues, create_app
+from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
-from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, redelivery_warnings
+from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
 from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
 from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._threads import DEFAULT_THREADS
 
 EXIT_IMPLEMENTATION = 3
 
@@ -131,9 +132,25 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
 @click.option("--hostname", "-n", help="Node name, unique per worker, e.g. math1@%h (%h: this host's name).")
 @click.option(
     "--events/--no-events",
-    default=True,
+    default=False,
     show_default=True,
-    help="Send task events for monitoring (Flower, `celery events`).",
+    help="Send task events for monitoring (Flower, `celery events`); three Redis PUBLISHes more per call.",
+)
+@click.option(
+    "--threads",
+    envvar="TASK_THREADS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads of the main process serving contracts declared cpu_bound=False (prefork pool only; "
+    "0: serve them from the pool too) [env TASK_THREADS].",
+)
+@click.option(
+    "--result-ttl",
+    envvar="TASK_RESULT_TTL",
+    type=click.FloatRange(min=1),
+    help="Seconds every finished call's record is kept in the result backend [env TASK_RESULT_TTL; "
+    "default: each contract's result_ttl, 10 x its timeout and at least 300 s].",
 )
 @click.option(
     "--visibility-timeout",
@@ -206,6 +223,8 @@ def worker(
     pool: str,
     hostname: str | None,
     events: bool,
+    threads: int,
+    result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
     max_message_bytes: int,
@@ -235,8 +254,10 @@ def worker(
         hostname=hostname,
         extra_celery_config={
             "worker_prefetch_multiplier": prefetch_multiplier,
-            **({} if events else {"worker_send_task_events": False}),
+            **({"worker_send_task_events": True} if events else {}),
         },
+        threads=threads,
+        result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
@@ -281,7 +302,9 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> None
         err=True,
     )
     # On RabbitMQ a lost worker's task comes back when its connection closes: no visibility timeout.
-    for warning in [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, catalog):
+    warnings = [] if urls.broker_is_amqp else redelivery_warnings(settings.visibility_timeout, catalog)
+    warnings += lifetime_warnings(settings.visibility_timeout, result_ttls(settings, catalog), catalog)
+    for warning in warnings:
         click.echo(f"task-server: warning: {warning}", err=True)
     roles: dict[str, list[str]] = {}  # one line per URL, even when broker and backend share it
     for role, url in (("broker", urls.broker_url), ("result backend", urls.result_backend)):
@@ -305,7 +328,7 @@ def _enable_tracing(settings: WorkerSettings) -> None:
     from ._tracing import enable_tracing  # imported only when asked for: no cost otherwise
 
     try:
-        enable_tracing(settings.pool)
+        enable_tracing(settings.pool, main_serves_tasks=settings.threads > 0)
     except TracingUnavailable as error:
         raise click.UsageError(str(error)) from None
     click.echo("task-server: tracing on (OpenTelemetry)", err=True)

@@ -29,8 +29,8 @@ from ._errors import DeliveryLimitExceeded, OutcomeUnknown
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0
 DEFAULT_MAX_DELIVERIES = 3
-DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
-# As long as Celery keeps results by default (`result_expires`): a redelivery comes well before.
+# Bounds a counter whose task never finishes; a finished task's counter is deleted with the
+# storing of its record (`_backend`), so a redelivery comes well before this.
 COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,8 @@ def judge(
     max_deliveries: int,
     unrecorded: BaseException | None = None,
 ) -> None:
-    """Raise `OutcomeUnknown` or `DeliveryLimitExceeded` when this start (number `starts`) must not run.
-
-    `starts` is None when the start could not be recorded (`unrecorded` says why).
+    """Raise `OutcomeUnknown` or `DeliveryLimitExceeded` when this start (number `starts`, counted by
+    `_admission`) must not run; `starts` is None when it could not be recorded (`unrecorded` says why).
     """
     if starts is None:
         if not contract.idempotent:
@@ -100,4 +99,18 @@ def redelivery_warnings(visibility_timeout: float, catalog: ContractCatalog) -> 
         "a task still running then is delivered again (idempotent) or reported OutcomeUnknown (not idempotent)"
         for item in catalog
         if item.timeout >= visibility_timeout
+    ]
+
+
+def lifetime_warnings(visibility_timeout: float, result_ttls: dict[str, float], catalog: ContractCatalog) -> list[str]:
+    """Non-idempotent contracts whose records expire before a lost worker's message comes back.
+
+    A redelivery finds the call finished by its record (the start counter is gone by then); once
+    the record has expired, the call would be started again.
+    """
+    return [
+        f"{item.name} is not idempotent and its records are kept {result_ttls[item.name]:g} s, less than the "
+        f"visibility timeout ({visibility_timeout:g} s): a call redelivered after that could run twice"
+        for item in catalog
+        if not item.idempotent and result_ttls.get(item.name, visibility_timeout) < visibility_timeout
     ]

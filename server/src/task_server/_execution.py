@@ -42,7 +42,9 @@ def register(
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
-    task: Task = app.task(run, name=contract.name, time_limit=contract.timeout, **task_options(contract))
+    task: Task = app.task(
+        run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **task_options(contract)
+    )
     return task
 
 

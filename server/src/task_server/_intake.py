@@ -21,6 +21,7 @@ from kombu.serialization import prepare_accept_content
 
 from ._backend import STORE_ERRORS
 from ._errors import RefusedMessage
+from ._threads import ServedByThreads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
 MAX_MESSAGE_BYTES_SETTING = "task_sdk_max_message_bytes"
@@ -35,8 +36,12 @@ message_refused = Signal(name="message_refused", providing_args={"reason"})
 
 
 def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> Callable[..., Any]:
-    """Celery's default strategy behind the checks above."""
-    handle = default_strategy(task, app, consumer, **options)
+    """Celery's default strategy behind the checks above.
+
+    A task of a contract declared `cpu_bound=False` runs on the main process's threads (`_threads`).
+    """
+    threads = None if getattr(task, "cpu_bound", True) else thread_pool(app)
+    handle = default_strategy(task, app, consumer if threads is None else ServedByThreads(consumer, threads), **options)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]

@@ -180,8 +180,11 @@ class QueueDepthCollector:
     def _depths(self) -> Iterator[tuple[str, int]]:
         options = {
             **(self.app.conf.broker_transport_options or {}),
+            # Each transport reads the names it knows: Redis the socket_* ones, AMQP read/write.
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.timeout,
+            "read_timeout": self.timeout,
+            "write_timeout": self.timeout,
             "max_retries": 0,
         }
         with self.app.connection_for_read(connect_timeout=self.timeout, transport_options=options) as connection:

@@ -8,6 +8,7 @@ from task_contracts import ConnectionUrls
 
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
+from ._threads import DEFAULT_THREADS
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
 #: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
@@ -30,6 +31,8 @@ class WorkerSettings:
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
+    threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)
+    result_ttl: float | None = None  # seconds every finished record is kept; None: each contract's own
     tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off
     metrics_address: str = "0.0.0.0"

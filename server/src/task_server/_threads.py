@@ -1,0 +1,60 @@
+"""Contracts declared `cpu_bound=False` are served from threads of the worker's main process.
+
+A prefork worker hands every task to a pool process and back: pipe writes, reads and context
+switches each way, the largest single cost of a small call's round trip on the worker (measured
+with `bench --profile`). A task that holds no CPU for long (I/O, or microseconds of work) gains
+nothing from a process of its own, so the main process runs it on one of `--threads` threads,
+through Celery's own thread pool and its usual request life cycle (acks late, events, results).
+CPU-bound contracts, the default, still go to the process pool: safe for long computations and
+killed at their hard time limit. A thread cannot be killed, so a contract served from threads is
+not stopped at its timeout (its callers still stop waiting).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from celery import Celery, signals
+from celery.concurrency.thread import TaskPool
+
+#: `app.conf` key: threads serving non-CPU-bound contracts in the main process (0: none, use the pool).
+THREADS_SETTING = "task_sdk_threads"
+DEFAULT_THREADS = 8
+
+_pools: weakref.WeakKeyDictionary[Celery, TaskPool] = weakref.WeakKeyDictionary()
+
+
+def thread_pool(app: Celery) -> TaskPool | None:
+    """The app's thread pool, started on first use; None when the worker serves every task from its pool."""
+    size = int(app.conf.get(THREADS_SETTING) or 0)
+    if size < 1:
+        return None
+    pool = _pools.get(app)
+    if pool is None:
+        pool = _pools[app] = TaskPool(limit=size, app=app)
+        pool.start()
+
+        def stop(**_: Any) -> None:
+            pool.stop()
+
+        signals.worker_shutdown.connect(stop, weak=False)
+    return pool
+
+
+class ServedByThreads:
+    """The worker's consumer as Celery's default strategy sees it, except that its pool is `pool`.
+
+    The strategy builds each request class around `consumer.pool.apply_async`. A prefork worker
+    hands requests over through a semaphore that only its process pool releases, so requests for
+    threads skip it (prefetch still bounds them). Everything else (events, revokes, rate limits)
+    stays the consumer's own.
+    """
+
+    def __init__(self, consumer: Any, pool: TaskPool) -> None:
+        self._consumer = consumer
+        self.pool = pool
+        self.on_task_request = consumer.controller._process_task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
