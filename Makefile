@@ -10,7 +10,7 @@ ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
 CELERY_NODE := $(VENV)/npm/node_modules/celery-node/package.json
 NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9
 
-.PHONY: install demo test test-e2e bench build lint docs clean
+.PHONY: install demo test test-e2e check-compat bench build lint docs clean
 
 install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 
@@ -27,8 +27,15 @@ $(ASYNCAPI_SPECS) $(CELERY_NODE) &: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
+test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) check-compat
 	$(BIN)/python -m pytest
+
+# The contracts of the last release (contracts/released/<version>/) against the current ones: a
+# breaking change fails here; the way out is a new major version of the contract.
+RELEASED := $(shell ls -d contracts/released/*/ | sort -V | tail -n 1)
+check-compat: $(STAMP)
+	rm -rf .compat-export && $(BIN)/task-contracts export .compat-export > /dev/null
+	$(BIN)/task-contracts diff $(RELEASED) .compat-export
 
 test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 	$(BIN)/python -m pytest -m e2e

@@ -22,6 +22,7 @@ from task_client import TaskClient
 from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
 
 from .brokers import BROKERS, Broker
+from .catalog import serving
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,7 +68,9 @@ def broker(request: pytest.FixtureRequest, redis_url: str) -> Broker:
 @pytest.fixture(scope="session")
 def worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     logdir = str(tmp_path_factory.mktemp("worker"))
-    with WorkerProcess(broker.url, concurrency=2, logdir=logdir, result_backend=broker.result_backend) as process:
+    with WorkerProcess(
+        broker.url, concurrency=2, logdir=logdir, result_backend=broker.result_backend, **serving()
+    ) as process:
         process.start()
         yield process
 

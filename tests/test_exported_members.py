@@ -23,6 +23,7 @@ EXPECTED = {
         "ContractCatalog",
         "ContractDeclarationError",
         "ContractError",
+        "IncompatibleCall",
         "Crontab",
         "DeclaredError",
         "ResultError",
@@ -33,7 +34,6 @@ EXPECTED = {
         "asyncapi_document",
         "celery_url",
         "contract",
-        "diagnostics",
         "export_contracts",
         "load_catalog",
         "math",
@@ -44,6 +44,7 @@ EXPECTED = {
         "schedule_problems",
         "sentinel_address",
         "wire",
+        "wire_name",
     },
     task_server: {
         "ContractMismatch",

@@ -8,7 +8,7 @@ from task_client import ContractMismatch, InvalidArguments, TaskFailed, UnknownT
 from task_client._batch import DEFAULT_CHUNK_SIZE, Batch
 from task_client._chunks import chunk_outcomes
 from task_contracts import math
-from task_contracts.wire import FINGERPRINT_HEADER, chunk_task_name
+from task_contracts.wire import SHAPE_HEADER, chunk_task_name
 
 
 def test_chunks_are_even_and_keep_input_order() -> None:
@@ -27,10 +27,10 @@ def test_default_chunk_size_and_one_message_per_call() -> None:
     ]
 
 
-def test_outgoing_messages_name_the_chunk_task_and_carry_the_fingerprint_and_bound() -> None:
+def test_outgoing_messages_name_the_chunk_task_and_carry_the_shape_and_bound() -> None:
     chunked, single = (Batch(math.add, [(1, 2)] * 3, chunk_size=size).outgoing("math") for size in (10, 1))
     assert chunked[0].name == chunk_task_name("math.add") == "math.add:chunk"
-    assert chunked[0].headers == {FINGERPRINT_HEADER: math.add.fingerprint}
+    assert chunked[0].headers == {SHAPE_HEADER: math.add.shape}
     assert chunked[0].time_limit == math.add.timeout * 3
     assert [m.name for m in single] == ["math.add"] * 3 and single[0].time_limit is None
 

@@ -15,6 +15,7 @@ import pytest
 from task_contracts import CATALOG
 from task_server.testing import RedisProcess, WorkerProcess, free_port
 
+from ..catalog import CATALOG as TEST_CATALOG
 from ..conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +79,11 @@ def test_no_wait_prints_the_id_and_result_fetches_it_later(url: str) -> None:
         (["call", "add", "1"], 2, "y: Field required"),
         (["call", "add", "1", "2", "--queue", "nobody-listens", "--timeout", "0.3"], 4, "task-client result "),
         (["result", "00000000-0000-0000-0000-000000000000", "--timeout", "0.3"], 4, "no result within 0.3 s"),
-        (["--catalog", "tests.client.changed_catalog:CATALOG", "call", "add", "1", "2"], 6, "fingerprint"),
+        (
+            ["--catalog", "tests.client.changed_catalog:CATALOG", "call", "add", "1", "2", "-p", "z=5"],
+            6,
+            "parameter 'z' is not known to this worker",
+        ),
         (["--catalog", "tests.client.changed_catalog:CATALOG", "call", "sub", "1", "2"], 6, "no worker serves"),
         (["--catalog", "no.such:CATALOG", "contracts"], 2, "--catalog"),
         (["frobnicate"], 2, "No such command"),
@@ -129,7 +134,9 @@ def test_workers_reports_what_each_worker_serves(url: str, worker: WorkerProcess
         assert f"{item.name}  {item.fingerprint}" in done.stdout
     report = json.loads(task_client("workers", "--timeout", "2", "--json", url=url).stdout)
     (mine,) = [w for w in report["workers"] if w["hostname"] == worker.hostname]
-    assert set(mine["queues"]) == {*CATALOG.queues(), "celery"}  # and Celery's default queue
+    assert set(mine["queues"]) == {*TEST_CATALOG.queues(), "celery"}  # and Celery's default queue
+    assert mine["versions"]["math.add"] == [1] and mine["versions"]["diagnostics.sleep"] == [1]
+    assert "  versions: diagnostics.echo v1/v2, diagnostics.hold v1, " in done.stdout
     assert report["problems"] == {}
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from task_client import AsyncPartial, AsyncWorkflow, InvalidArguments, Partial, TaskClient, Workflow, chord, group
 
+from ..catalog import diagnostics
+
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens: any publish would fail with BrokerUnavailable
 
 
@@ -64,6 +66,6 @@ def test_composition_refuses_what_is_not_a_workflow(client: TaskClient) -> None:
 
 def test_the_default_bound_is_the_sum_of_the_links_bounds(client: TaskClient) -> None:
     assert (client.add.s(1, 2) | client.mul.s(3)).timeout == 20.0
-    assert group(client.add.s(1, 2), client.sleep.s(1)).timeout == 13.0
+    assert group(client.add.s(1, 2), client.task(diagnostics.sleep).s(1)).timeout == 13.0
     assert chord(group(client.add.s(1, 2), client.add.s(3, 4)), client.xsum.s()).timeout == 30.0
     assert (client.add.with_options(timeout=2).s(1, 2) | client.mul.with_options(timeout=1).s(3)).timeout == 3.0

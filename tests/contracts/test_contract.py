@@ -40,10 +40,10 @@ def test_contract_declares_wire_name_queue_bound_and_idempotency() -> None:
 def test_encode_arguments_gives_wire_args_and_keyword_only_kwargs() -> None:
     assert math.add.encode_arguments((4, 7), {}) == ([4, 7], {})
     assert math.add.encode_arguments((), {"y": 7, "x": 4}) == ([4, 7], {})
-    assert shift.encode_arguments((Point(x=1, y=2),), {"scale": 2}) == (
-        [{"x": 1, "y": 2}, 1],
-        {"scale": 2.0},
-    )
+    # Only what the caller gave travels: the worker fills in its own defaults.
+    assert shift.encode_arguments((Point(x=1, y=2),), {"scale": 2}) == ([{"x": 1, "y": 2}], {"scale": 2.0})
+    assert shift.encode_arguments((Point(x=1, y=2), 1), {}) == ([{"x": 1, "y": 2}, 1], {})
+    assert shift.encode_arguments((Point(x=1, y=2),), {}) == ([{"x": 1, "y": 2}], {})
 
 
 def test_validate_arguments_returns_typed_values() -> None:
@@ -121,7 +121,7 @@ def test_catalog_refuses_duplicate_names_and_lists_queues() -> None:
     with pytest.raises(ContractDeclarationError, match="math.add"):
         ContractCatalog(math.add, math.add)
     assert CATALOG.names()[:5] == ["math.add", "math.mul", "math.xsum", "math.div", "reports.count_to"]
-    assert CATALOG.queues() == ["math", "reports", "diagnostics"]
+    assert CATALOG.queues() == ["math", "reports"]
     assert CATALOG.get("math.add") is math.add and CATALOG.get("nope") is None
 
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from task_contracts import math
-from task_contracts.wire import FINGERPRINT_HEADER
+from task_contracts.wire import SHAPE_HEADER
 from task_server.testing import BeatProcess, WorkerProcess, wait_until
 
 from ..conftest import REPO_ROOT
@@ -87,7 +87,7 @@ def test_beat_fires_every_second_and_the_worker_runs_each_call(
     assert list(cwd.iterdir()) == [], "beat wrote a file into its working directory"
 
 
-def test_fired_messages_carry_validated_arguments_and_the_fingerprint(
+def test_fired_messages_carry_validated_arguments_and_the_contract_shape(
     redis_url: str, store: redis.Redis, lock_key: str, tmp_path: Path
 ) -> None:
     queue = f"beat-{uuid.uuid4().hex[:8]}"
@@ -97,7 +97,7 @@ def test_fired_messages_carry_validated_arguments_and_the_fingerprint(
         envelope = json.loads(store.rpop(queue) or b"{}")
         args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
         assert envelope["headers"]["task"] == "math.add"
-        assert envelope["headers"][FINGERPRINT_HEADER] == math.add.fingerprint
+        assert envelope["headers"][SHAPE_HEADER] == math.add.shape
         assert (args, kwargs) == ([31337, 4242], {})
     finally:
         store.delete(queue)

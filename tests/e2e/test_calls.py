@@ -15,7 +15,7 @@ from task_client import (
     TaskTimeout,
     UnknownTask,
 )
-from task_contracts import contract
+from task_contracts import contract, math
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
@@ -84,11 +84,38 @@ def test_a_name_no_worker_serves_is_unknown_quickly(client: TaskClient) -> None:
     assert time.monotonic() - started < UNKNOWN_AT_ONCE  # the worker's answer, far inside the 20 s bound
 
 
-def test_a_changed_contract_is_refused_by_the_worker(client: TaskClient) -> None:
-    @contract(name="math.add", queue="math", timeout=10)
+def test_a_newer_contract_runs_on_an_older_worker_unless_the_call_uses_what_it_lacks(client: TaskClient) -> None:
+    @contract(name="math.add", queue="math", timeout=10, idempotent=True)
     def add(x: int, y: int, z: int = 0) -> int: ...
 
-    with pytest.raises(ContractMismatch, match="fingerprint"):
+    assert add.fingerprint != math.add.fingerprint
+    assert client.task(add)(1, 2) == 3  # only what the worker knows: runs
+    with pytest.raises(ContractMismatch, match=r"math\.add: parameter 'z' is not known to this worker"):
+        client.task(add)(1, 2, z=5)  # never silently dropped
+
+
+def test_a_changed_type_is_refused_naming_the_change_only_when_the_value_breaks(client: TaskClient) -> None:
+    @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    def add(x: int, y: str) -> int: ...
+
+    assert client.task(add)(1, "2") == 3  # the worker's int accepts "2"
+    with pytest.raises(ContractMismatch, match=r"math\.add: y changed from str to int"):
+        client.task(add)(1, "two")
+
+
+def test_a_required_parameter_the_caller_lacks_is_refused_naming_it(client: TaskClient) -> None:
+    @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    def add(x: int) -> int: ...
+
+    with pytest.raises(ContractMismatch, match=r"parameter 'y' is required by this worker"):
+        client.task(add)(1)
+
+
+def test_a_result_the_client_cannot_read_is_a_mismatch_naming_it(client: TaskClient) -> None:
+    @contract(name="math.add", queue="math", timeout=10, idempotent=True)
+    def add(x: int, y: int) -> list[int]: ...
+
+    with pytest.raises(ContractMismatch, match=r"math\.add: the worker's result does not fit .*list"):
         client.task(add)(1, 2)
 
 

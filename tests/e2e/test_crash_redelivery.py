@@ -23,6 +23,7 @@ from task_client import OutcomeUnknown, TaskClient, TaskFailed
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
 from ..brokers import Broker
+from ..catalog import diagnostics, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
@@ -69,9 +70,9 @@ def start_worker(markers: Markers, tmp_path: Path) -> Iterator[Callable[..., Wor
             broker.url,
             result_backend=broker.result_backend,
             concurrency=1,
-            env={"TASK_DIAGNOSTICS_DIR": str(markers.directory), **(env or {})},
             extra_args=extra_args,
             logdir=str(tmp_path),
+            **serving({"TASK_DIAGNOSTICS_DIR": str(markers.directory), **(env or {})}),
         )
         started.append(process)
         return process.start()
@@ -94,7 +95,7 @@ def kill_pool_child(worker: WorkerProcess) -> None:
 
 def waiting_call(client: TaskClient, name: str, marker: str) -> concurrent.futures.Future[Any]:
     """The blocking call a client makes, running in a thread so the test can inject the fault."""
-    remote = getattr(client, name).with_options(timeout=CLIENT_BOUND)
+    remote = client.task(getattr(diagnostics, name)).with_options(timeout=CLIENT_BOUND)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     future = pool.submit(remote, marker, HOLD_SECONDS)
     pool.shutdown(wait=False)

@@ -16,14 +16,22 @@ from celery import Celery
 from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import REPO_ROOT, diagnostics, serving
+from ..catalog import SPEC as TEST_CATALOG
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def math_and_reports(private_redis: RedisProcess, tmp_path: Path) -> Iterator[tuple[WorkerProcess, WorkerProcess]]:
-    """Two workers of one deployment: one consumes `math`, the other `reports`; nobody `diagnostics`."""
-    math = WorkerProcess(private_redis.url, queues=["math"], hostname="math1@127.0.0.1", logdir=str(tmp_path))
-    reports = WorkerProcess(private_redis.url, queues=["reports"], hostname="reports1@127.0.0.1", logdir=str(tmp_path))
+    """Two workers of one deployment (the test catalog): one consumes `math`, the other `reports`; nobody
+    `diagnostics`."""
+    math = WorkerProcess(
+        private_redis.url, queues=["math"], hostname="math1@127.0.0.1", logdir=str(tmp_path), **serving()
+    )
+    reports = WorkerProcess(
+        private_redis.url, queues=["reports"], hostname="reports1@127.0.0.1", logdir=str(tmp_path), **serving()
+    )
     with math, reports:
         math.start()
         reports.start()
@@ -67,9 +75,9 @@ def test_client_workers_lists_every_node_with_its_queues_and_contracts(
 def test_task_client_workers_command_shows_both_nodes_and_flags_the_unserved_queue(
     private_redis: RedisProcess, math_and_reports: tuple[WorkerProcess, WorkerProcess]
 ) -> None:
-    env = {**os.environ, "TASK_BROKER_URL": private_redis.url}
+    env = {**os.environ, "TASK_BROKER_URL": private_redis.url, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "task_client", "workers", "--timeout", "3", "--json"],
+        [sys.executable, "-m", "task_client", "--catalog", TEST_CATALOG, "workers", "--timeout", "3", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -93,14 +101,14 @@ def _pool_processes(monitor: Celery, hostname: str) -> int:
 
 def test_autoscale_grows_the_pool_under_a_burst(private_redis: RedisProcess, tmp_path: Path) -> None:
     worker = WorkerProcess(
-        private_redis.url, queues=["diagnostics"], extra_args=["--autoscale", "3,1"], logdir=str(tmp_path)
+        private_redis.url, queues=["diagnostics"], extra_args=["--autoscale", "3,1"], logdir=str(tmp_path), **serving()
     )
     monitor = Celery("monitor", broker=private_redis.url, set_as_current=False)
     with worker, TaskClient(private_redis.url) as client:
         worker.start()
         assert _pool_processes(monitor, worker.hostname) == 1
         # Six slow calls at once: more work reserved than processes, so the autoscaler adds some.
-        handles = [client.sleep.submit(1.5) for _ in range(6)]
+        handles = [client.task(diagnostics.sleep).submit(1.5) for _ in range(6)]
         wait_until(lambda: _pool_processes(monitor, worker.hostname) >= 2, 30, "the pool to grow past 1 process")
         grown = _pool_processes(monitor, worker.hostname)
         assert 2 <= grown <= 3

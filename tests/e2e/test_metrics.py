@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from task_client import TaskClient, TaskError
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
+from ..catalog import diagnostics, serving
 from ..conftest import REPO_ROOT
 from .raw_messages import json_body, push
 
@@ -49,6 +50,7 @@ def metrics_worker(private_redis: RedisProcess, tmp_path: Path) -> Iterator[tupl
         queues=["math", "diagnostics"],
         extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
         logdir=str(tmp_path),
+        **serving(),
     )
     with worker:
         worker.start()
@@ -122,7 +124,7 @@ def test_queue_depth_is_read_from_the_broker_at_each_scrape(
     _, port = metrics_worker
     with TaskClient(private_redis.url) as client:
         # More slow calls than two processes reserve: the rest wait in the `diagnostics` list.
-        handles = [client.sleep.submit(0.2) for _ in range(30)]
+        handles = [client.task(diagnostics.sleep).submit(0.2) for _ in range(30)]
         wait_until(
             lambda: value(scrape(port), "task_server_queue_depth", queue="diagnostics") >= 1,
             10,
@@ -160,8 +162,8 @@ def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
         concurrency=1,
         queues=["diagnostics"],
         extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
-        env={"TASK_DIAGNOSTICS_DIR": str(marks)},
         logdir=str(tmp_path),
+        **serving({"TASK_DIAGNOSTICS_DIR": str(marks)}),
     )
     starts = marks / "killed.starts"
 
@@ -170,7 +172,7 @@ def test_a_task_run_again_after_its_pool_process_died_counts_as_retried(
 
     with worker, TaskClient(private_redis.url) as client, ThreadPoolExecutor(max_workers=1) as pool:
         worker.start()
-        call = pool.submit(client.hold.with_options(timeout=60), "killed", 25.0)
+        call = pool.submit(client.task(diagnostics.hold).with_options(timeout=60), "killed", 25.0)
         wait_until(lambda: started(1), 30, "the first start")
         (child,) = worker.children()
         os.kill(child, signal.SIGKILL)  # requeued at once, started again in a new pool process

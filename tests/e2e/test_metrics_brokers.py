@@ -11,6 +11,7 @@ from task_client import TaskClient
 from task_server.testing import WorkerProcess, free_port, wait_until
 
 from ..brokers import Broker
+from ..catalog import diagnostics, serving
 from .test_metrics import scrape, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
@@ -25,12 +26,13 @@ def test_queue_depth_and_counts_on_this_broker(private_broker: Broker, tmp_path:
         queues=["diagnostics"],
         extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
         logdir=str(tmp_path),
+        **serving(),
     )
     with worker, TaskClient(private_broker.url, private_broker.result_backend) as client:
         worker.start()
         assert value(scrape(port), "task_server_broker_up") == 1
         # More slow calls than one process reserves: the rest wait on the broker.
-        handles = [client.sleep.submit(0.2) for _ in range(20)]
+        handles = [client.task(diagnostics.sleep).submit(0.2) for _ in range(20)]
         wait_until(
             lambda: value(scrape(port), "task_server_queue_depth", queue="diagnostics") >= 1,
             15,

@@ -19,6 +19,7 @@ from task_contracts import math
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import diagnostics, serving
 from .raw_messages import envelope, json_body
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +35,13 @@ def call_keys(connection: redis.Redis) -> int:
 @pytest.fixture
 def short_lived(private_redis: RedisProcess, tmp_path: Path) -> Iterator[tuple[TaskClient, redis.Redis]]:
     """A client of a worker that keeps finished records `LIFETIME` seconds, and a Redis connection."""
-    diagnostics = tmp_path / "diagnostics"
-    diagnostics.mkdir()
+    markers = tmp_path / "diagnostics"
+    markers.mkdir()
     with WorkerProcess(
         private_redis.url,
         extra_args=["--result-ttl", str(LIFETIME)],
-        env={"TASK_DIAGNOSTICS_DIR": str(diagnostics)},
         logdir=str(tmp_path),
+        **serving({"TASK_DIAGNOSTICS_DIR": str(markers)}),
     ) as worker:
         worker.start()
         connection = redis.Redis.from_url(private_redis.url)
@@ -100,7 +101,7 @@ def test_a_message_delivered_again_after_its_call_finished_does_not_run_again(
     task_id = "again-0001"
     message = envelope("diagnostics.hold_once", json_body(["again", 1], {}), task_id=task_id, queue="diagnostics")
     connection.lpush("diagnostics", message)
-    assert client.hold_once.handle(task_id).result(timeout=30) == 1
+    assert client.task(diagnostics.hold_once).handle(task_id).result(timeout=30) == 1
     connection.lpush("diagnostics", message)  # as kombu restores an unacknowledged message
     wait_until(lambda: connection.llen("diagnostics") == 0, 30, "the second delivery to be taken")
     worker_log = next(tmp_path.glob("worker-*.log"))

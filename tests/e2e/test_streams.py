@@ -19,6 +19,8 @@ from task_client import InvalidArguments, TaskClient, TaskFailed
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import diagnostics, serving
+
 pytestmark = pytest.mark.e2e
 
 HOLD = 20.0  # a held call ends at once when released; the bound only matters if a test fails
@@ -48,8 +50,8 @@ def diagnostics_worker(url: str, markers: Markers, tmp_path: Path, concurrency: 
         url,
         concurrency=concurrency,
         queues=["diagnostics"],
-        env={"TASK_DIAGNOSTICS_DIR": str(markers.directory)},
         logdir=str(tmp_path),
+        **serving({"TASK_DIAGNOSTICS_DIR": str(markers.directory)}),
     )
 
 
@@ -137,7 +139,7 @@ def test_as_completed_yields_in_finishing_order(private_redis: RedisProcess, mar
         worker.start()
         with TaskClient(private_redis.url) as client:
             markers.release("quick")
-            stream = client.hold.as_completed([("slow", HOLD), ("quick", HOLD)], chunk_size=1)
+            stream = client.task(diagnostics.hold).as_completed([("slow", HOLD), ("quick", HOLD)], chunk_size=1)
             assert next(stream) == (1, 1)  # "slow" is still held: only "quick" can have finished
             markers.release("slow")
             assert next(stream) == (0, 1)
@@ -155,7 +157,7 @@ def test_closing_an_imap_revokes_the_calls_still_queued(
     held_client: TaskClient, markers: Markers, private_redis: RedisProcess
 ) -> None:
     markers.release("c0")
-    stream = held_client.hold.imap(((f"c{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3)
+    stream = held_client.task(diagnostics.hold).imap(((f"c{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3)
     assert next(stream) == 1  # c0 ran; c1 runs (held), c2 and c3 wait: c4 and c5 were never published
     wait_until(lambda: markers.starts("c1") == 1, 60, "c1 to start")
     stream.close()
@@ -169,7 +171,9 @@ def test_ctrl_c_in_the_loop_revokes_the_calls_still_queued(
 ) -> None:
     markers.release("k0")
     with pytest.raises(KeyboardInterrupt):
-        for _ in held_client.hold.imap(((f"k{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3):
+        for _ in held_client.task(diagnostics.hold).imap(
+            ((f"k{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3
+        ):
             wait_until(lambda: markers.starts("k1") == 1, 60, "k1 to start")
             raise KeyboardInterrupt  # as Ctrl-C would, while the stream waits to be resumed
     markers.release("k1")
@@ -181,7 +185,9 @@ def test_cancelling_an_async_stream_revokes_the_calls_still_queued(
     held_client: TaskClient, markers: Markers, private_redis: RedisProcess
 ) -> None:
     async def consume(first: asyncio.Event) -> None:
-        async for _ in held_client.aio.hold.imap(((f"a{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3):
+        async for _ in held_client.aio.task(diagnostics.hold).imap(
+            ((f"a{i}", HOLD) for i in range(6)), chunk_size=1, max_in_flight=3
+        ):
             first.set()
 
     async def main() -> None:

@@ -25,6 +25,8 @@ from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
 from ..brokers import Broker
+from ..catalog import diagnostics
+from ..catalog import serving as serve_test_catalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
@@ -99,7 +101,12 @@ def traced_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> I
             assert broker.node is not None
             own = Broker("rabbitmq", broker.node.add_vhost(vhost), redis.url, broker.node)
         worker = WorkerProcess(
-            own.url, result_backend=own.result_backend, concurrency=2, extra_args=["--tracing"], env=env, logdir=logdir
+            own.url,
+            result_backend=own.result_backend,
+            concurrency=2,
+            extra_args=["--tracing"],
+            logdir=logdir,
+            **serve_test_catalog(env),
         )
         with worker:
             worker.start()
@@ -253,7 +260,7 @@ def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
     tracer = trace.get_tracer("test")
     with TaskClient(own.url, own.result_backend, tracing=True) as client:
         with tracer.start_as_current_span("pool caller") as pool_caller:
-            assert client.sleep(0.01) == 0.01
+            assert client.task(diagnostics.sleep)(0.01) == 0.01
         with tracer.start_as_current_span("thread caller") as thread_caller:
             assert client.add(1, 1) == 2
     for caller, task, name in (

@@ -16,6 +16,8 @@ import pytest
 from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import diagnostics, serving
+
 pytestmark = pytest.mark.e2e
 
 #: How long the fault lasts: a duration of the fault, not a wait for anything. Longer than the
@@ -36,7 +38,7 @@ def worker_on_private_redis(
     private_redis: RedisProcess, diagnostics_dir: Path, tmp_path: Path
 ) -> Iterator[WorkerProcess]:
     env = {"TASK_DIAGNOSTICS_DIR": str(diagnostics_dir)}
-    with WorkerProcess(private_redis.url, concurrency=2, env=env, logdir=str(tmp_path)) as worker:
+    with WorkerProcess(private_redis.url, concurrency=2, logdir=str(tmp_path), **serving(env)) as worker:
         worker.start()
         yield worker
 
@@ -48,7 +50,7 @@ def test_a_frozen_then_continued_broker_loses_nothing_on_the_worker_side(
     with TaskClient(private_redis.url) as client:
         assert client.add(1, 1) == 2  # the worker consumes
         # Two calls hold both pool processes, provably running (their start files), and more wait.
-        holds = [client.hold.submit(marker, 25.0) for marker in ("frozen-a", "frozen-b")]
+        holds = [client.task(diagnostics.hold).submit(marker, 25.0) for marker in ("frozen-a", "frozen-b")]
         for marker in ("frozen-a", "frozen-b"):
             starts = diagnostics_dir / f"{marker}.starts"
             wait_until(starts.exists, 30, f"{marker} to start on the worker")

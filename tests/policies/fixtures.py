@@ -10,7 +10,9 @@ import pytest
 from task_client import TaskClient
 from task_server.testing import WorkerProcess, wait_until
 
-CATALOG_ARGS = ("--catalog", "tests.policies.contracts:CATALOG", "--implementations", "tests.policies.implementations")
+CATALOG = "tests.policies.contracts:CATALOG"
+IMPLEMENTATIONS = ("tests.policies.implementations",)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Markers:
@@ -49,9 +51,12 @@ def start_worker(redis_url: str, markers: Markers, tmp_path: Path) -> Iterator[S
         process = WorkerProcess(
             redis_url,
             concurrency=concurrency,
-            env={"TASK_DIAGNOSTICS_DIR": str(markers.directory)},
-            extra_args=(*CATALOG_ARGS, *extra_args),
+            # The repository on PYTHONPATH: the worker imports `tests.policies` from any directory.
+            env={"TASK_DIAGNOSTICS_DIR": str(markers.directory), "PYTHONPATH": str(REPO_ROOT)},
+            extra_args=extra_args,
             logdir=str(tmp_path),
+            catalog=CATALOG,
+            implementations=IMPLEMENTATIONS,
         )
         started.append(process)
         return process.start()

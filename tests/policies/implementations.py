@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from task_server import implements
-from task_server.tasks import diagnostics as diagnostic_tasks
 
+from ..catalog import tasks as diagnostic_tasks
 from . import contracts
 
 

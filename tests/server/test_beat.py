@@ -25,12 +25,12 @@ BAD = [
 ]
 
 
-def test_entries_carry_wire_arguments_queue_fingerprint_and_timing() -> None:
+def test_entries_carry_wire_arguments_queue_shape_and_timing() -> None:
     entries = beat_entries(GOOD, CATALOG)
     assert list(entries) == ["math.add every 30 s", "math.xsum cron */5 * * * *", "nightly"]
     add = entries["math.add every 30 s"]
     assert add["task"] == "math.add" and add["args"] == [1, 2] and add["schedule"] == timedelta(seconds=30)
-    assert add["options"] == {"queue": "math", "headers": {"contract_fingerprint": math.add.fingerprint}}
+    assert add["options"] == {"queue": "math", "headers": {"contract_shape": math.add.shape}}
     assert entries["math.xsum cron */5 * * * *"]["args"] == [[1, 2]]
     nightly = entries["nightly"]["schedule"]
     assert nightly.hour == {4} and nightly.minute == {0} and nightly.day_of_week == {1, 2, 3, 4, 5}
@@ -77,3 +77,23 @@ def test_beat_refuses_to_start_on_bad_schedules_with_exit_status_3() -> None:
 def test_beat_names_a_schedules_attribute_it_cannot_load() -> None:
     result = CliRunner().invoke(main, ["beat", "--schedules", f"{__name__}:MISSING"])
     assert result.exit_code == 2 and "MISSING" in result.output, result.output
+
+
+ONLY_MUL = ContractCatalog(math.mul)
+
+
+def test_beat_checks_the_schedules_against_the_catalog_it_is_given() -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "beat",
+            "--broker-url",
+            "redis://127.0.0.1:1/0",
+            "--schedules",
+            f"{__name__}:GOOD",
+            "--catalog",
+            f"{__name__}:ONLY_MUL",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    assert "schedule 'math.add every 30 s': math.add is not in the contract catalog" in result.output

@@ -11,6 +11,7 @@ from task_server._deliveries import redelivery_warnings, transport_options
 from task_server._intake import refusal
 from task_server._transport import GuardedConnection, GuardedTransport
 
+from ..catalog import CATALOG as TEST_CATALOG
 from .test_cli import run_cli
 
 JSON = {"application/json"}
@@ -42,7 +43,8 @@ def test_a_visibility_timeout_within_a_contract_bound_is_warned_about() -> None:
     assert redelivery_warnings(300, CATALOG) == []
     warnings = redelivery_warnings(10, CATALOG)
     assert any("math.add's bound (10 s)" in line for line in warnings)
-    assert not any("diagnostics.hold" in line for line in redelivery_warnings(31, CATALOG))
+    assert not any("diagnostics.hold" in line for line in redelivery_warnings(31, TEST_CATALOG))
+    assert any("diagnostics.hold" in line for line in redelivery_warnings(29, TEST_CATALOG))
 
 
 def test_refusal_names_what_is_wrong_with_a_message() -> None:

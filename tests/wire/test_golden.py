@@ -38,9 +38,6 @@ EXAMPLE_CALLS: dict[str, tuple[list[Any], dict[str, Any]]] = {
     "math.xsum": ([[1, 2, 3]], {}),
     "math.div": ([7, 2], {}),
     "reports.count_to": ([3], {"delay": 0.5}),
-    "diagnostics.sleep": ([0.01], {}),
-    "diagnostics.hold": (["marker", 0.5], {}),
-    "diagnostics.hold_once": (["marker", 0.5], {}),
 }
 
 

@@ -110,7 +110,7 @@ class Batch(Generic[R]):
         """The messages as the producer publishes them, all with the same schedule."""
         contract = self.contract
         eta, expires, priority = (schedule.eta, schedule.expires, schedule.priority) if schedule else (None,) * 3
-        headers = call_headers(contract.fingerprint)
+        headers = call_headers(contract)
         chunk_name = chunk_task_name(contract.name)
         return [
             Outgoing(

@@ -320,7 +320,7 @@ def contracts(options: _Options, as_json: bool) -> None:
 @_json_option
 @_pass_options
 def workers(options: _Options, timeout: float, as_json: bool) -> None:
-    """Ask the running workers what they serve: host, queues, contracts and fingerprints.
+    """Ask the running workers what they serve: host, queues, contract versions and fingerprints.
 
     Flags each contract of this client that no worker serves: not implemented, implemented with
     another fingerprint (another version of the contract), or on a queue no worker consumes.
@@ -335,7 +335,13 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
     if as_json:
         report = {
             "workers": [
-                {"hostname": w.hostname, "queues": list(w.queues), "contracts": dict(w.contracts)} for w in found
+                {
+                    "hostname": w.hostname,
+                    "queues": list(w.queues),
+                    "contracts": dict(w.contracts),
+                    "versions": {name: list(found) for name, found in w.versions.items()},
+                }
+                for w in found
             ],
             "problems": problems,
         }
@@ -345,6 +351,8 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
             click.echo(f"no worker replied within {timeout:g} s")
         for worker in found:
             click.echo(f"{worker.hostname}  queues: {', '.join(worker.queues) or '-'}")
+            served = ", ".join(f"{name} v{'/v'.join(map(str, nums))}" for name, nums in sorted(worker.versions.items()))
+            click.echo(f"  versions: {served or '-'}")
             for name, fingerprint in sorted(worker.contracts.items()):
                 known = options.catalog.get(name)
                 note = "" if known is None else ("" if known.fingerprint == fingerprint else "  (differs from client)")

@@ -64,7 +64,11 @@ class TaskExpired(TaskError):
 
 
 class ContractMismatch(TaskError):
-    """Client and worker hold different versions of a contract (fingerprints or result types differ)."""
+    """Client and worker hold different versions of a contract and the difference breaks this call.
+
+    The message names it, e.g. `math.add: y changed from int to str`, `parameter 'z' is not known to
+    this worker`, or a result field the client needs that the worker's result lacks.
+    """
 
 
 class TaskTimeout(TaskError, TimeoutError):

@@ -17,11 +17,13 @@ from ._reasons import connection_failure
 @dataclass(frozen=True)
 class WorkerInfo:
     """What one running worker serves: its node name, the queues it consumes, and the
-    contracts it implements (wire name -> fingerprint)."""
+    contracts it implements (wire name -> fingerprint), with the major versions served of each
+    declared name (`{"math.add": (1, 2)}`: `math.add` and `math.add.v2`)."""
 
     hostname: str
     queues: tuple[str, ...]
     contracts: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def serves(self, name: str, fingerprint: str, queue: str) -> bool:
         """True if this worker implements the contract with this fingerprint and consumes its queue."""
@@ -50,12 +52,18 @@ def _parse(replies: Iterable[Mapping[str, Any]]) -> Iterable[WorkerInfo]:
         for hostname, answer in reply.items():
             if not isinstance(answer, dict) or "contracts" not in answer:
                 continue  # a worker without the command answers with an error
-            contracts = {
-                name: str(details.get("fingerprint", ""))
-                for name, details in answer["contracts"].items()
-                if isinstance(details, dict)
-            }
-            yield WorkerInfo(hostname=hostname, queues=tuple(answer.get("queues", ())), contracts=contracts)
+            served = {name: details for name, details in answer["contracts"].items() if isinstance(details, dict)}
+            contracts = {name: str(details.get("fingerprint", "")) for name, details in served.items()}
+            versions: dict[str, list[int]] = {}
+            for name, details in served.items():
+                # Workers from before major versions send neither: their contracts are version 1.
+                versions.setdefault(str(details.get("name", name)), []).append(int(details.get("version", 1)))
+            yield WorkerInfo(
+                hostname=hostname,
+                queues=tuple(answer.get("queues", ())),
+                contracts=contracts,
+                versions={name: tuple(sorted(found)) for name, found in versions.items()},
+            )
 
 
 def contract_problems(catalog: ContractCatalog, workers: Iterable[WorkerInfo]) -> dict[str, str]:

@@ -38,7 +38,8 @@ def decode_outcome(contract: Contract[..., Any] | None, task_id: str, record: di
             return contract.decode_result(record.get("result"))
         except ResultError as error:
             raise ContractMismatch(
-                f"{error}; the worker's contract differs from this client's",
+                f"{name}: the worker's result does not fit this client's contract (a result field removed "
+                f"or its type changed on the worker): " + "; ".join(error.problems),
                 contract=name,
                 task_id=task_id,
             ) from None

@@ -16,8 +16,8 @@ import kombu.exceptions
 import redis.exceptions
 from celery import Celery
 
-from task_contracts import celery_url, redact_url
-from task_contracts.wire import AMQP_QUEUE_TYPE, FINGERPRINT_HEADER
+from task_contracts import Contract, celery_url, redact_url
+from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
@@ -36,9 +36,10 @@ _PIPELINE_SIZE = 1000
 
 
 @functools.cache
-def call_headers(fingerprint: str) -> Mapping[str, Any]:
-    """The headers every call of a contract carries: one read-only mapping per fingerprint, not one per call."""
-    return MappingProxyType({FINGERPRINT_HEADER: fingerprint})
+def call_headers(contract: Contract[..., Any]) -> Mapping[str, Any]:
+    """The headers every call of a contract carries (its shape, so that a worker holding another
+    version of the contract can tell what breaks): one read-only mapping per contract, not one per call."""
+    return MappingProxyType({SHAPE_HEADER: contract.shape})
 
 
 class Outgoing(NamedTuple):

@@ -92,7 +92,7 @@ class Runtime:
             wire_kwargs,
             options.queue or contract.queue,
             str(uuid.uuid4()),
-            call_headers(contract.fingerprint),
+            call_headers(contract),
             None,
             *((schedule.eta, schedule.expires, schedule.priority) if schedule else ()),
         )

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 from ._errors import ClientClosed, TaskError, TaskTimeout
 from ._runtime import Runtime
 from ._steps import TIMED_OUT, Blocking, Steps, Wait, run_async, run_sync
-from ._watcher import Record
+from ._watcher import READY_STATES, Record
 from ._workflow import Call, Node, Plan, default_timeout, describe, make_chord, make_group, then
 
 R = TypeVar("R")
@@ -55,7 +55,7 @@ class _Run:
         with contextlib.suppress(concurrent.futures.InvalidStateError):  # already finished, or given up on
             self.finished.set_result(None)
 
-    def outcome(self) -> Any:
+    def outcome(self) -> Steps[Any]:
         self.stop_watching()
         if isinstance(self._failure, ClientClosed):
             raise self._failure
@@ -63,7 +63,27 @@ class _Run:
             raise self.runtime.backend_unavailable(None, self.plan.task_id, self._failure)
         with self._lock:
             records = dict(self.records)
+        if not self.plan.succeeded(records):
+            # A later link's failure (a chain's propagated error, a chord's ChordError) may have
+            # reached us before the failure that caused it: read every link once to name the first.
+            records.update((yield from self._read_all()))
         return self.plan.outcome(records)
+
+    def _read_all(self) -> Steps[dict[str, Record]]:
+        link_ids = self.plan.link_ids
+        try:
+            stored = yield Wait(self.runtime.watcher.fetch_many(link_ids), self.runtime.read_bound)
+        except ClientClosed:
+            raise
+        except Exception:
+            return {}  # the records already delivered still name a link
+        if stored is TIMED_OUT:
+            return {}
+        return {
+            task_id: record
+            for task_id, record in zip(link_ids, stored, strict=True)
+            if record is not None and record.get("status") in READY_STATES
+        }
 
     def timed_out(self, timeout: float) -> TaskError:
         self.stop_watching()
@@ -116,7 +136,7 @@ class _BaseWorkflowHandle(Generic[R]):
             raise
         if finished is TIMED_OUT:
             raise run.timed_out(bound)
-        value: R = run.outcome()
+        value: R = yield from run.outcome()
         return value
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from task_contracts import Contract, diagnostics, math, reports
+from task_contracts import Contract, math, reports
 
 if TYPE_CHECKING:
     from ._client import AsyncTaskClient, TaskClient
@@ -64,6 +64,3 @@ class DefaultTasks:
     xsum = remote(math.xsum)
     div = remote(math.div)
     count_to = remote(reports.count_to)
-    sleep = remote(diagnostics.sleep)
-    hold = remote(diagnostics.hold)
-    hold_once = remote(diagnostics.hold_once)

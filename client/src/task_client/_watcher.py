@@ -368,18 +368,20 @@ class ResultWatcher:
         return await self._redis.eval(script, len(keys), *keys, *args)
 
     async def _shutdown(self) -> None:
+        # Waiting callers learn first, so nothing below (a task slow to cancel, a frozen server) holds them.
+        for waiters in self._waiters.values():
+            for future in waiters:
+                _settle([future], error=ClientClosed("the client was closed while the call was waiting"))
+        for _, read in self._reads:
+            _settle([read], error=ClientClosed("the client was closed during a read"))
+        self._waiters.clear()
+        self._latest.clear()
+        self._reads.clear()
         pending = [*self._background, *([self._reader] if self._reader else [])]
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for waiters in self._waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(ClientClosed("the client was closed while the call was waiting"))
-        self._waiters.clear()
-        self._latest.clear()
-        _settle([future for _, future in self._reads], error=ClientClosed("the client was closed during a read"))
-        self._reads.clear()
+        if pending:
+            await asyncio.wait(pending, timeout=_CLOSE_BOUND)
         # Each close is bounded and independent: the server may be frozen or gone, and a connection
         # left half-closed would leak its socket.
         closers = [self._pubsub.aclose()]

@@ -237,6 +237,10 @@ class Plan:
             return True
         return all(final.task_id in records for final in self.finals)
 
+    def succeeded(self, records: Mapping[str, Record]) -> bool:
+        """True when no link's record is a failure (or a cancellation)."""
+        return not any(record.get("status") in READY_STATES - {"SUCCESS"} for record in records.values())
+
     def outcome(self, records: Mapping[str, Record]) -> Any:
         """The workflow's value from ready records, or the error of the first link that failed, named."""
         for link in self.links:
@@ -265,7 +269,7 @@ class Plan:
                 "queue": node.queue,
                 "task_id": link.task_id,
                 # Each link carries the caller's contract identity, so each worker checks it.
-                "headers": {**call_headers(node.contract.fingerprint), **self.headers},
+                "headers": {**call_headers(node.contract), **self.headers},
             }
             return CelerySignature(node.contract.name, list(node.args), dict(node.kwargs), options, app=app), link
         if isinstance(node, Chain):

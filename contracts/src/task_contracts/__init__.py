@@ -1,6 +1,6 @@
 """Task contracts: each remote task declared once, shared by worker and client."""
 
-from . import diagnostics, math, reports, wire
+from . import math, reports, wire
 from ._asyncapi import asyncapi_document
 from ._catalog import ContractCatalog, load_catalog
 from ._connection import (
@@ -14,14 +14,8 @@ from ._connection import (
     resolve_urls,
     sentinel_address,
 )
-from ._contract import (
-    ArgumentsError,
-    Contract,
-    ContractDeclarationError,
-    ResultError,
-    contract,
-)
-from ._errors import ContractError
+from ._contract import Contract, contract, wire_name
+from ._errors import ArgumentsError, ContractDeclarationError, ContractError, IncompatibleCall, ResultError
 from ._export import export_contracts
 from ._policy import DeclaredError, Retry
 from ._schedule import Crontab, Schedule, schedule_problems
@@ -39,6 +33,7 @@ __all__ = [
     "ContractCatalog",
     "ContractDeclarationError",
     "ContractError",
+    "IncompatibleCall",
     "Crontab",
     "DeclaredError",
     "ResultError",
@@ -49,7 +44,6 @@ __all__ = [
     "asyncapi_document",
     "celery_url",
     "contract",
-    "diagnostics",
     "export_contracts",
     "load_catalog",
     "math",
@@ -60,4 +54,5 @@ __all__ = [
     "schedule_problems",
     "sentinel_address",
     "wire",
+    "wire_name",
 ]

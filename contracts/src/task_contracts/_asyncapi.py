@@ -16,12 +16,12 @@ from ._catalog import ContractCatalog
 from ._contract import Contract
 from ._schema import Draft07Converter, JsonSchema
 from .wire import (
-    FINGERPRINT_HEADER,
     PROGRESS_DONE,
     PROGRESS_MESSAGE,
     PROGRESS_STATE,
     PROGRESS_TOTAL,
     RESULT_KEY_PREFIX,
+    SHAPE_HEADER,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -189,7 +189,6 @@ def _contract_envelope(item: Contract[..., Any]) -> JsonSchema:
                         "type": "object",
                         "properties": {
                             "task": {"const": item.name},
-                            FINGERPRINT_HEADER: {"const": item.fingerprint},
                         },
                     },
                 },
@@ -243,12 +242,31 @@ def _envelope_schema() -> JsonSchema:
                     "replaced_task_nesting": {"type": "integer"},
                     "stamped_headers": {"type": ["array", "null"]},
                     "stamps": {"type": "object"},
-                    FINGERPRINT_HEADER: {
-                        "type": "string",
+                    SHAPE_HEADER: {
+                        "type": "object",
                         "description": (
-                            "The caller's contract fingerprint; optional. A worker holding another "
-                            "fingerprint refuses the call with ContractMismatch."
+                            "Optional: the shape of the contract the caller was built with. The worker binds "
+                            "positional arguments to these parameter names, uses its own defaults for the rest, "
+                            "and refuses with ContractMismatch only a difference that breaks the call. Without "
+                            "it the call is validated against the worker's contract alone."
                         ),
+                        "required": ["version", "parameters"],
+                        "properties": {
+                            "version": {"type": "integer", "minimum": 1, "description": "The major version."},
+                            "parameters": {
+                                "type": "array",
+                                "description": (
+                                    "[name, type text, digest] per parameter in declaration order; the digest "
+                                    "is 8 hex digits of the SHA-256 of the type's JSON Schema (sorted keys)."
+                                ),
+                                "items": {
+                                    "type": "array",
+                                    "items": [{"type": "string"}, {"type": "string"}, {"type": "string"}],
+                                    "minItems": 3,
+                                    "maxItems": 3,
+                                },
+                            },
+                        },
                     },
                 },
             },

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
-from ._contract import Contract, ContractDeclarationError
+from ._contract import Contract
+from ._errors import ContractDeclarationError
 
 
 class ContractCatalog:
@@ -18,6 +20,19 @@ class ContractCatalog:
             if item.name in self._by_name:
                 raise ContractDeclarationError(f"two contracts share the wire name {item.name!r}")
             self._by_name[item.name] = item
+
+    @classmethod
+    def from_modules(cls, *modules: ModuleType) -> ContractCatalog:
+        """Every contract declared in these modules, in declaration order: nothing to list twice.
+
+        A contract imported into a module from elsewhere counts once.
+        """
+        found: dict[int, Contract[..., Any]] = {}
+        for module in modules:
+            for value in vars(module).values():
+                if isinstance(value, Contract):
+                    found.setdefault(id(value), value)
+        return cls(*found.values())
 
     def __iter__(self) -> Iterator[Contract[..., Any]]:
         return iter(self._by_name.values())

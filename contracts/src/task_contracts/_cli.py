@@ -6,10 +6,12 @@ argparse, not click: task-contracts depends on pydantic only.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
 from ._catalog import load_catalog
+from ._diff import ExportError, diff_exports, load_export
 from ._export import export_contracts
 
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
@@ -22,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         parser.print_help()
         return 2
+    if options.command == "diff":
+        return _diff(parser, options.old, options.new, options.as_json)
     try:
         catalog = load_catalog(options.catalog)
     except (ImportError, AttributeError, ValueError, TypeError) as error:
@@ -61,7 +65,36 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE:NAME",
         help="the ContractCatalog to export (default: %(default)s)",
     )
+    diff = commands.add_parser(
+        "diff",
+        help="classify every change between two exports; exit 1 if one is breaking",
+        description=(
+            "Compare two exports of a catalog (directories written by `task-contracts export`, or built "
+            "task-contracts wheels) and print each change with its class: compatible, or breaking and for "
+            "whom (old clients calling new workers, new clients calling old workers, messages queued before "
+            "the deploy). Exit status 0 when every change is compatible, 1 when one is breaking, 2 on a "
+            "usage error. The rules are the table in the compatibility documentation."
+        ),
+    )
+    diff.add_argument("old", metavar="OLD", help="the export (or wheel) deployed now")
+    diff.add_argument("new", metavar="NEW", help="the export (or wheel) about to be deployed")
+    diff.add_argument("--json", dest="as_json", action="store_true", help="print the changes as JSON")
     return parser
+
+
+def _diff(parser: argparse.ArgumentParser, old: str, new: str, as_json: bool) -> int:
+    try:
+        changes = diff_exports(load_export(old), load_export(new))
+    except (ExportError, OSError, KeyError, ValueError) as error:
+        parser.error(f"diff: {error}")
+    breaking = [change for change in changes if not change.rule.compatible]
+    if as_json:
+        print(json.dumps({"compatible": not breaking, "changes": [c.as_json() for c in changes]}, indent=2))
+    else:
+        for change in changes:
+            print(change)
+        print(f"{len(changes)} changes, {len(breaking)} breaking" if changes else "no changes")
+    return 1 if breaking else 0
 
 
 if __name__ == "__main__":

@@ -13,13 +13,17 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
-from ._errors import ContractError
+from ._compat import accept_shaped_call, call_shape, type_text
+from ._errors import ArgumentsError, ContractDeclarationError, ResultError
 from ._policy import DeclaredError, Retry, policy_problems
+from .wire import VERSION_NAME_SEPARATOR
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _WIRE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# `.v2`, `.v3` ... end the wire names of later major versions; a declared name never does.
+_VERSION_SUFFIX = re.compile(r"\.v[0-9]+$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _ALLOWED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -31,39 +35,20 @@ RESULT_TTL_TIMEOUTS = 10
 RESULT_TTL_FLOOR = 300.0
 
 
-class ContractDeclarationError(ContractError, TypeError):
-    """Raised at import time when a contract declaration is unusable."""
-
-
-class ArgumentsError(ContractError, ValueError):
-    """Raised when call arguments do not satisfy a contract.
-
-    `problems` lists one human-readable line per offending field.
-    """
-
-    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
-        self.contract_name = contract_name
-        self.problems = tuple(problems)
-        super().__init__(f"invalid arguments for {contract_name}: " + "; ".join(self.problems))
-
-
-class ResultError(ContractError, ValueError):
-    """Raised when a result value does not satisfy a contract's declared result type."""
-
-    def __init__(self, contract_name: str, problems: Sequence[str]) -> None:
-        self.contract_name = contract_name
-        self.problems = tuple(problems)
-        super().__init__(f"invalid result for {contract_name}: " + "; ".join(self.problems))
-
-
 def _describe(error: pydantic.ValidationError) -> list[str]:
+    return [problem for _, problem in _describe_by_field(error)]
+
+
+def _describe_by_field(error: pydantic.ValidationError) -> list[tuple[str, str]]:
+    """One `(top-level field, human-readable line)` per problem."""
     problems = []
     for item in error.errors(include_url=False):
         where = ".".join(str(part) for part in item["loc"]) or "value"
+        field = str(item["loc"][0]) if item["loc"] else ""
         if item["type"] == "missing":
-            problems.append(f"{where}: {item['msg']}")
+            problems.append((field, f"{where}: {item['msg']}"))
         else:
-            problems.append(f"{where}: {item['msg']} (got {item.get('input')!r:.80})")
+            problems.append((field, f"{where}: {item['msg']} (got {item.get('input')!r:.80})"))
     return problems
 
 
@@ -85,6 +70,8 @@ class Contract(Generic[P, R]):
         "_fingerprint",
         "_positional",
         "_result_adapter",
+        "_shape",
+        "base_name",
         "concurrency",
         "cpu_bound",
         "description",
@@ -99,6 +86,7 @@ class Contract(Generic[P, R]):
         "result_type",
         "retry",
         "timeout",
+        "version",
     )
 
     def __init__(
@@ -109,6 +97,7 @@ class Contract(Generic[P, R]):
         queue: str,
         timeout: float,
         idempotent: bool,
+        version: int = 1,
         cpu_bound: bool = True,
         result_ttl: float | None = None,
         retry: Retry | None = None,
@@ -119,13 +108,19 @@ class Contract(Generic[P, R]):
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
+        if _VERSION_SUFFIX.search(name):
+            raise ContractDeclarationError(f"{name}: declare a major version with version=N, not in the name")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ContractDeclarationError(f"{name}: version must be an integer from 1, got {version!r}")
         if not _QUEUE_NAME.match(queue):
             raise ContractDeclarationError(f"{name}: queue name {queue!r} is not a valid queue name")
         if not timeout > 0:
             raise ContractDeclarationError(f"{name}: timeout must be positive, got {timeout!r}")
         if result_ttl is not None and not result_ttl >= 1:
             raise ContractDeclarationError(f"{name}: result_ttl must be at least 1 second, got {result_ttl!r}")
-        self.name = name
+        self.base_name = name
+        self.version = version
+        self.name = wire_name(name, version)
         self.queue = queue
         self.timeout = float(timeout)
         self.idempotent = idempotent
@@ -151,7 +146,8 @@ class Contract(Generic[P, R]):
         self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self._arguments_model = _arguments_model(name, self.parameters)
         self._result_adapter: pydantic.TypeAdapter[R] = pydantic.TypeAdapter(self.result_type)
-        self._fingerprint = _fingerprint(name, self.arguments_schema(), self.result_schema())
+        self._fingerprint = _fingerprint(self.name, self.arguments_schema(), self.result_schema())
+        self._shape = call_shape(self)
 
     def __repr__(self) -> str:
         return f"<Contract {self.name} {self.signature_text()} queue={self.queue!r}>"
@@ -161,10 +157,18 @@ class Contract(Generic[P, R]):
         """Hash of the wire name and the argument and result schemas; equal on both sides iff they agree."""
         return self._fingerprint
 
+    @property
+    def shape(self) -> Mapping[str, Any]:
+        """What a caller sends in the `contract_shape` header (see `task_contracts.wire`): the major
+        version and, per parameter in order, its name, type text and schema digest. Computed once."""
+        return self._shape
+
     def summary(self) -> dict[str, Any]:
         """The contract's identity as JSON-ready data, for listings and exports."""
         return {
             "name": self.name,
+            "base_name": self.base_name,
+            "version": self.version,
             "signature": self.signature_text(),
             "description": self.description,
             "queue": self.queue,
@@ -201,7 +205,7 @@ class Contract(Generic[P, R]):
                 star = True
             texts.append(_param_text(param))
         params = ", ".join(texts)
-        return f"({params}) -> {_type_text(self.result_type)}"
+        return f"({params}) -> {type_text(self.result_type)}"
 
     # -- arguments -------------------------------------------------------------
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,17 +227,48 @@ class Contract(Generic[P, R]):
         model = self._validate_model(self.bind(args, kwargs))
         return {name: getattr(model, name) for name in type(model).model_fields}
 
+    def accept_call(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], shape: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Validate a call as the worker receives it, made with the caller's `shape` of the contract.
+
+        Without a shape (producers in other languages) it is `validate_arguments`. With one, positional
+        values bind to the caller's parameter names, and only a difference that breaks this call is
+        refused, with `IncompatibleCall` naming it; a parameter the caller did not send takes its default.
+        """
+        if shape is None:
+            return self.validate_arguments(args, kwargs)
+        return accept_shaped_call(self, args, kwargs, shape)
+
     def encode_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Validate a call and return JSON-ready `(args, kwargs)` as they travel on the wire."""
-        plain = self._validate_model(self.bind(args, kwargs)).model_dump(mode="json")
-        wire_args = [plain.pop(name) for name in self._positional]
-        return wire_args, plain
+        """Validate a call and return JSON-ready `(args, kwargs)` as they travel on the wire.
+
+        Only the parameters the caller gave travel: the worker fills in its own defaults, so a
+        worker that does not know a newer optional parameter still runs calls that leave it out.
+        """
+        model = self._validate_model(self.bind(args, kwargs))
+        given = model.model_fields_set
+        plain = model.model_dump(mode="json")
+        wire_args = []
+        for name in self._positional:
+            if name not in given:
+                break
+            wire_args.append(plain.pop(name))
+        return wire_args, {name: value for name, value in plain.items() if name in given}
 
     def _validate_model(self, bound: dict[str, Any]) -> pydantic.BaseModel:
         try:
             return self._arguments_model.model_validate(bound)
         except pydantic.ValidationError as error:
             raise ArgumentsError(self.name, _describe(error)) from None
+
+    def validation_problems(self, bound: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Typed values of bound arguments, and `(parameter, problem)` pairs (empty when valid)."""
+        try:
+            model = self._arguments_model.model_validate(bound)
+        except pydantic.ValidationError as error:
+            return {}, _describe_by_field(error)
+        return {name: getattr(model, name) for name in type(model).model_fields}, []
 
     # -- result ----------------------------------------------------------------
     def encode_result(self, value: Any) -> Any:
@@ -299,6 +334,7 @@ def contract(
     idempotent: bool = False,
     cpu_bound: bool = True,
     result_ttl: float | None = None,
+    version: int = 1,
     retry: Retry | None = None,
     raises: Sequence[type[DeclaredError]] = (),
     interruptible: bool = False,
@@ -306,6 +342,9 @@ def contract(
     concurrency: int | None = None,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
     """Declare a contract from a typed stub whose body is `...`.
+
+    `version` is the contract's major version: a breaking change is declared as a new version,
+    served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
 
     Run policies, applied by the worker: `retry` (a `Retry`, idempotent contracts only), `raises`
     (the `DeclaredError` types its implementation may raise, given back to callers by type),
@@ -327,6 +366,7 @@ def contract(
             idempotent=idempotent,
             cpu_bound=cpu_bound,
             result_ttl=result_ttl,
+            version=version,
             retry=retry,
             raises=raises,
             interruptible=interruptible,
@@ -335,6 +375,11 @@ def contract(
         )
 
     return declare
+
+
+def wire_name(name: str, version: int) -> str:
+    """The name a major version of a contract is served under: `math.add`, `math.add.v2`, ..."""
+    return name if version == 1 else f"{name}{VERSION_NAME_SEPARATOR}{version}"
 
 
 def _read_signature(name: str, stub: Callable[..., Any]) -> tuple[tuple[inspect.Parameter, ...], Any]:
@@ -376,14 +421,8 @@ def _fingerprint(name: str, arguments: dict[str, Any], result: dict[str, Any]) -
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _type_text(annotation: Any) -> str:
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    return repr(annotation).replace("typing.", "")
-
-
 def _param_text(param: inspect.Parameter) -> str:
-    text = f"{param.name}: {_type_text(param.annotation)}"
+    text = f"{param.name}: {type_text(param.annotation)}"
     if param.default is not inspect.Parameter.empty:
         text += f" = {param.default!r}"
     return text

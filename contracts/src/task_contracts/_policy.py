@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import ContractError
+from ._errors import ContractDeclarationError, ContractError
 
 # Celery's rate-limit syntax: tasks per second, or per second/minute/hour ("10/s", "100/m", "5").
 _RATE_LIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?(/[smh])?$")
@@ -57,8 +57,6 @@ class Retry:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        from ._contract import ContractDeclarationError  # the contract module imports this one
-
         on = self.on if isinstance(self.on, tuple) else (self.on,)
         object.__setattr__(self, "on", on)
         if not on or not all(isinstance(item, type) and issubclass(item, Exception) for item in on):

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from ._catalog import ContractCatalog
-from ._contract import ArgumentsError, Contract, ContractDeclarationError
+from ._contract import Contract
+from ._errors import ArgumentsError, ContractDeclarationError
 
 _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 

@@ -9,8 +9,21 @@ from __future__ import annotations
 
 from typing import Final
 
-#: Message header carrying the caller's contract fingerprint; absent from foreign producers.
-FINGERPRINT_HEADER: Final = "contract_fingerprint"
+#: Message header carrying the shape of the contract the caller was built with; absent from
+#: foreign producers, whose calls are validated against the worker's contract alone. Its value is
+#: `{"version": <major version>, "parameters": [[name, type text, digest], ...]}`, parameters in
+#: declaration order, e.g. `{"version": 1, "parameters": [["x", "int", "f0765dbf"], ["y", "int",
+#: "f0765dbf"]]}`. The digest is the first 8 hex digits of the SHA-256 of the parameter type's
+#: JSON Schema (keys sorted, no spaces). The worker binds positional arguments to these names,
+#: fills in its own defaults for parameters the call leaves out, and refuses with
+#: `ContractMismatch` only what breaks the call: a parameter it does not know that the call uses,
+#: a parameter it requires that the shape lacks, a value its changed type refuses, another major
+#: version. The result is checked by the caller against its own result type.
+SHAPE_HEADER: Final = "contract_shape"
+
+#: Major versions: version 1 of a contract is served under its declared name (`math.add`), later
+#: ones under `<name>.v<version>` (`math.add.v2`), side by side. Chunk names append `:chunk`.
+VERSION_NAME_SEPARATOR: Final = ".v"
 
 #: Remote exception type names the worker stores and clients recognise (`exc_type` in the result).
 REMOTE_INVALID_ARGUMENTS: Final = "InvalidArguments"

@@ -30,7 +30,7 @@ from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import crontab
 
 from task_contracts import ConnectionUrls, ContractCatalog, Schedule, redact_url, schedule_problems
-from task_contracts.wire import FINGERPRINT_HEADER
+from task_contracts.wire import SHAPE_HEADER
 
 from ._errors import ScheduleError
 
@@ -80,7 +80,7 @@ def create_beat_app(settings: BeatSettings, schedules: Sequence[Schedule], catal
 
 
 def beat_entries(schedules: Sequence[Schedule], catalog: ContractCatalog) -> dict[str, dict[str, Any]]:
-    """Celery `beat_schedule` entries: validated wire arguments, the contract's queue and fingerprint."""
+    """Celery `beat_schedule` entries: validated wire arguments, the contract's queue and shape header."""
     problems = schedule_problems(schedules, catalog)
     timings: dict[str, timedelta | crontab] = {}
     for item in schedules:
@@ -101,7 +101,7 @@ def beat_entries(schedules: Sequence[Schedule], catalog: ContractCatalog) -> dic
             "kwargs": kwargs,
             "options": {
                 "queue": item.queue or item.contract.queue,
-                "headers": {FINGERPRINT_HEADER: item.contract.fingerprint},
+                "headers": {SHAPE_HEADER: dict(item.contract.shape)},
             },
         }
     return entries

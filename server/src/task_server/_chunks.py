@@ -18,8 +18,8 @@ from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
 from ._admission import admitted
 from ._deliveries import DEFAULT_MAX_DELIVERIES
-from ._errors import InvalidArguments
-from ._execution import check_fingerprint, checked_result, task_options, validated_arguments
+from ._errors import ContractMismatch, InvalidArguments
+from ._execution import caller_shape, checked_result, task_options, validated_arguments
 from ._registry import Implementation
 
 logger = get_task_logger(__name__)
@@ -38,18 +38,18 @@ def register_chunks(
     function = implementation.function
     name = chunk_task_name(contract.name)
 
-    def run_one(item: Any) -> Record:
+    def run_one(item: Any, shape: Any) -> Record:
         try:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], list)):
                 raise InvalidArguments(f"{contract.name}: a chunk item must be [args, kwargs], got {item!r:.80}")
             args, kwargs = item
             if not isinstance(kwargs, dict):
                 raise InvalidArguments(f"{contract.name}: a chunk item's kwargs must be an object, got {kwargs!r:.80}")
-            values = validated_arguments(contract, args, kwargs)
+            values = validated_arguments(contract, args, kwargs, shape)
             return {"status": "SUCCESS", "result": checked_result(contract, function(**values))}
         except Exception as error:
             # Expected refusals carry their reason in the message; anything else keeps its traceback.
-            expected = isinstance(error, InvalidArguments)
+            expected = isinstance(error, (InvalidArguments, ContractMismatch))
             return {
                 "status": "FAILURE",
                 "result": {
@@ -61,14 +61,14 @@ def register_chunks(
             }
 
     def run(task: Task, items: Any) -> list[Record]:
-        check_fingerprint(contract, task.request)
+        shape = caller_shape(task.request)
         if not isinstance(items, list):
             raise InvalidArguments(f"{name}: the argument must be a list of [args, kwargs] pairs")
         if len(items) > MAX_CHUNK_SIZE:
             raise InvalidArguments(f"{name}: {len(items)} calls in one chunk; at most {MAX_CHUNK_SIZE} are accepted")
         # A chunk runs its calls one after another, so it holds one slot of a concurrency limit.
         with admitted(task, contract, max_deliveries, lease=contract.timeout * len(items)):
-            records = [run_one(item) for item in items]
+            records = [run_one(item, shape) for item in items]
         failed = [index for index, record in enumerate(records) if record["status"] != "SUCCESS"]
         if failed:
             logger.warning(

@@ -7,7 +7,7 @@ import sys
 import click
 from celery import Celery
 
-from task_contracts import CATALOG, ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
+from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog, redact_url, resolve_urls
 
 from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
@@ -38,6 +38,26 @@ def _autoscale(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return sizes[0], sizes[1]
 
 
+DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
+
+
+def _load_catalog(context: click.Context, parameter: click.Parameter, spec: str) -> ContractCatalog:
+    try:
+        return load_catalog(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        raise click.BadParameter(f"{spec}: {error}", context, parameter) from None
+
+
+_catalog_option = click.option(
+    "--catalog",
+    envvar="TASK_CATALOG",
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    metavar="MODULE:ATTR",
+    callback=_load_catalog,
+    help="The ContractCatalog to serve [env TASK_CATALOG].",
+)
+
 _implementations_option = click.option(
     "--implementations",
     "-I",
@@ -48,22 +68,6 @@ _implementations_option = click.option(
     help="Module or package whose `@implements` functions to serve (repeatable).",
 )
 
-_catalog_option = click.option(
-    "--catalog",
-    envvar="TASK_CATALOG",
-    metavar="MODULE:NAME",
-    help="The ContractCatalog to serve [env TASK_CATALOG; default: task_contracts.catalog:CATALOG].",
-)
-
-
-def _catalog(spec: str | None) -> ContractCatalog:
-    if not spec:
-        return CATALOG
-    try:
-        return load_catalog(spec)
-    except (ImportError, AttributeError, ValueError, TypeError) as error:
-        raise click.BadParameter(f"{spec}: {error}", param_hint="--catalog") from None
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
@@ -71,16 +75,15 @@ def main() -> None:
 
 
 @main.command()
-@_implementations_option
 @_catalog_option
-def check(implementations: tuple[str, ...], catalog: str | None) -> None:
+@_implementations_option
+def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
-    contracts = _catalog(catalog)
     try:
-        verify(contracts, discover(implementations))
+        verify(catalog, discover(implementations))
     except ImplementationError as error:
         _refuse(error)
-    for item in contracts:
+    for item in catalog:
         click.echo(f"ok  {item.name}{item.signature_text()}  queue={item.queue}  fingerprint={item.fingerprint}")
 
 
@@ -209,8 +212,8 @@ def check(implementations: tuple[str, ...], catalog: str | None) -> None:
     help="Messages each pool process reserves ahead (Celery worker_prefetch_multiplier); 1 makes message "
     "priority strict, since reserved messages run in arrival order.",
 )
-@_implementations_option
 @_catalog_option
+@_implementations_option
 def worker(
     broker_url: str | None,
     result_backend: str | None,
@@ -232,8 +235,8 @@ def worker(
     metrics_port: int,
     metrics_address: str,
     prefetch_multiplier: int,
+    catalog: ContractCatalog,
     implementations: tuple[str, ...],
-    catalog: str | None,
 ) -> None:
     """Start a Celery worker serving every contract (refuses to start if one is not implemented)."""
     try:
@@ -265,7 +268,7 @@ def worker(
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
-    _serve(settings, _catalog(catalog))
+    _serve(settings, catalog)
 
 
 @main.command()
@@ -277,8 +280,9 @@ def worker(
     help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@_catalog_option
 @_implementations_option
-def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
+def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
     with embedded_redis(choose_port(port)) as redis:
         click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
@@ -286,10 +290,10 @@ def dev(port: int, concurrency: int, implementations: tuple[str, ...]) -> None:
         click.echo(f"  export TASK_BROKER_URL={redis.url}")
         click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
         urls = resolve_urls(redis.url, redis.url)
-        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency))
+        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
 
 
-def _serve(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> None:
+def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
     """Build the worker app (refusing on an implementation problem), say where it connects, and run it."""
     try:
         app = create_app(settings, catalog)
@@ -363,15 +367,7 @@ def _serve_metrics(app: Celery, settings: WorkerSettings, catalog: ContractCatal
     metavar="MODULE:ATTR",
     help="A list of task_contracts.Schedule to run [env TASK_SCHEDULES].",
 )
-@click.option(
-    "--catalog",
-    "catalog_spec",
-    envvar="TASK_CATALOG",
-    default="task_contracts.catalog:CATALOG",
-    show_default=True,
-    metavar="MODULE:ATTR",
-    help="The contract catalog the schedules are checked against [env TASK_CATALOG].",
-)
+@_catalog_option
 @click.option(
     "--lease",
     envvar="TASK_BEAT_LEASE",
@@ -399,7 +395,7 @@ def beat(
     broker_url: str | None,
     result_backend: str | None,
     schedules_spec: str,
-    catalog_spec: str,
+    catalog: ContractCatalog,
     lease: float,
     lock_key: str,
     loglevel: str,
@@ -410,7 +406,6 @@ def beat(
     except ConnectionConfigError as error:
         raise click.UsageError(str(error)) from None
     try:
-        catalog = load_catalog(catalog_spec)
         schedules = load_schedules(schedules_spec)
     except (ImportError, AttributeError, TypeError, ValueError) as error:
         raise click.UsageError(f"cannot load: {error}") from None
@@ -426,7 +421,7 @@ def beat(
     app.Beat(loglevel=settings.loglevel, quiet=True).run()
 
 
-def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> list[str]:
+def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str]:
     argv = ["worker", f"--loglevel={settings.loglevel}", f"--pool={settings.pool}"]
     argv.append(f"--queues={','.join(consumed_queues(settings, catalog))}")
     if settings.concurrency:

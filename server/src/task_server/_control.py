@@ -1,7 +1,8 @@
 """A remote-control command: a worker tells which contracts it serves, and on which queues.
 
 Clients ask with `app.control.broadcast("task_contracts", reply=True)`; each worker answers
-`{"contracts": {name: {"fingerprint", "queue"}}, "queues": [...]}`.
+`{"contracts": {wire name: {"fingerprint", "queue", "name", "version"}}, "queues": [...]}`, where
+`name` is the declared name shared by every major version and `version` the major version.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from celery.worker.control import control_command
 from task_contracts import Contract
 from task_contracts.wire import CONTROL_CONTRACTS
 
-_SERVED: weakref.WeakKeyDictionary[Celery, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
+_SERVED: weakref.WeakKeyDictionary[Celery, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def announce(app: Celery, contracts: list[Contract[..., Any]]) -> None:
     """Record the contracts `app` serves, for the control command to report."""
-    _SERVED[app] = {item.name: {"fingerprint": item.fingerprint, "queue": item.queue} for item in contracts}
+    _SERVED[app] = {
+        item.name: {
+            "fingerprint": item.fingerprint,
+            "queue": item.queue,
+            "name": item.base_name,
+            "version": item.version,
+        }
+        for item in contracts
+    }
 
 
 @control_command(name=CONTROL_CONTRACTS)  # type: ignore[untyped-decorator]

@@ -23,7 +23,8 @@ class InvalidArguments(ServerError, ValueError):
 
 
 class ContractMismatch(ServerError, ValueError):
-    """The caller's contract fingerprint differs from the worker's; the implementation never ran."""
+    """The caller's contract differs from the worker's in a way that breaks this call (a parameter the
+    worker does not know, a required one the caller lacks, a changed type); the implementation never ran."""
 
 
 class InvalidResult(ServerError, TypeError):

@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import Celery, Task
 
-from task_contracts import ArgumentsError, Contract, ResultError
-from task_contracts.wire import FINGERPRINT_HEADER
+from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
+from task_contracts.wire import SHAPE_HEADER
 
 from ._admission import admitted, forget_start
 from ._deliveries import DEFAULT_MAX_DELIVERIES
@@ -30,8 +30,7 @@ def register(
     function = implementation.function
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
-        check_fingerprint(contract, task.request)
-        values = validated_arguments(contract, args, kwargs)
+        values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
         with admitted(task, contract, max_deliveries, lease=contract.timeout):
             try:
                 value = function(**values)
@@ -83,12 +82,24 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def validated_arguments(contract: Contract[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's typed values, or `InvalidArguments` (stored by name) naming each problem."""
+def validated_arguments(
+    contract: Contract[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], shape: Any
+) -> dict[str, Any]:
+    """The call's typed values, made with the caller's `shape` of the contract (None from foreign
+    producers); `ContractMismatch` naming each difference that breaks it, or `InvalidArguments`
+    naming each invalid value (both stored by name)."""
     try:
-        return contract.validate_arguments(args, kwargs)
+        return contract.accept_call(args, kwargs, shape)
+    except IncompatibleCall as error:
+        raise ContractMismatch(str(error)) from None
     except ArgumentsError as error:
         raise InvalidArguments(str(error)) from None
+
+
+def caller_shape(request: Any) -> Any:
+    """The `contract_shape` header of a message, or None (producers in other languages send none)."""
+    headers = request.headers or {}
+    return headers.get(SHAPE_HEADER) or getattr(request, SHAPE_HEADER, None)
 
 
 def checked_result(contract: Contract[..., Any], value: Any) -> Any:
@@ -97,14 +108,3 @@ def checked_result(contract: Contract[..., Any], value: Any) -> Any:
         return contract.encode_result(value)
     except ResultError as error:
         raise InvalidResult(str(error)) from None
-
-
-def check_fingerprint(contract: Contract[..., Any], request: Any) -> None:
-    headers = request.headers or {}
-    sent = headers.get(FINGERPRINT_HEADER) or getattr(request, FINGERPRINT_HEADER, None)
-    # Producers in other languages send no fingerprint; their arguments are still validated.
-    if sent is not None and sent != contract.fingerprint:
-        raise ContractMismatch(
-            f"{contract.name}: the caller's contract (fingerprint {sent}) differs from this "
-            f"worker's (fingerprint {contract.fingerprint}); update task-contracts on one side"
-        )

@@ -215,8 +215,11 @@ class WorkerProcess(_Process):
         logdir: str | None = None,
         hostname: str | None = None,
         command: Sequence[str] = (sys.executable, "-m", "task_server"),
+        catalog: str | None = None,
+        implementations: Sequence[str] = (),
     ) -> None:
-        """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`."""
+        """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`.
+        `catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones."""
         self.broker_url = broker_url
         self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
@@ -235,6 +238,8 @@ class WorkerProcess(_Process):
             "--loglevel",
             "INFO",
             *(["--queues", ",".join(queues)] if queues else []),
+            *(["--catalog", catalog] if catalog else []),
+            *(arg for module in implementations for arg in ("--implementations", module)),
             *extra_args,
         ]
         self.env = {**os.environ, **(env or {})}

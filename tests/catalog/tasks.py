@@ -1,4 +1,5 @@
-"""Implementations of `task_contracts.diagnostics`: hold a worker until released, counting starts.
+"""Implementations of the test-only diagnostic contracts (`tests.catalog.contracts`): hold a worker
+until released, counting starts.
 
 Files live only in `TASK_DIAGNOSTICS_DIR`: `<marker>.starts` gets one line per start and
 the hold ends as soon as `<marker>.release` exists (or after `seconds`). Tests watch the first
@@ -12,10 +13,9 @@ import re
 import time
 from pathlib import Path
 
-from task_contracts import diagnostics
+from task_server import ServerError, implements
 
-from .._errors import ServerError
-from .._registry import implements
+from . import contracts as diagnostics
 
 DIAGNOSTICS_DIR_ENV = "TASK_DIAGNOSTICS_DIR"
 _POLL_SECONDS = 0.01
@@ -65,3 +65,13 @@ def _directory() -> Path:
     if not value:
         raise DiagnosticsDisabled(f"diagnostic tasks are disabled on this worker: {DIAGNOSTICS_DIR_ENV} is not set")
     return Path(value)
+
+
+@implements(diagnostics.echo)
+def echo(text: str) -> str:
+    return text
+
+
+@implements(diagnostics.echo_v2)
+def echo_v2(text: str, times: int) -> list[str]:
+    return [text] * times

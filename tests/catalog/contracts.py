@@ -1,16 +1,16 @@
 # Contract stubs have no body by design.
 # mypy: disable-error-code="empty-body"
-"""Diagnostic tasks for fault-injection tests and operators: a task as slow as asked, and tasks that
-hold a worker on demand.
+"""Diagnostic tasks for the test suite only: a task as slow as asked, and tasks that hold a worker
+on demand. They are not in the shipped catalog: a production worker never offers a task that
+holds a worker slot on request.
 
 Served on the `diagnostics` queue. The worker writes markers only in the directory named by
-`TASK_DIAGNOSTICS_DIR`; without it the tasks refuse to run, so a production worker exposes
-nothing but a bounded wait (`diagnostics.sleep` needs no directory).
+`TASK_DIAGNOSTICS_DIR`; without it the hold tasks refuse to run.
 """
 
 from __future__ import annotations
 
-from ._contract import contract
+from task_contracts import contract
 
 
 @contract(name="diagnostics.hold", queue="diagnostics", timeout=30, idempotent=True)
@@ -35,4 +35,16 @@ def sleep(seconds: float) -> float:
 
     The contract's bound (3 s) is also the worker's hard time limit for one call.
     """
+    ...
+
+
+@contract(name="diagnostics.echo", queue="diagnostics", timeout=5, idempotent=True)
+def echo(text: str) -> str:
+    """Return `text`: version 1 of a contract served side by side with version 2."""
+    ...
+
+
+@contract(name="diagnostics.echo", queue="diagnostics", timeout=5, idempotent=True, version=2)
+def echo_v2(text: str, times: int) -> list[str]:
+    """Return `text` `times` times: a breaking change, so a new major version (`diagnostics.echo.v2`)."""
     ...

@@ -1,0 +1,181 @@
+"""Which calls made with another shape of a contract still run: the rules applied on the worker.
+
+A caller sends the shape of the contract it was built with (`Contract.shape`, carried in the
+`contract_shape` header, see `task_contracts.wire`). The worker binds the call to the caller's
+parameter names, then refuses only what actually breaks this call: a parameter it does not know
+that the call uses, a parameter it requires that the caller's contract lacks, or a value the
+worker's (changed) type refuses. Everything else runs: an older caller's call gets the worker's
+defaults for parameters it did not send, a newer caller's call that uses only what the worker
+knows runs as usual. `task-contracts diff` classifies the same changes ahead of a deploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import typing
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pydantic
+
+from ._errors import ArgumentsError, IncompatibleCall
+
+if TYPE_CHECKING:
+    from ._contract import Contract
+
+#: Keys of the shape mapping (the `contract_shape` header's value).
+SHAPE_VERSION = "version"
+SHAPE_PARAMETERS = "parameters"
+
+
+class ShapedParameter(NamedTuple):
+    """One parameter as the caller declared it: name, type as written, digest of its JSON Schema."""
+
+    name: str
+    text: str
+    digest: str
+
+
+def type_text(annotation: Any) -> str:
+    """A type as a Python reader would write it: `int`, `list[int]`, `int | None`."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
+
+
+def type_digest(annotation: Any) -> str:
+    """8 hex digits of the type's canonical JSON Schema: equal on both sides iff the type agrees."""
+    schema = pydantic.TypeAdapter(annotation).json_schema()
+    canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def call_shape(contract: Contract[..., Any]) -> dict[str, Any]:
+    """The compact shape a caller sends with every call, built once per contract."""
+    return {
+        SHAPE_VERSION: contract.version,
+        SHAPE_PARAMETERS: [
+            [param.name, type_text(param.annotation), type_digest(param.annotation)] for param in contract.parameters
+        ],
+    }
+
+
+def read_shape(contract_name: str, shape: Any) -> tuple[int, list[ShapedParameter]]:
+    """The version and parameters of a received shape; `ArgumentsError` if it is malformed."""
+    try:
+        version = shape[SHAPE_VERSION]
+        parameters = [ShapedParameter(*(str(part) for part in item)) for item in shape[SHAPE_PARAMETERS]]
+        if not isinstance(version, int):
+            raise TypeError(version)
+    except (KeyError, TypeError, ValueError):
+        raise ArgumentsError(contract_name, [f"malformed contract_shape header: {shape!r:.120}"]) from None
+    return version, parameters
+
+
+def accept_shaped_call(
+    contract: Contract[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], shape: Any
+) -> dict[str, Any]:
+    """The call's typed values; `IncompatibleCall` naming each difference that breaks it, or
+    `ArgumentsError` for values that are simply invalid."""
+    name = contract.name
+    version, caller = read_shape(name, shape)
+    if version != contract.version:
+        raise IncompatibleCall(
+            name, [f"the caller's contract is version {version}, this worker serves version {contract.version}"]
+        )
+    caller_names = [param.name for param in caller]
+    if len(args) > len(caller_names):
+        raise ArgumentsError(name, [f"takes {len(caller_names)} positional arguments but {len(args)} were given"])
+    bound = dict(zip(caller_names, args, strict=False))
+    for key, value in kwargs.items():
+        if key in bound:
+            raise ArgumentsError(name, [f"{key}: given both by position and by name"])
+        bound[key] = value
+    ours = {param.name: param for param in contract.parameters}
+    problems = [f"parameter {key!r} is not known to this worker" for key in bound if key not in ours]
+    for param in contract.parameters:
+        if param.default is not inspect.Parameter.empty or param.name in bound:
+            continue
+        if param.name in caller_names:
+            # Our clients validate before publishing, so the caller's contract has a default for it.
+            problems.append(f"parameter {param.name!r} is required by this worker and the call leaves it out")
+        else:
+            problems.append(f"parameter {param.name!r} is required by this worker and unknown to the caller's contract")
+    if problems:
+        raise IncompatibleCall(name, problems)
+    values, invalid = contract.validation_problems(bound)
+    if not invalid:
+        return values
+    # A value our type refuses is the caller's mistake when both declare the same type, and the
+    # contract change's when they do not: then name the change, as `task-contracts diff` would.
+    theirs = {param.name: param for param in caller}
+    mine = {item[0]: ShapedParameter(*item) for item in contract.shape[SHAPE_PARAMETERS]}
+    changed: dict[str, str] = {}
+    plain: list[str] = []
+    for field, line in invalid:
+        caller_param, own = theirs.get(field), mine.get(field)
+        if caller_param is not None and own is not None and caller_param.digest != own.digest:
+            changed.setdefault(field, f"{field} changed from {caller_param.text} to {own.text} ({line})")
+        else:
+            plain.append(line)
+    if changed:
+        raise IncompatibleCall(name, [*changed.values(), *plain])
+    raise ArgumentsError(name, plain)
+
+
+# -- the rules, as `task-contracts diff` classifies a change ahead of a deploy ----------------------
+
+OLD_CLIENTS = "old clients"
+NEW_CLIENTS = "new clients"
+QUEUED = "queued messages"
+
+
+class Rule(NamedTuple):
+    """One kind of contract change and whom it breaks (nobody: compatible)."""
+
+    id: str
+    breaks_for: tuple[str, ...]
+
+    @property
+    def compatible(self) -> bool:
+        return not self.breaks_for
+
+    @property
+    def verdict(self) -> str:
+        return "compatible" if self.compatible else "breaking for " + ", ".join(self.breaks_for)
+
+
+_ALL = (OLD_CLIENTS, NEW_CLIENTS, QUEUED)
+_OLD = (OLD_CLIENTS, QUEUED)
+
+#: Every rule of the table in the compatibility docs, in its order (a test keeps the two equal).
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        Rule("parameter-added-optional", ()),
+        Rule("parameter-added-required", _ALL),
+        Rule("parameter-removed", _ALL),
+        Rule("parameter-renamed", _ALL),
+        Rule("parameter-type-widened", ()),
+        Rule("parameter-type-narrowed", _OLD),
+        Rule("parameter-type-changed", _ALL),
+        Rule("parameter-default-changed", ()),
+        Rule("parameter-default-added", ()),
+        Rule("parameter-default-removed", _OLD),
+        Rule("result-field-added-optional", ()),
+        Rule("result-field-added-required", (NEW_CLIENTS,)),
+        Rule("result-field-removed", _OLD),
+        Rule("result-field-removed-optional", ()),
+        Rule("result-type-widened", _OLD),
+        Rule("result-type-narrowed", (NEW_CLIENTS,)),
+        Rule("result-type-changed", _ALL),
+        Rule("queue-changed", _ALL),
+        Rule("timeout-changed", ()),
+        Rule("idempotency-changed", ()),
+        Rule("description-changed", ()),
+        Rule("contract-added", ()),
+        Rule("contract-removed", _OLD),
+    )
+}
