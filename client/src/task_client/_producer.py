@@ -101,6 +101,12 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
     return app
 
 
+def _scheduled(message: Outgoing) -> bool:
+    # eta, expires and priority take Celery's own path: kombu picks a priority's list key and
+    # writes the time headers; the direct envelope carries none of them.
+    return message.eta is not None or message.expires is not None or message.priority is not None
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
@@ -126,7 +132,7 @@ class Producer:
         # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
-                if self._direct is not None:
+                if self._direct is not None and not _scheduled(message):
                     self._direct.publish(message)
                     return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
@@ -187,7 +193,7 @@ class Producer:
         """
         self._warm_up()
         try:
-            if self._direct is not None:
+            if self._direct is not None and not any(_scheduled(message) for message in messages):
                 self._direct.publish_many(messages)
                 return
             with (
