@@ -29,7 +29,7 @@ class Broker:
         app = Celery(name, broker=self.url, backend=self.result_backend, set_as_current=False)
         app.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
         if self.kind == "rabbitmq":
-            # The task queues are quorum queues; a producer declaring them must say so too.
+            # The contracts' queues are quorum queues; a producer declaring them must say so too.
             app.conf.update(task_create_missing_queue_type=AMQP_QUEUE_TYPE)
         app.conf.update(config)
         return app

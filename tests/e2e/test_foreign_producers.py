@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 
+import amqp
 import pytest
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -11,6 +14,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from task_client import TaskClient
 
 from ..brokers import Broker
+from .raw_messages import publish_amqp, push
 
 pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
 
@@ -46,3 +50,21 @@ def test_invalid_messages_fail_alone_and_the_worker_keeps_serving(
     assert type(caught.value).__name__ == "InvalidArguments"
     assert problem in str(caught.value)
     assert client.add(1, 1) == 2
+
+
+def test_the_smallest_raw_message_of_the_wire_docs_is_served(client: TaskClient, broker: Broker) -> None:
+    """docs/wire.md: on RabbitMQ the body is the raw JSON call and `task` and `id` are AMQP headers."""
+    body = json.dumps([[4, 7], {}, {}]).encode()
+    if broker.kind == "rabbitmq":
+        task_id = str(uuid.uuid4())
+        message = amqp.Message(
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            application_headers={"task": "math.add", "id": task_id},
+            delivery_mode=2,
+        )
+        publish_amqp(broker.url, "math", message)  # declares the quorum queue "math", publish confirmed
+    else:
+        task_id = push(broker.url, "math.add", body, queue="math")
+    assert client.add.handle(task_id).result(timeout=10) == 11

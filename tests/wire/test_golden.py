@@ -37,6 +37,7 @@ EXAMPLE_CALLS: dict[str, tuple[list[Any], dict[str, Any]]] = {
     "math.mul": ([6, 7], {}),
     "math.xsum": ([[1, 2, 3]], {}),
     "math.div": ([7, 2], {}),
+    "math.stats": ([[1.5, 2.5]], {}),
     "reports.count_to": ([3], {"delay": 0.5}),
 }
 

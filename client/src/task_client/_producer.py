@@ -18,6 +18,7 @@ from celery import Celery
 from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
+from ._direct import DirectPublisher
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
@@ -105,6 +106,13 @@ class Producer:
         self._app = publishing_app("task_client", settings)
         self._warm = threading.Lock()
         self._warmed = False
+        # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
+        broker = celery_url(settings.urls.broker_url)
+        self._direct = (
+            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE)
+            if broker.url.startswith("redis://") and not broker.transport_options
+            else None
+        )
 
     def publish(self, message: Outgoing, *, contract: str | None = None) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
@@ -114,6 +122,9 @@ class Producer:
         # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
+                if self._direct is not None:
+                    self._direct.publish(message)
+                    return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
                     self._app.send_task(
                         message.name,
@@ -156,6 +167,9 @@ class Producer:
         """
         self._warm_up()
         try:
+            if self._direct is not None:
+                self._direct.publish_many(messages)
+                return
             with (
                 self._app.producer_or_acquire() as producer,
                 self._dropped_on_timeout(producer),
@@ -185,6 +199,8 @@ class Producer:
         # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
         with contextlib.suppress(*BROKER_ERRORS):
             self._app.close()
+            if self._direct is not None:
+                self._direct.close()
 
     @contextlib.contextmanager
     def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:

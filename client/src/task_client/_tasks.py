@@ -63,4 +63,5 @@ class DefaultTasks:
     mul = remote(math.mul)
     xsum = remote(math.xsum)
     div = remote(math.div)
+    stats = remote(math.stats)
     count_to = remote(reports.count_to)

@@ -8,7 +8,16 @@ threads of its main process, without a hop to a pool process.
 
 from __future__ import annotations
 
+import pydantic
+
 from ._contract import contract
+
+
+class Stats(pydantic.BaseModel):
+    """A summary of a list of numbers (the result of `math.stats`)."""
+
+    count: int
+    total: float
 
 
 @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
@@ -32,4 +41,10 @@ def xsum(numbers: list[int]) -> int:
 @contract(name="math.div", queue="math", timeout=10, idempotent=True, cpu_bound=False)
 def div(x: float, y: float) -> float:
     """Return x / y; fails on the worker with ZeroDivisionError when y is 0."""
+    ...
+
+
+@contract(name="math.stats", queue="math", timeout=10, idempotent=True, cpu_bound=False)
+def stats(numbers: list[float]) -> Stats:
+    """Return how many numbers there are and their total."""
     ...

@@ -42,6 +42,9 @@ def register(
 #: Options of every task serving a contract, single calls and chunks alike.
 TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
+    # Registered on this app only: a shared task would also be added to every other app of the
+    # process (a second `create_app`, in tests or an embedding program), where its closure is foreign.
+    "shared": False,
     "typing": False,  # arguments are checked against the contract, not the wrapper's signature
     # Acknowledged once finished and requeued if its process dies, so a crash never loses it;
     # `admit` decides from the contract's idempotency whether a second start may run.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis.exceptions
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
 from kombu.transport import redis as kombu_redis
@@ -55,7 +56,15 @@ class GuardedChannel(_Guarded, kombu_redis.Channel):
 
 
 class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
-    pass
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            # The master is gone and kombu is closing this channel after closing its connection; on
+            # the way it tries to restore unacked messages through a new pool built from that closed
+            # connection, and its AttributeError stopped the worker ("Unrecoverable error"). A
+            # connection error is what the close path expects and Celery reconnects through the
+            # sentinels; the unacked messages come back after the visibility timeout.
+            raise redis.exceptions.ConnectionError("the broker connection is closed (Sentinel failover)")
+        return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
 
 
 class GuardedTransport(kombu_redis.Transport):

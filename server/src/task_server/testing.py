@@ -402,7 +402,7 @@ class SentinelGroup:
 
     def start(self, timeout: float = 30.0) -> Self:
         for name in ("master", "replica"):
-            (self.workdir / name).mkdir(exist_ok=True)
+            (self.workdir / name).mkdir(parents=True, exist_ok=True)
         master = RedisProcess(workdir=str(self.workdir / "master"), appendonly=self.appendonly)
         self.redis.append(master.start(timeout))
         replica = RedisProcess(
