@@ -7,6 +7,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -52,6 +53,9 @@ class Outgoing(NamedTuple):
     task_id: str
     headers: Mapping[str, Any]
     time_limit: float | None = None
+    eta: datetime | None = None
+    expires: datetime | None = None
+    priority: int | None = None
 
 
 def _transport_options(settings: ClientSettings) -> dict[str, Any]:
@@ -97,6 +101,12 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
     return app
 
 
+def _scheduled(message: Outgoing) -> bool:
+    # eta, expires and priority take Celery's own path: kombu picks a priority's list key and
+    # writes the time headers; the direct envelope carries none of them.
+    return message.eta is not None or message.expires is not None or message.priority is not None
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
@@ -122,7 +132,7 @@ class Producer:
         # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
-                if self._direct is not None:
+                if self._direct is not None and not _scheduled(message):
                     self._direct.publish(message)
                     return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
@@ -134,6 +144,9 @@ class Producer:
                         task_id=task_id,
                         headers=dict(message.headers),
                         time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
                         retry=False,
                         producer=producer,
                     )
@@ -155,6 +168,19 @@ class Producer:
             task_id=task_id,
         ) from None
 
+    def terminate(self, task_id: str, *, contract: str | None = None) -> None:
+        """Ask every worker to stop the running call `task_id` (Celery's revoke with terminate, SIGTERM)."""
+        try:
+            self._app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable, so running call {task_id} could not be stopped: "
+                f"{connection_failure(error, self.settings)}",
+                url=self._broker,
+                contract=contract,
+                task_id=task_id,
+            ) from None
+
     @property
     def app(self) -> Celery:
         """The private Celery app (for remote-control broadcasts); never the current app."""
@@ -167,7 +193,7 @@ class Producer:
         """
         self._warm_up()
         try:
-            if self._direct is not None:
+            if self._direct is not None and not any(_scheduled(message) for message in messages):
                 self._direct.publish_many(messages)
                 return
             with (
@@ -184,6 +210,9 @@ class Producer:
                         task_id=message.task_id,
                         headers=dict(message.headers),
                         time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
                         producer=producer,
                     )
         except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
