@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from task_server.testing import RedisProcess, WorkerProcess
+from task_server.testing import ProcessError, RabbitMQProcess, RedisProcess, WorkerProcess
 
 from ._measure import Bench, write_profile
 from ._report import Row, table
@@ -33,6 +33,25 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 SHORT_LIFETIME = 2.0
 
 
+def rabbitmq_rows(bench: Bench, calls: int, ours_url: str, stock_url: str, cpus: int) -> list[Row]:
+    """The RabbitMQ reference: a throwaway node, our worker and a stock one on it, results on Redis."""
+    print("  RabbitMQ reference: starting a node...", file=sys.stderr, flush=True)
+    try:
+        rabbit = RabbitMQProcess()
+    except ProcessError as error:  # no rabbitmq-server on this machine
+        print(f"  RabbitMQ reference skipped: {error}", file=sys.stderr)
+        return []
+    with rabbit:
+        rabbit.start()
+        stock_broker = rabbit.add_vhost("stock")
+        ours = WorkerProcess(rabbit.url, concurrency=cpus, extra_args=["--result-backend", ours_url])
+        stock = StockWorker(stock_broker, rabbit.workdir / "stock-worker.log", backend=stock_url)
+        with ours, stock:
+            ours.start()
+            stock.start()
+            return bench.rabbitmq_round_trips(calls, rabbit.url, ours_url, stock_broker)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000, help="calls in each batch row [10000]")
@@ -41,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-calls", type=int, default=1_000_000, help="calls streamed by imap [1000000]")
     parser.add_argument("--memory-calls", type=int, default=10_000, help="calls of the memory row [10000]")
     parser.add_argument("--redis-calls", type=int, default=10_000, help="calls of the Redis-cost rows [10000]")
+    parser.add_argument("--no-rabbitmq", action="store_true", help="skip the RabbitMQ reference row")
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, figures not comparable)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfiles of the caller and our worker")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file [{RESULTS.name}]")
@@ -77,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows += bench.stream(args.stream_calls, map_rate)
                 rows += bench.memory(args.memory_calls)
                 rows += bench.redis_cost(args.redis_calls, short_redis.url, SHORT_LIFETIME)
+                if not args.no_rabbitmq:
+                    rows += rabbitmq_rows(bench, args.round_trips // 2, ours.url, stock_redis.url, cpus)
     if args.profile:
         profile = args.profile / "worker.prof"
         if profile.exists():

@@ -131,6 +131,34 @@ class Bench:
             ),
         ]
 
+    def rabbitmq_round_trips(self, calls: int, broker: str, ours_backend: str, stock_broker: str) -> list[Row]:
+        """Reference: the same round trip with RabbitMQ as the broker (results still on Redis), both sides."""
+        stock = stock_app(stock_broker, self.stock_url)
+        client = TaskClient(broker, ours_backend)
+        try:
+
+            def stock_call() -> None:
+                assert stock.send_task("math.add", args=[4, 7]).get(timeout=10) == 11
+
+            def our_call() -> None:
+                assert client.add(4, 7) == 11
+
+            times = interleaved({"stock": stock_call, "ours": our_call}, calls, 20, warm_up=30)
+        finally:
+            client.close()
+            stock.close()
+        return [
+            Row(
+                "RabbitMQ broker: round trip p50, client.add(4, 7) vs stock send_task().get()",
+                "ms",
+                _ms(_pct(times["ours"], 50)),
+                _ms(_pct(times["stock"], 50)),
+                "lower",
+                None,
+                {name: _latency(values) for name, values in times.items()},
+            )
+        ]
+
     # -- batches ------------------------------------------------------------------------
     def batches(self, calls: int, rounds: int) -> tuple[list[Row], float]:
         """The batch rows, and our map's calls per second (the streamed row compares with it)."""

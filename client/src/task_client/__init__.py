@@ -1,5 +1,6 @@
 """task-client: call task contracts by name through Celery, typed and bounded."""
 
+from ._cancel import CancelResult
 from ._client import AsyncTaskClient, TaskClient
 from ._errors import (
     BatchFailed,
@@ -8,7 +9,9 @@ from ._errors import (
     ContractMismatch,
     InvalidArguments,
     OutcomeUnknown,
+    TaskCancelled,
     TaskError,
+    TaskExpired,
     TaskFailed,
     TaskTimeout,
     UnknownTask,
@@ -39,6 +42,7 @@ __all__ = [
     "AsyncWorkflowHandle",
     "BatchFailed",
     "BrokerUnavailable",
+    "CancelResult",
     "ClientClosed",
     "ClientSettings",
     "ContractMismatch",
@@ -47,8 +51,10 @@ __all__ = [
     "Partial",
     "Progress",
     "RemoteTask",
+    "TaskCancelled",
     "TaskClient",
     "TaskError",
+    "TaskExpired",
     "TaskFailed",
     "TaskHandle",
     "TaskTimeout",

@@ -21,6 +21,7 @@ from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 from ._chunks import WireCall, capture_outcome, chunk_arguments, chunk_outcomes
 from ._errors import BatchFailed, InvalidArguments, TaskError
 from ._producer import Outgoing, call_headers
+from ._schedule import Schedule
 
 R = TypeVar("R")
 
@@ -93,6 +94,8 @@ class Batch(Generic[R]):
     ) -> None:
         """`first`: the index of the first call in a longer stream of calls (for error messages)."""
         size = check_chunk_size(chunk_size)
+        if contract.retry is not None or contract.rate_limit is not None:
+            size = 1  # retries and rate limits apply per message, so each call travels alone
         calls = encode_calls(contract, arg_sets, first)
         self.contract = contract
         self.first = first
@@ -103,9 +106,10 @@ class Batch(Generic[R]):
     def task_ids(self) -> list[str]:
         return [message.task_id for message in self.messages]
 
-    def outgoing(self, queue: str) -> list[Outgoing]:
-        """The messages as the producer publishes them."""
+    def outgoing(self, queue: str, schedule: Schedule | None = None) -> list[Outgoing]:
+        """The messages as the producer publishes them, all with the same schedule."""
         contract = self.contract
+        eta, expires, priority = (schedule.eta, schedule.expires, schedule.priority) if schedule else (None,) * 3
         headers = call_headers(contract)
         chunk_name = chunk_task_name(contract.name)
         return [
@@ -118,6 +122,9 @@ class Batch(Generic[R]):
                 headers,
                 # Every call in a chunk keeps the contract's bound on the worker.
                 contract.timeout * message.count if message.chunked else None,
+                eta,
+                expires,
+                priority,
             )
             for message in self.messages
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,9 @@ from ._errors import (
     BrokerUnavailable,
     ContractMismatch,
     InvalidArguments,
+    TaskCancelled,
     TaskError,
+    TaskExpired,
     TaskFailed,
     TaskTimeout,
     UnknownTask,
@@ -34,6 +37,7 @@ EXIT_TASK_FAILED = 3
 EXIT_TIMEOUT = 4
 EXIT_BROKER_UNAVAILABLE = 5
 EXIT_CONTRACT = 6
+EXIT_REVOKED = 7
 
 _EXIT_CODES = f"""\b
 Exit status:
@@ -44,6 +48,7 @@ Exit status:
   {EXIT_TIMEOUT}  no result within the timeout (the task may still run: `task-client result ID`)
   {EXIT_BROKER_UNAVAILABLE}  the broker or result backend cannot be reached
   {EXIT_CONTRACT}  contract problem: no worker serves it, or a worker holds another version
+  {EXIT_REVOKED}  the call was cancelled, or expired before it started
 """
 
 #: UI refresh period while waiting with a progress display; results still arrive by pub/sub.
@@ -135,6 +140,24 @@ def main(ctx: click.Context, broker_url: str | None, result_backend: str | None,
 @click.option("--queue", metavar="QUEUE", help="Publish on this queue instead of the contract's.")
 @click.option("--no-wait", is_flag=True, help="Publish, print the task id and exit without waiting.")
 @click.option(
+    "--countdown",
+    type=click.FloatRange(min=0),
+    help="Run no sooner than this many seconds from now (Celery countdown); the wait counts from then.",
+)
+@click.option(
+    "--eta",
+    metavar="DATETIME",
+    help="Run no sooner than this ISO 8601 time with a zone, e.g. 2030-01-01T12:00:00+00:00 (Celery eta).",
+)
+@click.option(
+    "--expires",
+    metavar="SECONDS|DATETIME",
+    help="Never run if not started within SECONDS or by this ISO 8601 time with a zone (Celery expires).",
+)
+@click.option(
+    "--priority", type=click.IntRange(0, 9), help="Message priority, 0-9; on Redis 0 is served first (Celery priority)."
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show progress reports on stderr [default: only when stderr is a terminal].",
@@ -149,6 +172,10 @@ def call(
     timeout: float | None,
     queue: str | None,
     no_wait: bool,
+    countdown: float | None,
+    eta: str | None,
+    expires: str | None,
+    priority: int | None,
     progress: bool | None,
     as_json: bool,
 ) -> None:
@@ -161,8 +188,15 @@ def call(
     """
     item = _find_contract(options.catalog, name)
     positional, named = _parse_arguments(item, args, params)
+    due = _parse_time("--eta", eta) if eta else None
+    expiry = _parse_expiry(expires) if expires else None
     with options.client() as client:
-        remote = client.task(item).with_options(timeout=timeout, queue=queue)
+        try:
+            remote = client.task(item).with_options(
+                timeout=timeout, queue=queue, countdown=countdown, eta=due, expires=expiry, priority=priority
+            )
+        except (TypeError, ValueError) as error:
+            raise click.UsageError(str(error)) from None
         try:
             handle = remote.submit(*positional, **named)
         except TaskError as error:
@@ -209,6 +243,44 @@ def result(options: _Options, task_id: str, contract_name: str | None, timeout: 
             _fail(error, as_json)
     payload = {"task_id": task_id, "contract": item.name if item else None, "status": "SUCCESS", "result": encoded}
     _emit(as_json, payload, encoded)
+
+
+@main.command(epilog=_EXIT_CODES)
+@click.argument("task_id", metavar="ID")
+@_json_option
+@_pass_options
+def cancel(options: _Options, task_id: str, as_json: bool) -> None:
+    """Cancel the call ID and say what that did.
+
+    \b
+    cancelled   it had not started: it never runs, and its waiters get TaskCancelled
+    terminated  it was running and its contract is interruptible: the worker stops it
+    running     it is running and cannot be interrupted: it finishes, but is not run again
+    finished    it had already finished: nothing changed (exit status 0)
+    """
+    with options.client() as client:
+        try:
+            outcome = client.cancel(task_id)
+        except TaskError as error:
+            _fail(error, as_json)
+    _emit(as_json, {"task_id": task_id, "cancel": outcome.value}, f"{task_id}: {outcome.value}")
+
+
+def _parse_time(option: str, text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
+    if value.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no time zone; add one, e.g. +00:00", param_hint=option)
+    return value
+
+
+def _parse_expiry(text: str) -> float | dt.datetime:
+    try:
+        return float(text)
+    except ValueError:
+        return _parse_time("--expires", text)
 
 
 @main.command(epilog=_EXIT_CODES)
@@ -385,6 +457,10 @@ def _fail(error: TaskError, as_json: bool) -> NoReturn:
 
 
 def _classify(error: TaskError) -> tuple[str, int]:
+    if isinstance(error, TaskExpired):
+        return "EXPIRED", EXIT_REVOKED
+    if isinstance(error, TaskCancelled):
+        return "REVOKED", EXIT_REVOKED
     if isinstance(error, InvalidArguments):
         return "INVALID_ARGUMENTS", EXIT_USAGE
     if isinstance(error, TaskFailed):

@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, Self, TypeVar, cast
 
 from task_contracts import CATALOG, Contract, ContractCatalog, redact_url, resolve_urls
 
+from ._cancel import CancelResult
 from ._errors import UnknownTask
 from ._inspect import WorkerInfo, ask_workers
 from ._remote import AsyncRemoteTask, BaseRemote, RemoteTask
@@ -80,6 +81,9 @@ class BaseClient:
             cached = self._tasks[contract.name] = face(self._runtime, contract)
         return cached
 
+    def _cancel_steps(self, task_id: str) -> Steps[CancelResult]:
+        return (yield from self._runtime.cancel(None, task_id))
+
     def _workers_steps(self, timeout: float) -> Steps[list[WorkerInfo]]:
         workers: list[WorkerInfo] = yield Blocking(partial(ask_workers, self._runtime.producer, timeout))
         return workers
@@ -126,6 +130,10 @@ class TaskClient(DefaultTasks, BaseClient):
         """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""
         return self.task(self._contract_named(name))
 
+    def cancel(self, task_id: str) -> CancelResult:
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
+        return run_sync(self._runtime.producer, self._cancel_steps(task_id))
+
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Ask the running workers what they serve; waits `timeout` seconds for their replies.
 
@@ -166,6 +174,10 @@ class AsyncTaskClient(DefaultTasks, BaseClient):
     def task_by_name(self, name: str) -> AsyncRemoteTask[..., Any]:
         """The async remote task for a wire name of the catalog; `UnknownTask` if there is none."""
         return self.task(self._contract_named(name))
+
+    async def cancel(self, task_id: str) -> CancelResult:
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
+        return await run_async(self._runtime.producer, self._cancel_steps(task_id))
 
     async def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Ask the running workers what they serve; waits `timeout` seconds for their replies."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from task_contracts import DeclaredError
+
 
 class TaskError(Exception):
     """Root of the client's errors. `contract` is the wire name; `task_id` is set once published."""
@@ -50,6 +52,15 @@ class TaskFailed(TaskError):
         self.remote_type = remote_type
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
+
+
+class TaskCancelled(TaskError):
+    """The call was cancelled (`handle.cancel()`, `task-client cancel`, or a Celery revoke): it never
+    ran, or it was stopped while running (an interruptible contract)."""
+
+
+class TaskExpired(TaskError):
+    """The call's `expires` time passed before it started, so it never ran."""
 
 
 class ContractMismatch(TaskError):
@@ -109,3 +120,18 @@ class BatchFailed(TaskError):
         super().__init__(message, contract=contract)
         self.outcomes = list(outcomes)
         self.errors = {index: item for index, item in enumerate(self.outcomes) if isinstance(item, TaskError)}
+
+
+_DECLARED_FAILURES: dict[type[DeclaredError], type[TaskFailed]] = {}
+
+
+def declared_failure(declared: type[DeclaredError]) -> type[TaskFailed]:
+    """The class the client raises for a contract's declared error: both `TaskFailed` and `declared`.
+
+    So `except InsufficientFunds` and `except TaskFailed` both catch it. One class per declared type.
+    """
+    found = _DECLARED_FAILURES.get(declared)
+    if found is None:
+        namespace = {"__module__": declared.__module__, "__doc__": declared.__doc__}
+        found = _DECLARED_FAILURES.setdefault(declared, type(declared.__name__, (TaskFailed, declared), namespace))
+    return found

@@ -6,13 +6,25 @@ from typing import Any
 
 from task_contracts import Contract, ResultError
 from task_contracts.wire import (
+    ATTEMPT_FIELD,
     REMOTE_CONTRACT_MISMATCH,
     REMOTE_NOT_REGISTERED,
     REMOTE_OUTCOME_UNKNOWN,
     REMOTE_WORKER_LOST,
+    REVOKED_EXPIRED,
 )
 
-from ._errors import ContractMismatch, OutcomeUnknown, TaskError, TaskFailed, TaskTimeout, UnknownTask
+from ._errors import (
+    ContractMismatch,
+    OutcomeUnknown,
+    TaskCancelled,
+    TaskError,
+    TaskExpired,
+    TaskFailed,
+    TaskTimeout,
+    UnknownTask,
+    declared_failure,
+)
 
 
 def decode_outcome(contract: Contract[..., Any] | None, task_id: str, record: dict[str, Any]) -> Any:
@@ -31,7 +43,18 @@ def decode_outcome(contract: Contract[..., Any] | None, task_id: str, record: di
                 contract=name,
                 task_id=task_id,
             ) from None
-    raise remote_error(name, task_id, record)
+    failure = remote_error(name, task_id, record)
+    declared = contract.declared_error(failure.remote_type) if contract and isinstance(failure, TaskFailed) else None
+    if declared is not None and isinstance(failure, TaskFailed):
+        raise declared_failure(declared)(
+            str(failure),
+            contract=name,
+            task_id=task_id,
+            remote_type=failure.remote_type,
+            remote_message=failure.remote_message,
+            remote_traceback=failure.remote_traceback,
+        )
+    raise failure
 
 
 def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> TaskError:
@@ -41,6 +64,14 @@ def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> 
     remote_type = str(failure.get("exc_type") or record.get("status") or "UnknownError")
     remote_message = _message(failure.get("exc_message"))
     where = contract or "task"
+    if record.get("status") == "REVOKED":
+        if remote_message.strip() == REVOKED_EXPIRED:
+            return TaskExpired(
+                f"{where} {task_id} expired before it started; it never ran", contract=contract, task_id=task_id
+            )
+        return TaskCancelled(
+            f"{where} {task_id} was cancelled ({remote_message or 'revoked'})", contract=contract, task_id=task_id
+        )
     if remote_type == REMOTE_NOT_REGISTERED:
         return UnknownTask(f"no worker serves {where}: {remote_message}", contract=contract, task_id=task_id)
     if remote_type == REMOTE_CONTRACT_MISMATCH:
@@ -52,8 +83,10 @@ def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> 
             task_id=task_id,
             remote_message=remote_message,
         )
+    attempts = record.get(ATTEMPT_FIELD)
+    after = f" (attempt {attempts})" if isinstance(attempts, int) and attempts > 1 else ""
     return TaskFailed(
-        f"{where} failed on the worker: {remote_type}: {remote_message}",
+        f"{where} failed on the worker{after}: {remote_type}: {remote_message}",
         contract=contract,
         task_id=task_id,
         remote_type=remote_type,

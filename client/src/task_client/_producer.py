@@ -7,6 +7,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from celery import Celery
 from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
+from ._direct import DirectPublisher
 from ._errors import BrokerUnavailable
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
@@ -51,6 +53,9 @@ class Outgoing(NamedTuple):
     task_id: str
     headers: Mapping[str, Any]
     time_limit: float | None = None
+    eta: datetime | None = None
+    expires: datetime | None = None
+    priority: int | None = None
 
 
 def _transport_options(settings: ClientSettings) -> dict[str, Any]:
@@ -96,6 +101,12 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
     return app
 
 
+def _scheduled(message: Outgoing) -> bool:
+    # eta, expires and priority take Celery's own path: kombu picks a priority's list key and
+    # writes the time headers; the direct envelope carries none of them.
+    return message.eta is not None or message.expires is not None or message.priority is not None
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
@@ -105,6 +116,13 @@ class Producer:
         self._app = publishing_app("task_client", settings)
         self._warm = threading.Lock()
         self._warmed = False
+        # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
+        broker = celery_url(settings.urls.broker_url)
+        self._direct = (
+            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE)
+            if broker.url.startswith("redis://") and not broker.transport_options
+            else None
+        )
 
     def publish(self, message: Outgoing, *, contract: str | None = None) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
@@ -114,6 +132,9 @@ class Producer:
         # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
         for attempt in range(1, attempts + 1):
             try:
+                if self._direct is not None and not _scheduled(message):
+                    self._direct.publish(message)
+                    return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
                     self._app.send_task(
                         message.name,
@@ -123,6 +144,9 @@ class Producer:
                         task_id=task_id,
                         headers=dict(message.headers),
                         time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
                         retry=False,
                         producer=producer,
                     )
@@ -144,6 +168,19 @@ class Producer:
             task_id=task_id,
         ) from None
 
+    def terminate(self, task_id: str, *, contract: str | None = None) -> None:
+        """Ask every worker to stop the running call `task_id` (Celery's revoke with terminate, SIGTERM)."""
+        try:
+            self._app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable, so running call {task_id} could not be stopped: "
+                f"{connection_failure(error, self.settings)}",
+                url=self._broker,
+                contract=contract,
+                task_id=task_id,
+            ) from None
+
     @property
     def app(self) -> Celery:
         """The private Celery app (for remote-control broadcasts); never the current app."""
@@ -156,6 +193,9 @@ class Producer:
         """
         self._warm_up()
         try:
+            if self._direct is not None and not any(_scheduled(message) for message in messages):
+                self._direct.publish_many(messages)
+                return
             with (
                 self._app.producer_or_acquire() as producer,
                 self._dropped_on_timeout(producer),
@@ -170,6 +210,9 @@ class Producer:
                         task_id=message.task_id,
                         headers=dict(message.headers),
                         time_limit=message.time_limit,
+                        eta=message.eta,
+                        expires=message.expires,
+                        priority=message.priority,
                         producer=producer,
                     )
         except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
@@ -185,6 +228,8 @@ class Producer:
         # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
         with contextlib.suppress(*BROKER_ERRORS):
             self._app.close()
+            if self._direct is not None:
+                self._direct.close()
 
     @contextlib.contextmanager
     def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from task_contracts import Contract
@@ -17,6 +18,7 @@ from ._errors import TaskError
 from ._handle import AsyncTaskHandle, TaskHandle
 from ._outcome import decode_outcome
 from ._runtime import CallOptions, Runtime
+from ._schedule import Schedule, check_schedule
 from ._signatures import AsyncPartial, AsyncWorkflow, Partial, Workflow
 from ._steps import Steps, run_async, run_sync
 from ._stream import Stream, iterate_async, iterate_sync
@@ -57,15 +59,36 @@ class BaseRemote(Generic[P, R]):
         """The default bound on waiting for a result, in seconds."""
         return self._options.timeout if self._options.timeout is not None else self._contract.timeout
 
-    def with_options(self, *, timeout: float | None = None, queue: str | None = None) -> Self:
-        """The same task with another wait bound or queue.
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        queue: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+    ) -> Self:
+        """The same task with other per-call options; each applies to every call made through it.
+
+        `timeout`: the wait bound (from when the call is due); `queue`; `countdown` (seconds) or
+        `eta` (an aware datetime): not run before then; `expires` (seconds from now or an aware
+        datetime): never run if not started by then (`TaskExpired`); `priority`: 0 to 9, on Redis
+        0 is served first. Wrong values raise `TypeError` or `ValueError` here.
 
         >>> client.add.with_options(timeout=2)(4, 7)
+        >>> client.add.with_options(countdown=5, expires=60).submit(4, 7)
         """
+        check_schedule(countdown=countdown, eta=eta, expires=expires, priority=priority)
+        current = self._options
+        if countdown is not None or eta is not None:  # a new due time replaces the old one
+            current = replace(current, countdown=countdown, eta=eta)
         options = replace(
-            self._options,
-            timeout=self._options.timeout if timeout is None else timeout,
-            queue=self._options.queue if queue is None else queue,
+            current,
+            timeout=current.timeout if timeout is None else timeout,
+            queue=current.queue if queue is None else queue,
+            expires=current.expires if expires is None else expires,
+            priority=current.priority if priority is None else priority,
         )
         return type(self)(self._runtime, self._contract, options)
 
@@ -79,7 +102,7 @@ class BaseRemote(Generic[P, R]):
         value: R = decode_outcome(self._contract, task_id, record)
         return value
 
-    def _submit_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[str]:
+    def _submit_steps(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Steps[tuple[str, Schedule | None]]:
         return (yield from self._runtime.publish(self._contract, args, kwargs, self._options))
 
     def _map_steps(
@@ -109,10 +132,10 @@ class BaseRemote(Generic[P, R]):
             in_order=in_order,
         )
 
-    def _submit_many_steps(self, arg_sets: Iterable[ArgSet]) -> Steps[list[str]]:
+    def _submit_many_steps(self, arg_sets: Iterable[ArgSet]) -> Steps[tuple[list[str], Schedule | None]]:
         batch: Batch[R] = Batch(self._contract, arg_sets, chunk_size=1)
-        yield from self._runtime.publish_batch(batch, self._options)
-        return batch.task_ids
+        schedule = yield from self._runtime.publish_batch(batch, self._options)
+        return batch.task_ids, schedule
 
 
 class RemoteTask(BaseRemote[P, R]):
@@ -132,8 +155,8 @@ class RemoteTask(BaseRemote[P, R]):
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Validate and publish the call; return its handle without waiting."""
-        task_id = run_sync(self._runtime.producer, self._submit_steps(args, kwargs))
-        return TaskHandle(self._runtime, self._contract, task_id, self.timeout)
+        task_id, schedule = run_sync(self._runtime.producer, self._submit_steps(args, kwargs))
+        return TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule)
 
     def handle(self, task_id: str) -> TaskHandle[R]:
         """A handle on an earlier call of this task, e.g. after a `TaskTimeout`."""
@@ -285,8 +308,8 @@ class RemoteTask(BaseRemote[P, R]):
 
         Each call travels as its own message, so each has its own task id and handle.
         """
-        task_ids = run_sync(self._runtime.producer, self._submit_many_steps(arg_sets))
-        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in task_ids]
+        task_ids, schedule = run_sync(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [TaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in task_ids]
 
 
 class AsyncRemoteTask(BaseRemote[P, R]):
@@ -310,8 +333,8 @@ class AsyncRemoteTask(BaseRemote[P, R]):
 
     async def submit(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskHandle[R]:
         """Validate and publish the call; return its handle once the broker has it."""
-        task_id = await run_async(self._runtime.producer, self._submit_steps(args, kwargs))
-        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout)
+        task_id, schedule = await run_async(self._runtime.producer, self._submit_steps(args, kwargs))
+        return AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule)
 
     def handle(self, task_id: str) -> AsyncTaskHandle[R]:
         """An awaitable handle on an earlier call of this task."""
@@ -437,5 +460,5 @@ class AsyncRemoteTask(BaseRemote[P, R]):
 
     async def submit_many(self, arg_sets: Iterable[ArgSet]) -> list[AsyncTaskHandle[R]]:
         """Validate every call, publish them all pipelined on one connection; one handle per call."""
-        task_ids = await run_async(self._runtime.producer, self._submit_many_steps(arg_sets))
-        return [AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout) for task_id in task_ids]
+        task_ids, schedule = await run_async(self._runtime.producer, self._submit_many_steps(arg_sets))
+        return [AsyncTaskHandle(self._runtime, self._contract, task_id, self.timeout, schedule) for task_id in task_ids]

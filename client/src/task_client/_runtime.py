@@ -12,20 +12,25 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
+from task_contracts.wire import REVOKED_CANCELLED, REVOKED_EXPIRED
 
 from ._batch import Batch, when_all_done
+from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
+from ._schedule import Schedule
 from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
 from ._tracing import Tracing
@@ -40,6 +45,14 @@ class CallOptions:
 
     timeout: float | None = None
     queue: str | None = None
+    countdown: float | None = None
+    eta: datetime | None = None
+    expires: float | datetime | None = None
+    priority: int | None = None
+
+    def schedule(self) -> Schedule | None:
+        """The absolute schedule of a call published now (None when none is asked for)."""
+        return Schedule.resolve(self.countdown, self.eta, self.expires, self.priority)
 
 
 class Runtime:
@@ -72,6 +85,7 @@ class Runtime:
             wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
         except ArgumentsError as error:
             raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
+        schedule = options.schedule()
         return Outgoing(
             contract.name,
             wire_args,
@@ -79,6 +93,8 @@ class Runtime:
             options.queue or contract.queue,
             str(uuid.uuid4()),
             call_headers(contract),
+            None,
+            *((schedule.eta, schedule.expires, schedule.priority) if schedule else ()),
         )
 
     def publish(
@@ -87,14 +103,14 @@ class Runtime:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         options: CallOptions,
-    ) -> Steps[str]:
-        """Validate and publish one call; its task id."""
+    ) -> Steps[tuple[str, Schedule | None]]:
+        """Validate and publish one call; its task id and schedule."""
         message = self.prepare_call(contract, args, kwargs, options)
         if self.tracing is None:
             yield Publish(message, contract.name)
         else:
             yield from self.tracing.traced([message], _publish_one)
-        return message.task_id
+        return message.task_id, Schedule.of(message)
 
     def call(
         self,
@@ -119,18 +135,24 @@ class Runtime:
         except BaseException:
             self.watcher.forget(message.task_id, future)
             raise
-        record = yield from self.wait(contract.name, message.task_id, timeout, future)
+        schedule = Schedule.of(message)
+        # The wait bound of a scheduled call counts from when it is due, not from publication.
+        bound = timeout + (schedule.due_in() if schedule else 0.0)
+        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule)
         return message.task_id, record
 
-    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[None]:
-        """Publish every message of a validated batch through one pipelined connection."""
+    def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
+        """Publish every message of a validated batch through one pipelined connection; their schedule."""
         queue = options.queue or batch.contract.queue
+        schedule = options.schedule()
         if self.tracing is None:
             # Built on the blocking side, so an asyncio caller's loop never builds a large batch.
-            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue)))
+            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue, schedule)))
         else:
             # Built here, in the caller's thread or task, where its trace context is.
-            yield from self.tracing.traced(batch.outgoing(queue), partial(self._publish_batch_steps, batch))
+            messages = batch.outgoing(queue, schedule)
+            yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
+        return schedule
 
     def _publish_batch_steps(self, batch: Batch[Any], messages: list[Outgoing]) -> Steps[None]:
         yield Blocking(partial(self._publish_batch, batch, messages))
@@ -147,14 +169,28 @@ class Runtime:
         task_id: str,
         timeout: float,
         future: concurrent.futures.Future[Record] | None = None,
+        schedule: Schedule | None = None,
     ) -> Steps[Record]:
         """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
-        `future`: the watch already started for it, if any.
+        `future`: the watch already started for it, if any. With an expiry (`schedule`) before the
+        bound: at expiry a call not yet started is revoked as expired (its REVOKED record then
+        arrives like any other), so a call no worker ever saw ends there too.
         """
         future = future or self.watcher.watch(task_id)
+        expires_in = schedule.expires_in() if schedule else None
         try:
-            record = yield Wait(future, timeout)
+            if expires_in is not None and expires_in < timeout:
+                deadline = time.monotonic() + timeout
+                record = yield Wait(future, expires_in)
+                if record is TIMED_OUT:
+                    # A new watch: an async wait that ran out has cancelled the first future.
+                    self.watcher.forget(task_id, future)
+                    yield from self.cancel(contract, task_id, REVOKED_EXPIRED, schedule)
+                    future = self.watcher.watch(task_id)
+                    record = yield Wait(future, max(0.0, deadline - time.monotonic()))
+            else:
+                record = yield Wait(future, timeout)
         except ClientClosed:
             raise
         except Exception as error:
@@ -171,18 +207,21 @@ class Runtime:
         raise timeout_error(contract, task_id, timeout)
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
-        """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch."""
+        """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch
+        (counted from when it is due, for a scheduled batch)."""
         queue = options.queue or batch.contract.queue
+        schedule = options.schedule()
         futures: list[concurrent.futures.Future[Record]]
         if self.tracing is None:
-            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue)))
+            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue, schedule)))
         else:
             # Built here, in the caller's thread or task, where its trace context is.
-            futures = yield from self.tracing.traced(batch.outgoing(queue), partial(self._start_batch_steps, batch))
+            messages = batch.outgoing(queue, schedule)
+            futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
         try:
-            yield Wait(finished, timeout)
+            yield Wait(finished, timeout + (schedule.due_in() if schedule else 0.0))
         except BaseException:
             self._forget_all(batch.task_ids, futures)
             raise
@@ -249,6 +288,36 @@ class Runtime:
         if record is TIMED_OUT:
             raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
         return record  # type: ignore[no-any-return]
+
+    # -- cancelling --------------------------------------------------------------
+    def cancel(
+        self,
+        contract: str | None,
+        task_id: str,
+        reason: str = REVOKED_CANCELLED,
+        schedule: Schedule | None = None,
+    ) -> Steps[CancelResult]:
+        """Cancel a call (see `_cancel`); terminate it if it runs and its contract is interruptible.
+
+        With `reason` "expired" a running call is left to finish: expiry only stops calls not started.
+        """
+        ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
+        keys, arguments = cancel_call(task_id, reason, ttl)
+        try:
+            reply = yield Wait(self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments), self.read_bound)
+        except ClientClosed:
+            raise
+        except Exception as error:
+            raise self.backend_unavailable(contract, task_id, error) from None
+        if reply is TIMED_OUT:
+            raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
+        result, interruptible = read_verdict(reply)
+        if not interruptible:
+            return result
+        if reason == REVOKED_EXPIRED:
+            return CancelResult.RUNNING
+        yield Blocking(partial(self.producer.terminate, task_id, contract=contract))
+        return result
 
     def backend_unavailable(self, contract: str | None, task_id: str, error: BaseException | None) -> BrokerUnavailable:
         reason = connection_failure(error, self.settings)

@@ -104,6 +104,10 @@ class ResultWatcher:
         """The records stored now, in order (None for each pending task), in one round trip."""
         return asyncio.run_coroutine_threadsafe(self._get_many(task_ids), self._running_loop())
 
+    def evaluate(self, script: str, keys: list[str], args: list[Any]) -> concurrent.futures.Future[Any]:
+        """Run a Lua script on the result backend (one atomic step); its reply."""
+        return asyncio.run_coroutine_threadsafe(self._evaluate(script, keys, args), self._running_loop())
+
     def latest(self, task_id: str) -> Record | None:
         """The latest non-final record (PROGRESS, STARTED, ...) seen for a watched id, else None."""
         return self._latest.get(task_id)
@@ -358,6 +362,10 @@ class ResultWatcher:
         assert self._redis is not None
         values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
         return [None if value is None else _decode(value) for value in values]
+
+    async def _evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        assert self._redis is not None
+        return await self._redis.eval(script, len(keys), *keys, *args)
 
     async def _shutdown(self) -> None:
         # Waiting callers learn first, so nothing below (a task slow to cancel, a frozen server) holds them.

@@ -17,6 +17,7 @@ from ._connection import (
 from ._contract import Contract, contract, wire_name
 from ._errors import ArgumentsError, ContractDeclarationError, ContractError, IncompatibleCall, ResultError
 from ._export import export_contracts
+from ._policy import DeclaredError, Retry
 from ._schedule import Crontab, Schedule, schedule_problems
 from ._schema import arguments_document, result_document
 from .catalog import CATALOG
@@ -34,7 +35,9 @@ __all__ = [
     "ContractError",
     "IncompatibleCall",
     "Crontab",
+    "DeclaredError",
     "ResultError",
+    "Retry",
     "Schedule",
     "SentinelAddress",
     "arguments_document",

@@ -15,6 +15,7 @@ import pydantic
 
 from ._compat import accept_shaped_call, call_shape, type_text
 from ._errors import ArgumentsError, ContractDeclarationError, ResultError
+from ._policy import DeclaredError, Retry, policy_problems
 from .wire import VERSION_NAME_SEPARATOR
 
 P = ParamSpec("P")
@@ -71,14 +72,19 @@ class Contract(Generic[P, R]):
         "_result_adapter",
         "_shape",
         "base_name",
+        "concurrency",
         "cpu_bound",
         "description",
         "idempotent",
+        "interruptible",
         "name",
         "parameters",
         "queue",
+        "raises",
+        "rate_limit",
         "result_ttl",
         "result_type",
+        "retry",
         "timeout",
         "version",
     )
@@ -94,6 +100,11 @@ class Contract(Generic[P, R]):
         version: int = 1,
         cpu_bound: bool = True,
         result_ttl: float | None = None,
+        retry: Retry | None = None,
+        raises: Sequence[type[DeclaredError]] = (),
+        interruptible: bool = False,
+        rate_limit: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
@@ -117,6 +128,19 @@ class Contract(Generic[P, R]):
         self.result_ttl = (
             float(result_ttl) if result_ttl is not None else max(RESULT_TTL_FLOOR, RESULT_TTL_TIMEOUTS * self.timeout)
         )
+        raises = tuple(raises)
+        problems = policy_problems(
+            name, idempotent=idempotent, retry=retry, raises=raises, rate_limit=rate_limit, concurrency=concurrency
+        )
+        if interruptible and not cpu_bound:
+            problems.append("interruptible needs the process pool (cpu_bound=True): a thread cannot be stopped")
+        if problems:
+            raise ContractDeclarationError(f"{name}: " + "; ".join(problems))
+        self.retry = retry
+        self.raises: tuple[type[DeclaredError], ...] = raises
+        self.interruptible = bool(interruptible)
+        self.rate_limit = rate_limit
+        self.concurrency = concurrency
         self.description = inspect.getdoc(stub) or ""
         self.parameters, self.result_type = _read_signature(name, stub)
         self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -151,7 +175,26 @@ class Contract(Generic[P, R]):
             "timeout": self.timeout,
             "idempotent": self.idempotent,
             "fingerprint": self.fingerprint,
+            **self._policies(),
         }
+
+    def _policies(self) -> dict[str, Any]:
+        # Only the declared ones, so a listing of a plain contract stays as short as before.
+        declared = {
+            "retry": self.retry.summary() if self.retry else None,
+            "raises": [item.__name__ for item in self.raises] or None,
+            "interruptible": self.interruptible or None,
+            "rate_limit": self.rate_limit,
+            "concurrency": self.concurrency,
+        }
+        return {key: value for key, value in declared.items() if value is not None}
+
+    def declared_error(self, type_name: str) -> type[DeclaredError] | None:
+        """The declared error class stored under `type_name`, or None."""
+        for item in self.raises:
+            if item.__name__ == type_name:
+                return item
+        return None
 
     def signature_text(self) -> str:
         """The signature as a Python reader would write it, e.g. `(x: int, y: int) -> int`."""
@@ -292,11 +335,22 @@ def contract(
     cpu_bound: bool = True,
     result_ttl: float | None = None,
     version: int = 1,
+    retry: Retry | None = None,
+    raises: Sequence[type[DeclaredError]] = (),
+    interruptible: bool = False,
+    rate_limit: str | None = None,
+    concurrency: int | None = None,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
     """Declare a contract from a typed stub whose body is `...`.
 
     `version` is the contract's major version: a breaking change is declared as a new version,
     served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
+
+    Run policies, applied by the worker: `retry` (a `Retry`, idempotent contracts only), `raises`
+    (the `DeclaredError` types its implementation may raise, given back to callers by type),
+    `interruptible` (a running call may be stopped by `cancel()`), `rate_limit` (Celery's
+    per-worker limit, e.g. "10/s") and `concurrency` (at most this many running at once across
+    all workers).
 
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
@@ -313,6 +367,11 @@ def contract(
             cpu_bound=cpu_bound,
             result_ttl=result_ttl,
             version=version,
+            retry=retry,
+            raises=raises,
+            interruptible=interruptible,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
         )
 
     return declare

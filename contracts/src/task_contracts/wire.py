@@ -68,3 +68,27 @@ MAX_CHUNK_SIZE: Final = 1000
 def chunk_task_name(contract_name: str) -> str:
     """The reserved wire name of a contract's chunk task, e.g. `math.add:chunk`."""
     return contract_name + CHUNK_NAME_SUFFIX
+
+
+#: Cancellation, durable across worker restarts. A caller cancels a call that has not started by
+#: setting `<REVOKED_KEY_PREFIX><id>` in the result backend (with a TTL) and storing a REVOKED
+#: record; every worker checks that key before it starts a call. A worker that starts a call sets
+#: `<RUNNING_KEY_PREFIX><id>` to `{"interruptible": bool, "attempt": n}` in the same atomic step,
+#: so a caller learns whether it came too late (and whether the call may be terminated).
+REVOKED_KEY_PREFIX: Final = "task-sdk-revoked-"
+RUNNING_KEY_PREFIX: Final = "task-sdk-running-"
+#: Celery's exception type in a REVOKED record, and the reasons it carries as its message.
+REMOTE_REVOKED: Final = "TaskRevokedError"
+REVOKED_EXPIRED: Final = "expired"
+REVOKED_CANCELLED: Final = "cancelled"
+REVOKED_TERMINATED: Final = "terminated"
+
+#: Celery state of a call whose attempt failed and that will run again (a contract's `Retry`).
+RETRY_STATE: Final = "RETRY"
+#: Field of a RETRY or FAILURE record (and of any record after a retry): the attempt, from 1, that stored it.
+ATTEMPT_FIELD: Final = "attempt"
+
+#: Sorted set of the leases of the calls of a contract with `concurrency=N` running now, across
+#: all workers: member = task id, score = lease end (Redis server time), so a crashed worker's
+#: lease runs out instead of holding a slot forever.
+CONCURRENCY_KEY_PREFIX: Final = "task-sdk-concurrency-"

@@ -15,6 +15,8 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
+from task_contracts.wire import ATTEMPT_FIELD
+
 from ._errors import OutcomeUnknown
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
@@ -124,6 +126,18 @@ class _ReportsLostResults:
                 f"task {task_id} finished on the worker but its result could not be stored "
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
+
+    def _get_result_meta(
+        self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = super()._get_result_meta(  # type: ignore[misc]
+            result, state, traceback, request, format_date, encode
+        )
+        # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
+        retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
+        if retries or state == states.RETRY:
+            meta[ATTEMPT_FIELD] = retries + 1
+        return meta
 
 
 class ResultBackend(_ReportsLostResults, RedisBackend):  # type: ignore[misc]

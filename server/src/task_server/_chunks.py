@@ -16,9 +16,10 @@ from celery.utils.log import get_task_logger
 
 from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
 
-from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
+from ._admission import admitted
+from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, InvalidArguments
-from ._execution import TASK_OPTIONS, caller_shape, checked_result, validated_arguments
+from ._execution import caller_shape, checked_result, task_options, validated_arguments
 from ._registry import Implementation
 
 logger = get_task_logger(__name__)
@@ -65,8 +66,9 @@ def register_chunks(
             raise InvalidArguments(f"{name}: the argument must be a list of [args, kwargs] pairs")
         if len(items) > MAX_CHUNK_SIZE:
             raise InvalidArguments(f"{name}: {len(items)} calls in one chunk; at most {MAX_CHUNK_SIZE} are accepted")
-        admit(task, contract, max_deliveries)
-        records = [run_one(item, shape) for item in items]
+        # A chunk runs its calls one after another, so it holds one slot of a concurrency limit.
+        with admitted(task, contract, max_deliveries, lease=contract.timeout * len(items)):
+            records = [run_one(item, shape) for item in items]
         failed = [index for index, record in enumerate(records) if record["status"] != "SUCCESS"]
         if failed:
             logger.warning(
@@ -77,5 +79,5 @@ def register_chunks(
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_") + "_chunk"
     run.__module__ = function.__module__
     # Each call keeps its own bound; the client sends the exact limit of each chunk in the message.
-    task: Task = app.task(run, name=name, time_limit=contract.timeout * MAX_CHUNK_SIZE, **TASK_OPTIONS)
+    task: Task = app.task(run, name=name, time_limit=contract.timeout * MAX_CHUNK_SIZE, **task_options(contract))
     return task

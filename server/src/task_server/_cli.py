@@ -204,6 +204,14 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     show_default=True,
     help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
 )
+@click.option(
+    "--prefetch-multiplier",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Messages each pool process reserves ahead (Celery worker_prefetch_multiplier); 1 makes message "
+    "priority strict, since reserved messages run in arrival order.",
+)
 @_catalog_option
 @_implementations_option
 def worker(
@@ -226,6 +234,7 @@ def worker(
     tracing: bool,
     metrics_port: int,
     metrics_address: str,
+    prefetch_multiplier: int,
     catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
@@ -246,7 +255,10 @@ def worker(
         pool=pool,
         loglevel=loglevel.upper(),
         hostname=hostname,
-        extra_celery_config={"worker_send_task_events": True} if events else {},
+        extra_celery_config={
+            "worker_prefetch_multiplier": prefetch_multiplier,
+            **({"worker_send_task_events": True} if events else {}),
+        },
         threads=threads,
         result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,

@@ -17,25 +17,21 @@ queue; the sweep runs every `unacked_restore_interval` seconds.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from celery import Task, states
-from celery.exceptions import Ignore
+from celery import Task
 from celery.utils.dispatch import Signal
 
 from task_contracts import Contract, ContractCatalog
-from task_contracts.wire import RESULT_KEY_PREFIX
 
-from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._errors import DeliveryLimitExceeded, OutcomeUnknown
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0
 DEFAULT_MAX_DELIVERIES = 3
 # Bounds a counter whose task never finishes; a finished task's counter is deleted with the
 # storing of its record (`_backend`), so a redelivery comes well before this.
-_COUNT_TTL_SECONDS = 86_400
+COUNT_TTL_SECONDS = 86_400
 
 logger = logging.getLogger(__name__)
 
@@ -43,27 +39,25 @@ logger = logging.getLogger(__name__)
 task_redelivered = Signal(name="task_redelivered", providing_args={"starts"})
 
 
-def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None:
-    """Count this start; raise `OutcomeUnknown` or `DeliveryLimitExceeded` when it must not run.
-
-    A task whose record is already final finished before (its worker was lost between storing the
-    record and acknowledging the message, which also removed its counter): `Ignore` acknowledges it
-    without running it again or touching the record.
+def judge(
+    task: Task,
+    contract: Contract[..., Any],
+    task_id: str,
+    starts: int | None,
+    max_deliveries: int,
+    unrecorded: BaseException | None = None,
+) -> None:
+    """Raise `OutcomeUnknown` or `DeliveryLimitExceeded` when this start (number `starts`, counted by
+    `_admission`) must not run; `starts` is None when it could not be recorded (`unrecorded` says why).
     """
-    task_id = task.request.id
-    try:
-        starts, finished = _count_start(task.backend.client, task_id)
-    except STORE_ERRORS as error:
+    if starts is None:
         if not contract.idempotent:
             raise RuntimeError(
-                f"{contract.name} {task_id}: its start could not be recorded ({error}), "
+                f"{contract.name} {task_id}: its start could not be recorded ({unrecorded}), "
                 "so it was not run (not idempotent: it must never start twice)"
             ) from None
-        logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, error)
+        logger.warning("%s[%s]: start not counted (%s); idempotent, so run anyway", contract.name, task_id, unrecorded)
         return
-    if finished:
-        logger.warning("%s[%s]: delivered again after it had finished; not run again", contract.name, task_id)
-        raise Ignore()
     if starts == 1:
         return
     if not contract.idempotent:
@@ -84,25 +78,6 @@ def admit(task: Task, contract: Contract[..., Any], max_deliveries: int) -> None
         max_deliveries,
     )
     task_redelivered.send(sender=task, starts=starts)
-
-
-def _count_start(client: Any, task_id: str) -> tuple[int, bool]:
-    """The number of this start and whether the task's record is already final, in one round trip."""
-    key = DELIVERIES_KEY_PREFIX + task_id
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, _COUNT_TTL_SECONDS)
-    pipe.get(RESULT_KEY_PREFIX + task_id)
-    starts, _, stored = pipe.execute()
-    return int(starts), stored is not None and _status(stored) in states.READY_STATES
-
-
-def _status(stored: bytes) -> str | None:
-    try:
-        record = json.loads(stored)
-    except ValueError:
-        return None
-    return record.get("status") if isinstance(record, dict) else None
 
 
 def transport_options(visibility_timeout: float) -> dict[str, float]:

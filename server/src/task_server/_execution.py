@@ -10,7 +10,8 @@ from celery import Celery, Task
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
 from task_contracts.wire import SHAPE_HEADER
 
-from ._deliveries import DEFAULT_MAX_DELIVERIES, admit
+from ._admission import admitted, forget_start
+from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
 from ._intake import STRATEGY
 from ._registry import Implementation
@@ -21,22 +22,50 @@ def register(
 ) -> Task:
     """Register `implementation` as a Celery task under its contract's wire name.
 
-    Redelivery follows the contract's idempotency and `max_deliveries` (see `_deliveries`).
+    Redelivery follows the contract's idempotency and `max_deliveries` (see `_deliveries`);
+    cancels and the fleet-wide concurrency limit are checked first (see `_admission`); a failure
+    the contract's `Retry` names runs the call again through Celery's `Task.retry`.
     """
     contract = implementation.contract
     function = implementation.function
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
-        admit(task, contract, max_deliveries)
-        return checked_result(contract, function(**values))
+        with admitted(task, contract, max_deliveries, lease=contract.timeout):
+            try:
+                value = function(**values)
+            except Exception as error:
+                retry_if_declared(task, contract, error)
+                raise
+        return checked_result(contract, value)
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
     task: Task = app.task(
-        run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **TASK_OPTIONS
+        run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **task_options(contract)
     )
     return task
+
+
+def task_options(contract: Contract[..., Any]) -> dict[str, Any]:
+    """Celery options of the tasks serving `contract`: the common ones and its declared policies."""
+    return {
+        **TASK_OPTIONS,
+        "throws": (*TASK_OPTIONS["throws"], *contract.raises),  # declared: expected, no traceback logged
+        # Celery's token bucket, kept by each worker process group on its own (not fleet-wide).
+        "rate_limit": contract.rate_limit,
+        "max_retries": contract.retry.attempts - 1 if contract.retry else 0,
+    }
+
+
+def retry_if_declared(task: Task, contract: Contract[..., Any], error: Exception) -> None:
+    """Raise Celery's `Retry` when the contract's policy names `error` and attempts remain."""
+    policy = contract.retry
+    attempt = int(task.request.retries or 0) + 1
+    if policy is None or not policy.applies_to(error) or attempt >= policy.attempts:
+        return  # the failure is the call's outcome
+    forget_start(task)
+    raise task.retry(exc=error, countdown=policy.delay(attempt), max_retries=policy.attempts - 1)
 
 
 #: Options of every task serving a contract, single calls and chunks alike.

@@ -1,0 +1,95 @@
+"""Cancelling a call: one atomic script in the result backend decides what a cancel can still do.
+
+The protocol (keys in `task_contracts.wire`): a worker that starts a call sets its running key in
+the same atomic step in which it checks the call's revoke key. So the script below either comes
+before the start (it sets the revoke key, which every worker checks, and stores a REVOKED record
+that wakes every waiter at once) or after it (it reports the call as running, with whether its
+contract is interruptible). A call already finished is left alone. Expiry uses the same script with
+the reason "expired": a call not started when it expires never runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from task_contracts.wire import (
+    REMOTE_REVOKED,
+    RESULT_KEY_PREFIX,
+    REVOKED_KEY_PREFIX,
+    RUNNING_KEY_PREFIX,
+)
+
+from ._schedule import utcnow
+
+#: How long a cancel mark and the REVOKED record it stores are kept once the call is due
+#: (Celery's default `result_expires`): a message redelivered later than that is not stopped.
+KEEP_SECONDS = 86_400.0
+
+
+class CancelResult(enum.StrEnum):
+    """What `cancel()` did; the value is a short word, `str()` of the member is that word too."""
+
+    #: It had not started: it never runs, and its waiters get `TaskCancelled` (or `TaskExpired`) now.
+    CANCELLED = "cancelled"
+    #: It was running and its contract is interruptible: the worker stops it; waiters get `TaskCancelled`.
+    TERMINATED = "terminated"
+    #: It is running and its contract is not interruptible: it finishes, but is never retried or run again.
+    RUNNING = "running"
+    #: It had already finished: nothing was changed.
+    FINISHED = "finished"
+
+
+# KEYS: record, running, revoked. ARGV: reason, ttl, REVOKED record (JSON).
+# Returns {"finished", status} | {"running", running value} | {"cancelled", ""}.
+CANCEL_SCRIPT = """
+local stored = redis.call('get', KEYS[1])
+if stored then
+  local ok, record = pcall(cjson.decode, stored)
+  if ok and type(record) == 'table' then
+    local status = record['status']
+    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
+      return {'finished', status}
+    end
+  end
+end
+redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
+local running = redis.call('get', KEYS[2])
+if running then return {'running', running} end
+redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
+redis.call('publish', KEYS[1], ARGV[3])
+return {'cancelled', ''}
+"""
+
+
+def cancel_call(task_id: str, reason: str, ttl: int) -> tuple[list[str], list[Any]]:
+    """The script's keys and arguments for cancelling `task_id` with `reason`."""
+    record: dict[str, Any] = {
+        "status": "REVOKED",
+        "result": {"exc_type": REMOTE_REVOKED, "exc_message": [reason], "exc_module": "celery.exceptions"},
+        "traceback": None,
+        "children": [],
+        "date_done": utcnow().isoformat(),
+        "task_id": task_id,
+    }
+    keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id, REVOKED_KEY_PREFIX + task_id]
+    return keys, [reason, ttl, json.dumps(record)]
+
+
+def read_verdict(reply: Any) -> tuple[CancelResult, bool]:
+    """The script's reply as `(result, interruptible)`; `interruptible` only matters when running."""
+    verdict, detail = (_text(part) for part in reply)
+    if verdict == "finished":
+        return CancelResult.FINISHED, False
+    if verdict == "cancelled":
+        return CancelResult.CANCELLED, False
+    try:
+        interruptible = bool(json.loads(detail).get("interruptible"))
+    except (ValueError, AttributeError):
+        interruptible = False
+    return (CancelResult.TERMINATED if interruptible else CancelResult.RUNNING), interruptible
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,147 @@
+"""Before a call runs: was it cancelled, did it finish before, is its contract at its fleet-wide
+limit, was it started before?
+
+All are answered by one atomic script in the result backend's Redis, so a call costs one round
+trip here whatever its contract declares, and a caller's cancel (see `task_contracts.wire`)
+either comes before the start (the call never runs) or after it (the caller is told it runs).
+
+- Cancelled: the caller set the durable revoke key; a REVOKED record is stored again (Celery may
+  have overwritten the caller's with RETRY) and the message is dropped (`Ignore`). Because the mark
+  lives in Redis, not in a worker's memory, it survives worker restarts and holds for every worker.
+- At the limit (`concurrency=N`): the message is published again with a short countdown, keeping
+  its id, attempt and expiry, and dropped here, so it waits in the broker and not in a worker slot.
+  A slot is a lease in a sorted set that ends at the contract's bound plus a margin: a worker killed
+  mid-call cannot hold a slot for longer.
+- Finished before (its worker was lost between storing the record and acknowledging the message):
+  the message is dropped without running it again or touching the record.
+- Started before: the start is counted for the redelivery policy (`_deliveries.judge`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore
+
+from task_contracts import Contract
+from task_contracts.wire import (
+    CONCURRENCY_KEY_PREFIX,
+    RESULT_KEY_PREFIX,
+    REVOKED_CANCELLED,
+    REVOKED_KEY_PREFIX,
+    RUNNING_KEY_PREFIX,
+)
+
+from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._deliveries import COUNT_TTL_SECONDS, judge
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a lease outlives the contract's bound: the hard time limit ends the call before then.
+LEASE_MARGIN = 5.0
+#: Countdown range (seconds) of a call sent back to the broker because its contract is at its limit.
+REQUEUE_DELAY = (0.05, 0.25)
+
+# KEYS: revoked, deliveries, running, leases ("" without a limit), record.
+# ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds.
+# Returns {"revoked", reason} | {"finished", status} | {"full", 0} | {"start", starts}.
+_ADMIT = """
+local reason = redis.call('get', KEYS[1])
+if reason then return {'revoked', reason} end
+local stored = redis.call('get', KEYS[5])
+if stored then
+  local ok, record = pcall(cjson.decode, stored)
+  if ok and type(record) == 'table' then
+    local status = record['status']
+    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return {'finished', status} end
+  end
+end
+local limit = tonumber(ARGV[5])
+if limit > 0 then
+  local t = redis.call('time')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  redis.call('zremrangebyscore', KEYS[4], '-inf', now)
+  if not redis.call('zscore', KEYS[4], ARGV[4]) and redis.call('zcard', KEYS[4]) >= limit then
+    return {'full', 0}
+  end
+  redis.call('zadd', KEYS[4], now + tonumber(ARGV[6]), ARGV[4])
+  redis.call('expire', KEYS[4], math.ceil(tonumber(ARGV[6])) + 60)
+end
+local starts = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], ARGV[1])
+redis.call('set', KEYS[3], ARGV[2], 'EX', ARGV[3])
+return {'start', starts}
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def _admit_script(client: Any) -> Any:
+    # Sent once per connection pool, then called by its SHA (redis-py reloads it if Redis forgot it).
+    return client.register_script(_ADMIT)
+
+
+def deliveries_key(task_id: str, retries: int) -> str:
+    # Each attempt of a retried call is a start of its own, counted apart from the others.
+    return DELIVERIES_KEY_PREFIX + task_id + (f":{retries}" if retries else "")
+
+
+@contextlib.contextmanager
+def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, lease: float) -> Iterator[None]:
+    """Run the body only if this call may start now (see the module docstring); free its slot after.
+
+    `lease` is the longest the call may run (its time limit), in seconds.
+    """
+    request = task.request
+    task_id: str = request.id
+    retries = int(request.retries or 0)
+    limit = contract.concurrency or 0
+    leases = CONCURRENCY_KEY_PREFIX + contract.name if limit else ""
+    running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
+    client = task.backend.client
+    keys = [
+        REVOKED_KEY_PREFIX + task_id,
+        deliveries_key(task_id, retries),
+        RUNNING_KEY_PREFIX + task_id,
+        leases,
+        RESULT_KEY_PREFIX + task_id,
+    ]
+    arguments = [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
+    try:
+        verdict, value = _admit_script(client)(keys=keys, args=arguments)
+    except STORE_ERRORS as error:
+        # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
+        verdict, value, unrecorded = "start", None, error
+    else:
+        unrecorded = None
+    verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+    if verdict == "finished":
+        logger.warning("%s[%s]: delivered again after it had finished; not run again", contract.name, task_id)
+        raise Ignore()
+    if verdict == "revoked":
+        reason = value.decode() if isinstance(value, bytes) else str(value or REVOKED_CANCELLED)
+        logger.info("%s[%s]: %s before it started; not run", contract.name, task_id, reason)
+        task.backend.mark_as_revoked(task_id, reason, request=request)
+        raise Ignore()
+    if verdict == "full":
+        task.signature_from_request(request, countdown=random.uniform(*REQUEUE_DELAY), retries=retries).apply_async()
+        raise Ignore()
+    try:
+        judge(task, contract, task_id, None if value is None else int(value), max_deliveries, unrecorded)
+        yield
+    finally:
+        if limit and unrecorded is None:
+            with contextlib.suppress(*STORE_ERRORS):  # the lease runs out by itself
+                client.zrem(leases, task_id)
+
+
+def forget_start(task: Task) -> None:
+    """Before a retry: the call is no longer running, so a cancel until its next start stops it."""
+    with contextlib.suppress(*STORE_ERRORS):
+        task.backend.client.delete(RUNNING_KEY_PREFIX + task.request.id)

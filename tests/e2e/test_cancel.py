@@ -1,0 +1,140 @@
+"""Cancel against real workers: a queued or scheduled call never runs and its waiter learns at once;
+a running interruptible call is stopped; a running steady one finishes; a finished one is left
+alone; a cancel survives a worker restart; the CLI and asyncio handles do the same."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from task_client import CancelResult, TaskCancelled, TaskClient
+from tests.conftest import REPO_ROOT
+from tests.policies import contracts
+from tests.policies.fixtures import Markers, StartWorker, markers, policy_client, start_worker, wait_for_log
+
+__all__ = ["markers", "policy_client", "start_worker"]
+
+pytestmark = pytest.mark.e2e
+
+LONG = 60.0  # a waiter's bound, far longer than any cancel should take to reach it
+
+
+def marker() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def test_a_queued_call_is_cancelled_never_runs_and_its_waiter_learns_at_once(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    worker = start_worker(concurrency=1)
+    busy, queued = marker(), marker()
+    holding = policy_client.task(contracts.hold_steady).submit(busy, 20)
+    markers.wait_for_start(busy)
+    handle = policy_client.task(contracts.stamp).with_options(timeout=LONG).submit(queued)
+    assert handle.cancel() is CancelResult.CANCELLED
+    started = time.monotonic()
+    with pytest.raises(TaskCancelled) as caught:
+        handle.result()
+    assert time.monotonic() - started < LONG / 4
+    assert caught.value.task_id == handle.id
+    markers.release(busy)
+    holding.result()
+    wait_for_log(worker, f"{handle.id}]: cancelled before it started; not run")
+    assert markers.starts(queued) == 0
+    assert handle.status == "REVOKED"
+
+
+def test_a_scheduled_call_cancelled_survives_a_worker_restart(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    first = start_worker(concurrency=1)
+    name = marker()
+    handle = policy_client.task(contracts.stamp).with_options(countdown=4).submit(name)
+    wait_for_log(first, handle.id)  # the first worker holds the scheduled message in memory
+    assert handle.cancel() is CancelResult.CANCELLED
+    first.stop()  # a warm shutdown gives the held message back to Redis
+    second = start_worker(concurrency=1)  # a new process: nothing of the first one's memory
+    wait_for_log(second, f"{handle.id}]: cancelled before it started; not run")
+    assert markers.starts(name) == 0
+    with pytest.raises(TaskCancelled):
+        handle.result()
+
+
+def test_a_running_interruptible_call_is_stopped(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    start_worker(concurrency=1)
+    name = marker()
+    handle = policy_client.task(contracts.hold).with_options(timeout=LONG).submit(name, 25)
+    markers.wait_for_start(name)
+    assert handle.cancel() is CancelResult.TERMINATED
+    started = time.monotonic()
+    with pytest.raises(TaskCancelled):
+        handle.result()
+    assert time.monotonic() - started < 20  # the hold would last 25 s
+    assert handle.status == "REVOKED"
+    # The worker goes on serving (its pool replaces the stopped process first).
+    assert policy_client.task(contracts.stamp).with_options(timeout=30)(marker()) > 0
+
+
+def test_a_running_steady_call_finishes_and_cancel_says_so(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    start_worker(concurrency=1)
+    name = marker()
+    handle = policy_client.task(contracts.hold_steady).submit(name, 20)
+    markers.wait_for_start(name)
+    assert handle.cancel() is CancelResult.RUNNING
+    markers.release(name)
+    assert handle.result() == 1
+
+
+def test_cancelling_a_finished_call_is_a_harmless_no_op(policy_client: TaskClient, start_worker: StartWorker) -> None:
+    start_worker(concurrency=1)
+    handle = policy_client.task(contracts.stamp).submit(marker())
+    value = handle.result()
+    assert handle.cancel() is CancelResult.FINISHED
+    assert handle.status == "SUCCESS"
+    assert handle.result() == value
+
+
+def test_async_handles_cancel_too(policy_client: TaskClient, start_worker: StartWorker) -> None:
+    start_worker(concurrency=1)
+
+    async def cancel_scheduled() -> tuple[CancelResult, BaseException | None]:
+        handle = await policy_client.aio.task(contracts.stamp).with_options(countdown=30).submit(marker())
+        outcome = await handle.cancel()
+        try:
+            await handle
+        except TaskCancelled as error:
+            return outcome, error
+        return outcome, None
+
+    outcome, error = asyncio.run(cancel_scheduled())
+    assert outcome is CancelResult.CANCELLED
+    assert isinstance(error, TaskCancelled)
+
+
+def test_cli_cancel(redis_url: str, policy_client: TaskClient, start_worker: StartWorker) -> None:
+    start_worker(concurrency=1)
+    environment = {key: value for key, value in os.environ.items() if key != "TASK_BROKER_URL"}
+
+    def task_client(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "task_client", "--broker-url", redis_url, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=environment)
+
+    handle = policy_client.task(contracts.stamp).with_options(countdown=30).submit(marker())
+    done = task_client("cancel", handle.id)
+    assert (done.returncode, done.stdout) == (0, f"{handle.id}: cancelled\n"), done.stderr
+    with pytest.raises(TaskCancelled):
+        handle.result()
+    again = task_client("cancel", handle.id, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"task_id": handle.id, "cancel": "finished"}
