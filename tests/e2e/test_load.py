@@ -1,5 +1,6 @@
 """Fault 7: load. 200 threads share one TaskClient and make 50 calls each against 2 worker
-processes; every one of the 10,000 results is the answer to its own arguments, exactly once.
+processes; every one of the 10,000 results is the answer to its own arguments, exactly once. On
+Redis and RabbitMQ (`every_broker`), and through Redis Sentinel (a master, a replica, three sentinels).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from task_client import TaskClient
-from task_server.testing import WorkerProcess
+from task_server.testing import SentinelGroup, WorkerProcess
 
 from ..brokers import Broker
 
@@ -23,14 +24,8 @@ CALLS_PER_THREAD = 50
 CALL_BOUND = 120.0  # per call; a loaded 2-core machine answers in well under a second
 
 
-@pytest.fixture
-def two_workers(private_broker: Broker, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    workers = [
-        WorkerProcess(
-            private_broker.url, result_backend=private_broker.result_backend, concurrency=1, logdir=str(tmp_path)
-        )
-        for _ in range(2)
-    ]
+def start_two_workers(url: str, result_backend: str, logdir: Path) -> Iterator[list[WorkerProcess]]:
+    workers = [WorkerProcess(url, result_backend=result_backend, concurrency=1, logdir=str(logdir)) for _ in range(2)]
     try:
         for process in workers:
             process.start()
@@ -40,16 +35,39 @@ def two_workers(private_broker: Broker, tmp_path: Path) -> Iterator[list[WorkerP
             process.stop()
 
 
+@pytest.fixture
+def two_workers(private_broker: Broker, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    yield from start_two_workers(private_broker.url, private_broker.result_backend, tmp_path)
+
+
+@pytest.fixture
+def sentinel_workers(tmp_path: Path) -> Iterator[tuple[SentinelGroup, list[WorkerProcess]]]:
+    with SentinelGroup(str(tmp_path / "sentinel")) as group:
+        group.start()
+        for workers in start_two_workers(group.url, group.url, tmp_path):
+            yield group, workers
+
+
 @pytest.mark.timeout(900)
 def test_10000_calls_from_200_threads_sharing_one_client(
     private_broker: Broker, two_workers: list[WorkerProcess]
 ) -> None:
+    calls_from_threads(private_broker.url, private_broker.result_backend, two_workers)
+
+
+@pytest.mark.timeout(900)
+def test_the_same_load_through_redis_sentinel(sentinel_workers: tuple[SentinelGroup, list[WorkerProcess]]) -> None:
+    group, workers = sentinel_workers
+    calls_from_threads(group.url, group.url, workers)
+
+
+def calls_from_threads(url: str, result_backend: str, two_workers: list[WorkerProcess]) -> None:
     answers: list[tuple[int, int, str, int]] = []  # (thread, call, task id, result)
     failures: list[BaseException] = []
     record = threading.Lock()
     start = threading.Barrier(THREADS)
 
-    with TaskClient(private_broker.url, private_broker.result_backend) as client:
+    with TaskClient(url, result_backend) as client:
         add = client.add.with_options(timeout=CALL_BOUND)
 
         def calls(thread: int) -> None:
