@@ -1,6 +1,6 @@
 """`make bench`: task-client on a default task-server worker against stock Celery, in one run.
 
-    .venv/bin/python -m bench                  # the full run (~4-5 minutes on 2 quiet cores)
+    .venv/bin/python -m bench                  # the full run (about 5 minutes on 2 quiet cores)
     .venv/bin/python -m bench --quick          # smaller counts, for a smoke run
     .venv/bin/python -m bench --profile DIR    # cProfile of the caller and of our worker (skews figures)
 
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round-trips", type=int, default=400, help="sequential round trips per side [400]")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each batch row; the median counts [3]")
     parser.add_argument("--stream-calls", type=int, default=1_000_000, help="calls streamed by imap [1000000]")
-    parser.add_argument("--memory-calls", type=int, default=10_000, help="calls of the memory row [10000]")
-    parser.add_argument("--redis-calls", type=int, default=10_000, help="calls of the Redis-cost rows [10000]")
+    parser.add_argument("--memory-calls", type=int, default=5_000, help="calls of the memory row [5000]")
+    parser.add_argument("--redis-calls", type=int, default=2_000, help="calls of the Redis-cost rows [2000]")
     parser.add_argument("--no-rabbitmq", action="store_true", help="skip the RabbitMQ reference row")
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, figures not comparable)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfiles of the caller and our worker")

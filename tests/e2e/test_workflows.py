@@ -10,7 +10,9 @@ import pytest
 
 from task_client import (
     AsyncWorkflowHandle,
+    CancelResult,
     ContractMismatch,
+    TaskCancelled,
     TaskClient,
     TaskFailed,
     TaskTimeout,
@@ -125,5 +127,38 @@ def test_workflows_from_asyncio(client: TaskClient) -> None:
             await (aio.div.s(1, 1) | aio.div.s(0))()
         with pytest.raises(TaskTimeout):
             await (aio.task(diagnostics.sleep).s(1.0) | aio.task(diagnostics.sleep).s())(timeout=0.3)
+
+    asyncio.run(main())
+
+
+def test_cancel_stops_every_link_of_a_workflow(client: TaskClient) -> None:
+    handle = (
+        client.task(diagnostics.sleep).s(1.0) | client.task(diagnostics.sleep).s() | client.task(diagnostics.sleep).s()
+    ).submit()
+    started = time.monotonic()
+    results = handle.cancel()
+    assert list(results) == list(handle.link_ids)
+    # The links after the first were not published yet: cancelled for sure.
+    assert results["link 2 of 3 (diagnostics.sleep)"] == CancelResult.CANCELLED
+    assert results["link 3 of 3 (diagnostics.sleep)"] == CancelResult.CANCELLED
+    with pytest.raises(TaskCancelled) as caught:
+        handle.result(timeout=20)
+    assert time.monotonic() - started < 5.0, "the waiter learned of the cancel only at its bound"
+    assert caught.value.contract == "diagnostics.sleep"
+    first = handle.link_ids["link 1 of 3 (diagnostics.sleep)"]
+    if results["link 1 of 3 (diagnostics.sleep)"] == CancelResult.RUNNING:
+        # It ran to its end; the link after it must still never run.
+        assert client.task(diagnostics.sleep).handle(first).result(timeout=10) == 1.0
+    second = client.task(diagnostics.sleep).handle(handle.link_ids["link 2 of 3 (diagnostics.sleep)"])
+    assert second.status == "REVOKED"
+
+
+def test_cancel_from_asyncio(client: TaskClient) -> None:
+    async def main() -> None:
+        handle = await (client.aio.task(diagnostics.sleep).s(1.0) | client.aio.task(diagnostics.sleep).s()).submit()
+        results = await handle.cancel()
+        assert results["link 2 of 2 (diagnostics.sleep)"] == CancelResult.CANCELLED
+        with pytest.raises(TaskCancelled):
+            await handle.result(timeout=20)
 
     asyncio.run(main())

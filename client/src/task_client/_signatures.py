@@ -14,6 +14,7 @@ import threading
 from collections.abc import Generator, Mapping
 from typing import Any, Generic, TypeVar, overload
 
+from ._cancel import CancelResult
 from ._errors import ClientClosed, TaskError, TaskTimeout
 from ._runtime import Runtime
 from ._steps import TIMED_OUT, Blocking, Steps, Wait, run_async, run_sync
@@ -126,6 +127,13 @@ class _BaseWorkflowHandle(Generic[R]):
         """Every link's task id by its position, e.g. `{"link 1 of 2 (math.add)": "..."}`."""
         return {link.label: link.task_id for link in self._plan.links}
 
+    def _cancel_steps(self) -> Steps[dict[str, CancelResult]]:
+        # The last links first: a worker finishing an earlier link then finds the next one cancelled.
+        done: dict[str, CancelResult] = {}
+        for link in reversed(self._plan.links):
+            done[link.label] = yield from self._runtime.cancel(link.contract.name, link.task_id)
+        return {link.label: done[link.label] for link in self._plan.links}
+
     def _result_steps(self, timeout: float | None) -> Steps[R]:
         bound = self._timeout if timeout is None else timeout
         run = _Run(self._runtime, self._plan)
@@ -158,6 +166,14 @@ class WorkflowHandle(_BaseWorkflowHandle[R]):
         """
         return run_sync(self._runtime.producer, self._result_steps(timeout))
 
+    def cancel(self) -> dict[str, CancelResult]:
+        """Cancel every link (as `TaskHandle.cancel`); return what that did to each, by position.
+
+        Links not started never run, and waiters on the workflow get `TaskCancelled` (naming the
+        first cancelled link) at once.
+        """
+        return run_sync(self._runtime.producer, self._cancel_steps())
+
 
 class AsyncWorkflowHandle(_BaseWorkflowHandle[R]):
     """A published workflow, awaited: `await handle` or `await handle.result(timeout=20)`."""
@@ -170,6 +186,10 @@ class AsyncWorkflowHandle(_BaseWorkflowHandle[R]):
     async def result(self, timeout: float | None = None) -> R:
         """As `WorkflowHandle.result`, without holding a thread while waiting."""
         return await run_async(self._runtime.producer, self._result_steps(timeout))
+
+    async def cancel(self) -> dict[str, CancelResult]:
+        """Cancel every link, as `WorkflowHandle.cancel`."""
+        return await run_async(self._runtime.producer, self._cancel_steps())
 
 
 class _BaseWorkflow(Generic[R_co]):
