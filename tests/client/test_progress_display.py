@@ -11,7 +11,7 @@ from task_client import Progress, WorkerInfo
 from task_client._inspect import contract_problems
 from task_client._progress import progress_from_record
 from task_client._progressbar import ProgressDisplay, progress_line
-from task_contracts import CATALOG, math
+from task_contracts import CATALOG, ContractCatalog, contract, math
 
 
 def test_a_progress_record_becomes_a_progress() -> None:
@@ -75,7 +75,9 @@ def test_contract_problems_name_each_reason() -> None:
     stale = WorkerInfo("w2@h", ("math",), {**everything, math.add.name: "0000"})
     math_only = WorkerInfo("w3@h", ("math",), {n: f for n, f in everything.items() if n != math.add.name})
     problems = contract_problems(CATALOG, [stale, math_only])
-    assert problems["math.add"] == "served with another fingerprint than " + math.add.fingerprint + ": w2@h (0000)"
+    assert problems["math.add"] == (
+        f"served only with breaking differences: w2@h: another fingerprint (0000, here {math.add.fingerprint})"
+    )
     assert problems["reports.count_to"] == "implemented by w2@h, w3@h but no worker consumes queue 'reports'"
     unconsumed = {item.name for item in CATALOG if item.queue != "math"}
     for name in unconsumed:
@@ -83,3 +85,27 @@ def test_contract_problems_name_each_reason() -> None:
         assert problems[name] == f"implemented by w2@h, w3@h but no worker consumes queue '{queue}'"
     assert set(problems) == {"math.add", *unconsumed}
     assert set(contract_problems(CATALOG, [])) == set(CATALOG.names())
+
+
+def test_a_compatible_difference_is_not_a_problem_and_a_breaking_one_is_named() -> None:
+    # The worker serves a newer math.add with an optional z; this client's calls all run there.
+    newer = contract(name="math.add", queue="math", timeout=10, idempotent=True)(_add_with_z)
+    changed = contract(name="math.add", queue="math", timeout=10, idempotent=True)(_add_with_str_y)
+    for served, expected in [(newer, {}), (changed, {"math.add": "y is str on the worker, int here"})]:
+        worker = WorkerInfo(
+            "w@h", ("math",), {"math.add": served.fingerprint}, shapes={"math.add": served.served_shape()}
+        )
+        found = contract_problems(ContractCatalog(math.add), [worker])
+        assert {name: reason.split(": ", 2)[-1] for name, reason in found.items()} == expected
+        assert worker.differences(math.add) == list(expected.values())
+    # The other way round: a client that knows z, against a worker that does not.
+    old_worker = WorkerInfo(
+        "w@h", ("math",), {"math.add": math.add.fingerprint}, shapes={"math.add": math.add.served_shape()}
+    )
+    assert old_worker.differences(newer) == ["parameter 'z' is not known to the worker: calls that pass it are refused"]
+
+
+def _add_with_z(x: int, y: int, z: int = 0) -> int: ...
+
+
+def _add_with_str_y(x: int, y: str) -> int: ...

@@ -27,7 +27,7 @@ from ._errors import (
     UnknownTask,
 )
 from ._handle import TaskHandle
-from ._inspect import contract_problems
+from ._inspect import WorkerInfo, contract_problems
 from ._outcome import decode_outcome
 from ._progressbar import ProgressDisplay
 from ._steps import run_sync
@@ -309,6 +309,13 @@ def contracts(options: _Options, as_json: bool) -> None:
             click.echo(f"    {item.description.splitlines()[0]}")
 
 
+def _difference_note(known: Contract[..., Any] | None, worker: WorkerInfo) -> str:
+    differences = None if known is None else worker.differences(known)
+    if known is None or differences is None or worker.contracts.get(known.name) == known.fingerprint:
+        return ""
+    return f"  (differs from client: {'; '.join(differences)})" if differences else "  (another version, compatible)"
+
+
 @main.command(epilog=_EXIT_CODES)
 @click.option(
     "--timeout",
@@ -322,8 +329,9 @@ def contracts(options: _Options, as_json: bool) -> None:
 def workers(options: _Options, timeout: float, as_json: bool) -> None:
     """Ask the running workers what they serve: host, queues, contract versions and fingerprints.
 
-    Flags each contract of this client that no worker serves: not implemented, implemented with
-    another fingerprint (another version of the contract), or on a queue no worker consumes.
+    Flags each contract of this client that no worker serves as this client calls it: not
+    implemented, implemented with a breaking difference (a compatible one, such as a new optional
+    parameter, is not flagged), or on a queue no worker consumes.
     Ends with status 6 when any contract is flagged, so it can serve as a deployment check.
     """
     with options.client() as client:
@@ -354,9 +362,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
             served = ", ".join(f"{name} v{'/v'.join(map(str, nums))}" for name, nums in sorted(worker.versions.items()))
             click.echo(f"  versions: {served or '-'}")
             for name, fingerprint in sorted(worker.contracts.items()):
-                known = options.catalog.get(name)
-                note = "" if known is None else ("" if known.fingerprint == fingerprint else "  (differs from client)")
-                click.echo(f"    {name}  {fingerprint}{note}")
+                click.echo(f"    {name}  {fingerprint}{_difference_note(options.catalog.get(name), worker)}")
         for name, reason in problems.items():
             click.echo(f"NOT SERVED  {name}: {reason}", err=True)
     if problems:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from task_contracts import ContractCatalog, redact_url
+from task_contracts import Contract, ContractCatalog, redact_url
 from task_contracts.wire import CONTROL_CONTRACTS
 
 from ._errors import BrokerUnavailable
@@ -24,10 +24,24 @@ class WorkerInfo:
     queues: tuple[str, ...]
     contracts: Mapping[str, str] = field(default_factory=dict)
     versions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    shapes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def serves(self, name: str, fingerprint: str, queue: str) -> bool:
-        """True if this worker implements the contract with this fingerprint and consumes its queue."""
+        """True if this worker implements exactly this fingerprint and consumes its queue."""
         return self.contracts.get(name) == fingerprint and queue in self.queues
+
+    def differences(self, contract: Contract[..., Any]) -> list[str] | None:
+        """None if this worker does not implement `contract`; else why it would refuse some of the
+        calls this client makes (empty: every valid call runs, even with another fingerprint)."""
+        fingerprint = self.contracts.get(contract.name)
+        if fingerprint is None:
+            return None
+        if fingerprint == contract.fingerprint:
+            return []
+        shape = self.shapes.get(contract.name)
+        if shape is None:  # a worker from before shapes: only equality can be judged
+            return [f"another fingerprint ({fingerprint}, here {contract.fingerprint})"]
+        return contract.problems_on_worker(shape)
 
 
 def ask_workers(producer: Producer, timeout: float) -> list[WorkerInfo]:
@@ -54,6 +68,9 @@ def _parse(replies: Iterable[Mapping[str, Any]]) -> Iterable[WorkerInfo]:
                 continue  # a worker without the command answers with an error
             served = {name: details for name, details in answer["contracts"].items() if isinstance(details, dict)}
             contracts = {name: str(details.get("fingerprint", "")) for name, details in served.items()}
+            shapes = {
+                name: details["shape"] for name, details in served.items() if isinstance(details.get("shape"), dict)
+            }
             versions: dict[str, list[int]] = {}
             for name, details in served.items():
                 # Workers from before major versions send neither: their contracts are version 1.
@@ -63,24 +80,27 @@ def _parse(replies: Iterable[Mapping[str, Any]]) -> Iterable[WorkerInfo]:
                 queues=tuple(answer.get("queues", ())),
                 contracts=contracts,
                 versions={name: tuple(sorted(found)) for name, found in versions.items()},
+                shapes=shapes,
             )
 
 
 def contract_problems(catalog: ContractCatalog, workers: Iterable[WorkerInfo]) -> dict[str, str]:
-    """For each contract no worker serves as this client knows it: why (wire name -> reason)."""
+    """For each contract whose calls no worker would run as this client makes them: why (wire
+    name -> reason). A worker with another fingerprint counts when the difference is compatible."""
     workers = list(workers)
     problems: dict[str, str] = {}
     for item in catalog:
-        if any(worker.serves(item.name, item.fingerprint, item.queue) for worker in workers):
+        verdicts = {worker.hostname: worker.differences(item) for worker in workers}
+        implementing = [w for w in workers if verdicts[w.hostname] is not None]
+        compatible = [w for w in implementing if not verdicts[w.hostname]]
+        if any(item.queue in w.queues for w in compatible):
             continue
-        implementing = [w for w in workers if item.name in w.contracts]
-        same = [w for w in implementing if w.contracts[item.name] == item.fingerprint]
         if not implementing:
             problems[item.name] = "no worker implements it"
-        elif not same:
-            others = ", ".join(f"{w.hostname} ({w.contracts[item.name]})" for w in implementing)
-            problems[item.name] = f"served with another fingerprint than {item.fingerprint}: {others}"
+        elif not compatible:
+            others = "; ".join(f"{w.hostname}: {', '.join(verdicts[w.hostname] or ())}" for w in implementing)
+            problems[item.name] = f"served only with breaking differences: {others}"
         else:
-            hosts = ", ".join(w.hostname for w in same)
+            hosts = ", ".join(w.hostname for w in compatible)
             problems[item.name] = f"implemented by {hosts} but no worker consumes queue {item.queue!r}"
     return problems

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #: Keys of the shape mapping (the `contract_shape` header's value).
 SHAPE_VERSION = "version"
 SHAPE_PARAMETERS = "parameters"
+#: Only in what a worker reports it serves (not in the header): the parameters without a default.
+SHAPE_REQUIRED = "required"
 
 
 class ShapedParameter(NamedTuple):
@@ -123,6 +125,40 @@ def accept_shaped_call(
     if changed:
         raise IncompatibleCall(name, [*changed.values(), *plain])
     raise ArgumentsError(name, plain)
+
+
+def describe_served(contract: Contract[..., Any]) -> dict[str, Any]:
+    """What a worker reports it serves: the call shape plus the parameters it requires."""
+    required = [param.name for param in contract.parameters if param.default is inspect.Parameter.empty]
+    return {**contract.shape, SHAPE_REQUIRED: required}
+
+
+def served_problems(contract: Contract[..., Any], served: Any) -> list[str]:
+    """Why a worker serving `served` (see `describe_served`) would refuse some calls made with
+    `contract`; empty when every valid call runs there, whatever the fingerprints say."""
+    try:
+        version, theirs = read_shape(contract.name, served)
+        required = {str(name) for name in served[SHAPE_REQUIRED]}
+    except (ArgumentsError, KeyError, TypeError):
+        return [f"the worker reports an unreadable shape: {served!r:.120}"]
+    if version != contract.version:
+        return [f"the worker serves version {version}, this client calls version {contract.version}"]
+    served_by_name = {param.name: param for param in theirs}
+    mine = [ShapedParameter(*item) for item in contract.shape[SHAPE_PARAMETERS]]
+    problems = []
+    for param in mine:
+        other = served_by_name.get(param.name)
+        if other is None:
+            problems.append(f"parameter {param.name!r} is not known to the worker: calls that pass it are refused")
+        elif other.digest != param.digest:
+            problems.append(f"{param.name} is {other.text} on the worker, {param.text} here")
+    own_defaults = {p.name for p in contract.parameters if p.default is not inspect.Parameter.empty}
+    for name in sorted(required):
+        if name not in {param.name for param in mine}:
+            problems.append(f"parameter {name!r} is required by the worker and unknown to this client")
+        elif name in own_defaults:
+            problems.append(f"parameter {name!r} is required by the worker: calls that leave it out are refused")
+    return problems
 
 
 # -- the rules, as `task-contracts diff` classifies a change ahead of a deploy ----------------------

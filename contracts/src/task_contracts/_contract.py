@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
-from ._compat import accept_shaped_call, call_shape, type_text
+from ._compat import accept_shaped_call, call_shape, describe_served, served_problems, type_text
 from ._errors import ArgumentsError, ContractDeclarationError, ResultError
 from ._policy import DeclaredError, Retry, policy_problems
 from .wire import VERSION_NAME_SEPARATOR
@@ -162,6 +162,16 @@ class Contract(Generic[P, R]):
         """What a caller sends in the `contract_shape` header (see `task_contracts.wire`): the major
         version and, per parameter in order, its name, type text and schema digest. Computed once."""
         return self._shape
+
+    def served_shape(self) -> dict[str, Any]:
+        """What a worker serving this contract reports to clients that ask (`task-client workers`):
+        the call shape plus the names of the parameters it requires."""
+        return describe_served(self)
+
+    def problems_on_worker(self, served: Any) -> list[str]:
+        """Why a worker reporting `served` (its `served_shape()`) would refuse some calls of this
+        contract; empty when every valid call runs there, even with another fingerprint."""
+        return served_problems(self, served)
 
     def summary(self) -> dict[str, Any]:
         """The contract's identity as JSON-ready data, for listings and exports."""

@@ -1,8 +1,10 @@
 """A remote-control command: a worker tells which contracts it serves, and on which queues.
 
 Clients ask with `app.control.broadcast("task_contracts", reply=True)`; each worker answers
-`{"contracts": {wire name: {"fingerprint", "queue", "name", "version"}}, "queues": [...]}`, where
-`name` is the declared name shared by every major version and `version` the major version.
+`{"contracts": {wire name: {"fingerprint", "queue", "name", "version", "shape"}}, "queues": [...]}`,
+where `name` is the declared name shared by every major version, `version` the major version and
+`shape` what `Contract.served_shape()` gives, so that a client can tell a compatible difference
+from a breaking one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def announce(app: Celery, contracts: list[Contract[..., Any]]) -> None:
             "queue": item.queue,
             "name": item.base_name,
             "version": item.version,
+            "shape": item.served_shape(),
         }
         for item in contracts
     }
