@@ -1,6 +1,7 @@
 """A rolling deploy, end to end: two versions of the repository, each built into wheels and
 installed in its own virtualenv; a worker of each version; clients of both versions calling all
-along while the old worker is stopped and a new one takes over.
+along while the old worker is drained, the new one takes over, both serve side by side, and the
+old one stops.
 
 Version 2 is this checkout with `rolling/v2.patch` applied: `math.add` gains an optional parameter
 (`z: int = 0`) and the `Stats` result of `math.stats` a field (`mean: float | None = None`). Both
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
 from task_client import TaskClient
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent / "rolling"
 MEMBERS = ("contracts", "server", "client")
-QUEUED = 20  # calls the old client publishes while no worker runs
+QUEUED = 20  # calls the old client publishes while no worker consumes `math`
 
 
 @dataclass(frozen=True)
@@ -189,14 +191,33 @@ def test_a_rolling_deploy_loses_no_call(
         for loop in loops:
             loop.wait_for(10, "against the old worker")  # the new client too: it uses only what v1 knows
 
-        # The deploy: the old worker stops (finishing what it runs); while no worker runs, the old
-        # client queues calls and both loops keep calling; then the new worker takes over.
-        old_worker.stop()
+        # The deploy. The old worker is drained (stops consuming `math`, finishing what it holds),
+        # so the old client's calls queue up with no worker to take them; the new worker starts and
+        # takes them; both versions then serve side by side; finally the old worker stops.
+        consumers(url, "cancel_consumer", old_worker.hostname)
         queued: list[str] = json.loads(old.run(SUBMIT, url, str(QUEUED)))
-        before = {loop.version.name: int(loop.report()["ok"]) for loop in loops}
         new_worker.start()
+        progress = {loop.version.name: int(loop.report()["ok"]) for loop in loops}
         for loop in loops:
-            loop.wait_for(before[loop.version.name] + 10, "against the new worker")
+            loop.wait_for(progress[loop.version.name] + 10, "against the new worker")
+
+        consumers(url, "add_consumer", old_worker.hostname)
+        overlap_start = {loop.version.name: int(loop.report()["ok"]) for loop in loops}
+        for loop in loops:
+            loop.wait_for(overlap_start[loop.version.name] + 20, "while both versions serve")
+
+        def old_worker_serves_again() -> bool:  # its next poll of `math` may come a moment later
+            since = [
+                task_id for loop in loops for task_id in loop.report()["ids"][2 * overlap_start[loop.version.name] :]
+            ]
+            return any(task_id in old_worker.log() for task_id in since)
+
+        wait_until(old_worker_serves_again, 30, "the old worker to take calls beside the new one", interval=0.1)
+        overlap_end = {loop.version.name: int(loop.report()["ok"]) for loop in loops}
+
+        old_worker.stop()
+        for loop in loops:
+            loop.wait_for(overlap_end[loop.version.name] + 10, "after the old worker is gone")
         reports = {loop.version.name: loop.finish() for loop in loops}
 
         with TaskClient(url) as client:  # this checkout is version 1: the old client's view
@@ -222,6 +243,25 @@ def test_a_rolling_deploy_loses_no_call(
     assert reports["v2"]["mean_none"] > 0 and reports["v2"]["mean_set"] > 0
     assert any(task_id in old_worker.log() for task_id in reports["v2"]["ids"])
     assert any(task_id in new_worker.log() for task_id in reports["v1"]["ids"])
+    # While both versions served, both took calls (two ids per successful call pair).
+    during = [
+        task_id
+        for name, report in reports.items()
+        for task_id in report["ids"][2 * overlap_start[name] : 2 * overlap_end[name]]
+    ]
+    assert any(task_id in old_worker.log() for task_id in during), "the old worker served nothing in the overlap"
+    assert any(task_id in new_worker.log() for task_id in during), "the new worker served nothing in the overlap"
+
+
+def consumers(url: str, command: str, hostname: str) -> None:
+    """Make one worker stop (`cancel_consumer`) or resume (`add_consumer`) consuming `math`, as a
+    deploy tool drains a worker, through Celery's standard remote control."""
+    app = Celery(broker=url, set_as_current=False)
+    try:
+        replies = getattr(app.control, command)("math", destination=[hostname], reply=True, timeout=10)
+    finally:
+        app.close()
+    assert replies and "ok" in replies[0][hostname], f"{command} on {hostname}: {replies!r}"
 
 
 def test_task_contracts_diff_of_the_two_wheels_finds_only_compatible_changes(versions: dict[str, Version]) -> None:
