@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.concurrency.thread import TaskPool
+from celery.worker.state import task_reserved
 
 #: `app.conf` key: threads serving non-CPU-bound contracts in the main process (0: none, use the pool).
 THREADS_SETTING = "task_sdk_threads"
@@ -55,6 +56,14 @@ class ServedByThreads:
         self._consumer = consumer
         self.pool = pool
         self.on_task_request = consumer.controller._process_task
+
+    def apply_eta_task(self, request: Any) -> None:
+        """Celery's `Consumer.apply_eta_task` for a task whose eta has come, handed to the threads:
+        the consumer's own goes through the process pool's semaphore, which a thread-served task
+        never releases, so two scheduled calls on a two-process worker stopped it taking any more."""
+        task_reserved(request)
+        self.on_task_request(request)
+        self._consumer.qos.decrement_eventually()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
