@@ -49,7 +49,7 @@ LEASE_MARGIN = 5.0
 #: Countdown range (seconds) of a call sent back to the broker because its contract is at its limit.
 REQUEUE_DELAY = (0.05, 0.25)
 
-# KEYS: revoked, deliveries, running, leases ("" without a limit), record.
+# KEYS: revoked, deliveries, running, leases (untouched without a limit), record.
 # ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds.
 # Returns {"revoked", reason} | {"finished", status} | {"full", 0} | {"start", starts}.
 _ADMIT = """
@@ -102,7 +102,9 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     task_id: str = request.id
     retries = int(request.retries or 0)
     limit = contract.concurrency or 0
-    leases = CONCURRENCY_KEY_PREFIX + contract.name if limit else ""
+    # Named even without a limit (the script then leaves it alone): a Redis ACL user is refused a
+    # script whose keys include one outside its patterns, such as "".
+    leases = CONCURRENCY_KEY_PREFIX + contract.name
     running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
     client = task.backend.client
     keys = [
