@@ -5,6 +5,7 @@ Redis and RabbitMQ (`every_broker`), and through Redis Sentinel (a master, a rep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ CALLS_PER_THREAD = 50
 CALL_BOUND = 120.0  # per call; a loaded 2-core machine answers in well under a second
 
 
-def start_two_workers(url: str, result_backend: str, logdir: Path) -> Iterator[list[WorkerProcess]]:
+@contextlib.contextmanager
+def two_worker_processes(url: str, result_backend: str, logdir: Path) -> Iterator[list[WorkerProcess]]:
     workers = [WorkerProcess(url, result_backend=result_backend, concurrency=1, logdir=str(logdir)) for _ in range(2)]
     try:
         for process in workers:
@@ -37,14 +39,15 @@ def start_two_workers(url: str, result_backend: str, logdir: Path) -> Iterator[l
 
 @pytest.fixture
 def two_workers(private_broker: Broker, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    yield from start_two_workers(private_broker.url, private_broker.result_backend, tmp_path)
+    with two_worker_processes(private_broker.url, private_broker.result_backend, tmp_path) as workers:
+        yield workers
 
 
 @pytest.fixture
 def sentinel_workers(tmp_path: Path) -> Iterator[tuple[SentinelGroup, list[WorkerProcess]]]:
     with SentinelGroup(str(tmp_path / "sentinel")) as group:
         group.start()
-        for workers in start_two_workers(group.url, group.url, tmp_path):
+        with two_worker_processes(group.url, group.url, tmp_path) as workers:
             yield group, workers
 
 
