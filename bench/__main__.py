@@ -44,7 +44,7 @@ def rabbitmq_rows(bench: Bench, calls: int, ours_url: str, stock_url: str, cpus:
     with rabbit:
         rabbit.start()
         stock_broker = rabbit.add_vhost("stock")
-        ours = WorkerProcess(rabbit.url, concurrency=cpus, extra_args=["--result-backend", ours_url])
+        ours = WorkerProcess(rabbit.url, concurrency=cpus, extra_args=["--result-backend", ours_url], loglevel=None)
         stock = StockWorker(stock_broker, rabbit.workdir / "stock-worker.log", backend=stock_url)
         with ours, stock:
             ours.start()
@@ -76,11 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         for server in (ours, stock_redis, short_redis):
             server.start()
         # Our worker as deployed by default: prefork, one process per CPU (as the stock one).
-        worker = WorkerProcess(ours.url, concurrency=cpus)
+        worker = WorkerProcess(ours.url, concurrency=cpus, loglevel=None)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             worker.argv[1:3] = ["-m", "bench._profiled_worker", str(args.profile.resolve() / "worker.prof")]
-        short = WorkerProcess(short_redis.url, concurrency=cpus, extra_args=["--result-ttl", str(SHORT_LIFETIME)])
+        short = WorkerProcess(
+            short_redis.url, concurrency=cpus, extra_args=["--result-ttl", str(SHORT_LIFETIME)], loglevel=None
+        )
         stock = StockWorker(stock_redis.url, stock_redis.workdir / "stock-worker.log")
         with worker, short, stock:
             worker.start()

@@ -74,7 +74,9 @@ def test_worker_says_once_which_url_it_waits_for_then_starts_when_redis_comes(tm
 
             with RedisProcess(port, workdir=str(tmp_path), extra_args=["--requirepass", "s3cret"]) as redis:
                 redis.start()
-                wait_until(lambda: " ready." in log_path.read_text(), 60, "the worker to connect once Redis is up")
+                wait_until(
+                    lambda: "task-server: ready" in log_path.read_text(), 60, "the worker to connect once Redis is up"
+                )
                 with TaskClient(url) as client:
                     assert client.add(4, 7) == 11
         finally:

@@ -58,6 +58,7 @@ def test_a_default_worker_keeps_a_record_for_its_contracts_lifetime(redis_url: s
         ttl = connection.ttl(RESULT_KEY_PREFIX + handle.id)
         assert math.add.result_ttl - 60 < ttl <= math.add.result_ttl
         assert not connection.exists("task-sdk-deliveries-" + handle.id)  # gone once finished
+        assert not connection.exists("task-sdk-running-" + handle.id)  # so is its running mark
     finally:
         connection.close()
 

@@ -63,11 +63,12 @@ def _normalise_message(message: dict[str, Any]) -> dict[str, Any]:
     # The same id names the task, its root and the reply correlation: part of the format.
     assert headers["root_id"] == properties["correlation_id"] == task_id
     assert re.match(r"^gen\d+@.+$", headers["origin"])
-    assert UUID.match(properties["delivery_tag"]) and UUID.match(properties["reply_to"])
+    assert UUID.match(properties["delivery_tag"])
+    assert re.match(r"^task-client-[0-9a-f]{32}$", properties["reply_to"])
     headers["id"] = headers["root_id"] = properties["correlation_id"] = "<task id>"
     headers["origin"] = "<gen pid @ hostname>"
     properties["delivery_tag"] = "<uuid per message>"
-    properties["reply_to"] = "<uuid per client>"
+    properties["reply_to"] = "<reply channel per client>"
     return out
 
 

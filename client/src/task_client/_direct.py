@@ -37,11 +37,11 @@ def _short_repr(value: Any) -> str:
 
 
 class EnvelopeBuilder:
-    """Envelopes of one producer: its origin and reply queue name, as Celery's app would give them."""
+    """Envelopes of one producer: its origin as Celery's app would give it, and its reply channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply_to: str) -> None:
         self.origin = anon_nodename()
-        self.reply_to = str(uuid.uuid4())
+        self.reply_to = reply_to
 
     def build(self, message: Outgoing) -> str:
         args, kwargs = list(message.args), dict(message.kwargs)
@@ -95,14 +95,16 @@ class DirectPublisher:
     `send_task`.
     """
 
-    def __init__(self, url: str, connect_timeout: float, socket_timeout: float, pipeline_size: int) -> None:
+    def __init__(
+        self, url: str, connect_timeout: float, socket_timeout: float, pipeline_size: int, reply_to: str
+    ) -> None:
         self._redis = redis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        self._envelopes = EnvelopeBuilder()
+        self._envelopes = EnvelopeBuilder(reply_to)
         self._pipeline_size = pipeline_size
 
     def publish(self, message: Outgoing) -> None:

@@ -110,8 +110,10 @@ def _scheduled(message: Outgoing) -> bool:
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, reply_to: str) -> None:
+        """`reply_to`: the channel every message names for its records (the client's reply channel)."""
         self.settings = settings
+        self._reply_to = reply_to
         self._broker = redact_url(settings.urls.broker_url)
         self._app = publishing_app("task_client", settings)
         self._warm = threading.Lock()
@@ -119,7 +121,7 @@ class Producer:
         # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
         broker = celery_url(settings.urls.broker_url)
         self._direct = (
-            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE)
+            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE, reply_to)
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
@@ -147,6 +149,7 @@ class Producer:
                         eta=message.eta,
                         expires=message.expires,
                         priority=message.priority,
+                        reply_to=self._reply_to,
                         retry=False,
                         producer=producer,
                     )
@@ -213,6 +216,7 @@ class Producer:
                         eta=message.eta,
                         expires=message.expires,
                         priority=message.priority,
+                        reply_to=self._reply_to,
                         producer=producer,
                     )
         except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:

@@ -60,8 +60,8 @@ class Runtime:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        self.producer = Producer(settings)
         self.watcher = ResultWatcher(settings)
+        self.producer = Producer(settings, reply_to=self.watcher.reply_channel)
         self.backend = redact_url(settings.urls.result_backend)
         self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
         # One read of the backend takes at most a connection and a reply.
@@ -122,11 +122,11 @@ class Runtime:
     ) -> Steps[tuple[str, Record]]:
         """Validate and publish one call, then wait for its ready record as `wait` does.
 
-        Hot path: the result's subscription is requested before the message is published, so the
-        two travel at once instead of one after the other (one Redis round trip less per call).
+        Hot path: the watch is registered before the message is published, and the record comes on
+        the client's reply channel: no command of its own (see `_watcher`).
         """
         message = self.prepare_call(contract, args, kwargs, options)
-        future = self.watcher.watch(message.task_id)
+        future = self.watcher.watch(message.task_id, replied=True)
         try:
             if self.tracing is None:
                 yield Publish(message, contract.name)
@@ -242,9 +242,8 @@ class Runtime:
         return futures
 
     def _start_batch(self, batch: Batch[Any], messages: list[Outgoing]) -> list[concurrent.futures.Future[Record]]:
-        # Watching first lets the subscriptions travel while the batch is published; a record
-        # stored before its subscription is confirmed is still found by the watcher's read.
-        futures = self.watcher.watch_many(batch.task_ids)
+        # Watched before publishing: the records come on the client's reply channel.
+        futures = self.watcher.watch_many(batch.task_ids, replied=True)
         try:
             self._publish_batch(batch, messages)
         except BaseException:

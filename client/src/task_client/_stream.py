@@ -181,7 +181,7 @@ class Stream(Generic[R]):
             self._invalid, self._exhausted = error, True
             return None
         self._next_index += batch.size
-        futures = self._runtime.watcher.watch_many(batch.task_ids)
+        futures = self._runtime.watcher.watch_many(batch.task_ids, replied=True)
         for message, future in zip(batch.messages, futures, strict=True):
             pending = Pending(batch, message, future)
             self.pending[pending] = None

@@ -1,9 +1,19 @@
 """Result records from Celery's Redis result backend, delivered by publish/subscribe.
 
 One background thread runs an event loop that owns one pub/sub connection; every waiting
-call, sync or async, shares it. A watch subscribes to the task's channel and, once Redis has
-confirmed the subscription, reads the stored record once: a result that arrived before the
-subscription is found by that read, one that arrives after is published to us. No polling.
+call, sync or async, shares it. Records reach it two ways:
+
+- on the client's reply channel (`reply_channel`), subscribed once: a call this client publishes
+  names it in `reply_to`, and the worker publishes the call's records there too
+  (`task_contracts.wire.REPLY_CHANNEL_PREFIX`). Such a watch is registered before the publish and
+  costs no command at all; it does not even wake this thread.
+- on the task's own channel, for any other watch (a handle re-attached by id, a call published
+  before its watch): it subscribes and, once Redis has confirmed, reads the stored record once. A
+  record stored before the subscription is found by that read, one stored after is published to us.
+
+A reply-channel watch still unanswered after `REPLY_FALLBACK` seconds also subscribes to its task's
+channel: a worker older than the reply channel, or a record published while the connection was
+down, is then found as above. No polling.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import concurrent.futures
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Iterable
 from typing import Any
@@ -24,13 +35,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 
 from task_contracts import sentinel_address
-from task_contracts.wire import RESULT_KEY_PREFIX
+from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 
 from ._errors import ClientClosed
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 Record = dict[str, Any]
+
+#: Seconds before a reply-channel watch also subscribes to its task's channel (see above).
+REPLY_FALLBACK = 0.5
 
 _CLOSE_BOUND = 2.0  # seconds for each step of closing; a frozen server must not hang close()
 
@@ -50,11 +64,15 @@ class ResultWatcher:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._requests: list[tuple[str, concurrent.futures.Future[Record] | None]] = []
+        # (task id, future or None for a forget, monotonic time of a reply-channel watch or None).
+        self._requests: list[tuple[str, concurrent.futures.Future[Record] | None, float | None]] = []
         self._flush_scheduled = False
+        self._fallback_armed = False  # a timer will flush reply-channel watches within REPLY_FALLBACK
         self._closed = False
         # Loop-thread state below.
         self._waiters: dict[str, set[concurrent.futures.Future[Record]]] = {}
+        # Watched ids with no subscription of their own yet, and since when (reply-channel watches).
+        self._unsubscribed: dict[str, float] = {}
         # Latest non-final record (e.g. PROGRESS) per watched id; read from any thread.
         self._latest: dict[str, Record] = {}
         self._to_fetch: set[str] = set()
@@ -68,25 +86,35 @@ class ResultWatcher:
         self._redis: redis.asyncio.Redis | None = None
         self._sentinel: redis.asyncio.sentinel.Sentinel | None = None
         self._pubsub: Any = None
-        self._home_channel = f"task-client-{uuid.uuid4().hex}"
+        #: The channel named in `reply_to` of every call this client publishes.
+        self.reply_channel = f"{REPLY_CHANNEL_PREFIX}{uuid.uuid4().hex}"
         self._broken = False  # the reader lost its connection: resubscribe before reading on
+        self._fallback_timer: asyncio.TimerHandle | None = None
         self.last_error: BaseException | None = None
 
     # -- any thread ------------------------------------------------------------
-    def watch(self, task_id: str) -> concurrent.futures.Future[Record]:
-        """A future resolved with the task's record once it is ready (SUCCESS, FAILURE, REVOKED)."""
-        future: concurrent.futures.Future[Record] = concurrent.futures.Future()
-        self._request(task_id, future)
+    def watch(self, task_id: str, *, replied: bool = False) -> concurrent.futures.Future[Record]:
+        """A future resolved with the task's record once it is ready (SUCCESS, FAILURE, REVOKED).
+
+        `replied`: the call is not published yet and will name `reply_channel` in its `reply_to`.
+        """
+        (future,) = self.watch_many([task_id], replied=replied)
         return future
 
-    def watch_many(self, task_ids: Iterable[str]) -> list[concurrent.futures.Future[Record]]:
+    def watch_many(self, task_ids: Iterable[str], *, replied: bool = False) -> list[concurrent.futures.Future[Record]]:
+        since = time.monotonic() if replied else None
         futures = []
         with self._lock:
             for task_id in task_ids:
                 future: concurrent.futures.Future[Record] = concurrent.futures.Future()
-                self._requests.append((task_id, future))
+                self._requests.append((task_id, future, since))
                 futures.append(future)
-        self._schedule_flush()
+            # Hot path: a reply-channel watch needs nothing of the loop thread until a record
+            # comes, so it is not woken for it, except to arm the fallback timer.
+            wake = not replied or not self._fallback_armed
+            self._fallback_armed = self._fallback_armed or replied
+        if wake:
+            self._schedule_flush()
         return futures
 
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
@@ -134,7 +162,7 @@ class ResultWatcher:
 
     def _request(self, task_id: str, future: concurrent.futures.Future[Record] | None) -> None:
         with self._lock:
-            self._requests.append((task_id, future))
+            self._requests.append((task_id, future, None))
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -195,8 +223,9 @@ class ResultWatcher:
         with self._lock:
             requests, self._requests = self._requests, []
             self._flush_scheduled = False
+            armed = self._fallback_armed
         new_channels = []
-        for task_id, future in requests:
+        for task_id, future, since in requests:
             waiters = self._waiters.get(task_id)
             if future is None:  # a forget
                 if waiters is not None:
@@ -204,18 +233,52 @@ class ResultWatcher:
                     if not waiters:
                         del self._waiters[task_id]
                         self._latest.pop(task_id, None)
-                        self._to_unsubscribe.add(task_id)
+                        self._stop_watching(task_id)
                 continue
             if waiters is None:
                 self._waiters[task_id] = {future}
                 self._to_unsubscribe.discard(task_id)
-                new_channels.append(RESULT_KEY_PREFIX + task_id)
+                if since is None:
+                    new_channels.append(RESULT_KEY_PREFIX + task_id)
+                else:
+                    self._unsubscribed[task_id] = since
             else:
                 waiters.add(future)
+                if since is None and self._unsubscribed.pop(task_id, None) is not None:
+                    new_channels.append(RESULT_KEY_PREFIX + task_id)
         if new_channels:
             self._spawn(self._subscribe(new_channels))
-        if self._to_unsubscribe:
+        if (armed or self._unsubscribed) and self._fallback_timer is None:
+            self._arm_fallback()
+
+    def _arm_fallback(self) -> None:
+        # While armed, reply-channel watches do not wake this thread: the timer flushes them.
+        with self._lock:
+            self._fallback_armed = True
+        self._fallback_timer = asyncio.get_running_loop().call_later(REPLY_FALLBACK / 2, self._fall_back)
+
+    def _fall_back(self) -> None:
+        """Subscribe reply-channel watches that waited `REPLY_FALLBACK` to their tasks' own channels."""
+        self._fallback_timer = None
+        with self._lock:
+            self._fallback_armed = False
+        self._flush()
+        deadline = time.monotonic() - REPLY_FALLBACK
+        due = [task_id for task_id, since in self._unsubscribed.items() if since <= deadline]
+        for task_id in due:
+            del self._unsubscribed[task_id]
+        if due:
+            self._spawn(self._subscribe([RESULT_KEY_PREFIX + task_id for task_id in due]))
+        if self._unsubscribed and self._fallback_timer is None:
+            self._arm_fallback()
+
+    def _stop_watching(self, task_id: str) -> None:
+        # Only a task channel of its own is unsubscribed; a reply-channel watch has none.
+        if self._unsubscribed.pop(task_id, None) is not None:
+            return
+        if not self._to_unsubscribe:
             asyncio.get_running_loop().call_soon(self._unsubscribe_later)
+        self._to_unsubscribe.add(task_id)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks; hold them until done.
@@ -274,24 +337,39 @@ class ResultWatcher:
 
     async def _resubscribe_all(self) -> None:
         assert self._commands is not None
-        channels = [RESULT_KEY_PREFIX + task_id for task_id in self._waiters]
+        channels = [RESULT_KEY_PREFIX + task_id for task_id in self._waiters if task_id not in self._unsubscribed]
         async with self._commands:
-            await self._pubsub.subscribe(self._home_channel, *channels)
+            await self._pubsub.subscribe(self.reply_channel, *channels)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
+        if channel == self.reply_channel:
+            self._flush()  # reply-channel watches registered without waking this thread
+            if message["type"] == "subscribe":
+                # (Re)subscribed: records published to it before this moment are found by one read.
+                self._fetch_soon(list(self._unsubscribed))
+            elif message["type"] == "message":
+                record = _decode(message["data"])
+                task_id = record.get("task_id") if record else None
+                if isinstance(task_id, str):
+                    self._deliver(task_id, record)
+            return
         if not channel.startswith(RESULT_KEY_PREFIX):
             return
         task_id = channel[len(RESULT_KEY_PREFIX) :]
         if message["type"] == "subscribe":
             # Subscribed: a record stored before this moment is found by one read.
-            if task_id in self._waiters:
-                if not self._to_fetch:
-                    asyncio.get_running_loop().call_soon(self._fetch_later)
-                self._to_fetch.add(task_id)
+            self._fetch_soon([task_id])
         elif message["type"] == "message":
             self._deliver(task_id, _decode(message["data"]))
+
+    def _fetch_soon(self, task_ids: list[str]) -> None:
+        waited = [task_id for task_id in task_ids if task_id in self._waiters]
+        if waited:
+            if not self._to_fetch:
+                asyncio.get_running_loop().call_soon(self._fetch_later)
+            self._to_fetch.update(waited)
 
     def _fetch_later(self) -> None:
         task_ids = [task_id for task_id in self._to_fetch if task_id in self._waiters]
@@ -333,9 +411,7 @@ class ResultWatcher:
         for future in waiters:
             if not future.done():
                 future.set_result(record)
-        if not self._to_unsubscribe:
-            asyncio.get_running_loop().call_soon(self._unsubscribe_later)
-        self._to_unsubscribe.add(task_id)
+        self._stop_watching(task_id)
 
     def _queue_read(self, task_id: str, future: concurrent.futures.Future[Record | None]) -> None:
         if not self._reads:
@@ -369,6 +445,14 @@ class ResultWatcher:
 
     async def _shutdown(self) -> None:
         # Waiting callers learn first, so nothing below (a task slow to cancel, a frozen server) holds them.
+        if self._fallback_timer is not None:
+            self._fallback_timer.cancel()
+        with self._lock:
+            requests, self._requests = self._requests, []
+        _settle(
+            [future for _, future, _ in requests if future is not None],
+            error=ClientClosed("the client was closed while the call was waiting"),
+        )
         for waiters in self._waiters.values():
             for future in waiters:
                 _settle([future], error=ClientClosed("the client was closed while the call was waiting"))

@@ -285,7 +285,12 @@ def _envelope_schema() -> JsonSchema:
                         },
                     },
                     "correlation_id": {"type": "string"},
-                    "reply_to": {"type": "string"},
+                    "reply_to": {
+                        "type": "string",
+                        "description": "A channel starting with task-client- gets every record of the call "
+                        "published on it too (one subscription for all of a caller's calls); "
+                        "any other value is ignored.",
+                    },
                     "delivery_mode": {"type": "integer"},
                     "priority": {"type": "integer", "minimum": 0, "maximum": 255},
                 },

@@ -43,6 +43,13 @@ AMQP_QUEUE_TYPE: Final = "quorum"
 #: Result-backend key and channel prefix used by Celery's Redis backend.
 RESULT_KEY_PREFIX: Final = "celery-task-meta-"
 
+#: Reply channels: a message whose `reply_to` property starts with this prefix (e.g.
+#: `task-client-3f2a...`) has every record the worker stores for it published on that channel too,
+#: besides `celery-task-meta-<id>`, so a caller needs one subscription for all its calls rather than
+#: one per call. Records there are the same JSON, `task_id` included. Other `reply_to` values (Celery
+#: sets a random one) are ignored. Workers before 0.3 publish on the task's channel only.
+REPLY_CHANNEL_PREFIX: Final = "task-client-"
+
 #: Celery state a task stores while it reports progress; its `result` holds the report.
 PROGRESS_STATE: Final = "PROGRESS"
 #: Keys of a progress report (`result` of a PROGRESS record).

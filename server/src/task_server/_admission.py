@@ -41,6 +41,7 @@ from task_contracts.wire import (
 
 from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._deliveries import COUNT_TTL_SECONDS, judge
+from ._preadmission import claim_admission, pipeline_for, remember_asked
 
 logger = logging.getLogger(__name__)
 
@@ -92,21 +93,14 @@ def deliveries_key(task_id: str, retries: int) -> str:
     return DELIVERIES_KEY_PREFIX + task_id + (f":{retries}" if retries else "")
 
 
-@contextlib.contextmanager
-def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, lease: float) -> Iterator[None]:
-    """Run the body only if this call may start now (see the module docstring); free its slot after.
-
-    `lease` is the longest the call may run (its time limit), in seconds.
-    """
-    request = task.request
-    task_id: str = request.id
-    retries = int(request.retries or 0)
-    limit = contract.concurrency or 0
+def admission_command(
+    contract: Contract[..., Any], task_id: str, retries: int, lease: float
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of the admission script for one start of a call."""
     # Named even without a limit (the script then leaves it alone): a Redis ACL user is refused a
     # script whose keys include one outside its patterns, such as "".
     leases = CONCURRENCY_KEY_PREFIX + contract.name
     running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
-    client = task.backend.client
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
@@ -114,9 +108,48 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
         leases,
         RESULT_KEY_PREFIX + task_id,
     ]
-    arguments = [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
+    limit = contract.concurrency or 0
+    return keys, [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
+
+
+#: Attribute of a Celery task serving single calls of a contract: the contract.
+CONTRACT_ATTRIBUTE = "task_sdk_contract"
+
+
+def ask_early(request: Any) -> None:
+    """Write the admission of a call that a free thread is about to start, without waiting for the
+    verdict (`_preadmission`); `admitted` then reads it. Nothing is asked for other tasks."""
+    task = request.task
+    contract = getattr(task, CONTRACT_ATTRIBUTE, None)
+    if contract is None:
+        return
+    retries = int(request.request_dict.get("retries") or 0)
+    keys, arguments = admission_command(contract, request.id, retries, contract.timeout)
+    # EVAL, not EVALSHA: a refusal of an unknown script would only be read when it is too late to resend.
+    reply = pipeline_for(task.backend.client.connection_pool).send("EVAL", _ADMIT, len(keys), *keys, *arguments)
+    remember_asked(request.id, retries, reply)
+
+
+@contextlib.contextmanager
+def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, lease: float) -> Iterator[None]:
+    """Run the body only if this call may start now (see the module docstring); free its slot after.
+
+    `lease` is the longest the call may run (its time limit), in seconds. The verdict may have been
+    asked for already, as the call was handed to a thread (`_preadmission`).
+    """
+    request = task.request
+    task_id: str = request.id
+    retries = int(request.retries or 0)
+    limit = contract.concurrency or 0
+    leases = CONCURRENCY_KEY_PREFIX + contract.name
+    client = task.backend.client
     try:
-        verdict, value = _admit_script(client)(keys=keys, args=arguments)
+        asked = claim_admission(task_id, retries)
+        if asked is not None:
+            verdict, value = asked()
+        else:
+            keys, arguments = admission_command(contract, task_id, retries, lease)
+            verdict, value = _admit_script(client)(keys=keys, args=arguments)
     except STORE_ERRORS as error:
         # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error

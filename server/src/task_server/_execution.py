@@ -10,7 +10,7 @@ from celery import Celery, Task
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
 from task_contracts.wire import SHAPE_HEADER
 
-from ._admission import admitted, forget_start
+from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start
 from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
 from ._intake import STRATEGY
@@ -44,6 +44,7 @@ def register(
     task: Task = app.task(
         run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **task_options(contract)
     )
+    setattr(task, CONTRACT_ATTRIBUTE, contract)  # for an admission asked as a thread is given the call
     return task
 
 

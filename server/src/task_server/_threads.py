@@ -12,12 +12,17 @@ not stopped at its timeout (its callers still stop waiting).
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any
 
 from celery import Celery, signals
 from celery.concurrency.thread import TaskPool
-from celery.worker.state import task_reserved
+from celery.worker.state import reserved_requests, task_reserved
+
+from ._admission import ask_early
+
+logger = logging.getLogger(__name__)
 
 #: `app.conf` key: threads serving non-CPU-bound contracts in the main process (0: none, use the pool).
 THREADS_SETTING = "task_sdk_threads"
@@ -55,7 +60,18 @@ class ServedByThreads:
     def __init__(self, consumer: Any, pool: TaskPool) -> None:
         self._consumer = consumer
         self.pool = pool
-        self.on_task_request = consumer.controller._process_task
+        self._process_task = consumer.controller._process_task
+
+    def on_task_request(self, request: Any) -> None:
+        """Hand a request to the threads; when one is free to start it now, ask for its admission
+        on the way (`_preadmission`). Received and unfinished requests include it and any other
+        request of this worker, so a free thread is counted conservatively."""
+        if not request.expires and len(reserved_requests) <= self.pool.limit:
+            try:
+                ask_early(request)
+            except Exception as error:  # the thread then asks itself, as it would have
+                logger.debug("admission of %s not asked early: %s", request.id, error)
+        self._process_task(request)
 
     def apply_eta_task(self, request: Any) -> None:
         """Celery's `Consumer.apply_eta_task` for a task whose eta has come, handed to the threads:

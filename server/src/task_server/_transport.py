@@ -1,6 +1,7 @@
 """The worker's broker connection: kombu's Redis transport (plain or Sentinel), except that an item on a queue that
 is not a Celery envelope at all (not JSON, or JSON of another shape) is dropped with a log line,
-and that the channel reuses its redis-py client objects.
+that the channel reuses its redis-py client objects, writes its unacked record without waiting
+(`_unacked`) and pops a backlog several messages per round trip (`_batch_pop`).
 
 kombu parses each item it pops inside its event loop; one unreadable item raises there and
 stops the whole worker ("Unrecoverable error"), so any producer able to LPUSH could take every
@@ -16,22 +17,83 @@ import redis.exceptions
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import dumps
+
+from ._batch_pop import BatchPopping
+from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
 WORKER_AMQP = f"{__name__}:WorkerAMQP"
 
-# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are ValueErrors).
-_UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
-
 logger = logging.getLogger(__name__)
 
 
-class _Guarded:
-    # Hot path (measured with `bench --profile`): kombu builds a new `redis.Redis` object for every
-    # command sequence on the synchronous pool (each delivery's unacked bookkeeping and each ack),
-    # ~60-150 us apiece with redis-py 8. Such a client only wraps its connection pool and is
-    # thread-safe, so one per pool is reused; a new pool (after a reconnect) gets a new client.
-    # Asynchronous clients are left alone: kombu pins a connection on each of them.
+class LedgeredQoS(kombu_redis.QoS):
+    """kombu's Redis QoS, with the unacked record written by `UnackedLedger` (no wait for Redis).
+
+    A channel with a global key prefix keeps kombu's pipelines: its prefixing client rewrites their
+    keys, which a raw command would bypass.
+    """
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        ledger = self.channel.unacked_ledger()
+        if ledger is None:
+            super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+            return
+        delivery = message.delivery_info
+        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        ledger.remember(delivery_tag, record)
+        virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def ack(self, delivery_tag: str) -> None:
+        ledger = self.channel.unacked_ledger()
+        if ledger is None:
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+            return
+        ledger.forget(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        self.channel.settle_unacked()  # a requeue reads the entry back
+        super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
+
+    def restore_unacked(self, client: Any = None) -> None:
+        self.channel.settle_unacked()
+        super().restore_unacked(client)  # type: ignore[no-untyped-call]
+
+
+class _Guarded(BatchPopping):
+    QoS = LedgeredQoS
+
+    def unacked_ledger(self) -> UnackedLedger | None:
+        """This channel's writer of the unacked record (a new one after a reconnect); None with a key prefix."""
+        if self.global_keyprefix:  # type: ignore[attr-defined]
+            return None
+        pool = self.pool  # type: ignore[attr-defined]
+        ledger: UnackedLedger | None = self.__dict__.get("_unacked_ledger")
+        if ledger is None or ledger.pool is not pool:
+            if ledger is not None:
+                ledger.close()
+            qos = self.qos  # type: ignore[attr-defined]
+            ledger = self.__dict__["_unacked_ledger"] = UnackedLedger(pool, qos.unacked_index_key, qos.unacked_key)
+        return ledger
+
+    def settle_unacked(self) -> None:
+        """Wait until Redis has run every unacked-record write sent so far."""
+        ledger = self.__dict__.get("_unacked_ledger")
+        if ledger is not None:
+            ledger.settle()
+
+    def close(self) -> None:
+        ledger = self.__dict__.pop("_unacked_ledger", None)
+        if ledger is not None:
+            try:
+                ledger.close()
+            except (redis.exceptions.RedisError, OSError) as error:
+                logger.warning("closing the broker channel: %s", error)
+        super().close()
+
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[misc]
@@ -40,15 +102,6 @@ class _Guarded:
         if client is None or client.connection_pool is not pool:
             client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
         return client
-
-    def _brpop_read(self, **options: Any) -> bool:
-        try:
-            delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
-        except _UNREADABLE as error:
-            # BRPOP already removed the item: nothing is left to requeue or redeliver.
-            logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
-            return False
-        return delivered
 
 
 class GuardedChannel(_Guarded, kombu_redis.Channel):

@@ -217,9 +217,11 @@ class WorkerProcess(_Process):
         command: Sequence[str] = (sys.executable, "-m", "task_server"),
         catalog: str | None = None,
         implementations: Sequence[str] = (),
+        loglevel: str | None = "INFO",
     ) -> None:
         """`command` runs `task-server`: by default this Python's; e.g. `[venv/bin/task-server]`.
-        `catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones."""
+        `catalog` (`MODULE:ATTR`) and `implementations` (modules) default to the shipped ones.
+        `loglevel`: INFO logs every task (tests read it); None leaves the worker's default."""
         self.broker_url = broker_url
         self.hostname = hostname or f"worker-{uuid.uuid4().hex[:8]}@127.0.0.1"
         self.log_path = Path(logdir or tempfile.mkdtemp(prefix="task-worker-")) / f"{self.hostname}.log"
@@ -235,8 +237,7 @@ class WorkerProcess(_Process):
             pool,
             "--hostname",
             self.hostname,
-            "--loglevel",
-            "INFO",
+            *(["--loglevel", loglevel] if loglevel else []),
             *(["--queues", ",".join(queues)] if queues else []),
             *(["--catalog", catalog] if catalog else []),
             *(arg for module in implementations for arg in ("--implementations", module)),
@@ -252,7 +253,7 @@ class WorkerProcess(_Process):
     def _ready(self) -> bool:
         if not self.alive():
             raise ProcessError(f"worker exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
-        return " ready." in self.log()
+        return "task-server: ready" in self.log()
 
     def children(self) -> list[int]:
         """Pids of the pool processes (prefork children)."""
@@ -550,7 +551,7 @@ class DevProcess(_Process):
     def _ready(self) -> bool:
         if not self.alive():
             raise ProcessError(f"task-server dev exited: {self.log()[-3000:]}")
-        return "export TASK_BROKER_URL=" in self.log() and " ready." in self.log()
+        return "export TASK_BROKER_URL=" in self.log() and "task-server: ready" in self.log()
 
     @property
     def url(self) -> str:

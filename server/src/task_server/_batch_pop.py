@@ -1,0 +1,129 @@
+"""Several messages per Redis round trip when a queue has a backlog.
+
+kombu's Redis transport takes one message per BRPOP: under a backlog the worker's main thread
+spends a round trip, an event-loop registration and a socket read on every message, and with
+light tasks that thread is the worker's limit (measured with a sampling profile of 10,000
+one-message calls: its BRPOP cycle was about a third of its time).
+
+So each BRPOP is preceded, in the same round of writes, by a script that pops what is already
+waiting, up to the room the prefetch limit leaves, in BRPOP's own order (queues in the fair
+cycle's order, each queue's priority lists first to last). Its reply comes at once: an empty one
+when nothing waits, and the BRPOP behind it then blocks as before. Each popped item is delivered
+(and recorded as unacked) exactly as a BRPOP's item is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.exceptions
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+logger = logging.getLogger(__name__)
+
+#: Most messages taken by one script call (the prefetch room left also bounds it).
+MAX_BATCH = 16
+
+# KEYS: the lists BRPOP would be given, in its order. ARGV: the most items to pop.
+# Returns {key, item, key, item, ...}.
+_POP_WAITING = """
+local popped = {}
+local room = tonumber(ARGV[1])
+for _, key in ipairs(KEYS) do
+  while room > 0 do
+    local item = redis.call('RPOP', key)
+    if not item then break end
+    popped[#popped + 1] = key
+    popped[#popped + 1] = item
+    room = room - 1
+  end
+  if room == 0 then break end
+end
+return popped
+"""
+
+# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are ValueErrors).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
+
+
+class BatchPopping:
+    """Mixin for kombu's Redis channel: a batch pop sent ahead of each BRPOP (see the module doc)."""
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        channel: Any = self
+        batch = self._batch_size()
+        if batch > 0:
+            queues = channel._queue_cycle.consume(len(channel.active_queues))
+            keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps for queue in queues]
+            channel.client.connection.send_command("EVAL", _POP_WAITING, len(keys), *keys, batch)
+            self.__dict__["_batch_pending"] = True
+        super()._brpop_start(timeout)  # type: ignore[misc]
+
+    def _batch_size(self) -> int:
+        """How many messages to pop ahead of the BRPOP: none unless a backlog is likely."""
+        channel: Any = self
+        qos = channel.qos
+        room = qos.can_consume_max_estimate()
+        if room is None or not channel.active_queues or channel.global_keyprefix:
+            return 0
+        if self.__dict__.get("_batch_refused", False):
+            return 0
+        # A lone caller waiting for each answer has one message in flight: a batch pop would only
+        # cost it an extra wake-up of this thread (measured: +0.2 ms a call). Two or more in flight
+        # mean messages come faster than they finish.
+        if qos.prefetch_count - room < 2:
+            return 0
+        # One place is left for the BRPOP's own message.
+        return min(MAX_BATCH, int(room) - 1)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        if not self.__dict__.pop("_batch_pending", False):
+            try:
+                delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
+            except UNREADABLE as error:
+                # BRPOP already removed the item: nothing is left to requeue or redeliver.
+                logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
+                return False
+            return delivered
+        return self._batch_read(**options)
+
+    def _batch_read(self, **options: Any) -> bool:
+        """Deliver the batch pop's items; the BRPOP sent after it stays pending."""
+        channel: Any = self
+        client = channel.client
+        try:
+            popped = client.parse_response(client.connection, "EVAL", **options)
+        except channel.connection_errors:
+            client.connection.disconnect()
+            channel._in_poll = None
+            raise
+        except redis.exceptions.ResponseError as error:
+            # Refused (an ACL without RPOP, say): the BRPOP behind it still works, one message at a time.
+            logger.warning("the broker refused the batch pop (%s); taking one message per BRPOP", error)
+            self.__dict__["_batch_refused"] = True
+            return False
+        delivered = False
+        for key, item in zip(popped[::2], popped[1::2], strict=True):
+            try:
+                queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
+                channel._queue_cycle.rotate(queue)
+                # kombu's own decoding, as for a BRPOP's item
+                channel.connection._deliver(loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
+            except UNREADABLE as error:
+                logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
+            else:
+                delivered = True
+        # The BRPOP's reply may have come in the same read and wait in the client's buffer, where
+        # the event loop, watching the socket, would never see it: read it now.
+        if client.connection.can_read(timeout=0):
+            return self._brpop_read(**options) or delivered
+        return delivered
+
+    def close(self) -> None:
+        channel: Any = self
+        if self.__dict__.get("_batch_pending") and channel._in_poll:
+            # kombu's close reads the pending BRPOP's reply; the batch's comes first.
+            self._brpop_read()
+        super().close()  # type: ignore[misc]

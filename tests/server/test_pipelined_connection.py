@@ -1,0 +1,67 @@
+"""The pipelined connection behind early admissions (`task_server._preadmission`), on a real Redis:
+commands written by one thread, replies read in order by whichever threads ask for them."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from task_server._preadmission import PipelinedConnection, claim_admission, remember_asked
+from task_server.testing import RedisProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def test_each_reply_reaches_the_command_that_asked_for_it_whoever_reads_it(private_redis: RedisProcess) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = PipelinedConnection(client.connection_pool)
+    replies = [pipelined.send("INCR", "counter") for _ in range(50)]
+    values: dict[int, int] = {}
+
+    def read(indexes: range) -> None:
+        for index in indexes:
+            values[index] = replies[index]()
+
+    # Later replies first, from other threads: each still gets its own command's value.
+    readers = [threading.Thread(target=read, args=(range(start, start + 10),)) for start in (40, 20, 0, 30, 10)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=10)
+    assert values == {index: index + 1 for index in range(50)}
+    client.close()
+
+
+def test_a_refused_command_fails_alone(private_redis: RedisProcess) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = PipelinedConnection(client.connection_pool)
+    client.set("text", "not a number")
+    refused, accepted = pipelined.send("INCR", "text"), pipelined.send("INCR", "counter")
+    with pytest.raises(redis.exceptions.ResponseError):
+        refused()
+    assert accepted() == 1
+    client.close()
+
+
+def test_a_lost_connection_fails_every_pending_reply_and_the_next_command_reconnects(
+    private_redis: RedisProcess,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = PipelinedConnection(client.connection_pool)
+    assert pipelined.send("CLIENT", "SETNAME", "pipelined")() == b"OK"
+    pending = pipelined.send("BLPOP", "never-filled", 5)  # waits on the server...
+    client.client_kill_filter(_type="normal", skipme=True)  # ...until its connection is killed
+    with pytest.raises((redis.exceptions.ConnectionError, OSError)):
+        pending()
+    assert pipelined.send("PING")() == b"PONG"
+    client.close()
+
+
+def test_a_verdict_is_claimed_once_by_its_call_and_attempt() -> None:
+    remember_asked("call-1", 0, lambda: ("start", 1))
+    assert claim_admission("call-1", 1) is None  # another attempt asked for none
+    reply = claim_admission("call-1", 0)
+    assert reply is not None and reply() == ("start", 1)
+    assert claim_admission("call-1", 0) is None
