@@ -38,6 +38,13 @@ def sleep(seconds: float) -> float:
     ...
 
 
+@contract(name="diagnostics.nap", queue="diagnostics", timeout=3, idempotent=True, cpu_bound=False)
+def nap(seconds: float) -> float:
+    """As `diagnostics.sleep`, declared light (`cpu_bound=False`): served from threads, and from the
+    worker's event loop once its runs have been quick."""
+    ...
+
+
 @contract(name="diagnostics.echo", queue="diagnostics", timeout=5, idempotent=True)
 def echo(text: str) -> str:
     """Return `text`: version 1 of a contract served side by side with version 2."""

@@ -33,6 +33,12 @@ def sleep(seconds: float) -> float:
     return seconds
 
 
+@implements(diagnostics.nap)
+def nap(seconds: float) -> float:
+    time.sleep(max(seconds, 0.0))
+    return seconds
+
+
 @implements(diagnostics.hold)
 def hold(marker: str, seconds: float) -> int:
     return _hold(marker, seconds)

@@ -14,6 +14,7 @@ from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
 from ._execution import register
+from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
@@ -74,6 +75,7 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # Contracts declared cpu_bound=False run on threads of the main process (see `_threads`);
         # with the threads or solo pool every task already runs there.
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
+        INLINE_SETTING: settings.inline,
     }
     config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes

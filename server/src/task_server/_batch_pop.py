@@ -71,9 +71,10 @@ class BatchPopping:
         if self.__dict__.get("_batch_refused", False):
             return 0
         # A lone caller waiting for each answer has one message in flight: a batch pop would only
-        # cost it an extra wake-up of this thread (measured: +0.2 ms a call). Two or more in flight
-        # mean messages come faster than they finish.
-        if qos.prefetch_count - room < 2:
+        # cost it an extra wake-up of this thread (measured on threads: +0.2 ms a call). Two or more
+        # in flight, or a last batch pop that found messages, mean that messages come faster than
+        # they finish. (Three instead of two: p50 -2%, one-message throughput -4%, measured.)
+        if qos.prefetch_count - room < 2 and not self.__dict__.get("_backlog", False):
             return 0
         # One place is left for the BRPOP's own message.
         return min(MAX_BATCH, int(room) - 1)
@@ -104,6 +105,7 @@ class BatchPopping:
             logger.warning("the broker refused the batch pop (%s); taking one message per BRPOP", error)
             self.__dict__["_batch_refused"] = True
             return False
+        self.__dict__["_backlog"] = bool(popped)
         delivered = False
         for key, item in zip(popped[::2], popped[1::2], strict=True):
             try:

@@ -153,6 +153,14 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     "0: serve them from the pool too) [env TASK_THREADS].",
 )
 @click.option(
+    "--inline/--no-inline",
+    envvar="TASK_INLINE",
+    default=True,
+    show_default=True,
+    help="Run the calls of a cpu_bound=False contract on the event loop once its runs have all been under "
+    "1 ms (back to threads for good after one over 10 ms) [env TASK_INLINE=0 to turn off].",
+)
+@click.option(
     "--result-ttl",
     envvar="TASK_RESULT_TTL",
     type=click.FloatRange(min=1),
@@ -231,6 +239,7 @@ def worker(
     hostname: str | None,
     events: bool,
     threads: int,
+    inline: bool,
     result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
@@ -264,6 +273,7 @@ def worker(
             **({"worker_send_task_events": True} if events else {}),
         },
         threads=threads,
+        inline=inline,
         result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,

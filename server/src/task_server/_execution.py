@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from task_contracts.wire import SHAPE_HEADER
 from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start
 from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
+from ._inline import note_run
 from ._intake import STRATEGY
 from ._registry import Implementation
 
@@ -28,15 +30,20 @@ def register(
     """
     contract = implementation.contract
     function = implementation.function
+    name, light = contract.name, not contract.cpu_bound  # light: its runs may earn it the event loop
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
         with admitted(task, contract, max_deliveries, lease=contract.timeout):
+            started = time.perf_counter()
             try:
                 value = function(**values)
             except Exception as error:
                 retry_if_declared(task, contract, error)
                 raise
+            finally:
+                if light:
+                    note_run(name, time.perf_counter() - started)
         return checked_result(contract, value)
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")

@@ -21,6 +21,7 @@ from kombu.serialization import prepare_accept_content
 
 from ._backend import STORE_ERRORS
 from ._errors import RefusedMessage
+from ._inline import INLINE_SETTING, LightPool
 from ._threads import ServedByThreads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
@@ -41,7 +42,12 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     A task of a contract declared `cpu_bound=False` runs on the main process's threads (`_threads`).
     """
     threads = None if getattr(task, "cpu_bound", True) else thread_pool(app)
-    handle = default_strategy(task, app, consumer if threads is None else ServedByThreads(consumer, threads), **options)
+    if threads is None:
+        handle = default_strategy(task, app, consumer, **options)
+    else:
+        # Quick ones on the event loop itself (`_inline`), unless `--no-inline`.
+        pool = LightPool(threads, task.name, app) if app.conf.get(INLINE_SETTING) else threads
+        handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]

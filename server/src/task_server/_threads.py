@@ -7,7 +7,8 @@ nothing from a process of its own, so the main process runs it on one of `--thre
 through Celery's own thread pool and its usual request life cycle (acks late, events, results).
 CPU-bound contracts, the default, still go to the process pool: safe for long computations and
 killed at their hard time limit. A thread cannot be killed, so a contract served from threads is
-not stopped at its timeout (its callers still stop waiting).
+not stopped at its timeout (its callers still stop waiting). Quick ones end up on the event loop
+itself (`_inline`).
 """
 
 from __future__ import annotations
