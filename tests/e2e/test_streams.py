@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from task_client import InvalidArguments, TaskClient, TaskFailed
+from task_client import AsyncTaskClient, InvalidArguments, TaskClient, TaskFailed
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
@@ -64,13 +64,13 @@ def held_client(private_redis: RedisProcess, markers: Markers, tmp_path: Path) -
             yield client
 
 
-def revoked_records(url: str) -> int:
+def revoked_records(url: str, status: str = "REVOKED") -> int:
     connection = redis.Redis.from_url(url)
     try:
         values = [connection.get(key) for key in connection.scan_iter(RESULT_KEY_PREFIX + "*")]
     finally:
         connection.close()
-    return sum(1 for value in values if value and json.loads(value).get("status") == "REVOKED")
+    return sum(1 for value in values if value and json.loads(value).get("status") == status)
 
 
 def test_imap_yields_every_result_in_input_order(client: TaskClient) -> None:
@@ -164,6 +164,41 @@ def test_closing_an_imap_revokes_the_calls_still_queued(
     markers.release("c1")
     wait_until(lambda: revoked_records(private_redis.url) == 2, 60, "the queued calls to be revoked")
     assert [markers.starts(f"c{i}") for i in range(6)] == [1, 1, 0, 0, 0, 0]
+
+
+def test_calls_cancelled_with_their_stream_never_run_on_a_worker_started_later(
+    private_redis: RedisProcess, markers: Markers, tmp_path: Path
+) -> None:
+    url = private_redis.url
+    connection = redis.Redis.from_url(url)
+    for i in range(3):
+        markers.release(f"q{i}")  # a call run by mistake ends at once, and shows in its marker
+
+    async def consume() -> None:
+        async with AsyncTaskClient(url) as client:
+            async for _ in client.task(diagnostics.hold).imap(
+                ((f"q{i}", HOLD) for i in range(3)), chunk_size=1, max_in_flight=3
+            ):
+                pass
+
+    async def main() -> None:
+        consumer = asyncio.create_task(consume())
+        await asyncio.to_thread(wait_until, lambda: connection.llen("diagnostics") == 3, 60, "the calls to queue")
+        consumer.cancel()  # no worker runs: the cancel must reach the calls where they wait, in Redis
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+
+    asyncio.run(main())
+    with diagnostics_worker(url, markers, tmp_path, concurrency=1) as worker:
+        worker.start()
+        wait_until(
+            lambda: connection.llen("diagnostics") == 0 and connection.hlen("unacked") == 0,
+            60,
+            "the worker to take every message",
+        )
+    assert [markers.starts(f"q{i}") for i in range(3)] == [0, 0, 0]
+    assert revoked_records(url) == 3
+    connection.close()
 
 
 def test_ctrl_c_in_the_loop_revokes_the_calls_still_queued(

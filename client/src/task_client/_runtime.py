@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -327,24 +326,16 @@ class Runtime:
             task_id=task_id,
         )
 
-    def revoke(self, task_ids: list[str]) -> None:
-        """Ask every running worker not to run these calls (Celery's `revoke` broadcast), best effort.
-
-        kombu retries a broadcast while the broker is unreachable, without end, so it runs in a
-        thread of its own and the caller waits at most the connection bounds for it.
-        """
-
-        def broadcast() -> None:
-            try:
-                self.producer.app.control.revoke(task_ids)
-            except Exception as error:
-                logger.warning("could not revoke %d queued calls: %s", len(task_ids), error)
-
-        sender = threading.Thread(target=broadcast, name="task-client-revoke", daemon=True)
-        sender.start()
-        sender.join(self.read_bound)
-        if sender.is_alive():
-            logger.warning("revoking %d queued calls: the broker did not answer; still trying", len(task_ids))
+    def cancel_queued(self, task_ids: list[str]) -> None:
+        """Cancel calls not started yet, durably (see `_cancel`), in one round trip; a running call
+        finishes. Best effort, as a clean-up: waits at most `read_bound`, and logs what failed."""
+        cancels = [cancel_call(task_id, REVOKED_CANCELLED, int(KEEP_SECONDS)) for task_id in task_ids]
+        try:
+            self.watcher.evaluate_many(CANCEL_SCRIPT, cancels).result(timeout=self.read_bound)
+        except concurrent.futures.TimeoutError:
+            logger.warning("cancelling %d queued calls: the result backend did not answer in time", len(task_ids))
+        except Exception as error:
+            logger.warning("could not cancel %d queued calls: %s", len(task_ids), error)
 
     def close(self) -> None:
         """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""

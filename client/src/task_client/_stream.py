@@ -5,11 +5,10 @@ them published and unanswered: new messages are published only once earlier ones
 answered (back-pressure), so neither the calls nor their results are ever all held at once.
 `iterate_sync` and `iterate_async` run the same steps; the faces differ only in how they wait.
 
-Cancelling (the iterator closed, Ctrl-C, cancellation of the consuming task) revokes every
-message still unanswered with Celery's `revoke` broadcast: a worker that receives one of them
-afterwards acknowledges it without running it and stores a REVOKED record; a call already running
-finishes. Revokes live in the running workers' memory (Celery's own mechanism), so a worker that
-starts after the revoke may still run a message revoked before it started.
+Cancelling (the iterator closed, Ctrl-C, cancellation of the consuming task) cancels every call
+still unanswered as `cancel()` does, durably and in one round trip (`_cancel`): a call not started
+never runs, on any worker, also one started later, and its REVOKED record is stored at once; a call
+already running finishes.
 """
 
 from __future__ import annotations
@@ -152,15 +151,20 @@ class Stream(Generic[R]):
             raise self._invalid
 
     def cancel(self) -> None:
-        """Stop watching every unanswered message and revoke it, so that queued calls do not run."""
-        unanswered = [pending.message.task_id for pending in self.pending if not pending.future.done()]
+        """Stop watching every unanswered message and cancel it, so that queued calls do not run."""
+        # A wait cancelled with its consumer has cancelled its future too: that call is unanswered as well.
+        unanswered = [
+            pending.message.task_id
+            for pending in self.pending
+            if not pending.future.done() or pending.future.cancelled()
+        ]
         for pending in self.pending:
             self._runtime.watcher.forget(pending.message.task_id, pending.future)
         self.pending.clear()
         self._in_flight = 0
         self._exhausted = True
         if unanswered:
-            self._runtime.revoke(unanswered)
+            self._runtime.cancel_queued(unanswered)
 
     # -- inside ------------------------------------------------------------------------
     def _plan(self) -> Batch[R] | None:
@@ -269,7 +273,7 @@ def iterate_sync(stream: Stream[Any], return_exceptions: bool, indexed: bool) ->
                 yield (index, kept) if indexed else kept
         stream.finish()
     finally:
-        stream.cancel()  # closed early, Ctrl-C or an error: revoke what is still queued
+        stream.cancel()  # closed early, Ctrl-C or an error: cancel what is still queued
 
 
 async def iterate_async(stream: Stream[Any], return_exceptions: bool, indexed: bool) -> AsyncIterator[Any]:
@@ -283,4 +287,4 @@ async def iterate_async(stream: Stream[Any], return_exceptions: bool, indexed: b
                 yield (index, kept) if indexed else kept
         stream.finish()
     finally:
-        stream.cancel()  # closed early, cancelled or an error: revoke what is still queued
+        stream.cancel()  # closed early, cancelled or an error: cancel what is still queued

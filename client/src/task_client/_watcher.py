@@ -136,6 +136,10 @@ class ResultWatcher:
         """Run a Lua script on the result backend (one atomic step); its reply."""
         return asyncio.run_coroutine_threadsafe(self._evaluate(script, keys, args), self._running_loop())
 
+    def evaluate_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> concurrent.futures.Future[Any]:
+        """Run a Lua script once per `(keys, args)` on the result backend, pipelined; the replies."""
+        return asyncio.run_coroutine_threadsafe(self._evaluate_many(script, calls), self._running_loop())
+
     def latest(self, task_id: str) -> Record | None:
         """The latest non-final record (PROGRESS, STARTED, ...) seen for a watched id, else None."""
         return self._latest.get(task_id)
@@ -442,6 +446,13 @@ class ResultWatcher:
     async def _evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
         assert self._redis is not None
         return await self._redis.eval(script, len(keys), *keys, *args)
+
+    async def _evaluate_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> Any:
+        assert self._redis is not None
+        pipeline = self._redis.pipeline(transaction=False)
+        for keys, args in calls:
+            pipeline.eval(script, len(keys), *keys, *args)
+        return await pipeline.execute()
 
     async def _shutdown(self) -> None:
         # Waiting callers learn first, so nothing below (a task slow to cancel, a frozen server) holds them.
