@@ -68,6 +68,10 @@ def test_scheduled_calls_served_from_threads_leave_the_worker_serving(client: Ta
 def test_the_wait_bound_of_a_scheduled_call_counts_from_when_it_is_due(client: TaskClient) -> None:
     # Due in 3 s with a 1 s bound: counted from publication it would time out.
     assert client.add.with_options(countdown=3, timeout=1.5)(1, 2) == 3
+    # The same for streams, in input order and as they finish.
+    scheduled = client.add.with_options(countdown=3, timeout=1.5)
+    assert list(scheduled.imap([(1, 2), (3, 4)], chunk_size=1)) == [3, 7]
+    assert sorted(scheduled.as_completed([(1, 2), (3, 4)], chunk_size=1)) == [(0, 3), (1, 7)]
 
 
 def test_naive_datetimes_and_bad_options_are_refused_before_publishing(client: TaskClient) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -50,6 +51,8 @@ class Pending:
     batch: Batch[Any]
     message: BatchMessage
     future: concurrent.futures.Future[Record]
+    #: `time.monotonic()` when its calls are due (a countdown or eta): its wait bound counts from then.
+    due: float = 0.0
 
     @property
     def first(self) -> int:
@@ -119,16 +122,21 @@ class Stream(Generic[R]):
         if batch is None:
             return
         try:
-            yield from self._runtime.publish_batch(batch, self._options)
+            schedule = yield from self._runtime.publish_batch(batch, self._options)
         except BaseException:
             self._drop(batch)
             raise
+        if schedule is not None:
+            due = time.monotonic() + schedule.due_in()
+            for pending in self.pending:
+                if pending.batch is batch:
+                    pending.due = due
 
     def next_outcomes(self) -> Steps[Outcomes]:
         """The outcomes of the next message handed out, once it is answered (or its wait ran out)."""
         if self._in_order:
             pending = next(iter(self.pending))
-            answered = yield from self._wait_for(pending.future)
+            answered = yield from self._wait_for(pending.future, self._bound_from(pending.due))
             done = [pending] if answered else []
         else:
             done = yield from self._wait_for_any()
@@ -203,11 +211,15 @@ class Stream(Generic[R]):
             with contextlib.suppress(concurrent.futures.InvalidStateError):  # set already, or cancelled
                 wake.set_result(None)
 
-    def _wait_for(self, future: concurrent.futures.Future[Record]) -> Steps[bool]:
+    def _bound_from(self, due: float) -> float:
+        """The wait bound of calls due at `due`: `bound` seconds from when they are due."""
+        return self._bound + max(0.0, due - time.monotonic())
+
+    def _wait_for(self, future: concurrent.futures.Future[Record], bound: float) -> Steps[bool]:
         if future.done():
             return True
         try:
-            value = yield Wait(future, self._bound)
+            value = yield Wait(future, bound)
         except Exception:
             return True  # the record's future failed (client closed, ...): `_record_or_error` says why
         return value is not TIMED_OUT
@@ -221,7 +233,7 @@ class Stream(Generic[R]):
                         return [pending]
                 wake: concurrent.futures.Future[None] = concurrent.futures.Future()
                 self._wake = wake
-            value = yield Wait(wake, self._bound)
+            value = yield Wait(wake, self._bound_from(min((pending.due for pending in self.pending), default=0.0)))
             if value is TIMED_OUT:
                 return []
 
