@@ -1,4 +1,4 @@
-"""The pipelined connection behind early admissions (`task_server._preadmission`), on a real Redis:
+"""The pipelined connection behind early admissions and the unacked record (`task_server._pipelined`), on a real Redis:
 commands written by one thread, replies read in order by whichever threads ask for them."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import threading
 import pytest
 import redis
 
-from task_server._preadmission import PipelinedConnection, claim_admission, remember_asked
+from task_server._pipelined import PipelinedConnection
+from task_server._preadmission import claim_admission, remember_asked
 from task_server.testing import RedisProcess
 
 pytestmark = pytest.mark.e2e

@@ -277,15 +277,20 @@ class Runtime:
     # -- reading -----------------------------------------------------------------
     def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
         """The stored record now (None while pending), within `read_bound`."""
+        record: Record | None = yield from self._backend_reply(contract, task_id, self.watcher.fetch(task_id))
+        return record
+
+    def _backend_reply(self, contract: str | None, task_id: str, request: concurrent.futures.Future[Any]) -> Steps[Any]:
+        """The reply to one request to the result backend, within `read_bound`; else `BrokerUnavailable`."""
         try:
-            record = yield Wait(self.watcher.fetch(task_id), self.read_bound)
+            reply = yield Wait(request, self.read_bound)
         except ClientClosed:
             raise
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
-        if record is TIMED_OUT:
+        if reply is TIMED_OUT:
             raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
-        return record  # type: ignore[no-any-return]
+        return reply
 
     # -- cancelling --------------------------------------------------------------
     def cancel(
@@ -301,14 +306,7 @@ class Runtime:
         """
         ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
         keys, arguments = cancel_call(task_id, reason, ttl)
-        try:
-            reply = yield Wait(self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments), self.read_bound)
-        except ClientClosed:
-            raise
-        except Exception as error:
-            raise self.backend_unavailable(contract, task_id, error) from None
-        if reply is TIMED_OUT:
-            raise self.backend_unavailable(contract, task_id, TimeoutError("no reply from the result backend"))
+        reply = yield from self._backend_reply(contract, task_id, self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments))
         result, interruptible = read_verdict(reply)
         if not interruptible:
             return result

@@ -93,19 +93,23 @@ def deliveries_key(task_id: str, retries: int) -> str:
     return DELIVERIES_KEY_PREFIX + task_id + (f":{retries}" if retries else "")
 
 
+def leases_key(contract: Contract[..., Any]) -> str:
+    """The sorted set of the running calls' slots under the contract's fleet-wide concurrency limit."""
+    return CONCURRENCY_KEY_PREFIX + contract.name
+
+
 def admission_command(
     contract: Contract[..., Any], task_id: str, retries: int, lease: float
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the admission script for one start of a call."""
-    # Named even without a limit (the script then leaves it alone): a Redis ACL user is refused a
-    # script whose keys include one outside its patterns, such as "".
-    leases = CONCURRENCY_KEY_PREFIX + contract.name
     running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
         RUNNING_KEY_PREFIX + task_id,
-        leases,
+        # Named even without a limit (the script then leaves it alone): a Redis ACL user is refused a
+        # script whose keys include one outside its patterns, such as "".
+        leases_key(contract),
         RESULT_KEY_PREFIX + task_id,
     ]
     limit = contract.concurrency or 0
@@ -141,7 +145,7 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     task_id: str = request.id
     retries = int(request.retries or 0)
     limit = contract.concurrency or 0
-    leases = CONCURRENCY_KEY_PREFIX + contract.name
+    leases = leases_key(contract)
     client = task.backend.client
     try:
         asked = claim_admission(task_id, retries)

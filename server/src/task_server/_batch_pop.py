@@ -84,8 +84,7 @@ class BatchPopping:
             try:
                 delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
             except UNREADABLE as error:
-                # BRPOP already removed the item: nothing is left to requeue or redeliver.
-                logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
+                _dropped(error)
                 return False
             return delivered
         return self._batch_read(**options)
@@ -114,7 +113,7 @@ class BatchPopping:
                 # kombu's own decoding, as for a BRPOP's item
                 channel.connection._deliver(loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
             except UNREADABLE as error:
-                logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
+                _dropped(error)
             else:
                 delivered = True
         # The BRPOP's reply may have come in the same read and wait in the client's buffer, where
@@ -129,3 +128,8 @@ class BatchPopping:
             # kombu's close reads the pending BRPOP's reply; the batch's comes first.
             self._brpop_read()
         super().close()  # type: ignore[misc]
+
+
+def _dropped(error: Exception) -> None:
+    # A popped item is gone from Redis: nothing is left to requeue or redeliver.
+    logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)

@@ -7,11 +7,12 @@ the reply before the task can start, and removes it the same way after the task.
 the worker's main thread: a Redis round trip per delivery on the path of every call (~130 µs in a
 timeline of `client.add(4, 7)`), and another per acknowledgement.
 
-Here the same two commands go as one atomic script on a connection of their own, and the main
-thread goes on as soon as the command is written to the socket. Redis runs a connection's commands
-in order, and the replies are read (and a refused entry logged) before the next command is sent,
-before anything else reads the index (a requeue, a channel close) and when the channel closes. The
-entry reaches Redis before the task is handed on, as before; only the wait for Redis's "OK" is gone.
+Here the same two commands go as one atomic script on a connection of their own
+(`_pipelined`), and the main thread goes on as soon as the command is written to the socket. Redis
+runs a connection's commands in order, and the replies are read (and a refused entry logged) before
+the next command is sent, before anything else reads the index (a requeue, a channel close) and
+when the channel closes. The entry reaches Redis before the task is handed on, as before; only the
+wait for Redis's "OK" is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 from typing import Any
 
 import redis.exceptions
+
+from ._pipelined import PendingReply, PipelinedConnection
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 
 
 class UnackedLedger:
-    """One channel's writes of the unacked index and hash, on one connection taken from its pool.
+    """One channel's writes of the unacked index and hash, on a pipelined connection of its pool.
 
     EVAL rather than EVALSHA: a Redis restarted meanwhile would refuse an unknown SHA, and that
     refusal would only be read after the task had started.
@@ -47,8 +50,8 @@ class UnackedLedger:
     def __init__(self, pool: Any, index_key: str, hash_key: str) -> None:
         self.pool = pool
         self._keys = (index_key, hash_key)
-        self._connection: Any = None
-        self._unread = 0
+        self._connection = PipelinedConnection(pool)
+        self._unread: list[PendingReply] = []
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
 
     def remember(self, delivery_tag: str, record: str) -> None:
@@ -69,38 +72,22 @@ class UnackedLedger:
             try:
                 self._read_replies()
             finally:
-                self._drop()
+                self._connection.close()
 
     def _send(self, *command: Any) -> None:
         with self._lock:
             self._read_replies()
-            if self._connection is None:
-                # Kept out of the pool until dropped: the replies of its commands are read here, later.
-                self._connection = self.pool.get_connection()
-            try:
-                # No health check: its PING would read a reply that belongs to an earlier command.
-                self._connection.send_command(*command, check_health=False)
-            except (redis.exceptions.ConnectionError, OSError):
-                self._drop()
-                raise
-            self._unread += 1
+            reply = self._connection.send(*command)
+            if reply.done:  # the connection failed as it was written: the caller learns it now
+                reply()
+            self._unread.append(reply)
 
     def _read_replies(self) -> None:
-        while self._unread:
+        unread, self._unread = self._unread, []
+        for reply in unread:
             try:
-                self._connection.read_response()
+                reply()
             except redis.exceptions.ResponseError as error:
                 # Redis refused it (an ACL, a full maxmemory): that message is not in the unacked record,
                 # so it will not come back if this worker is lost before it is acknowledged.
                 logger.error("the broker refused a write of the unacked-message record: %s", error)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                self._drop()
-                raise
-            self._unread -= 1
-
-    def _drop(self) -> None:
-        self._unread = 0
-        if self._connection is not None:
-            self._connection.disconnect()  # its unread replies must not reach another user
-            self.pool.release(self._connection)
-            self._connection = None

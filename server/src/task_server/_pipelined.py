@@ -1,0 +1,102 @@
+"""Redis commands written without waiting for their replies, the replies read later, in order.
+
+The worker writes two kinds of commands whose replies it does not need at once: kombu's unacked
+record (`_unacked`, read back before the next write) and early admissions (`_preadmission`, read by
+the thread that runs the call). Both go on a connection of their own, taken from a pool and kept
+out of it until dropped; each reply is read by whoever needs one first, in the order the commands
+were written.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis.exceptions
+
+Reply = Callable[[], Any]
+
+
+class PipelinedConnection:
+    """Commands written on one connection without waiting; each reply read, in order, by whoever
+    needs one first (any thread). One per result-backend connection pool."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self._send_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._connection: Any = None
+        self._unread: collections.deque[PendingReply] = collections.deque()
+
+    def send(self, *command: Any) -> PendingReply:
+        """Write `command`; call what is returned for its reply (or the error it met)."""
+        with self._send_lock:
+            if self._connection is None:
+                # Kept out of the pool until dropped: its replies are read here, possibly by another thread.
+                self._connection = self.pool.get_connection()
+                self._unread = collections.deque()
+            reply = PendingReply(self, self._connection, self._unread)
+            try:
+                # No health check: its PING would read a reply that belongs to an earlier command.
+                self._connection.send_command(*command, check_health=False)
+            except (redis.exceptions.ConnectionError, OSError) as error:
+                self._drop(self._connection)
+                reply.fail(error)
+                return reply
+            self._unread.append(reply)
+            return reply
+
+    def read_until(self, reply: PendingReply) -> None:
+        with self._read_lock:
+            while not reply.done:
+                unread = reply.unread
+                try:
+                    value: Any = reply.connection.read_response()
+                except redis.exceptions.ResponseError as error:
+                    value = error
+                except (redis.exceptions.RedisError, OSError) as error:
+                    with self._send_lock:
+                        self._drop(reply.connection)
+                    while unread:
+                        unread.popleft().fail(error)
+                    return
+                unread.popleft().settle(value)
+
+    def close(self) -> None:
+        """Give the connection back (disconnected: replies still unread must not reach another user)."""
+        with self._send_lock:
+            if self._connection is not None:
+                self._drop(self._connection)
+
+    def _drop(self, connection: Any) -> None:
+        connection.disconnect()  # its unread replies must not reach another user
+        if self._connection is connection:
+            self.pool.release(connection)
+            self._connection = None
+
+
+class PendingReply:
+    """The reply of one command sent: call it for the reply (reading up to it) or the error it met."""
+
+    def __init__(self, owner: PipelinedConnection, connection: Any, unread: collections.deque[PendingReply]) -> None:
+        self.owner, self.connection, self.unread = owner, connection, unread
+        self.done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def settle(self, value: Any) -> None:
+        self._value, self.done = value, True
+
+    def fail(self, error: BaseException) -> None:
+        self._error, self.done = error, True
+
+    def __call__(self) -> Any:
+        if not self.done:
+            self.owner.read_until(self)
+        if self._error is not None:
+            raise self._error
+        if isinstance(self._value, BaseException):
+            raise self._value
+        return self._value
