@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
-from ._compat import accept_shaped_call, call_shape, describe_served, served_problems, type_text
+from ._compat import accept_shaped_call, call_shape, describe_served, served_differences, type_text
 from ._errors import ArgumentsError, ContractDeclarationError, ResultError
 from ._policy import DeclaredError, Retry, policy_problems
 from .wire import VERSION_NAME_SEPARATOR
@@ -169,9 +169,14 @@ class Contract(Generic[P, R]):
         return describe_served(self)
 
     def problems_on_worker(self, served: Any) -> list[str]:
-        """Why a worker reporting `served` (its `served_shape()`) would refuse some calls of this
-        contract; empty when every valid call runs there, even with another fingerprint."""
-        return served_problems(self, served)
+        """Why a worker reporting `served` (its `served_shape()`) would refuse the calls of this
+        contract (breaking differences); empty when the differences are compatible or none."""
+        return served_differences(self, served).breaking
+
+    def risks_on_worker(self, served: Any) -> list[str]:
+        """Which calls of this contract a worker reporting `served` would refuse although the
+        difference is compatible (`task-contracts diff`): e.g. calls that pass a new optional parameter."""
+        return served_differences(self, served).at_risk
 
     def summary(self) -> dict[str, Any]:
         """The contract's identity as JSON-ready data, for listings and exports."""
