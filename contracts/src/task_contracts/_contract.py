@@ -356,7 +356,8 @@ def contract(
     rate_limit: str | None = None,
     concurrency: int | None = None,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
-    """Declare a contract from a typed stub whose body is `...`.
+    """Declare a contract from a typed stub, never run, whose body is `raise NotImplementedError`
+    (which `mypy --strict` accepts; a body of `...` is its `empty-body` error).
 
     `version` is the contract's major version: a breaking change is declared as a new version,
     served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
@@ -370,6 +371,7 @@ def contract(
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
     ...     "Add two integers."
+    ...     raise NotImplementedError
     """
 
     def declare(stub: Callable[P, R]) -> Contract[P, R]:
