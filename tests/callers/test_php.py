@@ -31,6 +31,7 @@ def test_php_caller_calls_real_workers(php_caller: Path, servers: Servers) -> No
     done = subprocess.run(
         [
             "phpunit",
+            "--do-not-cache-result",
             "--bootstrap",
             str(php_caller / "autoload.php"),
             "--testdox",
