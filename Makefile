@@ -42,7 +42,7 @@ test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 
 # The committed callers of the shipped catalog (tests/callers/test_generate.py fails when they drift).
 GENERATED := examples/generated
-GENERATE_LANGUAGES := go
+GENERATE_LANGUAGES := go php
 generate: $(STAMP)
 	for language in $(GENERATE_LANGUAGES); do \
 		rm -rf $(GENERATED)/$$language && \
