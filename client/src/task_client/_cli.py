@@ -27,7 +27,7 @@ from ._errors import (
     UnknownTask,
 )
 from ._handle import TaskHandle
-from ._inspect import WorkerInfo, contract_problems
+from ._inspect import WorkerInfo, contract_problems, contract_warnings
 from ._outcome import decode_outcome
 from ._progressbar import ProgressDisplay
 from ._steps import run_sync
@@ -313,7 +313,10 @@ def _difference_note(known: Contract[..., Any] | None, worker: WorkerInfo) -> st
     differences = None if known is None else worker.differences(known)
     if known is None or differences is None or worker.contracts.get(known.name) == known.fingerprint:
         return ""
-    return f"  (differs from client: {'; '.join(differences)})" if differences else "  (another version, compatible)"
+    if differences:
+        return f"  (differs from client: {'; '.join(differences)})"
+    risks = worker.risks(known)
+    return f"  (another version, compatible; {'; '.join(risks)})" if risks else "  (another version, compatible)"
 
 
 @main.command(epilog=_EXIT_CODES)
@@ -330,8 +333,9 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
     """Ask the running workers what they serve: host, queues, contract versions and fingerprints.
 
     Flags each contract of this client that no worker serves as this client calls it: not
-    implemented, implemented with a breaking difference (a compatible one, such as a new optional
-    parameter, is not flagged), or on a queue no worker consumes.
+    implemented, implemented with a breaking difference, or on a queue no worker consumes.
+    A compatible difference (as `task-contracts diff` says, e.g. a new optional parameter) is a
+    WARNING naming the calls at risk (those that pass the new parameter), not a failure.
     Ends with status 6 when any contract is flagged, so it can serve as a deployment check.
     """
     with options.client() as client:
@@ -340,6 +344,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     problems = contract_problems(options.catalog, found)
+    warnings = contract_warnings(options.catalog, found)
     if as_json:
         report = {
             "workers": [
@@ -352,6 +357,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 for w in found
             ],
             "problems": problems,
+            "warnings": warnings,
         }
         click.echo(json.dumps(report, indent=2))
     else:
@@ -365,6 +371,8 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 click.echo(f"    {name}  {fingerprint}{_difference_note(options.catalog.get(name), worker)}")
         for name, reason in problems.items():
             click.echo(f"NOT SERVED  {name}: {reason}", err=True)
+        for name, reason in warnings.items():
+            click.echo(f"WARNING  {name}: {reason}", err=True)
     if problems:
         sys.exit(EXIT_CONTRACT)
 

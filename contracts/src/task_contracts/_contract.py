@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
-from ._compat import accept_shaped_call, call_shape, describe_served, served_problems, type_text
+from ._compat import accept_shaped_call, call_shape, describe_served, served_differences, type_text
 from ._errors import ArgumentsError, ContractDeclarationError, ResultError
 from ._policy import DeclaredError, Retry, policy_problems
 from .wire import VERSION_NAME_SEPARATOR
@@ -177,9 +177,14 @@ class Contract(Generic[P, R]):
         return describe_served(self)
 
     def problems_on_worker(self, served: Any) -> list[str]:
-        """Why a worker reporting `served` (its `served_shape()`) would refuse some calls of this
-        contract; empty when every valid call runs there, even with another fingerprint."""
-        return served_problems(self, served)
+        """Why a worker reporting `served` (its `served_shape()`) would refuse the calls of this
+        contract (breaking differences); empty when the differences are compatible or none."""
+        return served_differences(self, served).breaking
+
+    def risks_on_worker(self, served: Any) -> list[str]:
+        """Which calls of this contract a worker reporting `served` would refuse although the
+        difference is compatible (`task-contracts diff`): e.g. calls that pass a new optional parameter."""
+        return served_differences(self, served).at_risk
 
     def summary(self) -> dict[str, Any]:
         """The contract's identity as JSON-ready data, for listings and exports."""
@@ -362,7 +367,8 @@ def contract(
     concurrency: int | None = None,
     on_event_loop: bool = False,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
-    """Declare a contract from a typed stub whose body is `...`.
+    """Declare a contract from a typed stub, never run, whose body is `raise NotImplementedError`
+    (which `mypy --strict` accepts; a body of `...` is its `empty-body` error).
 
     `version` is the contract's major version: a breaking change is declared as a new version,
     served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
@@ -381,6 +387,7 @@ def contract(
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
     ...     "Add two integers."
+    ...     raise NotImplementedError
     """
 
     def declare(stub: Callable[P, R]) -> Contract[P, R]:
