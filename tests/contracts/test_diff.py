@@ -148,6 +148,16 @@ def total(result: type) -> Contract[..., Any]:
     return contract(name="math.total", queue="math", timeout=10)(stub)
 
 
+@contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
+def light(x: int, y: int) -> int:
+    """Return the sum of x and y."""
+
+
+@contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False, on_event_loop=True)
+def on_the_loop(x: int, y: int) -> int:
+    """Return the sum of x and y."""
+
+
 @contract(name="math.sub", queue="math", timeout=10)
 def sub(x: int, y: int) -> int:
     """Return x - y."""
@@ -175,6 +185,7 @@ CASES: dict[str, tuple[list[Contract[..., Any]], list[Contract[..., Any]]]] = {
     "queue-changed": ([base], [other_queue]),
     "timeout-changed": ([base], [longer_timeout]),
     "idempotency-changed": ([base], [not_idempotent]),
+    "event-loop-changed": ([light], [on_the_loop]),
     "description-changed": ([base], [new_docstring]),
     "contract-added": ([base], [base, sub]),
     "contract-removed": ([base, sub], [base]),

@@ -178,8 +178,8 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     envvar="TASK_INLINE",
     default=True,
     show_default=True,
-    help="Run the calls of a cpu_bound=False contract on the event loop once its runs have all been under "
-    "1 ms (back to threads for good after one over 10 ms) [env TASK_INLINE=0 to turn off].",
+    help="Run the calls of contracts declared on_event_loop=True on the event loop (back to threads for good "
+    "after one run over 10 ms); --no-inline keeps them on threads too [env TASK_INLINE=0 to turn off].",
 )
 @click.option(
     "--result-ttl",
