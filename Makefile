@@ -10,7 +10,7 @@ ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
 CELERY_NODE := $(VENV)/npm/node_modules/celery-node/package.json
 NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9
 
-.PHONY: install demo test test-e2e check-compat bench build lint docs clean
+.PHONY: install demo test test-e2e check-compat bench build lint docs clean generate
 
 install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 
@@ -39,6 +39,15 @@ check-compat: $(STAMP)
 
 test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
 	$(BIN)/python -m pytest -m e2e
+
+# The committed callers of the shipped catalog (tests/callers/test_generate.py fails when they drift).
+GENERATED := examples/generated
+GENERATE_LANGUAGES := go php
+generate: $(STAMP)
+	for language in $(GENERATE_LANGUAGES); do \
+		rm -rf $(GENERATED)/$$language && \
+		$(BIN)/task-contracts generate $$language --out $(GENERATED)/$$language --go-module example.com/tasks > /dev/null || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -152,11 +152,20 @@ def test_workers_flags_contracts_no_worker_serves(private_redis: RedisProcess) -
             "--catalog", "tests.client.changed_catalog:CATALOG", "workers", "--json", url=private_redis.url
         )
         assert changed.returncode == 6
-        problems = json.loads(changed.stdout)["problems"]
-        assert set(problems) == {"math.add", "math.sub"}  # math.mul is served as the client knows it
-        assert problems["math.sub"] == "no worker implements it"
-        # The client's math.add has a new optional z: calls that pass it would be refused.
-        assert "parameter 'z' is not known to the worker" in problems["math.add"]
+        report = json.loads(changed.stdout)
+        assert report["problems"] == {"math.sub": "no worker implements it"}  # math.mul served as the client knows it
+        # The client's math.add has a new optional z, compatible as `task-contracts diff` says: a
+        # warning naming the calls at risk (those that pass z), not a failure.
+        assert (
+            "parameter 'z' is not known to the worker: calls that pass it are refused" in report["warnings"]["math.add"]
+        )
+        compatible_only = task_client(
+            "--catalog", "tests.client.changed_catalog:COMPATIBLE", "workers", url=private_redis.url
+        )
+        assert compatible_only.returncode == 0, compatible_only.stderr
+        assert "WARNING  math.add: served with compatible differences only: " in compatible_only.stderr
+        assert "calls that pass it are refused" in compatible_only.stderr
+        assert "NOT SERVED" not in compatible_only.stderr
     nobody = task_client("workers", "--timeout", "0.5", url=private_redis.url)
     assert nobody.returncode == 6 and "no worker replied within 0.5 s" in nobody.stdout
 

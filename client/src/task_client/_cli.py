@@ -14,6 +14,7 @@ import click
 
 from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, load_catalog
 
+from ._cancel import CancelResult
 from ._client import TaskClient
 from ._errors import (
     BrokerUnavailable,
@@ -27,7 +28,7 @@ from ._errors import (
     UnknownTask,
 )
 from ._handle import TaskHandle
-from ._inspect import WorkerInfo, contract_problems
+from ._inspect import WorkerInfo, contract_problems, contract_warnings
 from ._outcome import decode_outcome
 from ._progressbar import ProgressDisplay
 from ._steps import run_sync
@@ -257,6 +258,8 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
     terminated  it was running and its contract is interruptible: the worker stops it
     running     it is running and cannot be interrupted: it finishes, but is not run again
     finished    it had already finished: nothing changed (exit status 0)
+    unknown     no call with this ID is queued, running or finished (exit status 2); only a
+                cancel mark is kept, so that such a message, if one turns up, never runs
     """
     with options.client() as client:
         try:
@@ -264,6 +267,9 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     _emit(as_json, {"task_id": task_id, "cancel": outcome.value}, f"{task_id}: {outcome.value}")
+    if outcome is CancelResult.UNKNOWN:
+        click.echo(f"task-client: no call with id {task_id!r} is queued, running or finished", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _parse_time(option: str, text: str) -> dt.datetime:
@@ -313,7 +319,10 @@ def _difference_note(known: Contract[..., Any] | None, worker: WorkerInfo) -> st
     differences = None if known is None else worker.differences(known)
     if known is None or differences is None or worker.contracts.get(known.name) == known.fingerprint:
         return ""
-    return f"  (differs from client: {'; '.join(differences)})" if differences else "  (another version, compatible)"
+    if differences:
+        return f"  (differs from client: {'; '.join(differences)})"
+    risks = worker.risks(known)
+    return f"  (another version, compatible; {'; '.join(risks)})" if risks else "  (another version, compatible)"
 
 
 @main.command(epilog=_EXIT_CODES)
@@ -330,8 +339,9 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
     """Ask the running workers what they serve: host, queues, contract versions and fingerprints.
 
     Flags each contract of this client that no worker serves as this client calls it: not
-    implemented, implemented with a breaking difference (a compatible one, such as a new optional
-    parameter, is not flagged), or on a queue no worker consumes.
+    implemented, implemented with a breaking difference, or on a queue no worker consumes.
+    A compatible difference (as `task-contracts diff` says, e.g. a new optional parameter) is a
+    WARNING naming the calls at risk (those that pass the new parameter), not a failure.
     Ends with status 6 when any contract is flagged, so it can serve as a deployment check.
     """
     with options.client() as client:
@@ -340,6 +350,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     problems = contract_problems(options.catalog, found)
+    warnings = contract_warnings(options.catalog, found)
     if as_json:
         report = {
             "workers": [
@@ -352,6 +363,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 for w in found
             ],
             "problems": problems,
+            "warnings": warnings,
         }
         click.echo(json.dumps(report, indent=2))
     else:
@@ -365,6 +377,8 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 click.echo(f"    {name}  {fingerprint}{_difference_note(options.catalog.get(name), worker)}")
         for name, reason in problems.items():
             click.echo(f"NOT SERVED  {name}: {reason}", err=True)
+        for name, reason in warnings.items():
+            click.echo(f"WARNING  {name}: {reason}", err=True)
     if problems:
         sys.exit(EXIT_CONTRACT)
 

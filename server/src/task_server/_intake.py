@@ -20,7 +20,7 @@ from celery import Celery, Task
 from celery.worker.strategy import default as default_strategy
 from kombu.serialization import prepare_accept_content
 
-from ._inline import INLINE_SETTING, LightPool
+from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
 from ._threads import ServedByThreads, thread_pool
@@ -43,8 +43,9 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     if threads is None:
         handle = default_strategy(task, app, consumer, **options)
     else:
-        # Quick ones on the event loop itself (`_inline`), unless `--no-inline`.
-        pool = LightPool(threads, task.name, app) if app.conf.get(INLINE_SETTING) else threads
+        # On the event loop itself only when its author declared it (`_inline`), unless `--no-inline`.
+        on_loop = getattr(task, "on_event_loop", False) and app.conf.get(INLINE_SETTING)
+        pool = LoopPool(threads, task.name, app) if on_loop else threads
         handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
