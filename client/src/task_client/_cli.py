@@ -14,6 +14,7 @@ import click
 
 from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, load_catalog
 
+from ._cancel import CancelResult
 from ._client import TaskClient
 from ._errors import (
     BrokerUnavailable,
@@ -257,6 +258,8 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
     terminated  it was running and its contract is interruptible: the worker stops it
     running     it is running and cannot be interrupted: it finishes, but is not run again
     finished    it had already finished: nothing changed (exit status 0)
+    unknown     no call with this ID is queued, running or finished (exit status 2); only a
+                cancel mark is kept, so that such a message, if one turns up, never runs
     """
     with options.client() as client:
         try:
@@ -264,6 +267,9 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     _emit(as_json, {"task_id": task_id, "cancel": outcome.value}, f"{task_id}: {outcome.value}")
+    if outcome is CancelResult.UNKNOWN:
+        click.echo(f"task-client: no call with id {task_id!r} is queued, running or finished", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _parse_time(option: str, text: str) -> dt.datetime:

@@ -26,6 +26,9 @@ from ._steps import Blocking, Steps, run_async, run_sync
 from ._tasks import DemoTasks, remote
 from ._tracing import tracing_wanted
 
+#: Where calls from producers with Celery's defaults wait (workers consume it unless told not to).
+CELERY_DEFAULT_QUEUE = "celery"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 A = TypeVar("A", bound="AsyncCatalogClient", default="AsyncCatalogClient")
@@ -107,7 +110,9 @@ class BaseClient:
         return cached
 
     def _cancel_steps(self, task_id: str) -> Steps[CancelResult]:
-        return (yield from self._runtime.cancel(None, task_id))
+        # By id: the call may never have been published (a typo); its message is looked for first.
+        queues = [*self.catalog.queues(), CELERY_DEFAULT_QUEUE]
+        return (yield from self._runtime.cancel(None, task_id, queues=queues))
 
     def _workers_steps(self, timeout: float) -> Steps[list[WorkerInfo]]:
         workers: list[WorkerInfo] = yield Blocking(partial(ask_workers, self._runtime.producer, timeout))
@@ -227,7 +232,9 @@ class CatalogClient(BaseClient, Generic[A]):
         return self.task(self._contract_named(name))
 
     def cancel(self, task_id: str) -> CancelResult:
-        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`. `UNKNOWN` when no call
+        with this id is queued (on this client's queues), running or finished: nothing is stored
+        but a cancel mark, so that such a message, if one turns up, never runs."""
         return run_sync(self._runtime.producer, self._cancel_steps(task_id))
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:

@@ -224,6 +224,7 @@ RULES: dict[str, Rule] = {
         Rule("queue-changed", _ALL),
         Rule("timeout-changed", ()),
         Rule("idempotency-changed", ()),
+        Rule("event-loop-changed", ()),
         Rule("description-changed", ()),
         Rule("contract-added", ()),
         Rule("contract-removed", _OLD),

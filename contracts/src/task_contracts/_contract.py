@@ -57,7 +57,10 @@ class Contract(Generic[P, R]):
 
     `cpu_bound=False` declares a task that holds no CPU for long (I/O or trivial work): a worker
     may then serve it from threads of its main process instead of a pool process, which saves a
-    process hop per call but does not kill it at its timeout. `result_ttl` is how long (seconds)
+    process hop per call but does not kill it at its timeout. `on_event_loop=True` (with
+    `cpu_bound=False`) is the author's promise that every call returns within a millisecond and
+    never waits on anything: a worker then runs its calls on its event loop itself, where one call
+    that hangs stops that worker process from serving anything else. `result_ttl` is how long (seconds)
     a finished call's record stays in the result backend; by default `RESULT_TTL_TIMEOUTS` times
     the timeout, at least `RESULT_TTL_FLOOR`.
 
@@ -78,6 +81,7 @@ class Contract(Generic[P, R]):
         "idempotent",
         "interruptible",
         "name",
+        "on_event_loop",
         "parameters",
         "queue",
         "raises",
@@ -105,6 +109,7 @@ class Contract(Generic[P, R]):
         interruptible: bool = False,
         rate_limit: str | None = None,
         concurrency: int | None = None,
+        on_event_loop: bool = False,
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
@@ -134,11 +139,14 @@ class Contract(Generic[P, R]):
         )
         if interruptible and not cpu_bound:
             problems.append("interruptible needs the process pool (cpu_bound=True): a thread cannot be stopped")
+        if on_event_loop and cpu_bound:
+            problems.append("on_event_loop needs cpu_bound=False: only a call that never holds the CPU may run there")
         if problems:
             raise ContractDeclarationError(f"{name}: " + "; ".join(problems))
         self.retry = retry
         self.raises: tuple[type[DeclaredError], ...] = raises
         self.interruptible = bool(interruptible)
+        self.on_event_loop = bool(on_event_loop)
         self.rate_limit = rate_limit
         self.concurrency = concurrency
         self.description = inspect.getdoc(stub) or ""
@@ -201,6 +209,8 @@ class Contract(Generic[P, R]):
             "interruptible": self.interruptible or None,
             "rate_limit": self.rate_limit,
             "concurrency": self.concurrency,
+            # Where a worker runs it: no part of the wire shape or fingerprint (callers see no difference).
+            "on_event_loop": self.on_event_loop or None,
         }
         return {key: value for key, value in declared.items() if value is not None}
 
@@ -355,6 +365,7 @@ def contract(
     interruptible: bool = False,
     rate_limit: str | None = None,
     concurrency: int | None = None,
+    on_event_loop: bool = False,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
     """Declare a contract from a typed stub, never run, whose body is `raise NotImplementedError`
     (which `mypy --strict` accepts; a body of `...` is its `empty-body` error).
@@ -367,6 +378,11 @@ def contract(
     `interruptible` (a running call may be stopped by `cancel()`), `rate_limit` (Celery's
     per-worker limit, e.g. "10/s") and `concurrency` (at most this many running at once across
     all workers).
+
+    `on_event_loop=True` (only with `cpu_bound=False`): the author promises every call returns within
+    a millisecond and never blocks, and a worker runs its calls on its event loop, saving the hand-off
+    to a thread. One call that hangs there stops the whole worker process: declare it only for code
+    that cannot wait on anything (pure arithmetic on bounded input), never for I/O.
 
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
@@ -389,6 +405,7 @@ def contract(
             interruptible=interruptible,
             rate_limit=rate_limit,
             concurrency=concurrency,
+            on_event_loop=on_event_loop,
         )
 
     return declare

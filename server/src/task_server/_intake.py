@@ -21,7 +21,7 @@ from kombu.serialization import prepare_accept_content
 
 from ._backend import STORE_ERRORS
 from ._errors import RefusedMessage
-from ._inline import INLINE_SETTING, LightPool
+from ._inline import INLINE_SETTING, LoopPool
 from ._threads import ServedByThreads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
@@ -45,8 +45,9 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     if threads is None:
         handle = default_strategy(task, app, consumer, **options)
     else:
-        # Quick ones on the event loop itself (`_inline`), unless `--no-inline`.
-        pool = LightPool(threads, task.name, app) if app.conf.get(INLINE_SETTING) else threads
+        # On the event loop itself only when its author declared it (`_inline`), unless `--no-inline`.
+        on_loop = getattr(task, "on_event_loop", False) and app.conf.get(INLINE_SETTING)
+        pool = LoopPool(threads, task.name, app) if on_loop else threads
         handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
