@@ -17,7 +17,7 @@ from ._export import export_contracts
 
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
 #: The languages `generate` writes callers in (task_contracts._generate.LANGUAGES).
-LANGUAGE_NAMES = ("go", "php")
+LANGUAGE_NAMES = ("go", "php", "typescript")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
