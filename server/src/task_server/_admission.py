@@ -27,6 +27,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import redis.exceptions
 from celery import Task
 from celery.exceptions import Ignore
 
@@ -39,7 +40,7 @@ from task_contracts.wire import (
     RUNNING_KEY_PREFIX,
 )
 
-from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS, out_of_memory
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._preadmission import claim_admission, pipeline_for, remember_asked
 
@@ -154,8 +155,11 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
         else:
             keys, arguments = admission_command(contract, task_id, retries, lease)
             verdict, value = _admit_script(client)(keys=keys, args=arguments)
-    except STORE_ERRORS as error:
-        # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
+    except (*STORE_ERRORS, redis.exceptions.ResponseError) as error:
+        if isinstance(error, redis.exceptions.ResponseError) and not out_of_memory(error):
+            raise
+        # Unrecorded (Redis down, or refusing writes at maxmemory): no cancel or limit can be
+        # checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error
     else:
         unrecorded = None

@@ -15,7 +15,8 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
-from task_contracts.wire import ATTEMPT_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
+from task_contracts import redact_url
+from task_contracts.wire import ATTEMPT_FIELD, REMOTE_BROKER_UNAVAILABLE, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
 
 from ._errors import OutcomeUnknown
 
@@ -45,6 +46,20 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
+
+
+class BackendOutOfMemory(BackendStoreError):  # type: ignore[misc]
+    """Redis refused a write with -OOM (`maxmemory` reached, `noeviction`): unavailable for writes,
+    not a failure of the task. Not retried: a call on the worker's event loop would hold the loop
+    for the ~10 s of retries, and a full Redis seldom frees memory by itself that soon."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """-OOM, also from inside a script ("Error running script ... -OOM command not allowed ...")."""
+    return isinstance(error, redis.exceptions.OutOfMemoryError) or (
+        isinstance(error, redis.exceptions.ResponseError) and "-OOM" in str(error)
+    )
+
 
 # What storing raises once the retries below have given up on Redis.
 STORE_ERRORS = (
@@ -114,7 +129,48 @@ class _ReportsLostResults:
             # redis-py sends EVALSHA and loads the script again after a Redis restart (NOSCRIPT).
             backend: Any = self
             self._store_script = backend.client.register_script(_STORE_SCRIPT)
-        self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply))
+        try:
+            self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply))
+        except redis.exceptions.ResponseError as error:
+            if not out_of_memory(error):
+                raise
+            task_id = self._announce_unavailable(keys[0], reply, error)
+            raise BackendOutOfMemory(f"the result backend is out of memory: {error}", task_id=task_id) from None
+
+    def _announce_unavailable(self, record_key: bytes, reply: str, error: BaseException) -> str:
+        """Tell a waiting caller at once that its record cannot be stored (PUBLISH needs no memory).
+
+        Published only, never stored: a caller that waits later finds no record (`TaskTimeout`).
+        """
+        backend: Any = self
+        task_id = (record_key.decode() if isinstance(record_key, bytes) else record_key).removeprefix(
+            "celery-task-meta-"
+        )
+        notice = backend.encode(
+            {
+                "task_id": task_id,
+                "status": states.FAILURE,
+                "result": {
+                    "exc_type": REMOTE_BROKER_UNAVAILABLE,
+                    "exc_module": "task_server",
+                    "exc_message": [
+                        f"it is out of memory (maxmemory reached) and refused to store the outcome of {task_id} "
+                        f"({error}); the call was taken by a worker and may have run: it is not run again"
+                    ],
+                    "url": redact_url(backend.url or ""),
+                },
+                "traceback": None,
+                "children": [],
+                "date_done": None,
+            }
+        )
+        try:
+            backend.client.publish(record_key, notice)
+            if reply:
+                backend.client.publish(reply, notice)
+        except (redis.exceptions.RedisError, OSError) as publish_error:
+            logger.error("task %s: could not announce that its record cannot be stored: %s", task_id, publish_error)
+        return task_id
 
     def mark_as_done(
         self,
