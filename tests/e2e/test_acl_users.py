@@ -52,6 +52,8 @@ def test_worker_and_client_under_their_documented_acl_users(tmp_path: Path) -> N
                     assert client.add(4, 7) == 11
                     assert client.add.map([(i, 1) for i in range(20)]) == [i + 1 for i in range(20)]
                     assert [h.result(timeout=30) for h in client.add.submit_many([(1, 2), (3, 4)])] == [3, 7]
+                    # A scheduled call takes kombu's publishing path rather than the direct LPUSH.
+                    assert client.add.with_options(countdown=0.2)(2, 3) == 5
                     handle = client.count_to.submit(3, delay=0.2)
                     assert handle.result(timeout=30) == 3
                     with pytest.raises(TaskFailed, match="ZeroDivisionError"):
@@ -77,7 +79,21 @@ def test_worker_and_client_under_their_documented_acl_users(tmp_path: Path) -> N
                         restricted.flushall()
                     with pytest.raises(redis.exceptions.NoPermissionError):
                         restricted.keys("*")
-            with redis.Redis.from_url(client_url) as restricted, pytest.raises(redis.exceptions.NoPermissionError):
-                restricted.execute_command("SETEX", "celery-task-meta-forged", 60, "{}")  # storing results: the worker
+            with redis.Redis.from_url(client_url) as restricted:
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    restricted.execute_command("SETEX", "celery-task-meta-forged", 60, "{}")  # storing: the worker's
+                # The workers' bookkeeping is out of a client's reach: kombu's unacked messages (crash
+                # recovery), the start counts, the fleet-wide limits' leases.
+                bookkeeping = [
+                    ("HSET", "unacked", "tag", "[1]"),
+                    ("DEL", "unacked"),
+                    ("ZADD", "unacked_index", "0", "tag"),
+                    ("DEL", "unacked_mutex"),
+                    ("SET", "task-sdk-deliveries-someone", "9"),
+                    ("DEL", "task-sdk-concurrency-math.add"),
+                ]
+                for command in bookkeeping:
+                    with pytest.raises(redis.exceptions.NoPermissionError):
+                        restricted.execute_command(*command)
         finally:
             admin.close()

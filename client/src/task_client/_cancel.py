@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from task_contracts.wire import (
+    CANCEL_TOKEN_FIELD,
     REMOTE_REVOKED,
     RESULT_KEY_PREFIX,
     REVOKED_KEY_PREFIX,
@@ -41,13 +42,14 @@ class CancelResult(enum.StrEnum):
     FINISHED = "finished"
 
 
-# KEYS: record, running, revoked. ARGV: reason, ttl, REVOKED record (JSON).
+# KEYS: record, running, revoked. ARGV: mark, ttl, REVOKED record (JSON), the call's digest or "".
+# With a digest, only a record carrying it (the worker's for this call) counts as finished.
 # Returns {"finished", status} | {"running", running value} | {"cancelled", ""}.
 CANCEL_SCRIPT = """
 local stored = redis.call('get', KEYS[1])
 if stored then
   local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' then
+  if ok and type(record) == 'table' and (ARGV[4] == '' or record['call_digest'] == ARGV[4]) then
     local status = record['status']
     if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
       return {'finished', status}
@@ -63,8 +65,12 @@ return {'cancelled', ''}
 """
 
 
-def cancel_call(task_id: str, reason: str, ttl: int) -> tuple[list[str], list[Any]]:
-    """The script's keys and arguments for cancelling `task_id` with `reason`."""
+def cancel_call(
+    task_id: str, reason: str, ttl: int, token: str, digest: str | None = None
+) -> tuple[list[str], list[Any]]:
+    """The script's keys and arguments for cancelling `task_id` with `reason`; `token`: the call's
+    cancel token, which the mark and the REVOKED record carry (workers and callers check it);
+    `digest`: of the call's arguments, when this client published it."""
     record: dict[str, Any] = {
         "status": "REVOKED",
         "result": {"exc_type": REMOTE_REVOKED, "exc_message": [reason], "exc_module": "celery.exceptions"},
@@ -72,9 +78,11 @@ def cancel_call(task_id: str, reason: str, ttl: int) -> tuple[list[str], list[An
         "children": [],
         "date_done": utcnow().isoformat(),
         "task_id": task_id,
+        CANCEL_TOKEN_FIELD: token,
     }
     keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id, REVOKED_KEY_PREFIX + task_id]
-    return keys, [reason, ttl, json.dumps(record)]
+    mark = json.dumps({"reason": reason, "token": token})
+    return keys, [mark, ttl, json.dumps(record), digest or ""]
 
 
 def read_verdict(reply: Any) -> tuple[CancelResult, bool]:

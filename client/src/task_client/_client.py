@@ -7,6 +7,7 @@ Both faces share `BaseClient` (settings, connections, catalog lookups) and the t
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import cached_property, partial
 from typing import Any, ParamSpec, Self, TypeVar, cast
 
@@ -38,14 +39,19 @@ class BaseClient:
         socket_timeout: float = 2.0,
         publish_retries: int = 1,
         tracing: bool | None = None,
+        cancel_secret: str | bytes | None = None,
+        verify_key_file: str | None = None,
         catalog: ContractCatalog = CATALOG,
     ) -> None:
+        secret = cancel_secret if cancel_secret is not None else os.environ.get("TASK_CANCEL_SECRET")
         settings = ClientSettings(
             urls=resolve_urls(broker_url, result_backend),
             connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             publish_retries=publish_retries,
             tracing=tracing_wanted(tracing),
+            **({"cancel_secret": secret.encode() if isinstance(secret, str) else secret} if secret else {}),
+            verify_key_file=verify_key_file or os.environ.get("TASK_VERIFY_KEY_FILE") or None,
         )
         self._setup(Runtime(settings), catalog, owns_runtime=True)
 
@@ -95,7 +101,11 @@ class TaskClient(DefaultTasks, BaseClient):
     URLs resolve as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then
     `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL). `tracing` (argument,
     then `TASK_TRACING`, default off) puts the caller's OpenTelemetry trace context on every
-    message; it needs `task-client[otel]`. Bad settings raise `ValueError`
+    message; it needs `task-client[otel]`. `cancel_secret` (argument, then `TASK_CANCEL_SECRET`,
+    default a random one per client) makes the cancel tokens: a call can be cancelled only by a
+    client holding the secret of the client that made it. `verify_key_file` (argument, then
+    `TASK_VERIFY_KEY_FILE`) names the workers' public key: records not signed by a worker are then
+    refused (needs `task-client[signing]`; see docs/security.md). Bad settings raise `ValueError`
     (`task_contracts.ConnectionConfigError` for a URL).
 
     >>> with TaskClient() as client:
