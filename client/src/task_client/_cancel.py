@@ -40,16 +40,20 @@ class CancelResult(enum.StrEnum):
     RUNNING = "running"
     #: It had already finished: nothing was changed.
     FINISHED = "finished"
+    #: No call with this id is queued, running or finished (a typo?): no record is stored; only a
+    #: cancel mark is kept (a day), so that a message with this id, if one turns up, never runs.
+    UNKNOWN = "unknown"
 
 
-# KEYS: record, running, revoked. ARGV: mark, ttl, REVOKED record (JSON), the call's digest or "".
-# With a digest, only a record carrying it (the worker's for this call) counts as finished.
-# Returns {"finished", status} | {"running", running value} | {"cancelled", ""}.
+# KEYS: record, running, revoked. ARGV: mark, ttl, REVOKED record (JSON), "1" if no message was
+# found, the call's digest or "". With a digest, only a record carrying it (the worker's for this
+# call) counts as finished.
+# Returns {"finished", status} | {"running", running value} | {"cancelled", ""} | {"unknown", ""}.
 CANCEL_SCRIPT = """
 local stored = redis.call('get', KEYS[1])
 if stored then
   local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' and (ARGV[4] == '' or record['call_digest'] == ARGV[4]) then
+  if ok and type(record) == 'table' and (ARGV[5] == '' or record['call_digest'] == ARGV[5]) then
     local status = record['status']
     if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
       return {'finished', status}
@@ -59,6 +63,7 @@ end
 redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
 local running = redis.call('get', KEYS[2])
 if running then return {'running', running} end
+if ARGV[4] == '1' then return {'unknown', ''} end
 redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
 redis.call('publish', KEYS[1], ARGV[3])
 return {'cancelled', ''}
@@ -66,11 +71,12 @@ return {'cancelled', ''}
 
 
 def cancel_call(
-    task_id: str, reason: str, ttl: int, token: str, digest: str | None = None
+    task_id: str, reason: str, ttl: int, token: str, digest: str | None = None, *, unseen: bool = False
 ) -> tuple[list[str], list[Any]]:
     """The script's keys and arguments for cancelling `task_id` with `reason`; `token`: the call's
     cancel token, which the mark and the REVOKED record carry (workers and callers check it);
-    `digest`: of the call's arguments, when this client published it."""
+    `digest`: of the call's arguments, when this client published it; `unseen`: no message with this
+    id was found on the broker, so without a record or a running mark it is unknown."""
     record: dict[str, Any] = {
         "status": "REVOKED",
         "result": {"exc_type": REMOTE_REVOKED, "exc_message": [reason], "exc_module": "celery.exceptions"},
@@ -82,7 +88,7 @@ def cancel_call(
     }
     keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id, REVOKED_KEY_PREFIX + task_id]
     mark = json.dumps({"reason": reason, "token": token})
-    return keys, [mark, ttl, json.dumps(record), digest or ""]
+    return keys, [mark, ttl, json.dumps(record), "1" if unseen else "0", digest or ""]
 
 
 def read_verdict(reply: Any) -> tuple[CancelResult, bool]:
@@ -92,6 +98,8 @@ def read_verdict(reply: Any) -> tuple[CancelResult, bool]:
         return CancelResult.FINISHED, False
     if verdict == "cancelled":
         return CancelResult.CANCELLED, False
+    if verdict == "unknown":
+        return CancelResult.UNKNOWN, False
     try:
         interruptible = bool(json.loads(detail).get("interruptible"))
     except (ValueError, AttributeError):
