@@ -1,5 +1,5 @@
 """What the three languages' caller tests share: real Redis servers and real workers, started once
-for the module that uses them.
+for the package (all three languages), in one test process when pytest-xdist spreads the suite.
 
 - `main`: a worker serving the shipped contracts plus `callers.describe` (`contracts.SERVED`);
   `callers.unserved` reaches it and is refused, `callers-idle` is consumed by nobody.
@@ -53,7 +53,15 @@ class Servers:
             quiet.close()
 
 
-@pytest.fixture(scope="module")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # One xdist process runs the whole package, so its servers and workers start once.
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            if item.path.is_relative_to(HERE):
+                item.add_marker(pytest.mark.xdist_group("callers"))
+
+
+@pytest.fixture(scope="package")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     base = tmp_path_factory.mktemp("callers")
     env = {"PYTHONPATH": str(REPO_ROOT)}

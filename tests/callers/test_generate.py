@@ -14,7 +14,7 @@ from task_contracts import CATALOG
 from ..conftest import REPO_ROOT
 from .generated import generate
 
-LANGUAGES = ("go", "php")
+LANGUAGES = ("go", "php", "typescript")
 COMMITTED = REPO_ROOT / "examples" / "generated"
 
 

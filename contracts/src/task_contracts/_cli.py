@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,11 +17,22 @@ from ._export import export_contracts
 
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
 #: The languages `generate` writes callers in (task_contracts._generate.LANGUAGES).
-LANGUAGE_NAMES = ("go", "php")
+LANGUAGE_NAMES = ("go", "php", "typescript")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `task-contracts` command; returns the exit status."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is reported here and not at exit
+    except BrokenPipeError:
+        # The reader went away (`task-contracts diff --json | head`): stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     if options.command is None:
@@ -144,8 +156,12 @@ def _diff(parser: argparse.ArgumentParser, old: str, new: str, as_json: bool) ->
     else:
         for change in changes:
             print(change)
-        print(f"{len(changes)} changes, {len(breaking)} breaking" if changes else "no changes")
+        print(f"{_count(len(changes), 'change')}, {len(breaking)} breaking" if changes else "no changes")
     return 1 if breaking else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 if __name__ == "__main__":

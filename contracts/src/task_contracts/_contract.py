@@ -48,8 +48,14 @@ def _describe_by_field(error: pydantic.ValidationError) -> list[tuple[str, str]]
         if item["type"] == "missing":
             problems.append((field, f"{where}: {item['msg']}"))
         else:
-            problems.append((field, f"{where}: {item['msg']} (got {item.get('input')!r:.80})"))
+            problems.append((field, f"{where}: {item['msg']} (got {_shown(item.get('input'))})"))
     return problems
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut visibly (`...`) past `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Contract(Generic[P, R]):

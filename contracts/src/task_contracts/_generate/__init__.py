@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .._catalog import ContractCatalog
 from .._export import export_contracts
-from . import go, php
+from . import go, php, typescript
 from ._common import Options
 
 __all__ = ["LANGUAGES", "Options", "generate"]
@@ -23,7 +23,7 @@ from ._model import Catalog, read_export
 
 #: language -> function giving {relative path: text} for a catalog (runtime files included).
 Renderer = Callable[[Catalog, Options], dict[str, str]]
-LANGUAGES: dict[str, Renderer] = {"go": go.render, "php": php.render}
+LANGUAGES: dict[str, Renderer] = {"go": go.render, "php": php.render, "typescript": typescript.render}
 
 
 def generate(

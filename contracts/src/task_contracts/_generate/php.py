@@ -34,8 +34,8 @@ def render(catalog: Catalog, options: Options) -> dict[str, str]:
         f"require_once __DIR__ . '/{name}';\n" for name in ("Runtime.php", "Models.php", "Client.php")
     )
     composer = {
-        "name": "generated/tasks",
         "description": header_line(catalog),
+        "name": "generated/tasks",
         "type": "library",
         "require": {"php": ">=8.2", "ext-redis": "*", "ext-json": "*"},
         "autoload": {"classmap": ["Runtime.php", "Models.php", "Client.php"]},
