@@ -94,6 +94,22 @@ class EnvelopeBuilder:
         )
 
 
+def _names(envelope: bytes | str, needle: bytes) -> bool:
+    """Whether a queued envelope names the id: in its headers, or inside its body (base64 on Redis),
+    where the later links of a chain and the calls of a chunk travel."""
+    envelope = envelope if isinstance(envelope, bytes) else envelope.encode()
+    if needle in envelope:
+        return True
+    try:
+        message = json.loads(envelope)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        body = message.get("body", "")
+        return needle in (base64.b64decode(body) if isinstance(body, str) else b"")
+    except (ValueError, AttributeError, TypeError, IndexError):
+        return False  # not an envelope: not this id
+
+
 class DirectPublisher:
     """LPUSHes envelopes on one redis-py connection pool; every failure is a redis-py error.
 
@@ -135,10 +151,10 @@ class DirectPublisher:
             if length > _SEARCH_LIMIT:
                 return None
             for start in range(0, length, _SEARCH_PAGE):
-                if any(needle in item for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
+                if any(_names(item, needle) for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
                     return True
         for seen, (_tag, value) in enumerate(self._redis.hscan_iter(_UNACKED, count=_SEARCH_PAGE)):
-            if needle in value:
+            if _names(value, needle):
                 return True
             if seen >= _SEARCH_LIMIT:
                 return None
