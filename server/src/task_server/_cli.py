@@ -21,6 +21,7 @@ from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 from ._threads import DEFAULT_THREADS
+from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE
 
 EXIT_IMPLEMENTATION = 3
 
@@ -182,6 +183,24 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     "after one run over 10 ms); --no-inline keeps them on threads too [env TASK_INLINE=0 to turn off].",
 )
 @click.option(
+    "--overrun-grace",
+    envvar="TASK_OVERRUN_GRACE",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_OVERRUN_GRACE,
+    show_default=True,
+    help="Seconds a thread-served call may run past its contract's bound before it counts as an overrun: "
+    "logged, counted, and its thread replaced [env TASK_OVERRUN_GRACE].",
+)
+@click.option(
+    "--max-leaked-threads",
+    envvar="TASK_MAX_LEAKED_THREADS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_LEAKED_THREADS,
+    show_default=True,
+    help="Threads still held by overrun calls beyond which the worker restarts itself, putting its "
+    "unfinished messages back on their queues first [env TASK_MAX_LEAKED_THREADS].",
+)
+@click.option(
     "--result-ttl",
     envvar="TASK_RESULT_TTL",
     type=click.FloatRange(min=1),
@@ -262,6 +281,8 @@ def worker(
     events: bool,
     threads: int,
     inline: bool,
+    overrun_grace: float,
+    max_leaked_threads: int,
     result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
@@ -308,6 +329,8 @@ def worker(
         },
         threads=threads,
         inline=inline,
+        overrun_grace=overrun_grace,
+        max_leaked_threads=max_leaked_threads,
         result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
