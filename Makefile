@@ -19,7 +19,7 @@ install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded,metrics,otel]" -e "./client[otel]" --group dev
+	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded,metrics,otel,signing]" -e "./client[otel,signing]" --group dev
 	touch $(STAMP)
 
 $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) &: $(STAMP)
