@@ -8,11 +8,13 @@ PACKAGES := contracts/src/task_contracts server/src/task_server client/src/task_
 # first): the official AsyncAPI JSON Schemas, and celery-node, a Node.js producer with Celery's defaults.
 ASYNCAPI_SPECS := $(VENV)/npm/node_modules/@asyncapi/specs/package.json
 CELERY_NODE := $(VENV)/npm/node_modules/celery-node/package.json
-NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9
+# ioredis, TypeScript and Node's types build and run the generated TypeScript caller (tests/callers).
+TYPESCRIPT := $(VENV)/npm/node_modules/typescript/package.json
+NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9 ioredis@5.9.2 typescript@5.9.3 @types/node@20.19.43
 
-.PHONY: install lock demo test test-e2e test-lowest check-compat bench build lint docs clean
+.PHONY: install lock demo test test-e2e test-lowest check-compat bench build lint docs clean generate
 
-install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
+install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 
 # Pinned by requirements-dev.lock (pip constraints), so every machine and CI install the same versions.
 $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml requirements-dev.in requirements-dev.lock
@@ -27,14 +29,14 @@ lock: $(STAMP)
 		--no-emit-package task-contracts --no-emit-package task-server --no-emit-package task-client \
 		requirements-dev.in -o requirements-dev.lock
 
-$(ASYNCAPI_SPECS) $(CELERY_NODE) &: $(STAMP)
+$(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) &: $(STAMP)
 	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(VENV)/npm $(NPM_PACKAGES)
-	touch $(ASYNCAPI_SPECS) $(CELERY_NODE)
+	touch $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) check-compat
+test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) check-compat
 	$(BIN)/python -m pytest
 
 # The contracts of the last release (contracts/released/<version>/) against the current ones: a
@@ -44,7 +46,7 @@ check-compat: $(STAMP)
 	rm -rf .compat-export && $(BIN)/task-contracts export .compat-export > /dev/null
 	$(BIN)/task-contracts diff $(RELEASED) .compat-export
 
-test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE)
+test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 	$(BIN)/python -m pytest -m e2e
 
 # The wheels in a fresh virtualenv at the lowest versions their ranges allow (uv's lowest-direct: each
@@ -60,6 +62,15 @@ test-lowest: build
 		-r contracts/pyproject.toml -r server/pyproject.toml -r client/pyproject.toml dist/*.whl
 	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python -c requirements-dev.lock pytest pytest-timeout
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_SUBSET)
+
+# The committed callers of the shipped catalog (tests/callers/test_generate.py fails when they drift).
+GENERATED := examples/generated
+GENERATE_LANGUAGES := go php typescript
+generate: $(STAMP)
+	for language in $(GENERATE_LANGUAGES); do \
+		rm -rf $(GENERATED)/$$language && \
+		$(BIN)/task-contracts generate $$language --out $(GENERATED)/$$language --go-module example.com/tasks > /dev/null || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -18,7 +18,7 @@ from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
-from ._threads import THREADS_SETTING
+from ._threads import MAX_LEAKED_SETTING, OVERRUN_GRACE_SETTING, THREADS_SETTING
 from ._transport import WORKER_AMQP
 
 
@@ -76,6 +76,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # with the threads or solo pool every task already runs there.
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
         INLINE_SETTING: settings.inline,
+        OVERRUN_GRACE_SETTING: settings.overrun_grace,
+        MAX_LEAKED_SETTING: settings.max_leaked_threads,
     }
     config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes
