@@ -13,7 +13,8 @@ import pytest
 from .conftest import HERE, Servers, docs_example, require_tool, shared_cache
 from .generated import generate
 
-pytestmark = pytest.mark.e2e
+# A cold build (Go without its cache, tsc) on a loaded machine takes longer than the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 GO_PACKAGES = "golang-go, golang-github-gomodule-redigo-dev and golang-github-google-uuid-dev"
 DEBIAN_GOPATH = Path("/usr/share/gocode")
@@ -65,6 +66,7 @@ def test_go_caller_calls_real_workers(gopath: Path, servers: Servers) -> None:
         "TestNoWorkerTimesOutWithinTheBound",
         "TestRedisDownIsBrokerUnavailable",
         "TestEvolvedWorkerAnswersTheOlderCaller",
+        "TestBreakingChangesAreContractMismatch",
         "TestCancelBeforeStart",
     ):
         assert f"--- PASS: {name} " in output, output[-5000:]

@@ -195,3 +195,10 @@ def reply_channel(request: Any) -> str:
 
 def backend_class(url: str) -> type[RedisBackend]:
     return SentinelResultBackend if url.startswith("sentinel:") else ResultBackend
+
+
+def backend_path(url: str) -> str:
+    """`backend_class` as `module:Class`, the form every supported Celery takes as `app.backend_cls`
+    (Celery 5.6.0's `by_url` fails on a class: `argument of type 'type' is not iterable`)."""
+    chosen = backend_class(url)
+    return f"{chosen.__module__}:{chosen.__qualname__}"
