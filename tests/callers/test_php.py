@@ -45,7 +45,7 @@ def test_php_caller_calls_real_workers(php_caller: Path, servers: Servers) -> No
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
-    assert "OK (12 tests" in output, output[-5000:]
+    assert "OK (13 tests" in output, output[-5000:]
     servers.assert_quiet_untouched_by_invalid_calls()
 
 

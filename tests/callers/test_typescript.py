@@ -76,7 +76,7 @@ def test_typescript_caller_calls_real_workers(
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
-    assert "# pass 11" in output and "# fail 0" in output, output[-3000:]
+    assert "# pass 12" in output and "# fail 0" in output, output[-3000:]
     servers.assert_quiet_untouched_by_invalid_calls()
 
 

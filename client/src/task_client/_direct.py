@@ -144,7 +144,14 @@ class DirectPublisher:
     def find(self, task_id: str, queues: Sequence[str]) -> bool | None:
         """Whether an envelope naming `task_id` is on one of `queues` or in the unacked hash; None
         if one of them is longer than `_SEARCH_LIMIT`. Read in pages: Redis is never blocked long."""
-        needle = task_id.encode()  # in any producer's envelope: its id, correlation id or root id
+        try:
+            return self._find(task_id.encode(), queues)
+        except redis.exceptions.NoPermissionError:
+            # A least-privilege client (docs: no LRANGE, HSCAN or unacked*) cannot look: cannot tell.
+            return None
+
+    def _find(self, needle: bytes, queues: Sequence[str]) -> bool | None:
+        # The id is in any producer's envelope: its id, correlation id or root id.
         lists = [queue + suffix for queue in dict.fromkeys(queues) for suffix in _PRIORITY_SUFFIXES]
         for key in lists:
             length = self._redis.llen(key)

@@ -40,4 +40,5 @@ class WorkerSettings:
     tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off
     metrics_address: str = "0.0.0.0"
+    signing_key_file: str | None = None  # Ed25519 private key (PEM) signing every record; None: unsigned
     extra_celery_config: dict[str, object] = field(default_factory=dict)
