@@ -24,6 +24,16 @@ from kombu.utils.json import dumps
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping
+from ._internals.channel import (
+    bound_queues,
+    delivered_messages,
+    flush_settled,
+    message_priority,
+    priority_key,
+    raw_payload,
+    remove_from_unacked,
+    restore_message,
+)
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -45,7 +55,7 @@ class LedgeredQoS(kombu_redis.QoS):
             super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
             return
         delivery = message.delivery_info
-        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
         try:
             ledger.remember(delivery_tag, record)
         except self.channel.connection_errors:
@@ -80,14 +90,14 @@ class LedgeredQoS(kombu_redis.QoS):
         def restore_transaction(pipe: Any) -> None:
             raw = pipe.hget(self.unacked_key, tag)
             pipe.multi()
-            self._remove_from_indices(tag, pipe)  # type: ignore[no-untyped-call]
+            remove_from_unacked(self, tag, pipe)
             malformed.clear()
             if raw:
                 entry = bookkeeping.unacked_entry(raw)
                 if entry is None:
                     malformed.append(raw)
                 else:
-                    channel._do_restore_message(*entry, pipe, leftmost)
+                    restore_message(channel, entry, pipe, leftmost)
 
         with channel.conn_or_acquire(client) as connection:
             connection.transaction(restore_transaction, self.unacked_key)
@@ -100,21 +110,21 @@ class LedgeredQoS(kombu_redis.QoS):
             super().restore_unacked(client)  # type: ignore[no-untyped-call]
         except self.channel.connection_errors:
             # The channel closes because Redis is gone, which may have lost the unacked entries too.
-            self._flush()  # type: ignore[no-untyped-call]
+            flush_settled(self)
             started = {request.id for request in worker_state.active_requests}
-            for tag, message in self._delivered.items():
+            for tag, message in delivered_messages(self).items():
                 if (message.headers or {}).get("id") not in started:
                     _keep(self.channel, tag, message)
-            self._delivered.clear()
+            delivered_messages(self).clear()
             raise
 
 
 def _keep(channel: Any, tag: str | None, message: Any) -> None:
     """Keep `message` (delivered on `channel`) until a working channel requeues it (`_unrecorded`)."""
     delivery = message.delivery_info
-    priority = channel._get_message_priority(message._raw, reverse=False)
-    for queue in channel._lookup(delivery["exchange"], delivery["routing_key"]):
-        unrecorded.keep(tag, channel._q_for_pri(queue, priority), dumps(message._raw))  # type: ignore[no-untyped-call]
+    priority = message_priority(channel, raw_payload(message))
+    for queue in bound_queues(channel, delivery["exchange"], delivery["routing_key"]):
+        unrecorded.keep(tag, priority_key(channel, queue, priority), dumps(raw_payload(message)))  # type: ignore[no-untyped-call]
 
 
 class _Guarded(BatchPopping):
@@ -148,7 +158,7 @@ class _Guarded(BatchPopping):
                 logger.warning("closing the broker channel: %s", error)
         super().close()
 
-    def _connparams(self, asynchronous: bool = False) -> Any:
+    def connection_params(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # type: ignore[attr-defined]
             # The broker connection was lost and closed (a Redis restart, a Sentinel failover); kombu
             # still acknowledges finished tasks and restores unacked messages through this channel, and
@@ -156,21 +166,21 @@ class _Guarded(BatchPopping):
             # ("Unrecoverable error"). A connection error is what those paths expect; Celery reconnects,
             # and the unacked messages come back from the unacked record after the visibility timeout.
             raise redis.exceptions.ConnectionError("the broker connection is closed (lost and reconnecting)")
-        return super()._connparams(asynchronous)  # type: ignore[misc]
+        return super().connection_params(asynchronous)
 
-    def _brpop_start(self, timeout: float | None = None) -> None:
+    def start_pop(self, timeout: float | None = None) -> None:
         if unrecorded.pending():  # before this channel pops anything
             qos = self.qos  # type: ignore[attr-defined]
-            unrecorded.requeue(self._create_client(), qos.unacked_index_key, qos.unacked_key)
-        super()._brpop_start(timeout)
+            unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
+        super().start_pop(timeout)
 
-    def _create_client(self, asynchronous: bool = False) -> Any:
+    def create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+            return super().create_client(asynchronous=True)
         pool = self.pool  # type: ignore[attr-defined]
         client = self.__dict__.get("_sync_client")
         if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
+            client = self.__dict__["_sync_client"] = super().create_client()
         return client
 
 
