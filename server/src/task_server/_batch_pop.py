@@ -44,8 +44,18 @@ end
 return popped
 """
 
-# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are ValueErrors).
-UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
+# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are
+# ValueErrors; JSON nested a thousand deep raises RecursionError).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+class UnreadableEnvelope(Exception):
+    """A popped item parsed as JSON but could not become a message (raised by the channel's `Message`)."""
+
+    def __init__(self, envelope: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.envelope = envelope
+        self.problem = problem
 
 
 class BatchPopping:
@@ -60,6 +70,10 @@ class BatchPopping:
             channel.client.connection.send_command("EVAL", _POP_WAITING, len(keys), *keys, batch)
             self.__dict__["_batch_pending"] = True
         super()._brpop_start(timeout)  # type: ignore[misc]
+
+    def refuse_envelope(self, envelope: Any, problem: str) -> None:
+        """Report an envelope that never became a message (the channel says to whom)."""
+        _dropped(problem)
 
     def _batch_size(self) -> int:
         """How many messages to pop ahead of the BRPOP: none unless a backlog is likely."""
@@ -83,6 +97,9 @@ class BatchPopping:
         if not self.__dict__.pop("_batch_pending", False):
             try:
                 delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
+            except UnreadableEnvelope as unreadable:
+                self.refuse_envelope(unreadable.envelope, unreadable.problem)
+                return False
             except UNREADABLE as error:
                 _dropped(error)
                 return False
@@ -112,6 +129,8 @@ class BatchPopping:
                 channel._queue_cycle.rotate(queue)
                 # kombu's own decoding, as for a BRPOP's item
                 channel.connection._deliver(loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
+            except UnreadableEnvelope as unreadable:
+                self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:
                 _dropped(error)
             else:
@@ -130,6 +149,6 @@ class BatchPopping:
         super().close()  # type: ignore[misc]
 
 
-def _dropped(error: Exception) -> None:
+def _dropped(error: Exception | str) -> None:
     # A popped item is gone from Redis: nothing is left to requeue or redeliver.
     logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)
