@@ -21,6 +21,8 @@ import redis.exceptions
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from . import _unrecorded as unrecorded
+
 logger = logging.getLogger(__name__)
 
 #: Most messages taken by one script call (the prefetch room left also bounds it).
@@ -123,7 +125,8 @@ class BatchPopping:
             return False
         self.__dict__["_backlog"] = bool(popped)
         delivered = False
-        for key, item in zip(popped[::2], popped[1::2], strict=True):
+        pairs = list(zip(popped[::2], popped[1::2], strict=True))
+        for number, (key, item) in enumerate(pairs):
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
                 channel._queue_cycle.rotate(queue)
@@ -133,6 +136,11 @@ class BatchPopping:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:
                 _dropped(error)
+            except channel.connection_errors:
+                # This one is kept by the QoS; the rest of the batch must not vanish with it.
+                for rest_key, rest_item in pairs[number + 1 :]:
+                    unrecorded.keep(None, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
+                raise
             else:
                 delivered = True
         # The BRPOP's reply may have come in the same read and wait in the client's buffer, where

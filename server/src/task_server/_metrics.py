@@ -26,6 +26,7 @@ from celery import Celery, signals
 from task_contracts import ContractCatalog
 from task_contracts.wire import chunk_task_name
 
+from ._bookkeeping import bookkeeping_malformed
 from ._deliveries import task_redelivered
 from ._execution import TASK_OPTIONS
 from ._refusals import message_refused
@@ -137,6 +138,15 @@ def _count_tasks(catalog: ContractCatalog) -> None:
         if (values := labels.get(getattr(sender, "name", ""))) is not None:
             retried.labels(*values).inc()
 
+    malformed = Counter(
+        "task_server_bookkeeping_malformed",
+        "Malformed crash-recovery entries or keys (unacked hash, index, sweep lock) removed from the broker.",
+    )
+
+    def on_malformed(**_: Any) -> None:
+        malformed.inc()
+
+    bookkeeping_malformed.connect(on_malformed, weak=False)
     signals.task_received.connect(on_received, weak=False)
     message_refused.connect(on_refused_message, weak=False)
     signals.task_prerun.connect(on_prerun, weak=False)

@@ -18,11 +18,14 @@ from typing import Any
 
 import redis.exceptions
 from celery.app.amqp import AMQP
+from celery.worker import state as worker_state
 from kombu.connection import Connection
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
+from . import _bookkeeping as bookkeeping
+from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping, UnreadableEnvelope
 from ._message_checks import MAX_NESTING, nesting_exceeds
 from ._unacked import UnackedLedger
@@ -47,7 +50,11 @@ class LedgeredQoS(kombu_redis.QoS):
             return
         delivery = message.delivery_info
         record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
-        ledger.remember(delivery_tag, record)
+        try:
+            ledger.remember(delivery_tag, record)
+        except self.channel.connection_errors:
+            _keep(self.channel, None, message)  # popped, and recorded nowhere
+            raise
         virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
 
     def ack(self, delivery_tag: str) -> None:
@@ -62,9 +69,56 @@ class LedgeredQoS(kombu_redis.QoS):
         self.channel.settle_unacked()  # a requeue reads the entry back
         super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
 
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        channel = self.channel
+        with channel.conn_or_acquire() as client:
+            bookkeeping.repair_keys(client, self.unacked_index_key, self.unacked_key, self.unacked_mutex_key)
+        super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        """kombu's, except that an entry that is not `[message, exchange, routing key]` is removed and
+        reported (`_bookkeeping`) instead of raising in every sweep."""
+        channel = self.channel
+        malformed: list[Any] = []
+
+        def restore_transaction(pipe: Any) -> None:
+            raw = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)  # type: ignore[no-untyped-call]
+            malformed.clear()
+            if raw:
+                entry = bookkeeping.unacked_entry(raw)
+                if entry is None:
+                    malformed.append(raw)
+                else:
+                    channel._do_restore_message(*entry, pipe, leftmost)
+
+        with channel.conn_or_acquire(client) as connection:
+            connection.transaction(restore_transaction, self.unacked_key)
+        if malformed:
+            bookkeeping.report(f"unacked entry {tag!r}", "not a [message, exchange, routing key] triple", malformed[0])
+
     def restore_unacked(self, client: Any = None) -> None:
-        self.channel.settle_unacked()
-        super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        try:
+            self.channel.settle_unacked()
+            super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        except self.channel.connection_errors:
+            # The channel closes because Redis is gone, which may have lost the unacked entries too.
+            self._flush()  # type: ignore[no-untyped-call]
+            started = {request.id for request in worker_state.active_requests}
+            for tag, message in self._delivered.items():
+                if (message.headers or {}).get("id") not in started:
+                    _keep(self.channel, tag, message)
+            self._delivered.clear()
+            raise
+
+
+def _keep(channel: Any, tag: str | None, message: Any) -> None:
+    """Keep `message` (delivered on `channel`) until a working channel requeues it (`_unrecorded`)."""
+    delivery = message.delivery_info
+    priority = channel._get_message_priority(message._raw, reverse=False)
+    for queue in channel._lookup(delivery["exchange"], delivery["routing_key"]):
+        unrecorded.keep(tag, channel._q_for_pri(queue, priority), dumps(message._raw))  # type: ignore[no-untyped-call]
 
 
 class CheckedMessage(virtual.Message):
@@ -149,6 +203,22 @@ class _Guarded(BatchPopping):
                 logger.warning("closing the broker channel: %s", error)
         super().close()
 
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:  # type: ignore[attr-defined]
+            # The broker connection was lost and closed (a Redis restart, a Sentinel failover); kombu
+            # still acknowledges finished tasks and restores unacked messages through this channel, and
+            # would build a new pool from the closed connection: its AttributeError stopped the worker
+            # ("Unrecoverable error"). A connection error is what those paths expect; Celery reconnects,
+            # and the unacked messages come back from the unacked record after the visibility timeout.
+            raise redis.exceptions.ConnectionError("the broker connection is closed (lost and reconnecting)")
+        return super()._connparams(asynchronous)  # type: ignore[misc]
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        if unrecorded.pending():  # before this channel pops anything
+            qos = self.qos  # type: ignore[attr-defined]
+            unrecorded.requeue(self._create_client(), qos.unacked_index_key, qos.unacked_key)
+        super()._brpop_start(timeout)
+
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[misc]
@@ -164,15 +234,7 @@ class GuardedChannel(_Guarded, kombu_redis.Channel):
 
 
 class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
-    def _connparams(self, asynchronous: bool = False) -> Any:
-        if self.connection.client is None:
-            # The master is gone and kombu is closing this channel after closing its connection; on
-            # the way it tries to restore unacked messages through a new pool built from that closed
-            # connection, and its AttributeError stopped the worker ("Unrecoverable error"). A
-            # connection error is what the close path expects and Celery reconnects through the
-            # sentinels; the unacked messages come back after the visibility timeout.
-            raise redis.exceptions.ConnectionError("the broker connection is closed (Sentinel failover)")
-        return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
+    pass
 
 
 class GuardedTransport(kombu_redis.Transport):
