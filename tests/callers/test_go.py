@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HERE, Servers, require_tool, shared_cache
+from .conftest import HERE, Servers, docs_example, require_tool, shared_cache
 from .generated import generate
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +31,8 @@ def gopath(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate("go", root / "src" / MODULE, "--go-module", MODULE)
     shutil.copytree(HERE / "go", root / "src" / "example.com" / "callers")
     shutil.copytree(HERE / "go_refuse", root / "src" / "example.com" / "refuse")
+    (root / "src" / "example.com" / "docs").mkdir()
+    (root / "src" / "example.com" / "docs" / "main.go").write_text(docs_example("main.go"))
     return root
 
 
@@ -63,6 +65,7 @@ def test_go_caller_calls_real_workers(gopath: Path, servers: Servers) -> None:
         "TestNoWorkerTimesOutWithinTheBound",
         "TestRedisDownIsBrokerUnavailable",
         "TestEvolvedWorkerAnswersTheOlderCaller",
+        "TestBreakingChangesAreContractMismatch",
         "TestCancelBeforeStart",
     ):
         assert f"--- PASS: {name} " in output, output[-5000:]
@@ -79,3 +82,9 @@ def test_generated_go_is_gofmt_clean(gopath: Path) -> None:
     require_tool("gofmt", GO_PACKAGES)
     done = subprocess.run(["gofmt", "-l", str(gopath / "src" / MODULE)], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+
+
+def test_the_docs_go_example_runs(gopath: Path, servers: Servers) -> None:
+    done = go(gopath, "run", ".", cwd=gopath / "src" / "example.com" / "docs", env={"REDIS_URL": servers.main})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["11 <nil>", "3 6.5 <nil>"]

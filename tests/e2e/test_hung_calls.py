@@ -7,14 +7,16 @@ hangs until the test releases the marker. Each call's latency is measured around
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from task_client import TaskClient, TaskFailed, TaskTimeout
-from task_server.testing import RedisProcess, WorkerProcess, wait_until
+from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_until
 
 from ..hangs import contracts as ops
 from ..hangs import serving
@@ -129,3 +131,62 @@ def test_a_hung_pool_call_is_killed_at_its_contracts_bound(
             assert failure.value.remote_type == "TimeLimitExceeded"
             wait_until(lambda: len(set(worker.children()) - before) == 1, SLACK, "a new pool process")
             assert client.task(ops.crunch)("k") == "value-of-k"
+
+
+def test_two_threads_with_three_calls_hung_for_good_still_answer_other_calls(
+    private_redis: RedisProcess, hangs: Hangs, tmp_path: Path
+) -> None:
+    with WorkerProcess(
+        private_redis.url, logdir=str(tmp_path), extra_args=["--threads", "2"], **serving(hangs.directory)
+    ) as worker:
+        worker.start()
+        with TaskClient(private_redis.url) as client:
+            lookup, ping = client.task(ops.lookup), client.task(ops.ping)
+            assert lookup("k") == "value-of-k"
+            hung = [lookup.submit(f"hang:{marker}") for marker in ("e1", "e2", "e3")]
+            for marker in ("e1", "e2", "e3"):
+                hangs.wait_for_start(marker)
+            calls = [timed(ping) for _ in range(10)] + [timed(lambda: lookup("k")) for _ in range(10)]
+            assert [value for value, _ in calls] == ["pong"] * 10 + ["value-of-k"] * 10
+            assert max(seconds for _, seconds in calls) < DELAY_BOUND, calls
+            for handle in hung:
+                with pytest.raises(TaskTimeout):
+                    handle.result(timeout=0.1)
+
+
+def overran_count(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "task_server_tasks_overran_total" and sample.labels.get("contract") == "ops.lookup"
+    )
+
+
+def test_an_overrun_is_logged_once_counted_and_its_thread_replaced(
+    private_redis: RedisProcess, hangs: Hangs, tmp_path: Path
+) -> None:
+    port = free_port()
+    grace = 0.5
+    with WorkerProcess(
+        private_redis.url,
+        logdir=str(tmp_path),
+        extra_args=["--threads", "1", "--overrun-grace", str(grace), "--metrics-port", str(port)],
+        **serving(hangs.directory),
+    ) as worker:
+        worker.start()
+        with TaskClient(private_redis.url) as client:
+            assert overran_count(port) == 0
+            hung = client.task(ops.lookup).submit("hang:f")
+            hangs.wait_for_start("f")
+            overrun = f"ops.lookup[{hung.id}] has run"
+            wait_until(lambda: overrun in worker.log(), ops.lookup.timeout + grace + SLACK, "the overrun's log line")
+            assert "past its bound of 3 s and the 0.5 s grace" in worker.log()
+            wait_until(lambda: overran_count(port) == 1, SLACK, "the overrun counted")
+            # Its thread's place is taken: the one thread it had is free again for every other call.
+            calls = [timed(client.task(ops.ping)) for _ in range(10)]
+            assert max(seconds for _, seconds in calls) < DELAY_BOUND, calls
+            assert worker.log().count(overrun) == 1  # logged once, however long it keeps running
+            assert overran_count(port) == 1
