@@ -96,11 +96,19 @@ def test_a_v1_body_without_a_task_name_gets_a_record(client: TaskClient, redis_u
     assert "message names no task" in refused(client, task_id)
 
 
+def test_an_envelope_without_properties_is_refused_by_its_task_id(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    task_id = str(uuid.uuid4())
+    pushed(redis_url, call(task_id, properties=[1]))
+    assert "the envelope has no properties object" in refused(client, task_id)
+
+
 def test_items_without_a_readable_task_id_are_popped_and_logged(
     client: TaskClient, redis_url: str, worker: WorkerProcess
 ) -> None:
     pushed(redis_url, call(str(uuid.uuid4()), headers="not an object"))
-    pushed(redis_url, call(str(uuid.uuid4()), properties=[1]))
+    pushed(redis_url, call(str(uuid.uuid4()), headers={"task": "math.add"}, properties=[1]))
     for problem in ("the envelope's headers are not an object", "the envelope has no properties object"):
         line = f"dropped an item on a task queue that is not a Celery message envelope: {problem}"
         wait_until(lambda line=line: line in worker.log(), 30, repr(line))
