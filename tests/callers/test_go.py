@@ -13,7 +13,8 @@ import pytest
 from .conftest import HERE, Servers, docs_example, require_tool, shared_cache
 from .generated import generate
 
-pytestmark = pytest.mark.e2e
+# A cold build (Go without its cache, tsc) on a loaded machine takes longer than the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 GO_PACKAGES = "golang-go, golang-github-gomodule-redigo-dev and golang-github-google-uuid-dev"
 DEBIAN_GOPATH = Path("/usr/share/gocode")

@@ -12,7 +12,8 @@ import pytest
 from .conftest import HERE, Servers, docs_example, require_tool
 from .generated import generate
 
-pytestmark = pytest.mark.e2e
+# A cold build (Go without its cache, tsc) on a loaded machine takes longer than the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PHP_PACKAGES = "php-cli, php-redis and phpunit"
 

@@ -16,7 +16,8 @@ from ..conftest import REPO_ROOT
 from .conftest import HERE, Servers, docs_example, require_tool
 from .generated import generate
 
-pytestmark = pytest.mark.e2e
+# A cold build (Go without its cache, tsc) on a loaded machine takes longer than the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 NODE_MODULES = REPO_ROOT / ".venv" / "npm" / "node_modules"
 TSC = NODE_MODULES / "typescript" / "bin" / "tsc"

@@ -203,7 +203,7 @@ class _Guarded(BatchPopping):
                 logger.warning("closing the broker channel: %s", error)
         super().close()
 
-    def _connparams(self, asynchronous: bool = False) -> Any:
+    def connection_params(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # type: ignore[attr-defined]
             # The broker connection was lost and closed (a Redis restart, a Sentinel failover); kombu
             # still acknowledges finished tasks and restores unacked messages through this channel, and
@@ -211,21 +211,21 @@ class _Guarded(BatchPopping):
             # ("Unrecoverable error"). A connection error is what those paths expect; Celery reconnects,
             # and the unacked messages come back from the unacked record after the visibility timeout.
             raise redis.exceptions.ConnectionError("the broker connection is closed (lost and reconnecting)")
-        return super()._connparams(asynchronous)  # type: ignore[misc]
+        return super().connection_params(asynchronous)
 
-    def _brpop_start(self, timeout: float | None = None) -> None:
+    def start_pop(self, timeout: float | None = None) -> None:
         if unrecorded.pending():  # before this channel pops anything
             qos = self.qos  # type: ignore[attr-defined]
-            unrecorded.requeue(self._create_client(), qos.unacked_index_key, qos.unacked_key)
-        super()._brpop_start(timeout)
+            unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
+        super().start_pop(timeout)
 
-    def _create_client(self, asynchronous: bool = False) -> Any:
+    def create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+            return super().create_client(asynchronous=True)
         pool = self.pool  # type: ignore[attr-defined]
         client = self.__dict__.get("_sync_client")
         if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
+            client = self.__dict__["_sync_client"] = super().create_client()
         return client
 
 
