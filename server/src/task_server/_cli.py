@@ -20,6 +20,7 @@ from ._errors import ImplementationError, ScheduleError, SigningKeyError, Tracin
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
+from ._restart import restart_if_requested
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
 from ._signing import RecordSigner, generate_key_pair
 from ._threads import DEFAULT_THREADS
@@ -451,6 +452,7 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
 
     signals.worker_ready.connect(say_ready, weak=False)
     app.worker_main(argv=_worker_argv(settings, catalog))
+    restart_if_requested()  # past --max-leaked-threads: the same command again, in this process
 
 
 def _queue_list(text: str | None) -> list[str]:

@@ -22,6 +22,7 @@ from celery import Celery, signals
 from celery.worker.state import reserved_requests, task_reserved
 
 from ._admission import ask_early
+from ._restart import request_restart
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
 
 logger = logging.getLogger(__name__)
@@ -51,12 +52,17 @@ def thread_pool(app: Celery) -> WatchedThreads | None:
             app,
             grace=DEFAULT_OVERRUN_GRACE if grace is None else float(grace),
             max_leaked=DEFAULT_MAX_LEAKED_THREADS if max_leaked is None else int(max_leaked),
+            on_too_many_leaked=request_restart,
         )
         pool.start()
 
         def stop(**_: Any) -> None:
             pool.stop()
 
+        def drain(**_: Any) -> None:
+            pool.drain()  # a warm shutdown starts no more calls, as the process pool does
+
+        signals.worker_shutting_down.connect(drain, weak=False)
         signals.worker_shutdown.connect(stop, weak=False)
     return pool
 

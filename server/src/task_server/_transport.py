@@ -27,6 +27,16 @@ from kombu.utils.json import dumps
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping, UnreadableEnvelope
+from ._internals.channel import (
+    bound_queues,
+    delivered_messages,
+    flush_settled,
+    message_priority,
+    priority_key,
+    raw_payload,
+    remove_from_unacked,
+    restore_message,
+)
 from ._message_checks import MAX_NESTING, nesting_exceeds
 from ._unacked import UnackedLedger
 
@@ -49,7 +59,7 @@ class LedgeredQoS(kombu_redis.QoS):
             super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
             return
         delivery = message.delivery_info
-        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
         try:
             ledger.remember(delivery_tag, record)
         except self.channel.connection_errors:
@@ -84,14 +94,14 @@ class LedgeredQoS(kombu_redis.QoS):
         def restore_transaction(pipe: Any) -> None:
             raw = pipe.hget(self.unacked_key, tag)
             pipe.multi()
-            self._remove_from_indices(tag, pipe)  # type: ignore[no-untyped-call]
+            remove_from_unacked(self, tag, pipe)
             malformed.clear()
             if raw:
                 entry = bookkeeping.unacked_entry(raw)
                 if entry is None:
                     malformed.append(raw)
                 else:
-                    channel._do_restore_message(*entry, pipe, leftmost)
+                    restore_message(channel, entry, pipe, leftmost)
 
         with channel.conn_or_acquire(client) as connection:
             connection.transaction(restore_transaction, self.unacked_key)
@@ -104,21 +114,21 @@ class LedgeredQoS(kombu_redis.QoS):
             super().restore_unacked(client)  # type: ignore[no-untyped-call]
         except self.channel.connection_errors:
             # The channel closes because Redis is gone, which may have lost the unacked entries too.
-            self._flush()  # type: ignore[no-untyped-call]
+            flush_settled(self)
             started = {request.id for request in worker_state.active_requests}
-            for tag, message in self._delivered.items():
+            for tag, message in delivered_messages(self).items():
                 if (message.headers or {}).get("id") not in started:
                     _keep(self.channel, tag, message)
-            self._delivered.clear()
+            delivered_messages(self).clear()
             raise
 
 
 def _keep(channel: Any, tag: str | None, message: Any) -> None:
     """Keep `message` (delivered on `channel`) until a working channel requeues it (`_unrecorded`)."""
     delivery = message.delivery_info
-    priority = channel._get_message_priority(message._raw, reverse=False)
-    for queue in channel._lookup(delivery["exchange"], delivery["routing_key"]):
-        unrecorded.keep(tag, channel._q_for_pri(queue, priority), dumps(message._raw))  # type: ignore[no-untyped-call]
+    priority = message_priority(channel, raw_payload(message))
+    for queue in bound_queues(channel, delivery["exchange"], delivery["routing_key"]):
+        unrecorded.keep(tag, priority_key(channel, queue, priority), dumps(raw_payload(message)))  # type: ignore[no-untyped-call]
 
 
 class CheckedMessage(virtual.Message):

@@ -10,8 +10,8 @@ serves the other calls with one thread fewer, and with none once every thread ha
 - a call still running `grace` seconds past its bound (Celery's hard time limit, the contract's
   timeout) is an overrun: logged once, counted (`call_overran`, the worker's metrics), and its
   thread no longer counts as one of the `limit`, so a new one takes its place;
-- once more than `max_leaked` threads are held by overruns, `on_too_many_leaked` is called once
-  (the worker then restarts itself: `_restart`).
+- once more than `max_leaked` threads are held by overruns, the pool starts no more calls and
+  calls `on_too_many_leaked` once (the worker then restarts itself: `_restart`).
 
 Threads are daemons, and stopping the pool waits only for calls that have not overrun.
 """
@@ -175,6 +175,7 @@ class WatchedThreads(BasePool):  # type: ignore[misc]
             for runner in overran:
                 self._report_overrun(runner, now)
             if give_up and self._on_too_many_leaked is not None:
+                self.drain()  # calls not started stay unacknowledged: the restart puts them back
                 logger.error(
                     "%d threads are held by calls that overran (more than --max-leaked-threads %d)",
                     leaked,
@@ -209,11 +210,16 @@ class WatchedThreads(BasePool):  # type: ignore[misc]
         )
         call_overran.send(sender=name, task_id=task_id, seconds=seconds)
 
-    def on_stop(self) -> None:
-        """Let the calls that have not overran finish (each within its bound and the grace)."""
+    def drain(self) -> None:
+        """Start no more calls (a warm shutdown has begun); those running go on."""
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
+
+    def on_stop(self) -> None:
+        """Start no more calls; let those that have not overrun finish (each within its bound and the grace)."""
+        self.drain()
+        with self._changed:
             busy = [(runner.thread, runner.call) for runner in self._runners if runner.call and not runner.leaked]
         now = time.monotonic()
         for thread, call in busy:
