@@ -53,7 +53,7 @@ def foreign_private_names(path: Path) -> list[str]:
     )
 
 
-MOVED = ("_batch_pop.py", "_transport.py")
+MOVED = ("_batch_pop.py", "_transport.py", "_backend.py")
 
 
 @pytest.mark.parametrize("module", MOVED)

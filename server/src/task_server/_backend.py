@@ -18,6 +18,7 @@ from celery.exceptions import BackendStoreError
 from task_contracts.wire import ATTEMPT_FIELD, CALL_DIGEST_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
 
 from ._errors import OutcomeUnknown
+from ._internals.backend import BackendHooks, max_value_size
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
@@ -81,7 +82,7 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class _ReportsLostResults:
+class _ReportsLostResults(BackendHooks):
     """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
 
@@ -95,7 +96,7 @@ class _ReportsLostResults:
         key_file = app.conf.get(SIGNING_KEY_SETTING)
         self._signer = RecordSigner.from_file(key_file) if key_file else None
 
-    def _store_result(
+    def store_record(
         self,
         task_id: str,
         result: Any,
@@ -105,11 +106,11 @@ class _ReportsLostResults:
         **kwargs: Any,
     ) -> Any:
         backend: Any = self  # a mixin of Celery's RedisBackend (untyped)
-        meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+        meta = self.record_meta(result=result, state=state, traceback=traceback, request=request)
         task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
         meta["task_id"] = task_id
         value = self.record_json(meta, request)
-        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
+        if isinstance(value, str) and len(value) > max_value_size(backend):
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
         ttl = self._ttls.get(getattr(request, "task", None) or "", backend.expires or 86_400)
         final = "1" if state in states.READY_STATES else "0"
@@ -136,7 +137,7 @@ class _ReportsLostResults:
         if not channel:
             return
         backend: Any = self
-        meta = backend._get_result_meta(
+        meta = self.record_meta(
             result=backend.prepare_exception(error), state=states.FAILURE, traceback=None, request=request
         )
         meta["task_id"] = task_id
@@ -166,12 +167,10 @@ class _ReportsLostResults:
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
 
-    def _get_result_meta(
+    def record_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._get_result_meta(  # type: ignore[misc]
-            result, state, traceback, request, format_date, encode
-        )
+        meta = super().record_meta(result, state, traceback, request, format_date, encode)
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
         retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
         if retries or state == states.RETRY:
