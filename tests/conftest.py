@@ -11,22 +11,79 @@ RabbitMQ broker of its own gets a fresh virtual host on it (`private_broker`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from task_client import TaskClient
-from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
+from task_server.testing import ProcessError, RabbitMQProcess, RedisProcess, WorkerProcess
 
 from .brokers import BROKERS, Broker
 from .catalog import serving
 
+# The directory of the one RabbitMQ node of a parallel run, launched by pytest-xdist's controller
+# once a test process has collected a RabbitMQ test; every test process attaches to it.
+SHARED_RABBITMQ = "TASK_TEST_SHARED_RABBITMQ"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_broker: run the module's tests once on Redis and once on RabbitMQ")
+    if _is_xdist_controller(config) and not config.getoption("collectonly"):
+        # Set before the test processes start, so that they inherit it.
+        os.environ[SHARED_RABBITMQ] = tempfile.mkdtemp(prefix="task-rabbitmq-shared-")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+_shared_rabbitmq: list[RabbitMQProcess] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: Sequence[str]) -> None:
+    directory = os.environ.get(SHARED_RABBITMQ)
+    if directory and not _shared_rabbitmq and any("rabbitmq" in nodeid for nodeid in ids):
+        # Launched without waiting (the test processes wait for it), from this main thread: it dies with it.
+        # Without rabbitmq-server the test processes fail, each naming the package.
+        with contextlib.suppress(ProcessError):
+            _shared_rabbitmq.append(RabbitMQProcess(workdir=directory).launch())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _is_xdist_controller(config):
+        for node in _shared_rabbitmq:
+            node.stop()
+        directory = os.environ.pop(SHARED_RABBITMQ, None)
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup":
+        for item in items:
+            if _shares_a_module_fixture(item):
+                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether `item` uses a fixture that outlives one test and belongs to its module (module or
+    class scope, or session scope but declared in the test module itself)."""
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    if fixtureinfo is None:
+        return False
+    return any(
+        definition.scope != "function" and (definition.scope != "session" or definition.baseid.endswith(".py"))
+        for definitions in fixtureinfo.name2fixturedefs.values()
+        for definition in definitions
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,16 +98,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("TASK_BROKER_URL")
     if external:
-        yield external
+        yield _database_of_this_process(external)
         return
     with RedisProcess(workdir=str(tmp_path_factory.mktemp("redis"))) as redis:
         redis.start()
         yield redis.url
 
 
+def _database_of_this_process(url: str) -> str:
+    """Under pytest-xdist, test process N uses database `db + N` of an external Redis: queues and
+    keys stay apart as they do with one redis-server per process."""
+    number = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + number
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQProcess]:
-    """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it)."""
+    """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it).
+
+    Parallel runs share one node (see `SHARED_RABBITMQ`); each test process has virtual hosts of its own.
+    """
+    shared = os.environ.get(SHARED_RABBITMQ)
+    if shared and (Path(shared) / "node.json").exists():
+        yield RabbitMQProcess.attach(shared).wait_started()
+        return
     with RabbitMQProcess(workdir=str(tmp_path_factory.mktemp("rabbitmq"))) as node:
         node.start()
         yield node
@@ -62,7 +135,8 @@ def broker(request: pytest.FixtureRequest, redis_url: str) -> Broker:
     if request.param == "redis":
         return Broker("redis", redis_url, redis_url)
     node: RabbitMQProcess = request.getfixturevalue("rabbitmq")
-    return Broker("rabbitmq", node.add_vhost("session"), redis_url, node)
+    vhost = f"session-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # one per test process on a shared node
+    return Broker("rabbitmq", node.add_vhost(vhost), redis_url, node)
 
 
 @pytest.fixture(scope="session")
