@@ -4,7 +4,8 @@
     .venv/bin/python -m bench --quick          # smaller counts, for a smoke run
     .venv/bin/python -m bench --profile DIR    # cProfile of the caller and of our worker (skews figures)
 
-Starts its own processes: a Redis and a default `task-server worker` for our side, another Redis
+The generated Go, PHP and TypeScript callers (examples/generated) are timed against task-client
+on our worker too. Starts its own processes: a Redis and a default `task-server worker` for our side, another Redis
 and a stock `celery worker` (Celery's defaults, `math.add` defined by name) for the stock side, an
 echo process for the floor, and a worker with short result lifetimes for the Redis-cost row.
 Prints a table and writes bench/results.json (every row with its ratio, target and met / not met).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from task_server.testing import ProcessError, RabbitMQProcess, RedisProcess, WorkerProcess
 
+from ._callers import caller_round_trips
 from ._measure import Bench, write_profile
 from ._report import Row, table
 from ._stock import StockWorker
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-calls", type=int, default=5_000, help="calls of the memory row [5000]")
     parser.add_argument("--redis-calls", type=int, default=2_000, help="calls of the Redis-cost rows [2000]")
     parser.add_argument("--no-rabbitmq", action="store_true", help="skip the RabbitMQ reference row")
+    parser.add_argument(
+        "--no-callers", action="store_true", help="skip the generated Go, PHP and TypeScript callers' rows"
+    )
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run, figures not comparable)")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfiles of the caller and our worker")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file [{RESULTS.name}]")
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             with Bench(ours.url, stock_redis.url, profile_dir=args.profile) as bench:
                 rows += bench.round_trips(args.round_trips, echo_url=ours.url)
+                if not args.no_callers:
+                    rows += caller_round_trips(ours.url, args.round_trips)
                 batch_rows, map_rate = bench.batches(args.calls, args.rounds)
                 rows += batch_rows
                 if args.stream_calls:

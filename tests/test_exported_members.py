@@ -62,6 +62,7 @@ EXPECTED = {
         "verify",
     },
     task_client: {
+        "AsyncCatalogClient",
         "AsyncPartial",
         "AsyncRemoteTask",
         "AsyncTaskClient",
@@ -71,6 +72,7 @@ EXPECTED = {
         "BatchFailed",
         "BrokerUnavailable",
         "CancelResult",
+        "CatalogClient",
         "ClientClosed",
         "ClientSettings",
         "ContractMismatch",

@@ -48,6 +48,7 @@ def test_the_list_holds_every_package_the_suite_uses() -> None:
         "npm",
         "golang-go",
         "golang-github-gomodule-redigo-dev",
+        "golang-github-google-uuid-dev",
         "php-cli",
         "php-redis",
         "phpunit",

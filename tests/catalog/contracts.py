@@ -38,10 +38,16 @@ def sleep(seconds: float) -> float:
     ...
 
 
-@contract(name="diagnostics.nap", queue="diagnostics", timeout=3, idempotent=True, cpu_bound=False)
-def nap(seconds: float) -> float:
-    """As `diagnostics.sleep`, declared light (`cpu_bound=False`): served from threads, and from the
-    worker's event loop once its runs have been quick."""
+@contract(name="diagnostics.nap", queue="diagnostics", timeout=3, idempotent=True, cpu_bound=False, on_event_loop=True)
+def nap(seconds: float) -> str:
+    """Sleep `seconds`, return the name of the worker thread it ran on: declared for the worker's
+    event loop (`on_event_loop=True`), so `MainThread` unless the worker sent it to its threads."""
+    ...
+
+
+@contract(name="diagnostics.whereabouts", queue="diagnostics", timeout=3, idempotent=True, cpu_bound=False)
+def whereabouts() -> str:
+    """Return the name of the worker thread it ran on: light, not declared for the event loop."""
     ...
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -34,9 +35,14 @@ def sleep(seconds: float) -> float:
 
 
 @implements(diagnostics.nap)
-def nap(seconds: float) -> float:
+def nap(seconds: float) -> str:
     time.sleep(max(seconds, 0.0))
-    return seconds
+    return threading.current_thread().name
+
+
+@implements(diagnostics.whereabouts)
+def whereabouts() -> str:
+    return threading.current_thread().name
 
 
 @implements(diagnostics.hold)

@@ -20,3 +20,4 @@ def sub(x: int, y: int) -> int:
 
 
 CATALOG = ContractCatalog(add, sub, math.mul)
+COMPATIBLE = ContractCatalog(add, math.mul)  # a clients-first rollout: only a new optional parameter

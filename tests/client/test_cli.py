@@ -41,6 +41,9 @@ def test_call_prints_the_result(url: str) -> None:
     assert (done.returncode, done.stdout) == (0, "11\n"), done.stderr
     assert task_client("call", "math.xsum", "[1, 2, 3]", url=url).stdout == "6\n"
     assert task_client("call", "div", "7", "-p", "y=2", url=url).stdout == "3.5\n"
+    negative = task_client("call", "add", "-4", "-7", url=url)  # numbers, not options
+    assert (negative.returncode, negative.stdout) == (0, "-11\n"), negative.stderr
+    assert task_client("call", "div", "-1.5e1", "-.5", url=url).stdout == "30.0\n"
 
 
 def test_broker_url_comes_from_the_environment(url: str) -> None:
@@ -78,7 +81,12 @@ def test_no_wait_prints_the_id_and_result_fetches_it_later(url: str) -> None:
         (["call", "nope", "1"], 2, "no contract named 'nope'"),
         (["call", "add", "1"], 2, "y: Field required"),
         (["call", "add", "1", "2", "--queue", "nobody-listens", "--timeout", "0.3"], 4, "task-client result "),
-        (["result", "00000000-0000-0000-0000-000000000000", "--timeout", "0.3"], 4, "no result within 0.3 s"),
+        (
+            ["result", "00000000-0000-0000-0000-000000000000"],  # at once, not after 10 s
+            2,
+            "no call with id '00000000-0000-0000-0000-000000000000' is queued, running or finished",
+        ),
+        (["call", "add", "1", "2", "--timout", "3"], 2, "No such option"),
         (
             ["--catalog", "tests.client.changed_catalog:CATALOG", "call", "add", "1", "2", "-p", "z=5"],
             6,
@@ -152,11 +160,20 @@ def test_workers_flags_contracts_no_worker_serves(private_redis: RedisProcess) -
             "--catalog", "tests.client.changed_catalog:CATALOG", "workers", "--json", url=private_redis.url
         )
         assert changed.returncode == 6
-        problems = json.loads(changed.stdout)["problems"]
-        assert set(problems) == {"math.add", "math.sub"}  # math.mul is served as the client knows it
-        assert problems["math.sub"] == "no worker implements it"
-        # The client's math.add has a new optional z: calls that pass it would be refused.
-        assert "parameter 'z' is not known to the worker" in problems["math.add"]
+        report = json.loads(changed.stdout)
+        assert report["problems"] == {"math.sub": "no worker implements it"}  # math.mul served as the client knows it
+        # The client's math.add has a new optional z, compatible as `task-contracts diff` says: a
+        # warning naming the calls at risk (those that pass z), not a failure.
+        assert (
+            "parameter 'z' is not known to the worker: calls that pass it are refused" in report["warnings"]["math.add"]
+        )
+        compatible_only = task_client(
+            "--catalog", "tests.client.changed_catalog:COMPATIBLE", "workers", url=private_redis.url
+        )
+        assert compatible_only.returncode == 0, compatible_only.stderr
+        assert "WARNING  math.add: served with compatible differences only: " in compatible_only.stderr
+        assert "calls that pass it are refused" in compatible_only.stderr
+        assert "NOT SERVED" not in compatible_only.stderr
     nobody = task_client("workers", "--timeout", "0.5", url=private_redis.url)
     assert nobody.returncode == 6 and "no worker replied within 0.5 s" in nobody.stdout
 

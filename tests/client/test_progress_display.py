@@ -8,7 +8,7 @@ import re
 import pytest
 
 from task_client import Progress, WorkerInfo
-from task_client._inspect import contract_problems
+from task_client._inspect import contract_problems, contract_warnings
 from task_client._progress import progress_from_record
 from task_client._progressbar import ProgressDisplay, progress_line
 from task_contracts import CATALOG, ContractCatalog, contract, math
@@ -102,7 +102,17 @@ def test_a_compatible_difference_is_not_a_problem_and_a_breaking_one_is_named() 
     old_worker = WorkerInfo(
         "w@h", ("math",), {"math.add": math.add.fingerprint}, shapes={"math.add": math.add.served_shape()}
     )
-    assert old_worker.differences(newer) == ["parameter 'z' is not known to the worker: calls that pass it are refused"]
+    # Compatible, as `task-contracts diff` says (parameter-added-optional): a warning, not a problem.
+    assert old_worker.differences(newer) == []
+    assert old_worker.risks(newer) == ["parameter 'z' is not known to the worker: calls that pass it are refused"]
+    assert contract_problems(ContractCatalog(newer), [old_worker]) == {}
+    assert contract_warnings(ContractCatalog(newer), [old_worker]) == {
+        "math.add": "served with compatible differences only: w@h: "
+        "parameter 'z' is not known to the worker: calls that pass it are refused"
+    }
+    # A second worker serving the client's exact contract removes the risk.
+    new_worker = WorkerInfo("w2@h", ("math",), {"math.add": newer.fingerprint})
+    assert contract_warnings(ContractCatalog(newer), [old_worker, new_worker]) == {}
 
 
 def _add_with_z(x: int, y: int, z: int = 0) -> int: ...

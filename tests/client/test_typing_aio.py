@@ -10,11 +10,17 @@ from mypy import api
 from ..conftest import REPO_ROOT
 
 SAMPLE = """
-from task_client import AsyncTaskClient, TaskClient, remote
+from task_client import AsyncCatalogClient, AsyncTaskClient, CatalogClient, TaskClient, remote
 from task_contracts import math
 
 class MyAsyncClient(AsyncTaskClient):
     plus = remote(math.add)
+
+class MyCo:  # a team's catalog, both faces, as docs/client.md shows
+    charge = remote(math.add)
+
+class AsyncMyCo(MyCo, AsyncCatalogClient): ...
+class SyncMyCo(MyCo, CatalogClient[AsyncMyCo]): ...
 
 client = TaskClient()
 
@@ -33,6 +39,11 @@ async def main() -> None:
     reveal_type(client.add.map([(1, 2)], return_exceptions=True))
     reveal_type(client.add.submit_many([(1, 2)]))
     await client.aio.add("a", 7)
+    team = SyncMyCo()
+    reveal_type(team.charge(4, 7))
+    reveal_type(await team.aio.charge(4, 7))
+    team.add(1, 2)
+    team.aio.mul(1, 2)
 """
 
 
@@ -56,8 +67,12 @@ def test_mypy_sees_async_and_batch_types(tmp_path: Path) -> None:
         'note: Revealed type is "list[int]"',
         'note: Revealed type is "list[int | task_client._errors.TaskError]"',
         'note: Revealed type is "list[task_client._handle.TaskHandle[int]]"',
+        'note: Revealed type is "int"',
+        'note: Revealed type is "int"',
     ], stdout
     errors = "\n".join(line for line in lines if line.startswith("error"))
     assert 'Argument 1 to "__call__" of "AsyncRemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
     assert 'Argument 2 to "__call__" of "AsyncRemoteTask" has incompatible type "str"; expected "int"' in errors, stdout
-    assert len(errors.splitlines()) == 2, stdout
+    assert '"SyncMyCo" has no attribute "add"' in errors, stdout  # no demo contracts on a team's client
+    assert '"AsyncMyCo" has no attribute "mul"' in errors, stdout
+    assert len(errors.splitlines()) == 4, stdout

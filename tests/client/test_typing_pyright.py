@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 SAMPLE = """
-from task_client import AsyncTaskClient, TaskClient, remote
+from task_client import AsyncCatalogClient, AsyncTaskClient, CatalogClient, TaskClient, remote
 from task_contracts import math
+
+class MyCo:
+    charge = remote(math.add)
+
+class AsyncMyCo(MyCo, AsyncCatalogClient): ...
+class SyncMyCo(MyCo, CatalogClient[AsyncMyCo]): ...
 
 class MyClient(TaskClient):
     plus = remote(math.add)
@@ -29,6 +35,8 @@ async def main() -> None:
     reveal_type(await client.aio.add(4, 7))
     reveal_type(await MyAsyncClient().plus(4, 7))
     _ = await aclient.add(4, "b")
+    reveal_type(await SyncMyCo().aio.charge(4, 7))
+    _ = SyncMyCo().add
 """
 
 
@@ -52,5 +60,7 @@ def test_pyright_sees_typed_results_and_flags_wrong_arguments(tmp_path: Path) ->
     assert 'Type of "await MyAsyncClient().plus(4, 7)" is "int"' in done.stdout, done.stdout
     assert 'Argument of type "Literal[\'a\']" cannot be assigned to parameter "x" of type "int"' in done.stdout
     assert 'Argument of type "Literal[\'b\']" cannot be assigned to parameter "y" of type "int"' in done.stdout
+    assert 'Type of "await SyncMyCo().aio.charge(4, 7)" is "int"' in done.stdout, done.stdout
+    assert 'Cannot access attribute "add" for class "SyncMyCo"' in done.stdout, done.stdout
     assert done.returncode == 1  # exactly the flagged calls make it fail
-    assert "2 errors" in done.stdout, done.stdout
+    assert "3 errors" in done.stdout, done.stdout

@@ -95,3 +95,32 @@ def test_redaction_hides_passwords_only() -> None:
     assert "s3cret" not in repr(resolve_urls("redis://:s3cret@h/0", environ={}))
     assert redact_url(SENTINELS) == "sentinel://:***@h1:26379/2;sentinel://h2:26380;sentinel://h3?master_name=mymaster"
     assert redact_url("amqp://guest:guest@h:5672//") == "amqp://guest:***@h:5672//"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "rediss://h:6380/0?ssl_cert_req=required",
+            "unknown query option 'ssl_cert_req'; did you mean 'ssl_cert_reqs'?",
+        ),
+        ("redis://h:6379/0?socket_timout=1", "unknown query option 'socket_timout'; did you mean 'socket_timeout'?"),
+        ("redis://h:6379/0?master_name=m", "unknown query option 'master_name'"),  # Sentinel's only
+        ("redis://h:6379/0?ssl_cert_reqs=required", "the TLS option 'ssl_cert_reqs' but the scheme redis://"),
+        ("sentinel://h1:26379;sentinel://h2:26379?colour=blue/0?master_name=m", "unknown query option 'colour'"),
+    ],
+)
+def test_a_query_option_no_layer_understands_is_refused_naming_it(url: str, expected: str) -> None:
+    with pytest.raises(ConnectionConfigError, match=expected.replace("?", r"\?").replace(".", r"\.")):
+        resolve_urls(url, environ={})
+    with pytest.raises(ConnectionConfigError, match="result backend URL"):
+        resolve_urls("redis://h:6379/0", url, environ={})
+
+
+def test_the_documented_query_options_are_accepted() -> None:
+    for url in (
+        "rediss://h:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ssl/ca.pem&ssl_check_hostname=true",
+        "redis://h:6379/0?socket_timeout=2&health_check_interval=10&client_name=billing",
+        "sentinel://h1:26379;sentinel://h2:26379/0?master_name=mymaster&socket_timeout=1",
+    ):
+        assert resolve_urls(url, environ={}).broker_url == url

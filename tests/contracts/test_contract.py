@@ -148,3 +148,27 @@ def test_a_result_lifetime_below_one_second_is_refused_at_declaration() -> None:
 def test_contracts_are_cpu_bound_unless_declared_otherwise() -> None:
     assert shift.cpu_bound is True
     assert math.add.cpu_bound is False
+
+
+def test_running_on_the_event_loop_is_declared_by_the_author_only_for_light_contracts() -> None:
+    assert shift.on_event_loop is False  # never by default
+    assert math.add.on_event_loop is True  # pure arithmetic: its author's declaration
+    assert math.mul.on_event_loop is False
+    with pytest.raises(ContractDeclarationError, match="on_event_loop needs cpu_bound=False"):
+
+        @contract(name="bad.loop", on_event_loop=True)
+        def bad() -> int: ...
+
+
+def test_the_event_loop_declaration_is_no_part_of_the_wire_shape_or_fingerprint() -> None:
+    def stub(x: int, y: int) -> int:
+        """Return the sum of x and y."""
+
+    kwargs = {"name": "loop.add", "timeout": 10, "idempotent": True, "cpu_bound": False}
+    on_threads = contract(**kwargs)(stub)  # type: ignore[arg-type]
+    on_the_loop = contract(**kwargs, on_event_loop=True)(stub)  # type: ignore[arg-type]
+    assert on_the_loop.fingerprint == on_threads.fingerprint
+    assert on_the_loop.shape == on_threads.shape
+    assert on_the_loop.served_shape() == on_threads.served_shape()
+    assert on_the_loop.summary() == {**on_threads.summary(), "on_event_loop": True}  # exported, for diff
+    assert "on_event_loop" not in on_threads.summary()

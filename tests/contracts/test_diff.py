@@ -148,6 +148,16 @@ def total(result: type) -> Contract[..., Any]:
     return contract(name="math.total", queue="math", timeout=10)(stub)
 
 
+@contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
+def light(x: int, y: int) -> int:
+    """Return the sum of x and y."""
+
+
+@contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False, on_event_loop=True)
+def on_the_loop(x: int, y: int) -> int:
+    """Return the sum of x and y."""
+
+
 @contract(name="math.sub", queue="math", timeout=10)
 def sub(x: int, y: int) -> int:
     """Return x - y."""
@@ -175,6 +185,7 @@ CASES: dict[str, tuple[list[Contract[..., Any]], list[Contract[..., Any]]]] = {
     "queue-changed": ([base], [other_queue]),
     "timeout-changed": ([base], [longer_timeout]),
     "idempotency-changed": ([base], [not_idempotent]),
+    "event-loop-changed": ([light], [on_the_loop]),
     "description-changed": ([base], [new_docstring]),
     "contract-added": ([base], [base, sub]),
     "contract-removed": ([base, sub], [base]),
@@ -229,6 +240,7 @@ def test_the_command_prints_each_change_and_exits_by_class(tmp_path: Path) -> No
     compatible = run_cli("diff", str(old), str(exported(tmp_path, "compatible", [with_optional_z])))
     assert compatible.returncode == 0, compatible.stderr
     assert "math.add: parameter 'z' added with default 0 [parameter-added-optional: compatible]" in compatible.stdout
+    assert compatible.stdout.endswith("\n1 change, 0 breaking\n")  # not "1 changes"
     breaking = run_cli("diff", str(old), str(exported(tmp_path, "breaking", [y_str])), "--json")
     assert breaking.returncode == 1, breaking.stderr
     report = json.loads(breaking.stdout)
@@ -254,3 +266,16 @@ def test_the_docs_table_is_the_rules_table() -> None:
     assert [rule for rule, _ in rows] == list(RULES)
     for rule, verdict in rows:
         assert verdict.strip().startswith(RULES[rule].verdict), (rule, verdict)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `task-contracts diff --json | head -1`: the pipe is closed before the command writes.
+    old = exported(tmp_path, "old", [base])
+    new = exported(tmp_path, "new", [y_str])
+    command = [sys.executable, "-m", "task_contracts._cli", "diff", "--json", str(old), str(new)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -119,3 +119,36 @@ def publish_amqp(url: str, queue: str, message: amqp.Message) -> None:
         channel = connection.channel()
         channel.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": AMQP_QUEUE_TYPE})
         channel.basic_publish(message, exchange="", routing_key=queue)
+
+
+def v1_envelope(task: str, args: Any, kwargs: Any, *, task_id: str, queue: str = "celery", **fields: Any) -> str:
+    """A Celery protocol-v1 message as Celery's "Message protocol" page documents it, and as gocelery
+    sends it: no headers; the body, base64 JSON, holds the task name and id with the arguments."""
+    body = {"id": task_id, "task": task, "args": args, "kwargs": kwargs, "retries": 0, "eta": None, "expires": None}
+    body.update(fields)
+    return json.dumps(
+        {
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "content-type": "application/json",
+            "content-encoding": "utf-8",
+            "properties": {
+                "body_encoding": "base64",
+                "correlation_id": str(uuid.uuid4()),
+                "reply_to": str(uuid.uuid4()),
+                "delivery_info": {"priority": 0, "routing_key": queue, "exchange": queue},
+                "delivery_mode": 2,
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
+def push_v1(url: str, task: str, args: Any, kwargs: Any, *, queue: str = "celery", **fields: Any) -> str:
+    """LPUSH one protocol-v1 message on `queue` (Redis); return its task id."""
+    task_id = str(uuid.uuid4())
+    connection = redis.Redis.from_url(url)
+    try:
+        connection.lpush(queue, v1_envelope(task, args, kwargs, task_id=task_id, queue=queue, **fields))
+    finally:
+        connection.close()
+    return task_id

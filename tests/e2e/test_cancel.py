@@ -138,3 +138,20 @@ def test_cli_cancel(redis_url: str, policy_client: TaskClient, start_worker: Sta
     again = task_client("cancel", handle.id, "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {"task_id": handle.id, "cancel": "finished"}
+
+
+def test_cancelling_an_id_nobody_published_says_unknown_and_stores_no_record(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker
+) -> None:
+    start_worker(concurrency=1)
+    typo = f"typo-{marker()}"
+    assert policy_client.cancel(typo) is CancelResult.UNKNOWN
+    argv = [sys.executable, "-m", "task_client", "--broker-url", redis_url, "cancel", typo]
+    environment = {key: value for key, value in os.environ.items() if key != "TASK_BROKER_URL"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=environment)
+    assert (done.returncode, done.stdout) == (2, f"{typo}: unknown\n"), done.stderr
+    assert f"no call with id {typo!r} is queued, running or finished" in done.stderr
+    assert policy_client.task(contracts.stamp).handle(typo).status == "PENDING"  # no REVOKED record stored
+    # A queued call on the client's queues is still found and cancelled.
+    handle = policy_client.task(contracts.stamp).with_options(countdown=30).submit(marker())
+    assert policy_client.cancel(handle.id) is CancelResult.CANCELLED

@@ -66,7 +66,7 @@ def test_unknown_headers_from_a_foreign_producer_are_ignored_and_the_call_valida
     ("body", "problem"),
     [
         (b"[[1, 2], {}, {}", "message body is not valid JSON"),
-        (b'{"args": [1, 2]}', "not a protocol-v2 [args, kwargs, embed] triple"),
+        (b'{"arguments": [1, 2]}', "not a protocol-v2 [args, kwargs, embed] triple"),
         (b"[[1, 2], [3], {}]", "not a protocol-v2 [args, kwargs, embed] triple"),
     ],
     ids=["not-json", "not-a-triple", "kwargs-not-a-mapping"],

@@ -100,3 +100,18 @@ def test_a_worker_and_a_client_each_from_their_own_wheels(tmp_path: Path, privat
     )
     assert exported.returncode == 0, exported.stderr
     assert (tmp_path / "exported" / "asyncapi.json").is_file()
+    # The wheel ships the callers' hand-written runtimes: generating from the installed wheel gives
+    # exactly the committed callers of the shipped catalog.
+    for language in ("go", "php", "typescript"):
+        out = tmp_path / "generated" / language
+        generated = subprocess.run(
+            [str(client_bin / "task-contracts"), "generate", language, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert generated.returncode == 0, generated.stderr
+        committed = REPO_ROOT / "examples" / "generated" / language
+        assert sorted(path.name for path in out.iterdir()) == sorted(path.name for path in committed.iterdir())
+        for path in committed.iterdir():
+            assert (out / path.name).read_bytes() == path.read_bytes(), f"{language}/{path.name}"

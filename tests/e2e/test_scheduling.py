@@ -58,11 +58,11 @@ def test_eta_and_countdown_run_on_the_worker_no_sooner_than_due(
 
 
 def test_scheduled_calls_served_from_threads_leave_the_worker_serving(client: TaskClient) -> None:
-    # math.add is served from the worker's threads (cpu_bound=False); more scheduled calls than the
+    # math.mul is served from the worker's threads (cpu_bound=False); more scheduled calls than the
     # worker has processes once exhausted the process pool's semaphore and stopped the worker.
-    handles = [client.add.with_options(countdown=0.5).submit(i, i) for i in range(4)]
-    assert [handle.result() for handle in handles] == [0, 2, 4, 6]
-    assert client.add.map([(1, 1)] * 20, chunk_size=1, timeout=30) == [2] * 20
+    handles = [client.mul.with_options(countdown=0.5).submit(i, i) for i in range(4)]
+    assert [handle.result() for handle in handles] == [0, 1, 4, 9]
+    assert client.mul.map([(1, 1)] * 20, chunk_size=1, timeout=30) == [1] * 20
 
 
 def test_the_wait_bound_of_a_scheduled_call_counts_from_when_it_is_due(client: TaskClient) -> None:

@@ -254,7 +254,7 @@ def test_every_link_of_a_workflow_joins_the_callers_trace(
 def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
     traced_worker: tuple[Broker, SpanReceiver], client_spans: InMemorySpanExporter
 ) -> None:
-    # math.add is declared cpu_bound=False (served on the main process's threads), diagnostics.sleep
+    # math.mul is declared cpu_bound=False (served on the main process's threads), diagnostics.sleep
     # is not (served by a pool process): each process has its own exporter.
     own, receiver = traced_worker
     tracer = trace.get_tracer("test")
@@ -262,10 +262,10 @@ def test_tasks_in_pool_processes_and_in_main_process_threads_are_both_traced(
         with tracer.start_as_current_span("pool caller") as pool_caller:
             assert client.task(diagnostics.sleep)(0.01) == 0.01
         with tracer.start_as_current_span("thread caller") as thread_caller:
-            assert client.add(1, 1) == 2
+            assert client.mul(2, 3) == 6
     for caller, task, name in (
         (pool_caller, "diagnostics.sleep", "run/diagnostics.sleep"),
-        (thread_caller, "math.add", "run/math.add"),
+        (thread_caller, "math.mul", "run/math.mul"),
     ):
         sent = sent_span(client_spans, caller, f"send {task}")
         assert_child(worker_span(receiver, caller.get_span_context().trace_id, name), sent)

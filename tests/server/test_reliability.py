@@ -8,7 +8,7 @@ from task_contracts import CATALOG, resolve_urls
 from task_server import WorkerSettings, create_app
 from task_server._app import celery_config
 from task_server._deliveries import redelivery_warnings, transport_options
-from task_server._intake import refusal
+from task_server._message_checks import body_refusal, v2_refusal
 from task_server._transport import GuardedConnection, GuardedTransport
 
 from ..catalog import CATALOG as TEST_CATALOG
@@ -47,6 +47,11 @@ def test_a_visibility_timeout_within_a_contract_bound_is_warned_about() -> None:
     assert any("diagnostics.hold" in line for line in redelivery_warnings(29, TEST_CATALOG))
 
 
+def refusal(content_type: object, body: bytes, limit: int, accepted: set[str]) -> str | None:
+    problem, decoded = body_refusal(content_type, body, limit, accepted)
+    return problem or v2_refusal(decoded, {"id": "x", "task": "math.add"})
+
+
 def test_refusal_names_what_is_wrong_with_a_message() -> None:
     assert refusal("application/json", b"[[1, 2], {}, {}]", 100, JSON) is None
     assert refusal("application/json", b"[[1, 2], {}, null]", 100, JSON) is None
@@ -57,6 +62,7 @@ def test_refusal_names_what_is_wrong_with_a_message() -> None:
     assert "'application/x-python-serialize' is not accepted" in str(
         refusal("application/x-python-serialize", pickled, 1000, JSON)
     )
+    assert "content type ['application/json'] is not accepted" in str(refusal(["application/json"], b"[]", 100, JSON))
     assert "not valid JSON" in str(refusal("application/json", b"[[1, 2]", 100, JSON))
     assert "triple" in str(refusal("application/json", b"[[1, 2], {}]", 100, JSON))
     assert "triple" in str(refusal("application/json", b'[{"x": 1}, {}, {}]', 100, JSON))

@@ -1,7 +1,7 @@
 """task-client: call task contracts by name through Celery, typed and bounded."""
 
 from ._cancel import CancelResult
-from ._client import AsyncTaskClient, TaskClient
+from ._client import AsyncCatalogClient, AsyncTaskClient, CatalogClient, TaskClient
 from ._errors import (
     BatchFailed,
     BrokerUnavailable,
@@ -34,6 +34,7 @@ from ._signatures import (
 from ._tasks import remote
 
 __all__ = [
+    "AsyncCatalogClient",
     "AsyncPartial",
     "AsyncRemoteTask",
     "AsyncTaskClient",
@@ -43,6 +44,7 @@ __all__ = [
     "BatchFailed",
     "BrokerUnavailable",
     "CancelResult",
+    "CatalogClient",
     "ClientClosed",
     "ClientSettings",
     "ContractMismatch",

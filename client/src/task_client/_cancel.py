@@ -39,10 +39,13 @@ class CancelResult(enum.StrEnum):
     RUNNING = "running"
     #: It had already finished: nothing was changed.
     FINISHED = "finished"
+    #: No call with this id is queued, running or finished (a typo?): no record is stored; only a
+    #: cancel mark is kept (a day), so that a message with this id, if one turns up, never runs.
+    UNKNOWN = "unknown"
 
 
-# KEYS: record, running, revoked. ARGV: reason, ttl, REVOKED record (JSON).
-# Returns {"finished", status} | {"running", running value} | {"cancelled", ""}.
+# KEYS: record, running, revoked. ARGV: reason, ttl, REVOKED record (JSON), "1" if no message was found.
+# Returns {"finished", status} | {"running", running value} | {"cancelled", ""} | {"unknown", ""}.
 CANCEL_SCRIPT = """
 local stored = redis.call('get', KEYS[1])
 if stored then
@@ -57,14 +60,16 @@ end
 redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
 local running = redis.call('get', KEYS[2])
 if running then return {'running', running} end
+if ARGV[4] == '1' then return {'unknown', ''} end
 redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
 redis.call('publish', KEYS[1], ARGV[3])
 return {'cancelled', ''}
 """
 
 
-def cancel_call(task_id: str, reason: str, ttl: int) -> tuple[list[str], list[Any]]:
-    """The script's keys and arguments for cancelling `task_id` with `reason`."""
+def cancel_call(task_id: str, reason: str, ttl: int, *, unseen: bool = False) -> tuple[list[str], list[Any]]:
+    """The script's keys and arguments for cancelling `task_id` with `reason`; `unseen`: no message
+    with this id was found on the broker, so without a record or a running mark it is unknown."""
     record: dict[str, Any] = {
         "status": "REVOKED",
         "result": {"exc_type": REMOTE_REVOKED, "exc_message": [reason], "exc_module": "celery.exceptions"},
@@ -74,7 +79,7 @@ def cancel_call(task_id: str, reason: str, ttl: int) -> tuple[list[str], list[An
         "task_id": task_id,
     }
     keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id, REVOKED_KEY_PREFIX + task_id]
-    return keys, [reason, ttl, json.dumps(record)]
+    return keys, [reason, ttl, json.dumps(record), "1" if unseen else "0"]
 
 
 def read_verdict(reply: Any) -> tuple[CancelResult, bool]:
@@ -84,6 +89,8 @@ def read_verdict(reply: Any) -> tuple[CancelResult, bool]:
         return CancelResult.FINISHED, False
     if verdict == "cancelled":
         return CancelResult.CANCELLED, False
+    if verdict == "unknown":
+        return CancelResult.UNKNOWN, False
     try:
         interruptible = bool(json.loads(detail).get("interruptible"))
     except (ValueError, AttributeError):

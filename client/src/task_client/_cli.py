@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,9 +13,10 @@ from typing import Any, NoReturn
 
 import click
 
-from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, load_catalog
+from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, ResultError, load_catalog
 
-from ._client import TaskClient
+from ._cancel import CancelResult
+from ._client import CELERY_DEFAULT_QUEUE, TaskClient
 from ._errors import (
     BrokerUnavailable,
     ContractMismatch,
@@ -27,7 +29,7 @@ from ._errors import (
     UnknownTask,
 )
 from ._handle import TaskHandle
-from ._inspect import WorkerInfo, contract_problems
+from ._inspect import WorkerInfo, contract_problems, contract_warnings
 from ._outcome import decode_outcome
 from ._progressbar import ProgressDisplay
 from ._steps import run_sync
@@ -50,6 +52,9 @@ Exit status:
   {EXIT_CONTRACT}  contract problem: no worker serves it, or a worker holds another version
   {EXIT_REVOKED}  the call was cancelled, or expired before it started
 """
+
+#: A negative number given as an argument, not an option (JSON's number syntax, plus a bare -.5).
+_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 #: UI refresh period while waiting with a progress display; results still arrive by pub/sub.
 _REFRESH = 0.1
@@ -121,7 +126,7 @@ def main(ctx: click.Context, broker_url: str | None, result_backend: str | None,
     ctx.obj = _Options(broker_url, result_backend, catalog)
 
 
-@main.command(epilog=_EXIT_CODES)
+@main.command(epilog=_EXIT_CODES, context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("args", nargs=-1)
 @click.option(
@@ -186,6 +191,9 @@ def call(
     text as-is for a `str` parameter, JSON otherwise (4, 2.5, true, '[1, 2]', '{"x": 1}').
     Arguments are validated against the contract before anything is published.
     """
+    for text in args:  # unknown options reach ARGS, so that negative numbers do (`call charge cust -5`)
+        if text.startswith("-") and not _NUMBER.fullmatch(text):
+            raise click.NoSuchOption(text.split("=", 1)[0])
     item = _find_contract(options.catalog, name)
     positional, named = _parse_arguments(item, args, params)
     due = _parse_time("--eta", eta) if eta else None
@@ -234,15 +242,50 @@ def result(options: _Options, task_id: str, contract_name: str | None, timeout: 
     bound = timeout if timeout is not None else (item.timeout if item else 10.0)
     with options.client() as client:
         try:
-            if item is not None:
-                value = client.task(item).handle(task_id).result(timeout=bound)
-                encoded = item.encode_result(value)
-            else:
-                encoded = _raw_result(client, task_id, bound)
+            _say_what_is_known(client, task_id, bound)
+            record = _wait_for_record(client, item, task_id, bound)
+            encoded = _decode_for_cli(item, task_id, record)
         except TaskError as error:
             _fail(error, as_json)
     payload = {"task_id": task_id, "contract": item.name if item else None, "status": "SUCCESS", "result": encoded}
     _emit(as_json, payload, encoded)
+
+
+def _say_what_is_known(client: TaskClient, task_id: str, bound: float) -> None:
+    """Before waiting for a record that is not there: stop at once for an id that names no call,
+    and otherwise say what is known, rather than wait `bound` seconds in silence."""
+    runtime = client._runtime  # the CLI is part of the package
+    if run_sync(runtime.producer, runtime.read(None, task_id)) is not None:
+        return
+    queues = [*client.catalog.queues(), CELERY_DEFAULT_QUEUE]
+    known = run_sync(runtime.producer, runtime.is_known(task_id, queues))
+    if known is False:
+        click.echo(f"task-client: no call with id {task_id!r} is queued, running or finished", err=True)
+        sys.exit(EXIT_USAGE)
+    where = "queued or running" if known else "not found on this broker's queues (it cannot be searched)"
+    click.echo(f"task-client: {task_id}: no result yet, {where}; waiting up to {bound:g} s", err=True)
+
+
+def _wait_for_record(client: TaskClient, item: Contract[..., Any] | None, task_id: str, bound: float) -> Any:
+    runtime = client._runtime
+    return run_sync(runtime.producer, runtime.wait(item.name if item else None, task_id, bound))
+
+
+def _decode_for_cli(item: Contract[..., Any] | None, task_id: str, record: dict[str, Any]) -> Any:
+    """The stored value (JSON) as the contract reads it; a value that does not fit `--contract`
+    is a usage error that says so and shows the whole value, not the worker's fault."""
+    if item is None:
+        return decode_outcome(None, task_id, record)
+    if record.get("status") == "SUCCESS":
+        try:
+            item.decode_result(record.get("result"))
+        except ResultError as error:
+            stored = json.dumps(record.get("result"), ensure_ascii=False)
+            raise click.UsageError(
+                f"the result of {task_id} does not fit --contract {item.name} ({'; '.join(error.problems)}): "
+                f"is it a call of another contract? The stored value: {stored}"
+            ) from None
+    return item.encode_result(decode_outcome(item, task_id, record))
 
 
 @main.command(epilog=_EXIT_CODES)
@@ -257,6 +300,8 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
     terminated  it was running and its contract is interruptible: the worker stops it
     running     it is running and cannot be interrupted: it finishes, but is not run again
     finished    it had already finished: nothing changed (exit status 0)
+    unknown     no call with this ID is queued, running or finished (exit status 2); only a
+                cancel mark is kept, so that such a message, if one turns up, never runs
     """
     with options.client() as client:
         try:
@@ -264,6 +309,9 @@ def cancel(options: _Options, task_id: str, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     _emit(as_json, {"task_id": task_id, "cancel": outcome.value}, f"{task_id}: {outcome.value}")
+    if outcome is CancelResult.UNKNOWN:
+        click.echo(f"task-client: no call with id {task_id!r} is queued, running or finished", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _parse_time(option: str, text: str) -> dt.datetime:
@@ -313,7 +361,10 @@ def _difference_note(known: Contract[..., Any] | None, worker: WorkerInfo) -> st
     differences = None if known is None else worker.differences(known)
     if known is None or differences is None or worker.contracts.get(known.name) == known.fingerprint:
         return ""
-    return f"  (differs from client: {'; '.join(differences)})" if differences else "  (another version, compatible)"
+    if differences:
+        return f"  (differs from client: {'; '.join(differences)})"
+    risks = worker.risks(known)
+    return f"  (another version, compatible; {'; '.join(risks)})" if risks else "  (another version, compatible)"
 
 
 @main.command(epilog=_EXIT_CODES)
@@ -330,8 +381,9 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
     """Ask the running workers what they serve: host, queues, contract versions and fingerprints.
 
     Flags each contract of this client that no worker serves as this client calls it: not
-    implemented, implemented with a breaking difference (a compatible one, such as a new optional
-    parameter, is not flagged), or on a queue no worker consumes.
+    implemented, implemented with a breaking difference, or on a queue no worker consumes.
+    A compatible difference (as `task-contracts diff` says, e.g. a new optional parameter) is a
+    WARNING naming the calls at risk (those that pass the new parameter), not a failure.
     Ends with status 6 when any contract is flagged, so it can serve as a deployment check.
     """
     with options.client() as client:
@@ -340,6 +392,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
         except TaskError as error:
             _fail(error, as_json)
     problems = contract_problems(options.catalog, found)
+    warnings = contract_warnings(options.catalog, found)
     if as_json:
         report = {
             "workers": [
@@ -352,6 +405,7 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 for w in found
             ],
             "problems": problems,
+            "warnings": warnings,
         }
         click.echo(json.dumps(report, indent=2))
     else:
@@ -365,6 +419,8 @@ def workers(options: _Options, timeout: float, as_json: bool) -> None:
                 click.echo(f"    {name}  {fingerprint}{_difference_note(options.catalog.get(name), worker)}")
         for name, reason in problems.items():
             click.echo(f"NOT SERVED  {name}: {reason}", err=True)
+        for name, reason in warnings.items():
+            click.echo(f"WARNING  {name}: {reason}", err=True)
     if problems:
         sys.exit(EXIT_CONTRACT)
 
@@ -426,12 +482,6 @@ def _wait(handle: TaskHandle[Any], timeout: float, show_progress: bool) -> Any:
                     display.show(handle.progress)
         finally:
             display.close()
-
-
-def _raw_result(client: TaskClient, task_id: str, timeout: float) -> Any:
-    # The CLI is part of the package; without a contract there is no typed handle.
-    runtime = client._runtime
-    return decode_outcome(None, task_id, run_sync(runtime.producer, runtime.wait(None, task_id, timeout)))
 
 
 def _emit(as_json: bool, payload: dict[str, Any], plain: Any) -> None:

@@ -1,14 +1,18 @@
-"""`TaskClient` and `AsyncTaskClient`: the contracts of a catalog as typed methods, called by wire name.
+"""The client faces: `CatalogClient` and `AsyncCatalogClient` for a team's own catalog, and
+`TaskClient` / `AsyncTaskClient`, the clients of the demo catalog (`math`, `reports`).
 
-Both faces share `BaseClient` (settings, connections, catalog lookups) and the typed attributes of
-`DefaultTasks`; they differ only in the remote tasks they hand out and in how they close.
+Both faces share `BaseClient` (settings, connections, catalog lookups); they differ only in the
+remote tasks they hand out and in how they close. A client's typed attributes are its `remote(...)`
+declarations and nothing else; `CatalogClient[AsyncX]` names the class `client.aio` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 from functools import cached_property, partial
-from typing import Any, ParamSpec, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, ParamSpec, Self, cast, get_args, get_origin
+
+from typing_extensions import TypeVar
 
 from task_contracts import CATALOG, Contract, ContractCatalog, redact_url, resolve_urls
 
@@ -19,15 +23,39 @@ from ._remote import AsyncRemoteTask, BaseRemote, RemoteTask
 from ._runtime import Runtime
 from ._settings import ClientSettings
 from ._steps import Blocking, Steps, run_async, run_sync
-from ._tasks import DefaultTasks
+from ._tasks import DemoTasks, remote
 from ._tracing import tracing_wanted
+
+#: Where calls from producers with Celery's defaults wait (workers consume it unless told not to).
+CELERY_DEFAULT_QUEUE = "celery"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A", bound="AsyncCatalogClient", default="AsyncCatalogClient")
+
+
+def _declared_remotes(cls: type[Any]) -> dict[str, Contract[..., Any]]:
+    """The `remote(...)` attributes of a client class and its bases, by attribute name."""
+    found: dict[str, Contract[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, remote):
+                found[name] = value.contract
+            else:
+                found.pop(name, None)  # a later plain attribute hides an inherited remote
+    return found
 
 
 class BaseClient:
     """What both client faces share: settings, connections, and the catalog."""
+
+    #: The catalog a client uses when given none: the contracts of its `remote(...)` attributes.
+    declared_catalog: ClassVar[ContractCatalog] = ContractCatalog()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "declared_catalog" not in vars(cls):
+            cls.declared_catalog = ContractCatalog(*dict.fromkeys(_declared_remotes(cls).values()))
 
     def __init__(
         self,
@@ -38,7 +66,7 @@ class BaseClient:
         socket_timeout: float = 2.0,
         publish_retries: int = 1,
         tracing: bool | None = None,
-        catalog: ContractCatalog = CATALOG,
+        catalog: ContractCatalog | None = None,
     ) -> None:
         settings = ClientSettings(
             urls=resolve_urls(broker_url, result_backend),
@@ -47,7 +75,7 @@ class BaseClient:
             publish_retries=publish_retries,
             tracing=tracing_wanted(tracing),
         )
-        self._setup(Runtime(settings), catalog, owns_runtime=True)
+        self._setup(Runtime(settings), self.declared_catalog if catalog is None else catalog, owns_runtime=True)
 
     def _setup(self, runtime: Runtime, catalog: ContractCatalog, *, owns_runtime: bool) -> None:
         self._runtime = runtime
@@ -82,75 +110,24 @@ class BaseClient:
         return cached
 
     def _cancel_steps(self, task_id: str) -> Steps[CancelResult]:
-        return (yield from self._runtime.cancel(None, task_id))
+        # By id: the call may never have been published (a typo); its message is looked for first.
+        queues = [*self.catalog.queues(), CELERY_DEFAULT_QUEUE]
+        return (yield from self._runtime.cancel(None, task_id, queues=queues))
 
     def _workers_steps(self, timeout: float) -> Steps[list[WorkerInfo]]:
         workers: list[WorkerInfo] = yield Blocking(partial(ask_workers, self._runtime.producer, timeout))
         return workers
 
 
-class TaskClient(DefaultTasks, BaseClient):
-    """Calls tasks by wire name through Celery's `send_task`; never imports server code.
-
-    URLs resolve as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then
-    `redis://127.0.0.1:6379/0` (the backend defaults to the broker URL). `tracing` (argument,
-    then `TASK_TRACING`, default off) puts the caller's OpenTelemetry trace context on every
-    message; it needs `task-client[otel]`. Bad settings raise `ValueError`
-    (`task_contracts.ConnectionConfigError` for a URL).
-
-    >>> with TaskClient() as client:
-    ...     client.add(4, 7)
-    11
-    """
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @cached_property
-    def aio(self) -> AsyncTaskClient:
-        """The same tasks for asyncio, on this client's connections: `await client.aio.add(4, 7)`.
-
-        Closed with this client.
-        """
-        return AsyncTaskClient._sharing(self._runtime, self.catalog)
-
-    def close(self) -> None:
-        """Close connections and stop the result thread; waiting calls fail with `ClientClosed`."""
-        if self._owns_runtime:
-            self._runtime.close()
-
-    def task(self, contract: Contract[P, R]) -> RemoteTask[P, R]:
-        """The remote task for any contract, including ones outside the default catalog."""
-        return cast("RemoteTask[P, R]", self._cached(contract, RemoteTask))
-
-    def task_by_name(self, name: str) -> RemoteTask[..., Any]:
-        """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""
-        return self.task(self._contract_named(name))
-
-    def cancel(self, task_id: str) -> CancelResult:
-        """Cancel a call by id, of any contract; see `TaskHandle.cancel`."""
-        return run_sync(self._runtime.producer, self._cancel_steps(task_id))
-
-    def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
-        """Ask the running workers what they serve; waits `timeout` seconds for their replies.
-
-        Raises `BrokerUnavailable` if the broker cannot be reached.
-        """
-        return run_sync(self._runtime.producer, self._workers_steps(timeout))
-
-
-class AsyncTaskClient(DefaultTasks, BaseClient):
-    """The asyncio twin of `TaskClient`: the same arguments, tasks, bounds and errors; every call awaited.
+class AsyncCatalogClient(BaseClient):
+    """The asyncio twin of `CatalogClient`: the same arguments, tasks, bounds and errors; every call awaited.
 
     Nothing it does blocks the event loop on I/O: publishing, waiting and closing run on the
     client's result thread or the loop's default executor.
 
-    >>> async with AsyncTaskClient() as client:
-    ...     await client.add(4, 7)
-    11
+    >>> class AsyncBillingClient(Billing, AsyncCatalogClient): ...
+    >>> async with AsyncBillingClient() as client:
+    ...     await client.charge("cust-1", 500)
     """
 
     async def __aenter__(self) -> Self:
@@ -168,7 +145,7 @@ class AsyncTaskClient(DefaultTasks, BaseClient):
             await asyncio.get_running_loop().run_in_executor(None, self._runtime.close)
 
     def task(self, contract: Contract[P, R]) -> AsyncRemoteTask[P, R]:
-        """The async remote task for any contract, including ones outside the default catalog."""
+        """The async remote task for any contract, including ones outside this client's catalog."""
         return cast("AsyncRemoteTask[P, R]", self._cached(contract, AsyncRemoteTask))
 
     def task_by_name(self, name: str) -> AsyncRemoteTask[..., Any]:
@@ -182,3 +159,109 @@ class AsyncTaskClient(DefaultTasks, BaseClient):
     async def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Ask the running workers what they serve; waits `timeout` seconds for their replies."""
         return await run_async(self._runtime.producer, self._workers_steps(timeout))
+
+
+class CatalogClient(BaseClient, Generic[A]):
+    """A client for a team's own catalog: subclass it with one `remote(contract)` attribute per contract.
+
+    Calls go by wire name through Celery's `send_task`; it never imports server code. URLs resolve
+    as: argument, then `TASK_BROKER_URL` / `TASK_RESULT_BACKEND`, then `redis://127.0.0.1:6379/0`
+    (the backend defaults to the broker URL). `catalog` (by-name lookups, `task_by_name`) defaults
+    to the contracts of the class's attributes. `tracing` (argument, then `TASK_TRACING`, default
+    off) puts the caller's OpenTelemetry trace context on every message; it needs
+    `task-client[otel]`. Bad settings raise `ValueError` (`task_contracts.ConnectionConfigError`
+    for a URL). The type argument names the class of `client.aio` (for type checkers; at run time
+    it is derived from the attributes when not given):
+
+    >>> class Billing:
+    ...     charge = remote(billing.charge)
+    >>> class AsyncBillingClient(Billing, AsyncCatalogClient): ...
+    >>> class BillingClient(Billing, CatalogClient[AsyncBillingClient]): ...
+    >>> with BillingClient() as client:
+    ...     client.charge("cust-1", 500)
+    """
+
+    #: The class of `client.aio`: given as the type argument, or derived from the attributes.
+    async_face: ClassVar[type[AsyncCatalogClient]] = AsyncCatalogClient
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        named = [
+            arg
+            for base in vars(cls).get("__orig_bases__", ())
+            if get_origin(base) is CatalogClient
+            for arg in get_args(base)
+            if isinstance(arg, type)
+        ]
+        if named:
+            if not issubclass(named[0], AsyncCatalogClient):
+                raise TypeError(f"CatalogClient[{named[0].__name__}]: expected an AsyncCatalogClient subclass")
+            cls.async_face = named[0]
+            return
+        inherited = cls.async_face
+        known = _declared_remotes(inherited)
+        missing = {name: remote(c) for name, c in _declared_remotes(cls).items() if known.get(name) is not c}
+        if missing:  # the same attributes for asyncio, so that `client.aio.<task>` finds each of them
+            cls.async_face = type(f"Async{cls.__name__}", (inherited,), {"__module__": cls.__module__, **missing})
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @cached_property
+    def aio(self) -> A:
+        """The same tasks for asyncio, on this client's connections: `await client.aio.charge(...)`.
+
+        Closed with this client.
+        """
+        return cast("A", self.async_face._sharing(self._runtime, self.catalog))
+
+    def close(self) -> None:
+        """Close connections and stop the result thread; waiting calls fail with `ClientClosed`."""
+        if self._owns_runtime:
+            self._runtime.close()
+
+    def task(self, contract: Contract[P, R]) -> RemoteTask[P, R]:
+        """The remote task for any contract, including ones outside this client's catalog."""
+        return cast("RemoteTask[P, R]", self._cached(contract, RemoteTask))
+
+    def task_by_name(self, name: str) -> RemoteTask[..., Any]:
+        """The remote task for a wire name of the catalog; `UnknownTask` if there is none."""
+        return self.task(self._contract_named(name))
+
+    def cancel(self, task_id: str) -> CancelResult:
+        """Cancel a call by id, of any contract; see `TaskHandle.cancel`. `UNKNOWN` when no call
+        with this id is queued (on this client's queues), running or finished: nothing is stored
+        but a cancel mark, so that such a message, if one turns up, never runs."""
+        return run_sync(self._runtime.producer, self._cancel_steps(task_id))
+
+    def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
+        """Ask the running workers what they serve; waits `timeout` seconds for their replies.
+
+        Raises `BrokerUnavailable` if the broker cannot be reached.
+        """
+        return run_sync(self._runtime.producer, self._workers_steps(timeout))
+
+
+class AsyncTaskClient(DemoTasks, AsyncCatalogClient):
+    """The asyncio client of the demo catalog (`math`, `reports`): `await client.add(4, 7)`.
+
+    >>> async with AsyncTaskClient() as client:
+    ...     await client.add(4, 7)
+    11
+    """
+
+    declared_catalog = CATALOG
+
+
+class TaskClient(DemoTasks, CatalogClient[AsyncTaskClient]):
+    """The client of the demo catalog (`math`, `reports`); a team's client subclasses `CatalogClient`.
+
+    >>> with TaskClient() as client:
+    ...     client.add(4, 7)
+    11
+    """
+
+    declared_catalog = CATALOG

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 #: Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize`: the repr shown by monitors is cut here.
 _REPR_MAXSIZE = 1024
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: kombu's Redis priority lists beside a queue's own (steps 3, 6, 9) and its unacked hash.
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+_UNACKED = "unacked"
+#: Messages read per queue when looking for one id; a longer queue cannot be searched.
+_SEARCH_LIMIT = 100_000
+_SEARCH_PAGE = 1_000
 
 
 def _short_repr(value: Any) -> str:
@@ -118,6 +124,25 @@ class DirectPublisher:
             for message in messages[start : start + self._pipeline_size]:
                 pipe.lpush(message.queue, build(message))
             pipe.execute()
+
+    def find(self, task_id: str, queues: Sequence[str]) -> bool | None:
+        """Whether an envelope naming `task_id` is on one of `queues` or in the unacked hash; None
+        if one of them is longer than `_SEARCH_LIMIT`. Read in pages: Redis is never blocked long."""
+        needle = task_id.encode()  # in any producer's envelope: its id, correlation id or root id
+        lists = [queue + suffix for queue in dict.fromkeys(queues) for suffix in _PRIORITY_SUFFIXES]
+        for key in lists:
+            length = self._redis.llen(key)
+            if length > _SEARCH_LIMIT:
+                return None
+            for start in range(0, length, _SEARCH_PAGE):
+                if any(needle in item for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
+                    return True
+        for seen, (_tag, value) in enumerate(self._redis.hscan_iter(_UNACKED, count=_SEARCH_PAGE)):
+            if needle in value:
+                return True
+            if seen >= _SEARCH_LIMIT:
+                return None
+        return False
 
     def close(self) -> None:
         self._redis.close()

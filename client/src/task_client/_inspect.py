@@ -43,12 +43,23 @@ class WorkerInfo:
             return [f"another fingerprint ({fingerprint}, here {contract.fingerprint})"]
         return contract.problems_on_worker(shape)
 
+    def risks(self, contract: Contract[..., Any]) -> list[str]:
+        """Which calls of `contract` this worker would refuse although it serves it compatibly
+        (e.g. calls that pass a parameter newer than the worker); empty if none or not served."""
+        shape = self.shapes.get(contract.name)
+        if shape is None or self.contracts.get(contract.name) in (None, contract.fingerprint):
+            return []
+        return contract.risks_on_worker(shape)
+
 
 def ask_workers(producer: Producer, timeout: float) -> list[WorkerInfo]:
     """Broadcast the `task_contracts` control command; collect the replies for `timeout` seconds."""
     broker = redact_url(producer.app.conf.broker_url)
+    # On Redis the replies are read with BRPOP, 1 s at a time by default: a shorter `timeout`
+    # would still take a second. Polled as often as a tenth of the timeout instead.
+    options = {} if producer.settings.urls.broker_is_amqp else {"polling_interval": min(timeout / 10, 0.1)}
     try:
-        with producer.app.connection_for_write() as connection:
+        with producer.app.connection_for_write(transport_options=options) as connection:
             # kombu would otherwise retry a refused connection for several seconds.
             connection.ensure_connection(max_retries=1, interval_start=0.1, interval_step=0.1, interval_max=0.2)
             replies = producer.app.control.broadcast(
@@ -104,3 +115,17 @@ def contract_problems(catalog: ContractCatalog, workers: Iterable[WorkerInfo]) -
             hosts = ", ".join(w.hostname for w in compatible)
             problems[item.name] = f"implemented by {hosts} but no worker consumes queue {item.queue!r}"
     return problems
+
+
+def contract_warnings(catalog: ContractCatalog, workers: Iterable[WorkerInfo]) -> dict[str, str]:
+    """For each contract served only with compatible differences on its queue: which calls are at
+    risk (wire name -> what). A clients-first rollout passes; calls that use what is new may not."""
+    workers = list(workers)
+    warnings: dict[str, str] = {}
+    for item in catalog:
+        serving = [w for w in workers if item.queue in w.queues and w.differences(item) == []]
+        risks = {w.hostname: w.risks(item) for w in serving}
+        if serving and all(risks.values()):
+            at_risk = "; ".join(f"{host}: {', '.join(found)}" for host, found in risks.items())
+            warnings[item.name] = f"served with compatible differences only: {at_risk}"
+    return warnings

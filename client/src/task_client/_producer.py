@@ -228,6 +228,18 @@ class Producer:
                 contract=contract,
             ) from None
 
+    def find_message(self, task_id: str, queues: Sequence[str]) -> bool | None:
+        """Whether a message for `task_id` waits on one of `queues` (any priority) or is delivered and
+        unacknowledged; None when that cannot be told (a broker other than plain Redis, a long queue)."""
+        if self._direct is None:
+            return None
+        try:
+            return self._direct.find(task_id, queues)
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable: {connection_failure(error, self.settings)}", url=self._broker
+            ) from None
+
     def close(self) -> None:
         # Closing drops pooled sockets; a broker gone meanwhile is no reason to fail the close.
         with contextlib.suppress(*BROKER_ERRORS):

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
-from task_contracts.wire import REVOKED_CANCELLED, REVOKED_EXPIRED
+from task_contracts.wire import RESULT_KEY_PREFIX, REVOKED_CANCELLED, REVOKED_EXPIRED, RUNNING_KEY_PREFIX
 
 from ._batch import Batch, when_all_done
 from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
@@ -34,6 +34,9 @@ from ._settings import ClientSettings
 from ._steps import TIMED_OUT, Blocking, Publish, Steps, Wait
 from ._tracing import Tracing
 from ._watcher import READY_STATES, Record, ResultWatcher
+
+# KEYS: record, running. How many of the two exist.
+_EXISTS = "return redis.call('exists', KEYS[1], KEYS[2])"
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +278,19 @@ class Runtime:
         return found
 
     # -- reading -----------------------------------------------------------------
+    def is_known(self, task_id: str, queues: Sequence[str]) -> Steps[bool | None]:
+        """Whether a call with this id exists: a record, a running mark, or its message on `queues`
+        (or delivered, unacknowledged). None when the broker cannot be searched (not plain Redis,
+        or a queue too long to read)."""
+        keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id]
+        if (yield from self._backend_reply(None, task_id, self.watcher.evaluate(_EXISTS, keys, []))):
+            return True
+        queued: bool | None = yield Blocking(partial(self.producer.find_message, task_id, queues))
+        if queued is not False:
+            return queued
+        # It may have finished (and left the queue) while the broker was searched.
+        return bool((yield from self._backend_reply(None, task_id, self.watcher.evaluate(_EXISTS, keys, []))))
+
     def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
         """The stored record now (None while pending), within `read_bound`."""
         record: Record | None = yield from self._backend_reply(contract, task_id, self.watcher.fetch(task_id))
@@ -299,13 +315,20 @@ class Runtime:
         task_id: str,
         reason: str = REVOKED_CANCELLED,
         schedule: Schedule | None = None,
+        *,
+        queues: Sequence[str] | None = None,
     ) -> Steps[CancelResult]:
         """Cancel a call (see `_cancel`); terminate it if it runs and its contract is interruptible.
 
         With `reason` "expired" a running call is left to finish: expiry only stops calls not started.
+        `queues` (a cancel by id, of a call this client may never have published): where to look for
+        its message first; found nowhere, it is `UNKNOWN` and no record is stored.
         """
         ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
-        keys, arguments = cancel_call(task_id, reason, ttl)
+        unseen = False
+        if queues is not None:
+            unseen = (yield Blocking(partial(self.producer.find_message, task_id, queues))) is False
+        keys, arguments = cancel_call(task_id, reason, ttl, unseen=unseen)
         reply = yield from self._backend_reply(contract, task_id, self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments))
         result, interruptible = read_verdict(reply)
         if not interruptible:

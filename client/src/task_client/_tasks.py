@@ -1,13 +1,15 @@
 """Typed per-contract client attributes, declared once for both faces: `add = remote(math.add)`.
 
-`remote(contract)` on a `TaskClient` gives a `RemoteTask`, on an `AsyncTaskClient` an
-`AsyncRemoteTask`, both with the contract's signature. Declare your own catalog the same way:
+`remote(contract)` on a `CatalogClient` gives a `RemoteTask`, on an `AsyncCatalogClient` an
+`AsyncRemoteTask`, both with the contract's signature. A team declares its catalog once, for both faces:
 
-    class BillingClient(TaskClient):
+    class Billing:
         charge = remote(billing.charge)
 
-or, for both faces, in one mixin: `class Billing: charge = remote(billing.charge)`, then
-`class BillingClient(Billing, TaskClient)` and `class AsyncBillingClient(Billing, AsyncTaskClient)`.
+    class AsyncBillingClient(Billing, AsyncCatalogClient): ...
+    class BillingClient(Billing, CatalogClient[AsyncBillingClient]): ...   # .aio is an AsyncBillingClient
+
+`DemoTasks` is the demo catalog's set, on `TaskClient` and `AsyncTaskClient` only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from task_contracts import Contract, math, reports
 
 if TYPE_CHECKING:
-    from ._client import AsyncTaskClient, TaskClient
+    from ._client import AsyncCatalogClient, CatalogClient
     from ._remote import AsyncRemoteTask, RemoteTask
 
 P = ParamSpec("P")
@@ -42,11 +44,11 @@ class remote(Generic[P, R]):  # lower case: used like a function in class bodies
     @overload
     def __get__(self, client: None, owner: type[Any]) -> remote[P, R]: ...
     @overload
-    def __get__(self, client: TaskClient, owner: type[Any]) -> RemoteTask[P, R]: ...
+    def __get__(self, client: CatalogClient[Any], owner: type[Any]) -> RemoteTask[P, R]: ...
     @overload
-    def __get__(self, client: AsyncTaskClient, owner: type[Any]) -> AsyncRemoteTask[P, R]: ...
+    def __get__(self, client: AsyncCatalogClient, owner: type[Any]) -> AsyncRemoteTask[P, R]: ...
     def __get__(
-        self, client: TaskClient | AsyncTaskClient | None, owner: type[Any]
+        self, client: CatalogClient[Any] | AsyncCatalogClient | None, owner: type[Any]
     ) -> remote[P, R] | RemoteTask[P, R] | AsyncRemoteTask[P, R]:
         if client is None:
             return self
@@ -56,8 +58,8 @@ class remote(Generic[P, R]):  # lower case: used like a function in class bodies
         return task
 
 
-class DefaultTasks:
-    """The contracts of the default catalog, as attributes of both client faces. One line each."""
+class DemoTasks:
+    """The contracts of the demo catalog, as attributes of `TaskClient` and `AsyncTaskClient`. One line each."""
 
     add = remote(math.add)
     mul = remote(math.mul)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,10 +16,23 @@ from ._diff import ExportError, diff_exports, load_export
 from ._export import export_contracts
 
 DEFAULT_CATALOG = "task_contracts.catalog:CATALOG"
+#: The languages `generate` writes callers in (task_contracts._generate.LANGUAGES).
+LANGUAGE_NAMES = ("go", "php", "typescript")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `task-contracts` command; returns the exit status."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is reported here and not at exit
+    except BrokenPipeError:
+        # The reader went away (`task-contracts diff --json | head`): stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     options = parser.parse_args(argv)
     if options.command is None:
@@ -26,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if options.command == "diff":
         return _diff(parser, options.old, options.new, options.as_json)
+    if options.command == "generate":
+        return _generate(parser, options)
     try:
         catalog = load_catalog(options.catalog)
     except (ImportError, AttributeError, ValueError, TypeError) as error:
@@ -79,7 +95,54 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old", metavar="OLD", help="the export (or wheel) deployed now")
     diff.add_argument("new", metavar="NEW", help="the export (or wheel) about to be deployed")
     diff.add_argument("--json", dest="as_json", action="store_true", help="print the changes as JSON")
+    generate = commands.add_parser(
+        "generate",
+        help="write a typed caller in Go, PHP or TypeScript",
+        description=(
+            "Write a typed caller for every contract of the catalog (or of an export directory written by "
+            "`task-contracts export`): the language's runtime and one function per contract, with the "
+            "contract's parameter and result types, its docstring, and checks of the constraints the "
+            "language's types cannot say. The same input gives byte-identical files."
+        ),
+    )
+    generate.add_argument("language", choices=LANGUAGE_NAMES, metavar="{" + ",".join(LANGUAGE_NAMES) + "}")
+    generate.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    source = generate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--catalog",
+        default=DEFAULT_CATALOG,
+        metavar="MODULE:NAME",
+        help="the ContractCatalog to generate for (default: %(default)s)",
+    )
+    source.add_argument("--from", dest="export_dir", metavar="EXPORT_DIR", help="an export directory instead")
+    generate.add_argument(
+        "--go-module", default="example.com/tasks", help="Go module path (go.mod); its last element names the package"
+    )
     return parser
+
+
+def _generate(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
+    # Imported here: the generators are only needed by this command.
+    from ._errors import GenerateError
+    from ._generate import Options, generate
+
+    try:
+        catalog = None if options.export_dir else load_catalog(options.catalog)
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        parser.error(f"--catalog {options.catalog}: {error}")
+    try:
+        written = generate(
+            options.language,
+            options.out,
+            catalog=catalog,
+            export_dir=options.export_dir,
+            options=Options(go_module=options.go_module),
+        )
+    except GenerateError as error:
+        parser.error(f"generate: {error}")
+    for path in written:
+        print(path)
+    return 0
 
 
 def _diff(parser: argparse.ArgumentParser, old: str, new: str, as_json: bool) -> int:
@@ -93,8 +156,12 @@ def _diff(parser: argparse.ArgumentParser, old: str, new: str, as_json: bool) ->
     else:
         for change in changes:
             print(change)
-        print(f"{len(changes)} changes, {len(breaking)} breaking" if changes else "no changes")
+        print(f"{_count(len(changes), 'change')}, {len(breaking)} breaking" if changes else "no changes")
     return 1 if breaking else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 if __name__ == "__main__":

@@ -133,32 +133,46 @@ def describe_served(contract: Contract[..., Any]) -> dict[str, Any]:
     return {**contract.shape, SHAPE_REQUIRED: required}
 
 
-def served_problems(contract: Contract[..., Any], served: Any) -> list[str]:
-    """Why a worker serving `served` (see `describe_served`) would refuse some calls made with
-    `contract`; empty when every valid call runs there, whatever the fingerprints say."""
+class ServedDifferences(NamedTuple):
+    """How a worker's contract differs from the caller's: `breaking` differences refuse every call
+    (or calls of every kind); `at_risk` ones, compatible as `task-contracts diff` says, refuse only
+    the calls that use what the worker lacks (a new optional parameter passed)."""
+
+    breaking: list[str]
+    at_risk: list[str]
+
+
+def served_differences(contract: Contract[..., Any], served: Any) -> ServedDifferences:
+    """How a worker serving `served` (see `describe_served`) differs from calls made with
+    `contract`; both lists empty when every valid call runs there, whatever the fingerprints say."""
     try:
         version, theirs = read_shape(contract.name, served)
         required = {str(name) for name in served[SHAPE_REQUIRED]}
     except (ArgumentsError, KeyError, TypeError):
-        return [f"the worker reports an unreadable shape: {served!r:.120}"]
+        return ServedDifferences([f"the worker reports an unreadable shape: {served!r:.120}"], [])
     if version != contract.version:
-        return [f"the worker serves version {version}, this client calls version {contract.version}"]
+        return ServedDifferences(
+            [f"the worker serves version {version}, this client calls version {contract.version}"], []
+        )
     served_by_name = {param.name: param for param in theirs}
     mine = [ShapedParameter(*item) for item in contract.shape[SHAPE_PARAMETERS]]
-    problems = []
+    own_defaults = {p.name for p in contract.parameters if p.default is not inspect.Parameter.empty}
+    breaking: list[str] = []
+    at_risk: list[str] = []
     for param in mine:
         other = served_by_name.get(param.name)
-        if other is None:
-            problems.append(f"parameter {param.name!r} is not known to the worker: calls that pass it are refused")
+        if other is None and param.name in own_defaults:
+            at_risk.append(f"parameter {param.name!r} is not known to the worker: calls that pass it are refused")
+        elif other is None:
+            breaking.append(f"parameter {param.name!r} is not known to the worker: every call passes it")
         elif other.digest != param.digest:
-            problems.append(f"{param.name} is {other.text} on the worker, {param.text} here")
-    own_defaults = {p.name for p in contract.parameters if p.default is not inspect.Parameter.empty}
+            breaking.append(f"{param.name} is {other.text} on the worker, {param.text} here")
     for name in sorted(required):
         if name not in {param.name for param in mine}:
-            problems.append(f"parameter {name!r} is required by the worker and unknown to this client")
+            breaking.append(f"parameter {name!r} is required by the worker and unknown to this client")
         elif name in own_defaults:
-            problems.append(f"parameter {name!r} is required by the worker: calls that leave it out are refused")
-    return problems
+            at_risk.append(f"parameter {name!r} is required by the worker: calls that leave it out are refused")
+    return ServedDifferences(breaking, at_risk)
 
 
 # -- the rules, as `task-contracts diff` classifies a change ahead of a deploy ----------------------
@@ -210,6 +224,7 @@ RULES: dict[str, Rule] = {
         Rule("queue-changed", _ALL),
         Rule("timeout-changed", ()),
         Rule("idempotency-changed", ()),
+        Rule("event-loop-changed", ()),
         Rule("description-changed", ()),
         Rule("contract-added", ()),
         Rule("contract-removed", _OLD),

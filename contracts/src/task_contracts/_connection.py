@@ -12,6 +12,7 @@ follow any part.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,21 @@ REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 AMQP_SCHEMES = ("amqp", "amqps")
 SUPPORTED_SCHEMES = (*REDIS_SCHEMES, *AMQP_SCHEMES)
 _SENTINEL_SEPARATOR = ";"
+#: The query options a Redis URL may carry: those Celery's Redis backend and kombu's Redis transport
+#: hand to redis-py (its `URL_QUERY_ARGUMENT_PARSERS` and connection arguments). Any other name
+#: reached redis-py as an unexpected keyword at the first call, or crashed the worker.
+_REDIS_SSL_OPTIONS = frozenset(
+    {
+        "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname", "ssl_ca_path",
+        "ssl_ca_data", "ssl_password", "ssl_min_version", "ssl_ciphers", "ssl_include_verify_flags",
+        "ssl_exclude_verify_flags",
+    }
+)  # fmt: skip
+REDIS_QUERY_OPTIONS = _REDIS_SSL_OPTIONS | {
+    "db", "virtual_host", "client_name", "credential_provider", "health_check_interval", "max_connections",
+    "protocol", "retry_on_error", "retry_on_timeout", "socket_connect_timeout", "socket_keepalive",
+    "socket_read_size", "socket_timeout", "timeout", "master_name",
+}  # fmt: skip
 _DEFAULT_SENTINEL_PORT = 26379
 
 
@@ -99,6 +115,7 @@ def resolve_urls(
         )
     _check_scheme("result backend", backend, REDIS_SCHEMES)
     for role, url in (("broker", broker), ("result backend", backend)):
+        _check_query(role, url)
         if scheme_of(url) == "sentinel":
             try:
                 sentinel_address(url)
@@ -117,6 +134,28 @@ def _check_scheme(role: str, url: str, allowed: tuple[str, ...]) -> None:
         raise ConnectionConfigError(
             f"{role} URL {redact_url(url)!r} has scheme {scheme!r}; supported: {', '.join(allowed)}"
         )
+
+
+def _check_query(role: str, url: str) -> None:
+    """Refuse a Redis URL's query option no layer below understands, naming it (and the likely one)."""
+    scheme = scheme_of(url)
+    if scheme not in REDIS_SCHEMES:
+        return  # RabbitMQ's options are read by kombu and py-amqp, which refuse unknown ones themselves
+    for part in url.split(_SENTINEL_SEPARATOR):
+        for key, _value in parse_qsl(urlsplit(part).query, keep_blank_values=True):
+            known = REDIS_QUERY_OPTIONS if scheme == "sentinel" else REDIS_QUERY_OPTIONS - {"master_name"}
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConnectionConfigError(
+                    f"{role} URL {redact_url(url)!r} has an unknown query option {key!r}; {hint}"
+                    f"known: {', '.join(sorted(known))}"
+                )
+            if scheme == "redis" and key in _REDIS_SSL_OPTIONS:
+                raise ConnectionConfigError(
+                    f"{role} URL {redact_url(url)!r} has the TLS option {key!r} but the scheme redis:// "
+                    "(no TLS): use rediss://"
+                )
 
 
 def sentinel_address(url: str) -> SentinelAddress:

@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import pydantic
 
-from ._compat import accept_shaped_call, call_shape, describe_served, served_problems, type_text
+from ._compat import accept_shaped_call, call_shape, describe_served, served_differences, type_text
 from ._errors import ArgumentsError, ContractDeclarationError, ResultError
 from ._policy import DeclaredError, Retry, policy_problems
 from .wire import VERSION_NAME_SEPARATOR
@@ -48,8 +48,14 @@ def _describe_by_field(error: pydantic.ValidationError) -> list[tuple[str, str]]
         if item["type"] == "missing":
             problems.append((field, f"{where}: {item['msg']}"))
         else:
-            problems.append((field, f"{where}: {item['msg']} (got {item.get('input')!r:.80})"))
+            problems.append((field, f"{where}: {item['msg']} (got {_shown(item.get('input'))})"))
     return problems
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut visibly (`...`) past `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Contract(Generic[P, R]):
@@ -57,7 +63,10 @@ class Contract(Generic[P, R]):
 
     `cpu_bound=False` declares a task that holds no CPU for long (I/O or trivial work): a worker
     may then serve it from threads of its main process instead of a pool process, which saves a
-    process hop per call but does not kill it at its timeout. `result_ttl` is how long (seconds)
+    process hop per call but does not kill it at its timeout. `on_event_loop=True` (with
+    `cpu_bound=False`) is the author's promise that every call returns within a millisecond and
+    never waits on anything: a worker then runs its calls on its event loop itself, where one call
+    that hangs stops that worker process from serving anything else. `result_ttl` is how long (seconds)
     a finished call's record stays in the result backend; by default `RESULT_TTL_TIMEOUTS` times
     the timeout, at least `RESULT_TTL_FLOOR`.
 
@@ -78,6 +87,7 @@ class Contract(Generic[P, R]):
         "idempotent",
         "interruptible",
         "name",
+        "on_event_loop",
         "parameters",
         "queue",
         "raises",
@@ -105,6 +115,7 @@ class Contract(Generic[P, R]):
         interruptible: bool = False,
         rate_limit: str | None = None,
         concurrency: int | None = None,
+        on_event_loop: bool = False,
     ) -> None:
         if not _WIRE_NAME.match(name):
             raise ContractDeclarationError(f"wire name {name!r} must be dotted lowercase, like 'math.add'")
@@ -134,11 +145,14 @@ class Contract(Generic[P, R]):
         )
         if interruptible and not cpu_bound:
             problems.append("interruptible needs the process pool (cpu_bound=True): a thread cannot be stopped")
+        if on_event_loop and cpu_bound:
+            problems.append("on_event_loop needs cpu_bound=False: only a call that never holds the CPU may run there")
         if problems:
             raise ContractDeclarationError(f"{name}: " + "; ".join(problems))
         self.retry = retry
         self.raises: tuple[type[DeclaredError], ...] = raises
         self.interruptible = bool(interruptible)
+        self.on_event_loop = bool(on_event_loop)
         self.rate_limit = rate_limit
         self.concurrency = concurrency
         self.description = inspect.getdoc(stub) or ""
@@ -169,9 +183,14 @@ class Contract(Generic[P, R]):
         return describe_served(self)
 
     def problems_on_worker(self, served: Any) -> list[str]:
-        """Why a worker reporting `served` (its `served_shape()`) would refuse some calls of this
-        contract; empty when every valid call runs there, even with another fingerprint."""
-        return served_problems(self, served)
+        """Why a worker reporting `served` (its `served_shape()`) would refuse the calls of this
+        contract (breaking differences); empty when the differences are compatible or none."""
+        return served_differences(self, served).breaking
+
+    def risks_on_worker(self, served: Any) -> list[str]:
+        """Which calls of this contract a worker reporting `served` would refuse although the
+        difference is compatible (`task-contracts diff`): e.g. calls that pass a new optional parameter."""
+        return served_differences(self, served).at_risk
 
     def summary(self) -> dict[str, Any]:
         """The contract's identity as JSON-ready data, for listings and exports."""
@@ -196,6 +215,8 @@ class Contract(Generic[P, R]):
             "interruptible": self.interruptible or None,
             "rate_limit": self.rate_limit,
             "concurrency": self.concurrency,
+            # Where a worker runs it: no part of the wire shape or fingerprint (callers see no difference).
+            "on_event_loop": self.on_event_loop or None,
         }
         return {key: value for key, value in declared.items() if value is not None}
 
@@ -350,8 +371,10 @@ def contract(
     interruptible: bool = False,
     rate_limit: str | None = None,
     concurrency: int | None = None,
+    on_event_loop: bool = False,
 ) -> Callable[[Callable[P, R]], Contract[P, R]]:
-    """Declare a contract from a typed stub whose body is `...`.
+    """Declare a contract from a typed stub, never run, whose body is `raise NotImplementedError`
+    (which `mypy --strict` accepts; a body of `...` is its `empty-body` error).
 
     `version` is the contract's major version: a breaking change is declared as a new version,
     served on the wire as `<name>.v<version>` beside the older ones (version 1 keeps the bare name).
@@ -362,9 +385,15 @@ def contract(
     per-worker limit, e.g. "10/s") and `concurrency` (at most this many running at once across
     all workers).
 
+    `on_event_loop=True` (only with `cpu_bound=False`): the author promises every call returns within
+    a millisecond and never blocks, and a worker runs its calls on its event loop, saving the hand-off
+    to a thread. One call that hangs there stops the whole worker process: declare it only for code
+    that cannot wait on anything (pure arithmetic on bounded input), never for I/O.
+
     >>> @contract(name="math.add", queue="math", timeout=10, idempotent=True, cpu_bound=False)
     ... def add(x: int, y: int) -> int:
     ...     "Add two integers."
+    ...     raise NotImplementedError
     """
 
     def declare(stub: Callable[P, R]) -> Contract[P, R]:
@@ -382,6 +411,7 @@ def contract(
             interruptible=interruptible,
             rate_limit=rate_limit,
             concurrency=concurrency,
+            on_event_loop=on_event_loop,
         )
 
     return declare

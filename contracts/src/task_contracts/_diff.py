@@ -62,6 +62,7 @@ class ExportedContract:
     parameters: list[str]
     arguments: Schema
     result: Schema
+    on_event_loop: bool = False
 
     @classmethod
     def read(cls, directory: Path, entry: dict[str, Any]) -> ExportedContract:
@@ -75,6 +76,7 @@ class ExportedContract:
             parameters=list(entry["parameters"]),
             arguments=json.loads((directory / files["arguments"]).read_text(encoding="utf-8")),
             result=json.loads((directory / files["result"]).read_text(encoding="utf-8")),
+            on_event_loop=bool(entry.get("on_event_loop", False)),  # absent from older exports: off
         )
 
     def parameter(self, name: str) -> tuple[Schema, bool, Any]:
@@ -146,6 +148,8 @@ def _contract_changes(old: ExportedContract, new: ExportedContract) -> Iterator[
         yield "timeout-changed", f"timeout changed from {old.timeout:g} s to {new.timeout:g} s"
     if old.idempotent != new.idempotent:
         yield "idempotency-changed", f"idempotent changed from {old.idempotent} to {new.idempotent}"
+    if old.on_event_loop != new.on_event_loop:
+        yield "event-loop-changed", f"on_event_loop changed from {old.on_event_loop} to {new.on_event_loop}"
     if old.description != new.description:
         yield "description-changed", "description changed"
 

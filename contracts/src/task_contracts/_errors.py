@@ -49,3 +49,8 @@ class ResultError(ContractError, ValueError):
         self.contract_name = contract_name
         self.problems = tuple(problems)
         super().__init__(f"invalid result for {contract_name}: " + "; ".join(self.problems))
+
+
+class GenerateError(ContractError, ValueError):
+    """`task-contracts generate` cannot write a caller: an unreadable export, or a JSON Schema form
+    that the target languages' types cannot express (the message names the contract and the form)."""

@@ -32,6 +32,8 @@ def export_contracts(directory: str | Path, catalog: ContractCatalog) -> list[Pa
             {
                 **item.summary(),
                 "parameters": [p.name for p in item.parameters],
+                # The `contract_shape` header a caller sends (task_contracts.wire.SHAPE_HEADER).
+                "shape": item.shape,
                 "schemas": files,
             }
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from celery import Celery, signals
@@ -13,7 +14,7 @@ from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog,
 from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
-from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
+from ._dev import DEFAULT_DEV_PORT, EmbeddedRedisError, PortTaken, choose_port, embedded_redis
 from ._errors import ImplementationError, ScheduleError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
@@ -59,9 +60,23 @@ _catalog_option = click.option(
     help="The ContractCatalog to serve [env TASK_CATALOG].",
 )
 
+
+def _check_modules(context: click.Context, parameter: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Each module must exist (a typo is a usage error, not a ModuleNotFoundError traceback)."""
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError) as error:  # a missing parent package, or an empty name
+            raise click.BadParameter(f"{name!r}: {error}", context, parameter) from None
+        if found is None:
+            raise click.BadParameter(f"no module named {name!r} (installed? on PYTHONPATH?)", context, parameter)
+    return names
+
+
 _implementations_option = click.option(
     "--implementations",
     "-I",
+    callback=_check_modules,
     multiple=True,
     default=DEFAULT_IMPLEMENTATIONS,
     show_default=True,
@@ -81,7 +96,7 @@ def main() -> None:
 def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Verify that every contract has exactly one implementation with the same signature."""
     try:
-        verify(catalog, discover(implementations))
+        verify(catalog, _discover(implementations))
     except ImplementationError as error:
         _refuse(error)
     for item in catalog:
@@ -101,7 +116,13 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
 @click.option(
     "--queues",
     "-Q",
-    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue].",
+    help="Comma-separated queues to consume, exactly [default: every contract's queue and the default queue]; "
+    "each must be a contract's queue or the default queue.",
+)
+@click.option(
+    "--extra-queues",
+    metavar="QUEUES",
+    help="Comma-separated queues no contract names, consumed too: e.g. the old queue while a contract moves.",
 )
 @click.option(
     "--default-queue",
@@ -157,8 +178,8 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     envvar="TASK_INLINE",
     default=True,
     show_default=True,
-    help="Run the calls of a cpu_bound=False contract on the event loop once its runs have all been under "
-    "1 ms (back to threads for good after one over 10 ms) [env TASK_INLINE=0 to turn off].",
+    help="Run the calls of contracts declared on_event_loop=True on the event loop (back to threads for good "
+    "after one run over 10 ms); --no-inline keeps them on threads too [env TASK_INLINE=0 to turn off].",
 )
 @click.option(
     "--result-ttl",
@@ -232,6 +253,7 @@ def worker(
     concurrency: int | None,
     autoscale: tuple[int, int] | None,
     queues: str | None,
+    extra_queues: str | None,
     default_queue: str,
     no_default_queue: bool,
     loglevel: str,
@@ -258,10 +280,22 @@ def worker(
         raise click.UsageError(str(error)) from None
     if autoscale and pool != "prefork":
         raise click.UsageError(f"--autoscale needs the prefork pool, not --pool {pool}")
+    named = _queue_list(queues)
+    known = [*catalog.queues(), *([] if no_default_queue else [default_queue])]
+    unknown = [queue for queue in named if queue not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(map(repr, unknown))}: no contract of the catalog uses it; known: {', '.join(known)} "
+            "(--extra-queues consumes a queue no contract names)",
+            param_hint="--queues",
+        )
+    extra = _queue_list(extra_queues)
+    if extra:
+        named = [*(named or known), *extra]  # `known` is what the worker consumes by default
     settings = WorkerSettings(
         urls=urls,
         implementations=implementations,
-        queues=tuple(q for q in (queues or "").split(",") if q),
+        queues=tuple(dict.fromkeys(named)),
         default_queue=None if no_default_queue else default_queue,
         concurrency=concurrency,
         autoscale=autoscale,
@@ -291,20 +325,34 @@ def worker(
     type=click.IntRange(min=0, max=65535),
     default=DEFAULT_DEV_PORT,
     show_default=True,
-    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one.",
+    help="Port of the embedded Redis on 127.0.0.1; 0, or the default when it is taken, picks a free one "
+    "(and says so); another port that is taken is refused.",
 )
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
 @_catalog_option
 @_implementations_option
 def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     """Start an embedded Redis and a worker on it, for development; Ctrl-C stops both."""
-    with embedded_redis(choose_port(port)) as redis:
-        click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
-        click.echo("Point clients at it:")
-        click.echo(f"  export TASK_BROKER_URL={redis.url}")
-        click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
-        urls = resolve_urls(redis.url, redis.url)
-        _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
+    try:  # before anything is started or printed: a mismatch is refused first
+        verify(catalog, _discover(implementations))
+    except ImplementationError as error:
+        _refuse(error)
+    try:
+        chosen = choose_port(port)
+    except PortTaken as error:
+        raise click.BadParameter(str(error), param_hint="--port") from None
+    if chosen != port:
+        click.echo(f"task-server dev: port {port} is taken; using the free port {chosen}", err=True)
+    try:
+        with embedded_redis(chosen) as redis:
+            click.echo(f"task-server dev: redis-server on 127.0.0.1:{redis.port} (no persistence); Ctrl-C stops all")
+            click.echo("Point clients at it:")
+            click.echo(f"  export TASK_BROKER_URL={redis.url}")
+            click.echo(f"  export TASK_RESULT_BACKEND={redis.url}")
+            urls = resolve_urls(redis.url, redis.url)
+            _serve(WorkerSettings(urls=urls, implementations=implementations, concurrency=concurrency), catalog)
+    except EmbeddedRedisError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
@@ -346,6 +394,10 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
 
     signals.worker_ready.connect(say_ready, weak=False)
     app.worker_main(argv=_worker_argv(settings, catalog))
+
+
+def _queue_list(text: str | None) -> list[str]:
+    return [queue for queue in (text or "").split(",") if queue]
 
 
 def _enable_tracing(settings: WorkerSettings) -> None:
@@ -454,7 +506,14 @@ def _worker_argv(settings: WorkerSettings, catalog: ContractCatalog) -> list[str
     return argv
 
 
-def _refuse(error: ImplementationError) -> None:
+def _discover(implementations: tuple[str, ...]) -> list[Any]:
+    try:
+        return discover(implementations)
+    except ImportError as error:  # inside an implementation module: a usage problem, said in one line
+        raise click.UsageError(f"--implementations: importing failed: {error}") from None
+
+
+def _refuse(error: ImplementationError) -> NoReturn:
     click.echo("task-server: the implementations do not match the contracts:", err=True)
     for problem in error.problems:
         click.echo(f"  {problem}", err=True)

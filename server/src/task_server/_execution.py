@@ -30,7 +30,7 @@ def register(
     """
     contract = implementation.contract
     function = implementation.function
-    name, light = contract.name, not contract.cpu_bound  # light: its runs may earn it the event loop
+    name, on_loop = contract.name, contract.on_event_loop  # its runs on the loop are watched (`_inline`)
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
@@ -42,14 +42,19 @@ def register(
                 retry_if_declared(task, contract, error)
                 raise
             finally:
-                if light:
+                if on_loop:
                     note_run(name, time.perf_counter() - started)
         return checked_result(contract, value)
 
     run.__name__ = run.__qualname__ = contract.name.replace(".", "_")
     run.__module__ = function.__module__
     task: Task = app.task(
-        run, name=contract.name, time_limit=contract.timeout, cpu_bound=contract.cpu_bound, **task_options(contract)
+        run,
+        name=contract.name,
+        time_limit=contract.timeout,
+        cpu_bound=contract.cpu_bound,
+        on_event_loop=contract.on_event_loop,
+        **task_options(contract),
     )
     setattr(task, CONTRACT_ATTRIBUTE, contract)  # for an admission asked as a thread is given the call
     return task

@@ -1,14 +1,15 @@
-"""Light contracts run on the worker's event loop itself, once they have shown that they are quick.
+"""Contracts whose author declared `on_event_loop=True` run on the worker's event loop itself.
 
 A contract declared `cpu_bound=False` is served from threads (`_threads`). Handing each call to a
 thread and back costs a wake-up of each side and the GIL passing between them, a large part of a
-small call's round trip; measured on `client.add(4, 7)` (p50 of blocks of 1,000 sequential calls):
-0.63-0.88 ms on a thread, changing with where the scheduler puts the threads, against a steady
-0.55 ms on the loop. So once a contract's implementation has returned within `QUICK` seconds
-`QUALIFYING` times in a row on the threads, the worker runs its calls on the loop, as Celery's solo
-pool runs every call. The first of those runs that takes longer than `SLOW` sends the contract back
-to the threads for the rest of the worker's life, with a warning: one run is the most that can hold
-up the loop (consuming, acknowledging, remote control). `--no-inline` keeps every call on threads.
+small call's round trip (measured on `client.add(4, 7)`, p50 of blocks of 1,000 sequential calls:
+0.63-0.88 ms on a thread, a steady 0.55 ms on the loop). Running a call on the loop, as Celery's
+solo pool runs every call, trades safety for that: while it runs, the worker process consumes,
+acknowledges and answers nothing, and a call that hangs there stops the process for good. So only
+the contract's author decides it, for code that cannot wait on anything; it is never inferred
+from how quick past runs were. As a guard, the first run there that takes longer than `SLOW`
+sends the contract to the threads for the rest of the process's life, with a warning.
+`--no-inline` keeps every call on threads.
 """
 
 from __future__ import annotations
@@ -20,58 +21,40 @@ from typing import Any
 
 from celery.concurrency.base import BasePool, apply_target
 
-#: `app.conf` key: whether quick light contracts may run on the event loop (`--inline/--no-inline`).
+#: `app.conf` key: whether contracts declared `on_event_loop=True` run there (`--inline/--no-inline`).
 INLINE_SETTING = "task_sdk_inline"
-QUICK = 0.001
 SLOW = 0.010
-QUALIFYING = 20
 
 logger = logging.getLogger(__name__)
 
 
 class LoopServing:
-    """Which light contracts this worker process runs on its event loop; fed with every run's duration."""
+    """Which contracts declared for the event loop this worker process has sent back to the threads."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._lock = threading.Lock()
-        self._streaks: dict[str, int] = {}
-        self._on_loop: set[str] = set()
         self._kept_off: set[str] = set()
 
     def on_loop(self, name: str) -> bool:
-        return name in self._on_loop
+        return name not in self._kept_off
 
-    def record(self, name: str, seconds: float, *, on_loop: bool) -> None:
-        if name in self._kept_off:
-            return
-        with self._lock:
-            if on_loop:
-                if seconds > SLOW:
-                    self._on_loop.discard(name)
-                    self._kept_off.add(name)
-                    logger.warning(
-                        "%s took %.0f ms on the worker's event loop; its calls run on threads from now on",
-                        name,
-                        seconds * 1000,
-                    )
-                return
-            streak = self._streaks[name] = self._streaks.get(name, 0) + 1 if seconds <= QUICK else 0
-            if streak >= QUALIFYING and name not in self._on_loop:
-                self._on_loop.add(name)
-                logger.info(
-                    "%s returned within %g ms %d times in a row; its calls run on the event loop from now on",
-                    name,
-                    QUICK * 1000,
-                    QUALIFYING,
-                )
+    def record(self, name: str, seconds: float) -> None:
+        """Note how long a run on the loop took; the first one over `SLOW` sends `name` to threads."""
+        if seconds > SLOW and name not in self._kept_off:
+            self._kept_off.add(name)
+            logger.warning(
+                "%s took %.0f ms on the worker's event loop although declared on_event_loop; "
+                "its calls run on threads from now on",
+                name,
+                seconds * 1000,
+            )
 
 
 _serving: LoopServing | None = None
 
 
 def loop_serving() -> LoopServing:
-    """This worker process's choices (made once, in the main process, when light contracts are served)."""
+    """This worker process's record (made in the main process, when contracts for the loop are served)."""
     global _serving
     if _serving is None or _serving.pid != os.getpid():
         _serving = LoopServing()
@@ -79,10 +62,10 @@ def loop_serving() -> LoopServing:
 
 
 def note_run(name: str, seconds: float) -> None:
-    """Record how long an implementation of a light contract took (a no-op in pool processes)."""
+    """Record how long a run of a contract declared for the loop took, when it ran there."""
     serving = _serving
-    if serving is not None and serving.pid == os.getpid():
-        serving.record(name, seconds, on_loop=threading.current_thread() is threading.main_thread())
+    if serving is not None and serving.pid == os.getpid() and threading.current_thread() is threading.main_thread():
+        serving.record(name, seconds)
 
 
 class _OnTheLoop(BasePool):  # type: ignore[misc]
@@ -93,8 +76,8 @@ class _OnTheLoop(BasePool):  # type: ignore[misc]
         self.on_apply = apply_target
 
 
-class LightPool:
-    """The pool one light contract's requests are given: each call goes to the loop or the threads."""
+class LoopPool:
+    """The pool a contract declared `on_event_loop` is given: the loop, or the threads once sent back."""
 
     def __init__(self, threads: BasePool, name: str, app: Any) -> None:
         self._threads = threads

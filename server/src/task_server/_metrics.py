@@ -28,7 +28,7 @@ from task_contracts.wire import chunk_task_name
 
 from ._deliveries import task_redelivered
 from ._execution import TASK_OPTIONS
-from ._intake import message_refused
+from ._refusals import message_refused
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

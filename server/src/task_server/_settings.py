@@ -32,7 +32,7 @@ class WorkerSettings:
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
     threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)
-    inline: bool = True  # quick cpu_bound=False contracts run on the event loop (see `_inline`)
+    inline: bool = True  # contracts declared on_event_loop=True run on the event loop (see `_inline`)
     result_ttl: float | None = None  # seconds every finished record is kept; None: each contract's own
     tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off

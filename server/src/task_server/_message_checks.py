@@ -1,0 +1,245 @@
+"""What a task message must look like before any of Celery's code reads it: pure checks, no I/O.
+
+Celery trusts its producers: a header of the wrong type (`"retries": "many"`, a `timelimit` that is
+a string), an unparseable `eta`, or an embed whose `callbacks` is not a list raised deep inside the
+worker, where the message was never acknowledged and no record was stored; eight of them filled the
+prefetch window and the worker stopped consuming. JSON nested a thousand deep raised
+`RecursionError`, which stopped the worker. So each message is checked here first, against the
+fields Celery's `Request`, its tracer and our own bookkeeping read, and refused with the reason.
+
+Protocol v1 (a body `{"id", "task", "args", "kwargs", ...}`, sent by gocelery and Celery 3) and
+Celery's hybrid form (v2 headers, a v1 body) are converted by Celery's own functions, as a stock
+worker converts them, and then checked like any v2 message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery.exceptions import InvalidTaskError
+from celery.utils.time import maybe_iso8601
+from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
+
+#: Deepest nesting of lists and objects accepted in a message's body or envelope. Celery's own
+#: canvas (a chord inside a chain) stays far below it; Python's JSON codec fails near 1,000.
+MAX_NESTING = 100
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value >= 0
+
+
+def _time_limits(value: Any) -> bool:
+    return value is None or (isinstance(value, list | tuple) and len(value) == 2 and all(map(_seconds, value)))
+
+
+def _signatures(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(map(_signature, value)))
+
+
+def _signature(value: Any) -> bool:
+    # What Celery's `signature(dict)` reads before it can dispatch one; the rest is the canvas's own.
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("task"), str)
+        and isinstance(value.get("args", []), list | tuple)
+        and isinstance(value.get("kwargs", {}), dict)
+        and isinstance(value.get("options", {}), dict)
+        and _optional_str(value.get("subtask_type"))
+    )
+
+
+def _optional_signature(value: Any) -> bool:
+    return value is None or _signature(value)
+
+
+def _str_list(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(map(_is_str, value)))
+
+
+def _mapping(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _optional_count(value: Any) -> bool:
+    return value is None or _count(value)
+
+
+# Each header Celery's worker (or ours) reads, with the type it assumes; other headers are ignored.
+_HEADERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "id": (_is_str, "a string"),
+    "task": (_is_str, "a string"),
+    "lang": (_optional_str, "a string or null"),
+    "shadow": (_optional_str, "a string or null"),
+    "eta": (_optional_str, "an ISO 8601 date-time string or null"),
+    "expires": (_optional_str, "an ISO 8601 date-time string or null"),
+    "group": (_optional_str, "a string or null"),
+    "group_index": (_optional_count, "a non-negative integer or null"),
+    "retries": (_optional_count, "a non-negative integer"),
+    "timelimit": (_time_limits, "[hard, soft] seconds, each a non-negative number or null"),
+    "root_id": (_optional_str, "a string or null"),
+    "parent_id": (_optional_str, "a string or null"),
+    "argsrepr": (_optional_str, "a string or null"),
+    "kwargsrepr": (_optional_str, "a string or null"),
+    "origin": (_optional_str, "a string or null"),
+    "ignore_result": (lambda value: value is None or isinstance(value, bool), "true, false or null"),
+    "replaced_task_nesting": (_optional_count, "a non-negative integer"),
+    "stamped_headers": (_str_list, "a list of strings or null"),
+    "stamps": (_mapping, "an object or null"),
+    "meth": (_optional_str, "a string or null"),
+    "reply_to": (_optional_str, "a string or null"),
+    "correlation_id": (_optional_str, "a string or null"),
+}
+
+_EMBED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "callbacks": (_signatures, "a list of task signatures or null"),
+    "errbacks": (_signatures, "a list of task signatures or null"),
+    "chain": (_signatures, "a list of task signatures or null"),
+    "chord": (_optional_signature, "a task signature or null"),
+    "group": (_optional_str, "a string or null"),
+    "group_index": (_optional_count, "a non-negative integer or null"),
+}
+
+_PROPERTIES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "correlation_id": (_optional_str, "a string or null"),
+    "reply_to": (_optional_str, "a string or null"),
+    "priority": (_optional_count, "a non-negative integer or null"),
+    "delivery_info": (_mapping, "an object"),
+}
+
+
+def body_refusal(content_type: Any, body: bytes | str, limit: int, accepted: set[str]) -> tuple[str | None, Any]:
+    """Why a protocol-v2 body must not run (or None), and the body decoded when it could be."""
+    problem = size_refusal(body, limit)
+    if problem:
+        return problem, None
+    if not isinstance(content_type, str) or content_type not in accepted:
+        shown = ", ".join(sorted(accepted))
+        return f"content type {content_type!r} is not accepted (accepted: {shown}); not decoded", None
+    try:
+        decoded = json.loads(body)
+    except RecursionError:
+        return f"message body is nested too deeply (more than {MAX_NESTING} levels)", None
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        return f"message body is not valid JSON: {error}", None
+    if nesting_exceeds(decoded, MAX_NESTING, hint=body):
+        return f"message body is nested too deeply (more than {MAX_NESTING} levels)", None
+    return None, decoded
+
+
+def size_refusal(body: bytes | str, limit: int) -> str | None:
+    size = len(body)
+    if size > limit:
+        return f"message body is {size} bytes, more than this worker accepts ({limit} bytes, --max-message-bytes)"
+    return None
+
+
+def v2_refusal(decoded: Any, headers: Mapping[str, Any]) -> str | None:
+    """Why a decoded `[args, kwargs, embed]` body with these headers must not run, or None."""
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 3
+        and isinstance(decoded[0], list)
+        and isinstance(decoded[1], dict)
+        and isinstance(decoded[2], dict | None)
+    ):
+        return "message body is not a protocol-v2 [args, kwargs, embed] triple"
+    return headers_refusal(headers) or fields_refusal(decoded[2] or {}, _EMBED, "embed field")
+
+
+def converted_refusal(message: Any, payload: Any) -> str | None:
+    """Why a protocol-v1 (or hybrid) message must not run, or None; converted by Celery's own functions first."""
+    if not isinstance(payload, dict):
+        return "message body is neither a protocol-v2 [args, kwargs, embed] triple nor a protocol-v1 object"
+    if nesting_exceeds(payload, MAX_NESTING):
+        return f"message body is nested too deeply (more than {MAX_NESTING} levels)"
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    try:
+        # Celery converts a copy: the message's own payload is converted again by its strategy.
+        hybrid = "task" in headers
+        convert = hybrid_to_proto2 if hybrid else proto1_to_proto2
+        (args, kwargs, embed), converted, _, _ = convert(message, dict(payload))
+    except (InvalidTaskError, AttributeError, TypeError) as error:
+        return f"protocol-v1 message: {error}"
+    if not isinstance(args, list | tuple):
+        return "protocol-v1 message: args must be a list"
+    return v2_refusal([list(args), kwargs, embed], converted)
+
+
+def headers_refusal(headers: Mapping[str, Any]) -> str | None:
+    if "id" not in headers:
+        return "message has no task id"
+    problem = fields_refusal(headers, _HEADERS, "header")
+    if problem:
+        return problem
+    for name in ("eta", "expires"):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                maybe_iso8601(value)  # as Celery's `Request` parses it
+            except (AttributeError, ValueError, TypeError, OverflowError) as error:
+                return f"header {name!r} is not an ISO 8601 date-time ({value!r}: {error})"
+    return None
+
+
+def properties_refusal(properties: Any) -> str | None:
+    if not isinstance(properties, dict):
+        return "message properties are not an object"
+    return fields_refusal(properties, _PROPERTIES, "property")
+
+
+def fields_refusal(
+    values: Mapping[str, Any], expected: Mapping[str, tuple[Callable[[Any], bool], str]], kind: str
+) -> str | None:
+    for name, (valid, description) in expected.items():
+        if name in values and not valid(values[name]):
+            return f"{kind} {name!r} must be {description}, not {_shown(values[name])}"
+    return None
+
+
+def nesting_exceeds(value: Any, limit: int, hint: bytes | str | None = None) -> bool:
+    """Whether lists and objects in `value` nest deeper than `limit`, walked without recursion.
+
+    `hint`, the JSON text `value` came from: with no more brackets in it than `limit`, the nesting
+    cannot exceed it, and the walk is skipped (the common case, at C speed).
+    """
+    if hint is not None:
+        opening = (b"[", b"{") if isinstance(hint, bytes) else ("[", "{")
+        if hint.count(opening[0]) + hint.count(opening[1]) <= limit:  # type: ignore[arg-type]
+            return False
+    if not isinstance(value, list | dict):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, list | dict):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,133 @@
+"""The checks a message passes before Celery's worker code reads it (no Redis: the end-to-end
+proofs are tests/e2e/test_protocol_v1.py, test_hostile_messages.py and test_fuzz_messages.py)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from task_server._message_checks import (
+    MAX_NESTING,
+    body_refusal,
+    converted_refusal,
+    headers_refusal,
+    nesting_exceeds,
+    properties_refusal,
+    v2_refusal,
+)
+
+JSON = {"application/json"}
+HEADERS = {"task": "math.add", "id": "7"}
+
+
+def test_the_headers_our_client_and_celery_send_pass() -> None:
+    headers = {
+        **HEADERS,
+        "lang": "py",
+        "shadow": None,
+        "eta": "2026-01-01T00:00:00+00:00",
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [10, None],
+        "root_id": "7",
+        "parent_id": None,
+        "argsrepr": "(1, 2)",
+        "kwargsrepr": "{}",
+        "origin": "gen1@host",
+        "ignore_result": False,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+        "x-tenant": ["anything", "unknown headers are not read"],
+    }
+    assert headers_refusal(headers) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"retries": "many"}, "header 'retries' must be a non-negative integer, not 'many'"),
+        ({"retries": -1}, "header 'retries' must be a non-negative integer"),
+        ({"timelimit": "x"}, "header 'timelimit' must be [hard, soft] seconds"),
+        ({"timelimit": [float("nan"), None]}, "header 'timelimit' must be [hard, soft] seconds"),
+        ({"eta": 12345}, "header 'eta' must be an ISO 8601 date-time string or null, not 12345"),
+        ({"eta": "tomorrow"}, "header 'eta' is not an ISO 8601 date-time ('tomorrow'"),
+        ({"expires": "2026-13-45"}, "header 'expires' is not an ISO 8601 date-time"),
+        ({"id": 5}, "header 'id' must be a string, not 5"),
+        ({"ignore_result": "yes"}, "header 'ignore_result' must be true, false or null"),
+    ],
+)
+def test_a_header_celery_would_choke_on_is_named(headers: dict[str, Any], problem: str) -> None:
+    assert problem in str(headers_refusal({**HEADERS, **headers}))
+
+
+def test_a_message_without_a_task_id_is_refused() -> None:
+    assert headers_refusal({"task": "math.add"}) == "message has no task id"
+
+
+@pytest.mark.parametrize(
+    ("embed", "problem"),
+    [
+        ({"callbacks": "junk"}, "embed field 'callbacks' must be a list of task signatures or null, not 'junk'"),
+        ({"errbacks": [1]}, "embed field 'errbacks' must be a list of task signatures"),
+        ({"chain": [{"args": []}]}, "embed field 'chain' must be a list of task signatures"),
+        ({"chord": {"task": "x", "kwargs": []}}, "embed field 'chord' must be a task signature or null"),
+    ],
+)
+def test_an_embed_celery_would_choke_on_is_named(embed: dict[str, Any], problem: str) -> None:
+    assert problem in str(v2_refusal([[1, 2], {}, embed], HEADERS))
+
+
+def test_celery_canvas_signatures_pass() -> None:
+    link = {"task": "math.mul", "args": [10], "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}
+    assert (
+        v2_refusal([[1, 2], {}, {"callbacks": None, "errbacks": None, "chain": [link], "chord": None}], HEADERS) is None
+    )
+
+
+def test_nesting_beyond_the_limit_is_refused_without_recursion() -> None:
+    too_deep_for_json = b"[[" + b"[" * 5000 + b"]" * 5000 + b"], {}, {}]"  # json.loads itself fails near 1,000
+    too_deep = b"[[" + b"[" * 500 + b"]" * 500 + b"], {}, {}]"
+    for body in (too_deep_for_json, too_deep):
+        problem, _ = body_refusal("application/json", body, 1 << 20, JSON)
+        assert problem == f"message body is nested too deeply (more than {MAX_NESTING} levels)"
+    shallow_enough = "[" * MAX_NESTING + "]" * MAX_NESTING
+    assert not nesting_exceeds(json.loads(shallow_enough), MAX_NESTING)
+    assert nesting_exceeds(json.loads("[" + shallow_enough + "]"), MAX_NESTING)
+    assert nesting_exceeds({"a": [{"b": json.loads(shallow_enough)}]}, MAX_NESTING)
+
+
+def v1_message(headers: Any = None) -> Any:
+    return SimpleNamespace(headers=headers or {}, properties={})
+
+
+def v1_body(**fields: Any) -> dict[str, Any]:
+    return {"id": "7", "task": "math.add", "args": [4, 7], "kwargs": {}, "retries": 0, "eta": None, **fields}
+
+
+def test_a_v1_body_is_converted_as_celery_converts_it_then_checked() -> None:
+    assert converted_refusal(v1_message(), v1_body()) is None
+    assert converted_refusal(v1_message(), v1_body(taskset="group-1", utc=True, callbacks=None)) is None
+    assert "Task keyword arguments must be a mapping" in str(converted_refusal(v1_message(), v1_body(kwargs=[1])))
+    assert "args must be a list" in str(converted_refusal(v1_message(), v1_body(args="ab")))
+    assert "header 'retries' must be" in str(converted_refusal(v1_message(), v1_body(retries="many")))
+    assert "header 'group' must be" in str(converted_refusal(v1_message(), v1_body(taskset=[1])))
+    assert "embed field 'callbacks'" in str(converted_refusal(v1_message(), v1_body(callbacks="junk")))
+    assert "neither a protocol-v2" in str(converted_refusal(v1_message(), [1, 2]))
+
+
+def test_a_hybrid_message_takes_its_headers_over_its_body() -> None:
+    hybrid = {"args": [4, 7], "kwargs": {}, "retries": "many"}
+    assert converted_refusal(v1_message({**HEADERS, "retries": 0}), hybrid) is None
+
+
+def test_properties_celery_reads_are_checked() -> None:
+    assert properties_refusal({"correlation_id": "7", "reply_to": None, "priority": 0, "delivery_info": {}}) is None
+    assert "property 'delivery_info' must be an object" in str(properties_refusal({"delivery_info": []}))
+    assert "property 'priority' must be" in str(properties_refusal({"priority": "high"}))
+    assert properties_refusal([]) == "message properties are not an object"
