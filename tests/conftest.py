@@ -11,79 +11,44 @@ RabbitMQ broker of its own gets a fresh virtual host on it (`private_broker`).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from task_client import TaskClient
-from task_server.testing import ProcessError, RabbitMQProcess, RedisProcess, WorkerProcess
+from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
 
+from . import parallel
 from .brokers import BROKERS, Broker
 from .catalog import serving
-
-# The directory of the one RabbitMQ node of a parallel run, launched by pytest-xdist's controller
-# once a test process has collected a RabbitMQ test; every test process attaches to it.
-SHARED_RABBITMQ = "TASK_TEST_SHARED_RABBITMQ"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_broker: run the module's tests once on Redis and once on RabbitMQ")
-    if _is_xdist_controller(config) and not config.getoption("collectonly"):
-        # Set before the test processes start, so that they inherit it.
-        os.environ[SHARED_RABBITMQ] = tempfile.mkdtemp(prefix="task-rabbitmq-shared-")
-
-
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
-
-
-_shared_rabbitmq: list[RabbitMQProcess] = []
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node: object, ids: Sequence[str]) -> None:
-    directory = os.environ.get(SHARED_RABBITMQ)
-    if directory and not _shared_rabbitmq and any("rabbitmq" in nodeid for nodeid in ids):
-        # Launched without waiting (the test processes wait for it), from this main thread: it dies with it.
-        # Without rabbitmq-server the test processes fail, each naming the package.
-        with contextlib.suppress(ProcessError):
-            _shared_rabbitmq.append(RabbitMQProcess(workdir=directory).launch())
+    parallel.make_run_dir(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _is_xdist_controller(config):
-        for node in _shared_rabbitmq:
-            node.stop()
-        directory = os.environ.pop(SHARED_RABBITMQ, None)
-        if directory:
-            shutil.rmtree(directory, ignore_errors=True)
+    parallel.clean_up(config)
 
 
+@pytest.hookimpl(trylast=True)  # the node ids as the controller receives them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup":
-        for item in items:
-            if _shares_a_module_fixture(item):
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    parallel.write_groups(config, items)
 
 
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    """Whether `item` uses a fixture that outlives one test and belongs to its module (module or
-    class scope, or session scope but declared in the test module itself)."""
-    fixtureinfo = getattr(item, "_fixtureinfo", None)
-    if fixtureinfo is None:
-        return False
-    return any(
-        definition.scope != "function" and (definition.scope != "session" or definition.baseid.endswith(".py"))
-        for definitions in fixtureinfo.name2fixturedefs.values()
-        for definition in definitions
-    )
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    parallel.launch_rabbitmq_if_needed(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    return parallel.make_scheduler(config, log) if config.getoption("dist") == "loadgroup" else None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -118,11 +83,11 @@ def _database_of_this_process(url: str) -> str:
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQProcess]:
     """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it).
 
-    Parallel runs share one node (see `SHARED_RABBITMQ`); each test process has virtual hosts of its own.
+    Parallel runs share one node (tests/parallel.py); each test process has virtual hosts of its own.
     """
-    shared = os.environ.get(SHARED_RABBITMQ)
-    if shared and (Path(shared) / "node.json").exists():
-        yield RabbitMQProcess.attach(shared).wait_started()
+    shared = parallel.shared_rabbitmq()
+    if shared is not None:
+        yield shared
         return
     with RabbitMQProcess(workdir=str(tmp_path_factory.mktemp("rabbitmq"))) as node:
         node.start()
