@@ -16,15 +16,22 @@ NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9 ioredis@5.9.2 typescrip
 TEST_PROCESSES ?= 4
 PYTEST_PARALLEL := -n $(TEST_PROCESSES) --dist loadgroup
 
-.PHONY: install demo system-packages test test-e2e check-compat bench build lint docs clean generate
+.PHONY: install lock demo system-packages test test-e2e test-lowest check-compat bench build lint docs clean generate
 
 install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 
-$(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml
+# Pinned by requirements-dev.lock (pip constraints), so every machine and CI install the same versions.
+$(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml requirements-dev.in requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ./contracts -e "./server[embedded,metrics,otel]" -e "./client[otel]" --group dev
+	$(BIN)/python -m pip install --quiet -r requirements-dev.in --group dev -c requirements-dev.lock
 	touch $(STAMP)
+
+# The newest versions the declared ranges allow, for every platform and Python from 3.11.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --upgrade --universal --python-version 3.11 --group pyproject.toml:dev \
+		--no-emit-package task-contracts --no-emit-package task-server --no-emit-package task-client \
+		requirements-dev.in -o requirements-dev.lock
 
 $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) &: $(STAMP)
 	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(VENV)/npm $(NPM_PACKAGES)
@@ -52,6 +59,20 @@ check-compat: $(STAMP)
 test-e2e: system-packages $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 	TASK_REQUIRE_TLS_TEST=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL) -m e2e
 
+# The wheels in a fresh virtualenv at the lowest versions their ranges allow (uv's lowest-direct: each
+# declared floor), under a core end-to-end subset run from that virtualenv: the declared floors are true.
+LOWEST := .venv-lowest
+# Less one test of a stock Celery producer: Celery 5.6's own result consumer leaks a socket there (not ours).
+LOWEST_SUBSET := tests/e2e/test_calls.py tests/e2e/test_batches.py tests/e2e/test_cancel.py \
+	tests/e2e/test_crash_redelivery.py::test_idempotent_task_runs_again_after_the_whole_worker_is_killed \
+	--deselect tests/e2e/test_batches.py::test_any_producer_can_send_a_chunk_and_each_call_is_validated
+test-lowest: build
+	rm -rf $(LOWEST) && $(BIN)/uv venv --quiet --python $(PYTHON) $(LOWEST)
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct --all-extras \
+		-r contracts/pyproject.toml -r server/pyproject.toml -r client/pyproject.toml dist/*.whl
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python -c requirements-dev.lock pytest pytest-timeout
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_SUBSET)
+
 # The committed callers of the shipped catalog (tests/callers/test_generate.py fails when they drift).
 GENERATED := examples/generated
 GENERATE_LANGUAGES := go php typescript
@@ -77,4 +98,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) dist site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) dist site .pytest_cache .mypy_cache .ruff_cache

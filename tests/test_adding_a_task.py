@@ -78,3 +78,20 @@ def test_the_walkthrough_diff_gives_a_task_a_real_worker_serves(tmp_path: Path, 
             timeout=60,
         )
     assert (called.returncode, called.stdout) == (0, "4\n"), called.stderr
+    # `make generate` in the copy: the new contract is in all three generated callers, no hand edit.
+    for language, name in (
+        ("go", "func (c *Client) MathSub("),
+        ("php", "function mathSub("),
+        ("typescript", "mathSub("),
+    ):
+        out = tmp_path / "generated" / language
+        generated = subprocess.run(
+            [sys.executable, "-m", "task_contracts._cli", "generate", language, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert generated.returncode == 0, generated.stderr
+        assert name in "".join(path.read_text() for path in out.iterdir() if path.is_file()), language
+        assert "Return x - y." in "".join(path.read_text() for path in out.iterdir() if path.is_file()), language

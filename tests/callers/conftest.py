@@ -108,3 +108,11 @@ def shared_cache(name: str) -> Path:
     path = Path(os.environ.get("CALLERS_CACHE_DIR", REPO_ROOT / ".venv" / "callers-cache")) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def docs_example(title: str) -> str:
+    """The code block of docs/callers.md whose fence says `title="<title>"`, as a reader copies it."""
+    text = (REPO_ROOT / "docs" / "callers.md").read_text()
+    start = text.index(f'title="{title}"')
+    body = text.index("\n", start) + 1
+    return text[body : text.index("\n```", body)] + "\n"

@@ -1,5 +1,3 @@
-# Contract stubs have no body by design.
-# mypy: disable-error-code="empty-body"
 """Contracts that exercise what the generated callers must say: models in and out, optionals and
 defaults, dicts, bools, and constraints the languages' types cannot say (bounds, a pattern, a
 literal). `callers.unserved` has no implementation, and `callers.idle` sits on a queue no worker
@@ -52,19 +50,19 @@ def describe(
 
     `count` is 0 to 100, `tag` lowercase letters (at most 8).
     """
-    ...
+    raise NotImplementedError
 
 
 @contract(name="callers.unserved", queue="callers", timeout=10, idempotent=True, cpu_bound=False)
 def unserved(x: int) -> int:
     """Declared for callers, implemented by no worker."""
-    ...
+    raise NotImplementedError
 
 
 @contract(name="callers.idle", queue="callers-idle", timeout=1, idempotent=True, cpu_bound=False)
 def idle(x: int) -> int:
     """On a queue no worker consumes, with a 1 s bound."""
-    ...
+    raise NotImplementedError
 
 
 #: What the callers are generated from.

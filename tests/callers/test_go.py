@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HERE, Servers, require_tool, shared_cache
+from .conftest import HERE, Servers, docs_example, require_tool, shared_cache
 from .generated import generate
 
-pytestmark = pytest.mark.e2e
+# A cold build (Go without its cache, tsc) on a loaded machine takes longer than the suite default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 GO_PACKAGES = "golang-go, golang-github-gomodule-redigo-dev and golang-github-google-uuid-dev"
 DEBIAN_GOPATH = Path("/usr/share/gocode")
@@ -31,6 +32,8 @@ def gopath(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate("go", root / "src" / MODULE, "--go-module", MODULE)
     shutil.copytree(HERE / "go", root / "src" / "example.com" / "callers")
     shutil.copytree(HERE / "go_refuse", root / "src" / "example.com" / "refuse")
+    (root / "src" / "example.com" / "docs").mkdir()
+    (root / "src" / "example.com" / "docs" / "main.go").write_text(docs_example("main.go"))
     return root
 
 
@@ -63,6 +66,7 @@ def test_go_caller_calls_real_workers(gopath: Path, servers: Servers) -> None:
         "TestNoWorkerTimesOutWithinTheBound",
         "TestRedisDownIsBrokerUnavailable",
         "TestEvolvedWorkerAnswersTheOlderCaller",
+        "TestBreakingChangesAreContractMismatch",
         "TestCancelBeforeStart",
     ):
         assert f"--- PASS: {name} " in output, output[-5000:]
@@ -79,3 +83,9 @@ def test_generated_go_is_gofmt_clean(gopath: Path) -> None:
     require_tool("gofmt", GO_PACKAGES)
     done = subprocess.run(["gofmt", "-l", str(gopath / "src" / MODULE)], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+
+
+def test_the_docs_go_example_runs(gopath: Path, servers: Servers) -> None:
+    done = go(gopath, "run", ".", cwd=gopath / "src" / "example.com" / "docs", env={"REDIS_URL": servers.main})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["11 <nil>", "3 6.5 <nil>"]

@@ -122,22 +122,26 @@ def test_async_handles_cancel_too(policy_client: TaskClient, start_worker: Start
     assert isinstance(error, TaskCancelled)
 
 
-def test_cli_cancel(redis_url: str, policy_client: TaskClient, start_worker: StartWorker) -> None:
+def test_cli_cancel(redis_url: str, start_worker: StartWorker) -> None:
+    """The command line cancels a call of a client holding the same cancel secret (TASK_CANCEL_SECRET)."""
     start_worker(concurrency=1)
+    secret = uuid.uuid4().hex
     environment = {key: value for key, value in os.environ.items() if key != "TASK_BROKER_URL"}
+    environment["TASK_CANCEL_SECRET"] = secret
 
     def task_client(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "task_client", "--broker-url", redis_url, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=environment)
 
-    handle = policy_client.task(contracts.stamp).with_options(countdown=30).submit(marker())
-    done = task_client("cancel", handle.id)
-    assert (done.returncode, done.stdout) == (0, f"{handle.id}: cancelled\n"), done.stderr
-    with pytest.raises(TaskCancelled):
-        handle.result()
-    again = task_client("cancel", handle.id, "--json")
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == {"task_id": handle.id, "cancel": "finished"}
+    with TaskClient(redis_url, cancel_secret=secret) as policy_client:
+        handle = policy_client.task(contracts.stamp).with_options(countdown=30).submit(marker())
+        done = task_client("cancel", handle.id)
+        assert (done.returncode, done.stdout) == (0, f"{handle.id}: cancelled\n"), done.stderr
+        with pytest.raises(TaskCancelled):
+            handle.result()
+        again = task_client("cancel", handle.id, "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout) == {"task_id": handle.id, "cancel": "finished"}
 
 
 def test_cancelling_an_id_nobody_published_says_unknown_and_stores_no_record(

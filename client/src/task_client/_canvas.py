@@ -57,8 +57,11 @@ class PublishOnlySentinelBackend(_PublishOnly, SentinelBackend):  # type: ignore
     """For `sentinel://` result backends."""
 
 
-def publish_only_backend(url: str) -> type[RedisBackend]:
-    return PublishOnlySentinelBackend if url.startswith("sentinel:") else PublishOnlyBackend
+def publish_only_backend(url: str) -> str:
+    """The backend class as `module:Class`, the form every supported Celery takes as `app.backend_cls`
+    (Celery 5.6.0's `by_url` fails on a class: `argument of type 'type' is not iterable`)."""
+    chosen = PublishOnlySentinelBackend if url.startswith("sentinel:") else PublishOnlyBackend
+    return f"{chosen.__module__}:{chosen.__qualname__}"
 
 
 class CanvasPublisher:

@@ -260,7 +260,12 @@ def _say_what_is_known(client: TaskClient, task_id: str, bound: float) -> None:
     queues = [*client.catalog.queues(), CELERY_DEFAULT_QUEUE]
     known = run_sync(runtime.producer, runtime.is_known(task_id, queues))
     if known is False:
-        click.echo(f"task-client: no call with id {task_id!r} is queued, running or finished", err=True)
+        searched = ", ".join(dict.fromkeys(queues))
+        click.echo(
+            f"task-client: no call with id {task_id!r} is queued, running or finished "
+            f"(searched the queues {searched} and the delivered calls)",
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
     where = "queued or running" if known else "not found on this broker's queues (it cannot be searched)"
     click.echo(f"task-client: {task_id}: no result yet, {where}; waiting up to {bound:g} s", err=True)

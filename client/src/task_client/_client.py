@@ -9,6 +9,7 @@ declarations and nothing else; `CatalogClient[AsyncX]` names the class `client.a
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import cached_property, partial
 from typing import Any, ClassVar, Generic, ParamSpec, Self, cast, get_args, get_origin
 
@@ -66,14 +67,19 @@ class BaseClient:
         socket_timeout: float = 2.0,
         publish_retries: int = 1,
         tracing: bool | None = None,
+        cancel_secret: str | bytes | None = None,
+        verify_key_file: str | None = None,
         catalog: ContractCatalog | None = None,
     ) -> None:
+        secret = cancel_secret if cancel_secret is not None else os.environ.get("TASK_CANCEL_SECRET")
         settings = ClientSettings(
             urls=resolve_urls(broker_url, result_backend),
             connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             publish_retries=publish_retries,
             tracing=tracing_wanted(tracing),
+            **({"cancel_secret": secret.encode() if isinstance(secret, str) else secret} if secret else {}),
+            verify_key_file=verify_key_file or os.environ.get("TASK_VERIFY_KEY_FILE") or None,
         )
         self._setup(Runtime(settings), self.declared_catalog if catalog is None else catalog, owns_runtime=True)
 
@@ -169,7 +175,11 @@ class CatalogClient(BaseClient, Generic[A]):
     (the backend defaults to the broker URL). `catalog` (by-name lookups, `task_by_name`) defaults
     to the contracts of the class's attributes. `tracing` (argument, then `TASK_TRACING`, default
     off) puts the caller's OpenTelemetry trace context on every message; it needs
-    `task-client[otel]`. Bad settings raise `ValueError` (`task_contracts.ConnectionConfigError`
+    `task-client[otel]`. `cancel_secret` (argument, then `TASK_CANCEL_SECRET`, default a random one
+    per client) makes the cancel tokens: only a client holding the secret of the client that made a
+    call can cancel it. `verify_key_file` (argument, then `TASK_VERIFY_KEY_FILE`) names the workers'
+    public key: records not signed by a worker are then refused (needs `task-client[signing]`; see
+    docs/security.md). Bad settings raise `ValueError` (`task_contracts.ConnectionConfigError`
     for a URL). The type argument names the class of `client.aio` (for type checkers; at run time
     it is derived from the attributes when not given):
 

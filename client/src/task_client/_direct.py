@@ -94,6 +94,22 @@ class EnvelopeBuilder:
         )
 
 
+def _names(envelope: bytes | str, needle: bytes) -> bool:
+    """Whether a queued envelope names the id: in its headers, or inside its body (base64 on Redis),
+    where the later links of a chain and the calls of a chunk travel."""
+    envelope = envelope if isinstance(envelope, bytes) else envelope.encode()
+    if needle in envelope:
+        return True
+    try:
+        message = json.loads(envelope)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        body = message.get("body", "")
+        return needle in (base64.b64decode(body) if isinstance(body, str) else b"")
+    except (ValueError, AttributeError, TypeError, IndexError):
+        return False  # not an envelope: not this id
+
+
 class DirectPublisher:
     """LPUSHes envelopes on one redis-py connection pool; every failure is a redis-py error.
 
@@ -128,17 +144,24 @@ class DirectPublisher:
     def find(self, task_id: str, queues: Sequence[str]) -> bool | None:
         """Whether an envelope naming `task_id` is on one of `queues` or in the unacked hash; None
         if one of them is longer than `_SEARCH_LIMIT`. Read in pages: Redis is never blocked long."""
-        needle = task_id.encode()  # in any producer's envelope: its id, correlation id or root id
+        try:
+            return self._find(task_id.encode(), queues)
+        except redis.exceptions.NoPermissionError:
+            # A least-privilege client (docs: no LRANGE, HSCAN or unacked*) cannot look: cannot tell.
+            return None
+
+    def _find(self, needle: bytes, queues: Sequence[str]) -> bool | None:
+        # The id is in any producer's envelope: its id, correlation id or root id.
         lists = [queue + suffix for queue in dict.fromkeys(queues) for suffix in _PRIORITY_SUFFIXES]
         for key in lists:
             length = self._redis.llen(key)
             if length > _SEARCH_LIMIT:
                 return None
             for start in range(0, length, _SEARCH_PAGE):
-                if any(needle in item for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
+                if any(_names(item, needle) for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
                     return True
         for seen, (_tag, value) in enumerate(self._redis.hscan_iter(_UNACKED, count=_SEARCH_PAGE)):
-            if needle in value:
+            if _names(value, needle):
                 return True
             if seen >= _SEARCH_LIMIT:
                 return None

@@ -79,6 +79,22 @@ class TaskTimeout(TaskError, TimeoutError):
         self.timeout = timeout
 
 
+class RecordRefused(TaskTimeout):
+    """No acceptable record within the bound, but one or more were refused: not signed by a worker
+    key the client trusts (`verify_key_file`), a REVOKED record without the call's cancel token, or a
+    record of another call that reused this id (its argument digest differs). `reason` says which;
+    the refused value was never returned. The genuine record may still come: wait again."""
+
+    def __init__(self, message: str, *, contract: str | None, task_id: str, timeout: float, reason: str) -> None:
+        super().__init__(message, contract=contract, task_id=task_id, timeout=timeout)
+        self.reason = reason
+
+
+class VerifyKeyError(TaskError, ValueError):
+    """The verify key file cannot be read, holds no Ed25519 public key, or `cryptography` is missing
+    (`task-client[signing]`). Raised by the client's constructor."""
+
+
 class BrokerUnavailable(TaskError, ConnectionError):
     """The broker or result backend could not be reached in time, or refused a command (an ACL or
     memory limit, for example). `url` never contains a password."""

@@ -17,6 +17,7 @@ from task_contracts.wire import (
 from ._errors import (
     ContractMismatch,
     OutcomeUnknown,
+    RecordRefused,
     TaskCancelled,
     TaskError,
     TaskExpired,
@@ -95,7 +96,17 @@ def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> 
     )
 
 
-def timeout_error(contract: str | None, task_id: str, timeout: float) -> TaskTimeout:
+def timeout_error(contract: str | None, task_id: str, timeout: float, refused: str | None = None) -> TaskTimeout:
+    """`TaskTimeout`, or `RecordRefused` when a record came but was refused (`refused` says why)."""
+    if refused is not None:
+        return RecordRefused(
+            f"{contract or 'task'} {task_id}: no acceptable result within {timeout:g} s; "
+            f"a record was refused: {refused}",
+            contract=contract,
+            task_id=task_id,
+            timeout=timeout,
+            reason=refused,
+        )
     return TaskTimeout(
         f"{contract or 'task'} {task_id}: no result within {timeout:g} s "
         "(the task may still run; wait again with .handle(task_id).result())",

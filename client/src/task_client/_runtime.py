@@ -20,7 +20,15 @@ from functools import partial
 from typing import Any
 
 from task_contracts import ArgumentsError, Contract, redact_url
-from task_contracts.wire import RESULT_KEY_PREFIX, REVOKED_CANCELLED, REVOKED_EXPIRED, RUNNING_KEY_PREFIX
+from task_contracts.wire import (
+    CANCEL_HASH_HEADER,
+    RESULT_KEY_PREFIX,
+    REVOKED_CANCELLED,
+    REVOKED_EXPIRED,
+    RUNNING_KEY_PREFIX,
+    call_digest,
+    cancel_hash,
+)
 
 from ._batch import Batch, when_all_done
 from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
@@ -73,6 +81,10 @@ class Runtime:
         self.tracing = Tracing() if settings.tracing else None
 
     # -- publishing --------------------------------------------------------------
+    def cancel_hash(self, task_id: str) -> str:
+        """The `cancel_hash` header of a call: only a mark with its token (`_integrity`) cancels it."""
+        return cancel_hash(self.watcher.check.cancel_token(task_id))
+
     def prepare_call(
         self,
         contract: Contract[..., Any],
@@ -88,13 +100,16 @@ class Runtime:
         except ArgumentsError as error:
             raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
         schedule = options.schedule()
+        task_id = str(uuid.uuid4())
+        # Records of another call that reuses this id are refused by this digest (`_integrity`).
+        self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
         return Outgoing(
             contract.name,
             wire_args,
             wire_kwargs,
             options.queue or contract.queue,
-            str(uuid.uuid4()),
-            call_headers(contract),
+            task_id,
+            {**call_headers(contract), CANCEL_HASH_HEADER: self.cancel_hash(task_id)},
             None,
             *((schedule.eta, schedule.expires, schedule.priority) if schedule else ()),
         )
@@ -149,10 +164,10 @@ class Runtime:
         schedule = options.schedule()
         if self.tracing is None:
             # Built on the blocking side, so an asyncio caller's loop never builds a large batch.
-            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue, schedule)))
+            yield Blocking(lambda: self._publish_batch(batch, batch.outgoing(queue, schedule, self.cancel_hash)))
         else:
             # Built here, in the caller's thread or task, where its trace context is.
-            messages = batch.outgoing(queue, schedule)
+            messages = batch.outgoing(queue, schedule, self.cancel_hash)
             yield from self.tracing.traced(messages, partial(self._publish_batch_steps, batch))
         return schedule
 
@@ -206,7 +221,7 @@ class Runtime:
         last = yield from self.read(contract, task_id)
         if last is not None and last.get("status") in READY_STATES:
             return last
-        raise timeout_error(contract, task_id, timeout)
+        raise timeout_error(contract, task_id, timeout, self.watcher.check.refused(task_id))
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch
@@ -215,10 +230,12 @@ class Runtime:
         schedule = options.schedule()
         futures: list[concurrent.futures.Future[Record]]
         if self.tracing is None:
-            futures = yield Blocking(lambda: self._start_batch(batch, batch.outgoing(queue, schedule)))
+            futures = yield Blocking(
+                lambda: self._start_batch(batch, batch.outgoing(queue, schedule, self.cancel_hash))
+            )
         else:
             # Built here, in the caller's thread or task, where its trace context is.
-            messages = batch.outgoing(queue, schedule)
+            messages = batch.outgoing(queue, schedule, self.cancel_hash)
             futures = yield from self.tracing.traced(messages, partial(self._start_batch_steps, batch))
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         when_all_done(futures, partial(_resolve, finished))
@@ -274,7 +291,7 @@ class Runtime:
             elif records[index] is not None and records[index].get("status") in READY_STATES:
                 found[task_id] = records[index]
             else:
-                found[task_id] = timeout_error(contract, task_id, timeout)
+                found[task_id] = timeout_error(contract, task_id, timeout, self.watcher.check.refused(task_id))
         return found
 
     # -- reading -----------------------------------------------------------------
@@ -328,7 +345,9 @@ class Runtime:
         unseen = False
         if queues is not None:
             unseen = (yield Blocking(partial(self.producer.find_message, task_id, queues))) is False
-        keys, arguments = cancel_call(task_id, reason, ttl, unseen=unseen)
+        check = self.watcher.check
+        token, digest = check.cancel_token(task_id), check.digest(task_id)
+        keys, arguments = cancel_call(task_id, reason, ttl, token, digest, unseen=unseen)
         reply = yield from self._backend_reply(contract, task_id, self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments))
         result, interruptible = read_verdict(reply)
         if not interruptible:
@@ -350,7 +369,8 @@ class Runtime:
     def cancel_queued(self, task_ids: list[str]) -> None:
         """Cancel calls not started yet, durably (see `_cancel`), in one round trip; a running call
         finishes. Best effort, as a clean-up: waits at most `read_bound`, and logs what failed."""
-        cancels = [cancel_call(task_id, REVOKED_CANCELLED, int(KEEP_SECONDS)) for task_id in task_ids]
+        token = self.watcher.check.cancel_token
+        cancels = [cancel_call(task_id, REVOKED_CANCELLED, int(KEEP_SECONDS), token(task_id)) for task_id in task_ids]
         try:
             self.watcher.evaluate_many(CANCEL_SCRIPT, cancels).result(timeout=self.read_bound)
         except concurrent.futures.TimeoutError:

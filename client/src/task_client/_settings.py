@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from task_contracts import ConnectionUrls
 
@@ -18,6 +19,11 @@ class ClientSettings:
     broker fails in about 0.1 s, to an unroutable one in `connect_timeout` (1 s), to a frozen
     one in `socket_timeout` (2 s); a result read from a lost backend in at most
     `connect_timeout + socket_timeout`.
+
+    `cancel_secret` makes each call's cancel token (see docs/security.md): only a client holding the
+    same secret can cancel the call; by default a random one per client. `verify_key_file` names
+    the workers' Ed25519 public key (PEM; several keys may follow one another in the file): records
+    not signed by one of them are then refused.
     """
 
     urls: ConnectionUrls
@@ -25,11 +31,15 @@ class ClientSettings:
     socket_timeout: float = 2.0
     publish_retries: int = 1
     tracing: bool = False  # OpenTelemetry trace context on every message (needs task-client[otel])
+    cancel_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    verify_key_file: str | None = None  # None: records are not checked for a worker's signature
 
     def __post_init__(self) -> None:
         # Zero or negative bounds would mean "wait forever" to redis-py: refuse them here.
         for name in ("connect_timeout", "socket_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
+        if len(self.cancel_secret) < 16:
+            raise ValueError("cancel_secret must be at least 16 bytes")
         if self.publish_retries < 0:
             raise ValueError(f"publish_retries must be 0 or more, got {self.publish_retries!r}")

@@ -38,6 +38,7 @@ from task_contracts import sentinel_address
 from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 
 from ._errors import ClientClosed
+from ._integrity import RecordCheck
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -61,6 +62,8 @@ _UNTIL_BACK = Retry(EqualJitterBackoff(cap=1.0, base=0.05), retries=-1, supporte
 class ResultWatcher:
     def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
+        #: Which records are accepted as a call's (`_integrity`); applied to every record read or received.
+        self.check = RecordCheck(settings)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -401,7 +404,7 @@ class ResultWatcher:
                 self._deliver(task_id, _decode(value), published=False)
 
     def _deliver(self, task_id: str, record: Record | None, *, published: bool = True) -> None:
-        if record is None:
+        if record is None or not self.check.accepts(task_id, record):
             return
         if record.get("status") not in READY_STATES:
             # A read may return an older record than one already published; never go back.
@@ -441,7 +444,12 @@ class ResultWatcher:
     async def _get_many(self, task_ids: list[str]) -> list[Record | None]:
         assert self._redis is not None
         values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
-        return [None if value is None else _decode(value) for value in values]
+        records = [None if value is None else _decode(value) for value in values]
+        accepts = self.check.accepts
+        return [
+            None if record is None or not accepts(task_id, record) else record
+            for task_id, record in zip(task_ids, records, strict=True)
+        ]
 
     async def _evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
         assert self._redis is not None

@@ -16,12 +16,18 @@ from ._catalog import ContractCatalog
 from ._contract import Contract
 from ._schema import Draft07Converter, JsonSchema
 from .wire import (
+    ATTEMPT_FIELD,
+    CALL_DIGEST_FIELD,
+    CANCEL_HASH_HEADER,
+    CANCEL_TOKEN_FIELD,
     PROGRESS_DONE,
     PROGRESS_MESSAGE,
     PROGRESS_STATE,
     PROGRESS_TOTAL,
     RESULT_KEY_PREFIX,
     SHAPE_HEADER,
+    SIGNATURE_FIELD,
+    SIGNER_FIELD,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -242,6 +248,15 @@ def _envelope_schema() -> JsonSchema:
                     "replaced_task_nesting": {"type": "integer"},
                     "stamped_headers": {"type": ["array", "null"]},
                     "stamps": {"type": "object"},
+                    CANCEL_HASH_HEADER: {
+                        "type": "string",
+                        "pattern": "^[0-9a-f]{64}$",
+                        "description": (
+                            "Optional: lowercase hex SHA-256 of the UTF-8 cancel token only the caller knows. "
+                            "A revoke mark then cancels the call only if it is the JSON "
+                            '{"reason": ..., "token": <the token>}; without this header any mark cancels it.'
+                        ),
+                    },
                     SHAPE_HEADER: {
                         "type": "object",
                         "description": (
@@ -309,7 +324,8 @@ def _record_schemas() -> dict[str, JsonSchema]:
                 "type": "string",
                 "description": (
                     "Exception class name: InvalidArguments, ContractMismatch, InvalidResult, NotRegistered, "
-                    "or the implementation's own (e.g. ZeroDivisionError)."
+                    "DuplicateTaskId (published on the reply channel only), or the implementation's own "
+                    "(e.g. ZeroDivisionError)."
                 ),
             },
             "exc_message": {"description": "The exception's arguments (usually a one-item array)."},
@@ -341,6 +357,28 @@ def _record_schemas() -> dict[str, JsonSchema]:
             "children": {"type": "array"},
             "date_done": {"type": ["string", "null"]},
             "task_id": {"type": "string"},
+            ATTEMPT_FIELD: {"type": "integer", "minimum": 1, "description": "The attempt that stored it."},
+            CALL_DIGEST_FIELD: {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": (
+                    "SHA-256 of the canonical JSON of [args, kwargs] as the worker received them: a caller "
+                    "refuses a record whose digest is not its call's (another message reused the id)."
+                ),
+            },
+            CANCEL_TOKEN_FIELD: {
+                "type": "string",
+                "description": "REVOKED records written by a canceller: the call's cancel token.",
+            },
+            SIGNER_FIELD: {"type": "string", "description": "Signed records: the id of the worker key."},
+            SIGNATURE_FIELD: {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": (
+                    "Signed records: Ed25519 signature of 'task-sdk-record-v1\\n' followed by the canonical JSON "
+                    "(sorted keys, no spaces, ASCII) of the record without this field. Optional to check."
+                ),
+            },
         },
         "allOf": [
             {

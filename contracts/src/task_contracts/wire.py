@@ -7,6 +7,9 @@ breaks deployed clients and foreign producers.
 
 from __future__ import annotations
 
+import hashlib as _hashlib
+import json as _json
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 #: Message header carrying the shape of the contract the caller was built with; absent from
@@ -99,3 +102,60 @@ ATTEMPT_FIELD: Final = "attempt"
 #: all workers: member = task id, score = lease end (Redis server time), so a crashed worker's
 #: lease runs out instead of holding a slot forever.
 CONCURRENCY_KEY_PREFIX: Final = "task-sdk-concurrency-"
+
+#: Integrity (see docs/security.md). Every record a worker stores for a contract call carries
+#: `call_digest`: the lowercase hex SHA-256 of the call's arguments as the worker received them,
+#: `[args, kwargs]` in canonical JSON (`canonical_json`). A caller that knows its arguments refuses a
+#: record whose digest differs (another message reused its id), and a worker never treats a call as
+#: started or finished because of a message with the same id and another digest.
+CALL_DIGEST_FIELD: Final = "call_digest"
+
+#: Message header: the lowercase hex SHA-256 of the call's cancel token (a secret only its caller,
+#: or a client sharing the caller's cancel secret, can make). A revoke mark then cancels the call
+#: only if it carries that token; calls without the header (foreign producers) keep the old rule:
+#: any revoke mark cancels them.
+CANCEL_HASH_HEADER: Final = "cancel_hash"
+#: The REVOKED record a canceller stores carries its cancel token in this field, so that the caller
+#: can tell a genuine cancel from a forged REVOKED record.
+CANCEL_TOKEN_FIELD: Final = "cancel_token"
+
+#: Signed records (a worker with a signing key): `signature` is the base64 Ed25519 signature of
+#: `SIGNATURE_CONTEXT + canonical_json(record without "signature")`, and `signer` the key's id
+#: (`key_id`). Clients configured with the worker's public key accept no other record.
+SIGNATURE_FIELD: Final = "signature"
+SIGNER_FIELD: Final = "signer"
+SIGNATURE_CONTEXT: Final = b"task-sdk-record-v1\n"
+
+#: Remote error of a message refused because another call with another body used its id first; the
+#: refusal is published on the message's reply channel only, never stored over the first call's record.
+REMOTE_DUPLICATE_ID: Final = "DuplicateTaskId"
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical JSON the digests and signatures cover: keys sorted, no spaces, ASCII only
+    (Python's `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`)."""
+    return _json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True).encode()
+
+
+def call_digest(args: Sequence[object], kwargs: Mapping[str, object]) -> str | None:
+    """`CALL_DIGEST_FIELD` of a call: SHA-256 of `canonical_json([args, kwargs])`; None when the
+    arguments are not plain JSON (then no digest is compared)."""
+    try:
+        return _hashlib.sha256(canonical_json([list(args), dict(kwargs)])).hexdigest()
+    except (TypeError, ValueError):
+        return None
+
+
+def cancel_hash(token: str) -> str:
+    """`CANCEL_HASH_HEADER` of a call whose cancel token is `token`."""
+    return _hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_id(public_key: bytes) -> str:
+    """`SIGNER_FIELD`: the first 16 hex digits of the SHA-256 of the raw 32-byte Ed25519 public key."""
+    return _hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def signed_text(record: dict[str, object]) -> bytes:
+    """What a record's signature covers: the context line, then the record's canonical JSON without it."""
+    return SIGNATURE_CONTEXT + canonical_json({key: value for key, value in record.items() if key != SIGNATURE_FIELD})

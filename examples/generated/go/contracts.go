@@ -14,6 +14,14 @@ type Stats struct {
 	Total float64 `json:"total"`
 }
 
+func (m *Stats) UnmarshalJSON(data []byte) error {
+	type plain Stats
+	if err := requireFields(data, "count", "total"); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, (*plain)(m))
+}
+
 func (m Stats) check(path string, problems *[]string) {
 }
 

@@ -24,10 +24,6 @@ final class Client extends Caller
      */
     public function submitMathAdd(int $x, int $y): Handle
     {
-        $problems = [];
-        if ($problems !== []) {
-            throw new InvalidArguments('math.add', $problems);
-        }
         return $this->submit(
             new Contract('math.add', 'math', 10.0, '{"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]}'),
             ['x' => $x, 'y' => $y],
@@ -50,10 +46,6 @@ final class Client extends Caller
      */
     public function submitMathMul(int $x, int $y): Handle
     {
-        $problems = [];
-        if ($problems !== []) {
-            throw new InvalidArguments('math.mul', $problems);
-        }
         return $this->submit(
             new Contract('math.mul', 'math', 10.0, '{"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]}'),
             ['x' => $x, 'y' => $y],

@@ -10,6 +10,13 @@ export interface Stats {
   readonly total: number;
 }
 
+function isStats(value: unknown): boolean {
+  const fields = value as Record<string, unknown>;
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    && "count" in fields && Number.isInteger(fields["count"])
+    && "total" in fields && typeof fields["total"] === "number";
+}
+
 function checkStats(value: Stats, path: string, problems: string[]): void {
   if (!Number.isInteger(value["count"])) {
     problem(problems, path + ".count", 'must be an integer', value["count"]);
@@ -25,7 +32,8 @@ export interface MathAddArgs {
   readonly y: number;
 }
 
-const mathAddContract: Contract = { name: "math.add", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]} };
+const mathAddContract: Contract = { name: "math.add", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]},
+  fits: (value: unknown) => Number.isInteger(value) };
 
 function checkMathAdd(args: MathAddArgs): void {
   const problems: string[] = [];
@@ -46,7 +54,8 @@ export interface MathMulArgs {
   readonly y: number;
 }
 
-const mathMulContract: Contract = { name: "math.mul", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]} };
+const mathMulContract: Contract = { name: "math.mul", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","int","f0765dbf"],["y","int","f0765dbf"]]},
+  fits: (value: unknown) => Number.isInteger(value) };
 
 function checkMathMul(args: MathMulArgs): void {
   const problems: string[] = [];
@@ -66,7 +75,8 @@ export interface MathXsumArgs {
   readonly numbers: readonly number[];
 }
 
-const mathXsumContract: Contract = { name: "math.xsum", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["numbers","list[int]","0128ef9b"]]} };
+const mathXsumContract: Contract = { name: "math.xsum", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["numbers","list[int]","0128ef9b"]]},
+  fits: (value: unknown) => Number.isInteger(value) };
 
 function checkMathXsum(args: MathXsumArgs): void {
   const problems: string[] = [];
@@ -86,7 +96,8 @@ export interface MathDivArgs {
   readonly y: number;
 }
 
-const mathDivContract: Contract = { name: "math.div", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","float","cddf8275"],["y","float","cddf8275"]]} };
+const mathDivContract: Contract = { name: "math.div", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["x","float","cddf8275"],["y","float","cddf8275"]]},
+  fits: (value: unknown) => typeof value === "number" };
 
 function checkMathDiv(args: MathDivArgs): void {
   const problems: string[] = [];
@@ -106,7 +117,8 @@ export interface MathStatsArgs {
   readonly numbers: readonly number[];
 }
 
-const mathStatsContract: Contract = { name: "math.stats", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["numbers","list[float]","569f4d6b"]]} };
+const mathStatsContract: Contract = { name: "math.stats", queue: "math", timeout: 10.0, shape: {"version":1,"parameters":[["numbers","list[float]","569f4d6b"]]},
+  fits: (value: unknown) => isStats(value) };
 
 function checkMathStats(args: MathStatsArgs): void {
   const problems: string[] = [];
@@ -126,7 +138,8 @@ export interface ReportsCountToArgs {
   readonly delay?: number;
 }
 
-const reportsCountToContract: Contract = { name: "reports.count_to", queue: "reports", timeout: 60.0, shape: {"version":1,"parameters":[["n","int","f0765dbf"],["delay","float","cddf8275"]]} };
+const reportsCountToContract: Contract = { name: "reports.count_to", queue: "reports", timeout: 60.0, shape: {"version":1,"parameters":[["n","int","f0765dbf"],["delay","float","cddf8275"]]},
+  fits: (value: unknown) => Number.isInteger(value) };
 
 function checkReportsCountTo(args: ReportsCountToArgs): void {
   const problems: string[] = [];

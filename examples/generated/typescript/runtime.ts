@@ -74,6 +74,8 @@ export interface Contract {
   /** Seconds. */
   readonly timeout: number;
   readonly shape: unknown;
+  /** Whether a result's JSON is of the contract's result type. */
+  readonly fits: (value: unknown) => boolean;
 }
 
 /** Per call: `timeout` (seconds) replaces the contract's bound. */
@@ -109,7 +111,7 @@ export class Handle<T> {
       const record = (await this.caller.hear(this.id, Math.min(left, FALLBACK_INTERVAL_MS))) ?? (await this.caller.read(this.id));
       if (record !== null && FINISHED.has(record.status ?? "")) {
         this.caller.forget(this.id);
-        return outcome<T>(this.contract.name, this.id, record);
+        return outcome<T>(this.contract, this.id, record);
       }
     }
   }
@@ -124,8 +126,16 @@ export class Handle<T> {
   }
 }
 
-function outcome<T>(contract: string, id: string, record: StoredRecord): T {
+function outcome<T>(declared: Contract, id: string, record: StoredRecord): T {
+  const contract = declared.name;
   if (record.status === "SUCCESS") {
+    if (!declared.fits(record.result)) {
+      throw new ContractMismatch(
+        `${contract}: the worker's result does not fit this client's contract: ${JSON.stringify(record.result)}`,
+        contract,
+        id,
+      );
+    }
     return record.result as T;
   }
   const failure = (typeof record.result === "object" && record.result !== null ? record.result : {}) as {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hmac
 import json
 import logging
 import random
@@ -32,15 +33,19 @@ from celery.exceptions import Ignore
 
 from task_contracts import Contract
 from task_contracts.wire import (
+    CANCEL_HASH_HEADER,
     CONCURRENCY_KEY_PREFIX,
     RESULT_KEY_PREFIX,
     REVOKED_CANCELLED,
     REVOKED_KEY_PREFIX,
     RUNNING_KEY_PREFIX,
+    call_digest,
+    cancel_hash,
 )
 
-from ._backend import DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._deliveries import COUNT_TTL_SECONDS, judge
+from ._errors import DuplicateTaskId
 from ._preadmission import claim_admission, pipeline_for, remember_asked
 
 logger = logging.getLogger(__name__)
@@ -51,17 +56,34 @@ LEASE_MARGIN = 5.0
 REQUEUE_DELAY = (0.05, 0.25)
 
 # KEYS: revoked, deliveries, running, leases (untouched without a limit), record.
-# ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds.
-# Returns {"revoked", reason} | {"finished", status} | {"full", 0} | {"start", starts}.
+# ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds, the call's
+# digest ("" if none), "1" to pass over the revoke mark (it was found forged).
+# Returns {"revoked", mark} | {"conflict", their digest} | {"finished", status} | {"full", 0} | {"start", starts}.
 _ADMIT = """
+local digest = ARGV[7]
 local reason = redis.call('get', KEYS[1])
-if reason then return {'revoked', reason} end
+if reason and ARGV[8] ~= '1' then return {'revoked', reason} end
 local stored = redis.call('get', KEYS[5])
 if stored then
   local ok, record = pcall(cjson.decode, stored)
   if ok and type(record) == 'table' then
+    local theirs = record['call_digest']
+    if digest ~= '' and type(theirs) == 'string' and theirs ~= digest then return {'conflict', theirs} end
+    -- A call with a digest is finished only by a record of its own: one without (written by
+    -- someone else) does not stop it.
     local status = record['status']
-    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return {'finished', status} end
+    if (digest == '' or theirs == digest) and (status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED') then
+      return {'finished', status}
+    end
+  end
+end
+if digest ~= '' then
+  local running = redis.call('get', KEYS[3])
+  if running then
+    local ok, mark = pcall(cjson.decode, running)
+    if ok and type(mark) == 'table' and type(mark['digest']) == 'string' and mark['digest'] ~= digest then
+      return {'conflict', mark['digest']}
+    end
   end
 end
 local limit = tonumber(ARGV[5])
@@ -99,10 +121,19 @@ def leases_key(contract: Contract[..., Any]) -> str:
 
 
 def admission_command(
-    contract: Contract[..., Any], task_id: str, retries: int, lease: float
+    contract: Contract[..., Any],
+    task_id: str,
+    retries: int,
+    lease: float,
+    digest: str | None = None,
+    pass_revoke_mark: bool = False,
 ) -> tuple[list[str], list[Any]]:
-    """The keys and arguments of the admission script for one start of a call."""
-    running = json.dumps({"interruptible": contract.interruptible, "attempt": retries + 1})
+    """The keys and arguments of the admission script for one start of a call; `digest`: of its
+    arguments (`task_contracts.wire.call_digest`)."""
+    running_mark: dict[str, Any] = {"interruptible": contract.interruptible, "attempt": retries + 1}
+    if digest:
+        running_mark["digest"] = digest
+    running = json.dumps(running_mark)
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
@@ -113,7 +144,9 @@ def admission_command(
         RESULT_KEY_PREFIX + task_id,
     ]
     limit = contract.concurrency or 0
-    return keys, [COUNT_TTL_SECONDS, running, int(lease + LEASE_MARGIN), task_id, limit, lease + LEASE_MARGIN]
+    lease_end = lease + LEASE_MARGIN
+    passed = "1" if pass_revoke_mark else "0"
+    return keys, [COUNT_TTL_SECONDS, running, int(lease_end), task_id, limit, lease_end, digest or "", passed]
 
 
 #: Attribute of a Celery task serving single calls of a contract: the contract.
@@ -128,7 +161,8 @@ def ask_early(request: Any) -> None:
     if contract is None:
         return
     retries = int(request.request_dict.get("retries") or 0)
-    keys, arguments = admission_command(contract, request.id, retries, contract.timeout)
+    digest = call_digest(request.args, request.kwargs)
+    keys, arguments = admission_command(contract, request.id, retries, contract.timeout, digest)
     # EVAL, not EVALSHA: a refusal of an unknown script would only be read when it is too late to resend.
     reply = pipeline_for(task.backend.client.connection_pool).send("EVAL", _ADMIT, len(keys), *keys, *arguments)
     remember_asked(request.id, retries, reply)
@@ -147,24 +181,46 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     limit = contract.concurrency or 0
     leases = leases_key(contract)
     client = task.backend.client
+    digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None)
     try:
         asked = claim_admission(task_id, retries)
         if asked is not None:
             verdict, value = asked()
         else:
-            keys, arguments = admission_command(contract, task_id, retries, lease)
+            keys, arguments = admission_command(contract, task_id, retries, lease, digest)
             verdict, value = _admit_script(client)(keys=keys, args=arguments)
+        verdict = _text(verdict)
+        if verdict == "revoked" and not _revoke_is_genuine(contract, task_id, request, _text(value)):
+            # Someone without the caller's cancel token wrote the mark: decide again without it.
+            keys, arguments = admission_command(contract, task_id, retries, lease, digest, pass_revoke_mark=True)
+            verdict, value = _admit_script(client)(keys=keys, args=arguments)
+            verdict = _text(verdict)
     except STORE_ERRORS as error:
         # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error
     else:
         unrecorded = None
-    verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+    if verdict == "conflict":
+        logger.warning(
+            "%s[%s]: refused: another call with other arguments already used this id (digest %s, this one %s); "
+            "its record is left alone",
+            contract.name,
+            task_id,
+            _text(value)[:12],
+            (digest or "")[:12],
+        )
+        with contextlib.suppress(*STORE_ERRORS):
+            task.backend.publish_refusal(
+                task_id,
+                DuplicateTaskId(f"{contract.name} {task_id}: another call with other arguments already used this id"),
+                request,
+            )
+        raise Ignore()
     if verdict == "finished":
         logger.warning("%s[%s]: delivered again after it had finished; not run again", contract.name, task_id)
         raise Ignore()
     if verdict == "revoked":
-        reason = value.decode() if isinstance(value, bytes) else str(value or REVOKED_CANCELLED)
+        reason = revoke_reason(_text(value))
         logger.info("%s[%s]: %s before it started; not run", contract.name, task_id, reason)
         task.backend.mark_as_revoked(task_id, reason, request=request)
         raise Ignore()
@@ -178,6 +234,45 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
         if limit and unrecorded is None:
             with contextlib.suppress(*STORE_ERRORS):  # the lease runs out by itself
                 client.zrem(leases, task_id)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value if value is not None else "")
+
+
+def revoke_reason(mark: str) -> str:
+    """The reason a revoke mark gives: `{"reason", "token"}` JSON, or the bare reason (older clients)."""
+    parsed = _parsed_mark(mark)
+    reason = parsed.get("reason") if parsed is not None else mark
+    return reason if isinstance(reason, str) and reason else REVOKED_CANCELLED
+
+
+def _parsed_mark(mark: str) -> dict[str, Any] | None:
+    if not mark.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(mark)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _revoke_is_genuine(contract: Contract[..., Any], task_id: str, request: Any, mark: str) -> bool:
+    """A call that names a cancel hash is cancelled only by a mark carrying its token; a call
+    without one (foreign producers, older clients) by any mark."""
+    expected = (request.headers or {}).get(CANCEL_HASH_HEADER) or getattr(request, CANCEL_HASH_HEADER, None)
+    if not isinstance(expected, str) or not expected:
+        return True
+    parsed = _parsed_mark(mark)
+    token = parsed.get("token") if parsed is not None else None
+    if isinstance(token, str) and hmac.compare_digest(cancel_hash(token), expected):
+        return True
+    logger.warning(
+        "%s[%s]: ignored a revoke mark without the caller's cancel token (written by someone else)",
+        contract.name,
+        task_id,
+    )
+    return False
 
 
 def forget_start(task: Task) -> None:

@@ -9,7 +9,7 @@ from celery import Celery
 from task_contracts import CATALOG, CeleryUrl, ContractCatalog, celery_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, chunk_task_name
 
-from ._backend import RESULT_TTLS_SETTING, backend_class, store_retry_config
+from ._backend import RESULT_TTLS_SETTING, backend_path, store_retry_config
 from ._chunks import register_chunks
 from ._control import announce
 from ._deliveries import transport_options
@@ -18,7 +18,8 @@ from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
-from ._threads import THREADS_SETTING
+from ._signing import SIGNING_KEY_SETTING
+from ._threads import MAX_LEAKED_SETTING, OVERRUN_GRACE_SETTING, THREADS_SETTING
 from ._transport import WORKER_AMQP
 
 
@@ -28,7 +29,7 @@ def create_app(settings: WorkerSettings, catalog: ContractCatalog = CATALOG) -> 
     # WORKER_AMQP: an unreadable item on a queue is dropped and logged instead of stopping the worker.
     app = Celery("task_server", set_as_current=False, amqp=WORKER_AMQP)
     app.conf.update(celery_config(settings, catalog))
-    app.backend_cls = backend_class(settings.urls.result_backend)  # a result not stored becomes OutcomeUnknown
+    app.backend_cls = backend_path(settings.urls.result_backend)  # a result not stored becomes OutcomeUnknown
     for implementation in implementations.values():
         register(app, implementation, settings.max_deliveries)
         register_chunks(app, implementation, settings.max_deliveries)
@@ -76,6 +77,9 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # with the threads or solo pool every task already runs there.
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
         INLINE_SETTING: settings.inline,
+        SIGNING_KEY_SETTING: settings.signing_key_file,
+        OVERRUN_GRACE_SETTING: settings.overrun_grace,
+        MAX_LEAKED_SETTING: settings.max_leaked_threads,
     }
     config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes

@@ -15,14 +15,19 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
-from task_contracts.wire import ATTEMPT_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
+from task_contracts.wire import ATTEMPT_FIELD, CALL_DIGEST_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
 
 from ._errors import OutcomeUnknown
+from ._internals.backend import BackendHooks, max_value_size
+from ._signing import SIGNING_KEY_SETTING, RecordSigner
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
 DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
 #: `app.conf` key mapping each task name to the seconds its finished record is kept.
 RESULT_TTLS_SETTING = "task_sdk_result_ttls"
+#: Attribute of a call's request (Celery's task context): the digest of its arguments
+#: (`task_contracts.wire.call_digest`), set before anything is stored for it (`_execution`).
+CALL_DIGEST_ATTRIBUTE = "task_sdk_call_digest"
 
 # Hot path: Celery stores a record as GET (never overwrite a SUCCESS) then SET + PUBLISH, two round
 # trips, and keeps it `result_expires` (a day). This script does the same check, SET with the
@@ -32,12 +37,16 @@ RESULT_TTLS_SETTING = "task_sdk_result_ttls"
 # answered from its record). It also
 # publishes on the caller's reply channel, if it named one (`REPLY_CHANNEL_PREFIX`): a client then
 # needs no subscription of its own per call.
-# KEYS: record, start counter, running mark. ARGV: record JSON, lifetime (ms), "1" if final, reply channel or "".
+# A SUCCESS is kept unless it lacks the digest of this call's arguments (then someone else wrote it).
+# KEYS: record, start counter, running mark. ARGV: record JSON, lifetime (ms), "1" if final, reply
+# channel or "", the call's digest or "".
 _STORE_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, record = pcall(cjson.decode, current)
-  if ok and type(record) == 'table' and record['status'] == 'SUCCESS' then return 0 end
+  if ok and type(record) == 'table' and record['status'] == 'SUCCESS' then
+    if ARGV[5] == '' or record['call_digest'] == ARGV[5] then return 0 end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', KEYS[1], ARGV[1])
@@ -73,7 +82,7 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class _ReportsLostResults:
+class _ReportsLostResults(BackendHooks):
     """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
 
@@ -84,8 +93,10 @@ class _ReportsLostResults:
         super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
         self._ttls: Mapping[str, float] = app.conf.get(RESULT_TTLS_SETTING) or {}
         self._store_script: Any = None
+        key_file = app.conf.get(SIGNING_KEY_SETTING)
+        self._signer = RecordSigner.from_file(key_file) if key_file else None
 
-    def _store_result(
+    def store_record(
         self,
         task_id: str,
         result: Any,
@@ -95,26 +106,49 @@ class _ReportsLostResults:
         **kwargs: Any,
     ) -> Any:
         backend: Any = self  # a mixin of Celery's RedisBackend (untyped)
-        meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+        meta = self.record_meta(result=result, state=state, traceback=traceback, request=request)
         task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
         meta["task_id"] = task_id
-        value = backend.encode(meta)
-        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
+        value = self.record_json(meta, request)
+        if isinstance(value, str) and len(value) > max_value_size(backend):
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
         ttl = self._ttls.get(getattr(request, "task", None) or "", backend.expires or 86_400)
         final = "1" if state in states.READY_STATES else "0"
         keys = (backend.get_key_for_task(task_id), DELIVERIES_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id)
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
-        self._store(keys, value, ttl, final, reply_channel(request))
+        digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
+        self._store(keys, value, ttl, final, reply_channel(request), digest or "")
         return result
 
-    def _store(self, keys: tuple[bytes, str, str], value: Any, ttl: float, final: str, reply: str) -> None:
+    def record_json(self, meta: dict[str, Any], request: Any) -> Any:
+        """The record as stored: with the digest of the call's arguments, signed if the worker has a key."""
+        digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
+        if digest:
+            meta[CALL_DIGEST_FIELD] = digest
+        backend: Any = self
+        value = backend.encode(meta)
+        return value if self._signer is None else self._signer.sign_json(value)
+
+    def publish_refusal(self, task_id: str, error: Exception, request: Any) -> None:
+        """Publish a FAILURE record for `error` on the message's reply channel only: it must not
+        replace the record stored under its id, which belongs to another call (`_admission`)."""
+        channel = reply_channel(request)
+        if not channel:
+            return
+        backend: Any = self
+        meta = self.record_meta(
+            result=backend.prepare_exception(error), state=states.FAILURE, traceback=None, request=request
+        )
+        meta["task_id"] = task_id
+        backend.client.publish(channel, self.record_json(meta, request))
+
+    def _store(self, keys: tuple[bytes, str, str], value: Any, ttl: float, final: str, reply: str, digest: str) -> None:
         if self._store_script is None:
             # redis-py sends EVALSHA and loads the script again after a Redis restart (NOSCRIPT).
             backend: Any = self
             self._store_script = backend.client.register_script(_STORE_SCRIPT)
-        self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply))
+        self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply, digest))
 
     def mark_as_done(
         self,
@@ -133,12 +167,10 @@ class _ReportsLostResults:
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
 
-    def _get_result_meta(
+    def record_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._get_result_meta(  # type: ignore[misc]
-            result, state, traceback, request, format_date, encode
-        )
+        meta = super().record_meta(result, state, traceback, request, format_date, encode)
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
         retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
         if retries or state == states.RETRY:
@@ -162,3 +194,10 @@ def reply_channel(request: Any) -> str:
 
 def backend_class(url: str) -> type[RedisBackend]:
     return SentinelResultBackend if url.startswith("sentinel:") else ResultBackend
+
+
+def backend_path(url: str) -> str:
+    """`backend_class` as `module:Class`, the form every supported Celery takes as `app.backend_cls`
+    (Celery 5.6.0's `by_url` fails on a class: `argument of type 'type' is not iterable`)."""
+    chosen = backend_class(url)
+    return f"{chosen.__module__}:{chosen.__qualname__}"

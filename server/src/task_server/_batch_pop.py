@@ -21,6 +21,9 @@ import redis.exceptions
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from . import _unrecorded as unrecorded
+from ._internals.channel import ChannelHooks, deliver, next_queues, polling, priority_key, rotate_queue, stop_polling
+
 logger = logging.getLogger(__name__)
 
 #: Most messages taken by one script call (the prefetch room left also bounds it).
@@ -48,18 +51,18 @@ return popped
 UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
 
 
-class BatchPopping:
+class BatchPopping(ChannelHooks):
     """Mixin for kombu's Redis channel: a batch pop sent ahead of each BRPOP (see the module doc)."""
 
-    def _brpop_start(self, timeout: float | None = None) -> None:
+    def start_pop(self, timeout: float | None = None) -> None:
         channel: Any = self
         batch = self._batch_size()
         if batch > 0:
-            queues = channel._queue_cycle.consume(len(channel.active_queues))
-            keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps for queue in queues]
+            queues = next_queues(channel)
+            keys = [priority_key(channel, queue, pri) for pri in channel.priority_steps for queue in queues]
             channel.client.connection.send_command("EVAL", _POP_WAITING, len(keys), *keys, batch)
             self.__dict__["_batch_pending"] = True
-        super()._brpop_start(timeout)  # type: ignore[misc]
+        super().start_pop(timeout)
 
     def _batch_size(self) -> int:
         """How many messages to pop ahead of the BRPOP: none unless a backlog is likely."""
@@ -79,10 +82,10 @@ class BatchPopping:
         # One place is left for the BRPOP's own message.
         return min(MAX_BATCH, int(room) - 1)
 
-    def _brpop_read(self, **options: Any) -> bool:
+    def read_pop(self, **options: Any) -> bool:
         if not self.__dict__.pop("_batch_pending", False):
             try:
-                delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
+                delivered: bool = super().read_pop(**options)
             except UNREADABLE as error:
                 _dropped(error)
                 return False
@@ -97,7 +100,7 @@ class BatchPopping:
             popped = client.parse_response(client.connection, "EVAL", **options)
         except channel.connection_errors:
             client.connection.disconnect()
-            channel._in_poll = None
+            stop_polling(channel)
             raise
         except redis.exceptions.ResponseError as error:
             # Refused (an ACL without RPOP, say): the BRPOP behind it still works, one message at a time.
@@ -106,27 +109,33 @@ class BatchPopping:
             return False
         self.__dict__["_backlog"] = bool(popped)
         delivered = False
-        for key, item in zip(popped[::2], popped[1::2], strict=True):
+        pairs = list(zip(popped[::2], popped[1::2], strict=True))
+        for number, (key, item) in enumerate(pairs):
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
-                channel._queue_cycle.rotate(queue)
+                rotate_queue(channel, queue)
                 # kombu's own decoding, as for a BRPOP's item
-                channel.connection._deliver(loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
+                deliver(channel, loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
             except UNREADABLE as error:
                 _dropped(error)
+            except channel.connection_errors:
+                # This one is kept by the QoS; the rest of the batch must not vanish with it.
+                for rest_key, rest_item in pairs[number + 1 :]:
+                    unrecorded.keep(None, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
+                raise
             else:
                 delivered = True
         # The BRPOP's reply may have come in the same read and wait in the client's buffer, where
         # the event loop, watching the socket, would never see it: read it now.
         if client.connection.can_read(timeout=0):
-            return self._brpop_read(**options) or delivered
+            return self.read_pop(**options) or delivered
         return delivered
 
     def close(self) -> None:
         channel: Any = self
-        if self.__dict__.get("_batch_pending") and channel._in_poll:
+        if self.__dict__.get("_batch_pending") and polling(channel):
             # kombu's close reads the pending BRPOP's reply; the batch's comes first.
-            self._brpop_read()
+            self.read_pop()
         super().close()  # type: ignore[misc]
 
 

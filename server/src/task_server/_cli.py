@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -15,12 +16,15 @@ from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
 from ._dev import DEFAULT_DEV_PORT, EmbeddedRedisError, PortTaken, choose_port, embedded_redis
-from ._errors import ImplementationError, ScheduleError, TracingUnavailable
+from ._errors import ImplementationError, ScheduleError, SigningKeyError, TracingUnavailable
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
+from ._restart import restart_if_requested
 from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._signing import RecordSigner, generate_key_pair
 from ._threads import DEFAULT_THREADS
+from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE
 
 EXIT_IMPLEMENTATION = 3
 
@@ -182,6 +186,24 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     "after one run over 10 ms); --no-inline keeps them on threads too [env TASK_INLINE=0 to turn off].",
 )
 @click.option(
+    "--overrun-grace",
+    envvar="TASK_OVERRUN_GRACE",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_OVERRUN_GRACE,
+    show_default=True,
+    help="Seconds a thread-served call may run past its contract's bound before it counts as an overrun: "
+    "logged, counted, and its thread replaced [env TASK_OVERRUN_GRACE].",
+)
+@click.option(
+    "--max-leaked-threads",
+    envvar="TASK_MAX_LEAKED_THREADS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_LEAKED_THREADS,
+    show_default=True,
+    help="Threads still held by overrun calls beyond which the worker restarts itself, putting its "
+    "unfinished messages back on their queues first [env TASK_MAX_LEAKED_THREADS].",
+)
+@click.option(
     "--result-ttl",
     envvar="TASK_RESULT_TTL",
     type=click.FloatRange(min=1),
@@ -238,6 +260,13 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     help="Address the metrics endpoint listens on; 127.0.0.1 keeps it local [env TASK_METRICS_ADDRESS].",
 )
 @click.option(
+    "--signing-key-file",
+    envvar="TASK_SIGNING_KEY_FILE",
+    type=click.Path(dir_okay=False),
+    help="Ed25519 private key (PEM) that signs every result record, so clients holding its public half "
+    "refuse forged ones [env TASK_SIGNING_KEY_FILE; `task-server keygen` writes a pair; needs task-server[signing]].",
+)
+@click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
     default=4,
@@ -262,6 +291,8 @@ def worker(
     events: bool,
     threads: int,
     inline: bool,
+    overrun_grace: float,
+    max_leaked_threads: int,
     result_ttl: float | None,
     visibility_timeout: float,
     max_deliveries: int,
@@ -269,6 +300,7 @@ def worker(
     tracing: bool,
     metrics_port: int,
     metrics_address: str,
+    signing_key_file: str | None,
     prefetch_multiplier: int,
     catalog: ContractCatalog,
     implementations: tuple[str, ...],
@@ -308,6 +340,8 @@ def worker(
         },
         threads=threads,
         inline=inline,
+        overrun_grace=overrun_grace,
+        max_leaked_threads=max_leaked_threads,
         result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
         max_deliveries=max_deliveries,
@@ -315,8 +349,32 @@ def worker(
         tracing=tracing,
         metrics_port=metrics_port,
         metrics_address=metrics_address,
+        signing_key_file=signing_key_file,
     )
+    if signing_key_file:
+        try:
+            signer = RecordSigner.from_file(signing_key_file)
+        except SigningKeyError as error:
+            raise click.UsageError(str(error)) from None
+        click.echo(f"task-server: signing result records with key {signer.key_id}", err=True)
     _serve(settings, catalog)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", default="record-signing", show_default=True, help="File name stem of the pair.")
+def keygen(directory: Path, name: str) -> None:
+    """Write a new Ed25519 key pair for signing result records: NAME.key (private, mode 0600, for
+    workers only) and NAME.pub (public, for clients: TASK_VERIFY_KEY_FILE). Refuses to overwrite."""
+    private, public = directory / f"{name}.key", directory / f"{name}.pub"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        key = generate_key_pair(private, public)
+    except FileExistsError:
+        raise click.UsageError(f"{private} exists; not overwritten") from None
+    except SigningKeyError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(f"{private} (workers: TASK_SIGNING_KEY_FILE)\n{public} (clients: TASK_VERIFY_KEY_FILE)\nkey id {key}")
 
 
 @main.command()
@@ -394,6 +452,7 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
 
     signals.worker_ready.connect(say_ready, weak=False)
     app.worker_main(argv=_worker_argv(settings, catalog))
+    restart_if_requested()  # past --max-leaked-threads: the same command again, in this process
 
 
 def _queue_list(text: str | None) -> list[str]:

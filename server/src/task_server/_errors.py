@@ -5,6 +5,7 @@ from __future__ import annotations
 from task_contracts.wire import (
     REMOTE_CONTRACT_MISMATCH,
     REMOTE_DELIVERY_LIMIT,
+    REMOTE_DUPLICATE_ID,
     REMOTE_INVALID_ARGUMENTS,
     REMOTE_INVALID_RESULT,
     REMOTE_OUTCOME_UNKNOWN,
@@ -44,7 +45,13 @@ class RefusedMessage(ServerError, ValueError):
     """The message itself is unacceptable (too large, not JSON); it was never decoded or run."""
 
 
+class DuplicateTaskId(ServerError, ValueError):
+    """Another call with other arguments already used this message's task id; the message was not
+    run, and the other call's record was left alone (published on the message's reply channel only)."""
+
+
 # The class names are the wire protocol; fail at import if they drift apart.
+assert DuplicateTaskId.__name__ == REMOTE_DUPLICATE_ID
 assert InvalidArguments.__name__ == REMOTE_INVALID_ARGUMENTS
 assert ContractMismatch.__name__ == REMOTE_CONTRACT_MISMATCH
 assert InvalidResult.__name__ == REMOTE_INVALID_RESULT
@@ -78,3 +85,8 @@ class ScheduleError(ServerError):
 class TracingUnavailable(RuntimeError):
     """`--tracing` was asked for without the OpenTelemetry packages (`task-server[otel]`), or
     `OTEL_TRACES_EXPORTER` names an exporter that is not installed."""
+
+
+class SigningKeyError(ServerError, ValueError):
+    """The record-signing key file cannot be read, is not an Ed25519 private key, or the
+    `cryptography` package is missing (`task-server[signing]`). Raised before the worker starts."""

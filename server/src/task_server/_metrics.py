@@ -26,9 +26,11 @@ from celery import Celery, signals
 from task_contracts import ContractCatalog
 from task_contracts.wire import chunk_task_name
 
+from ._bookkeeping import bookkeeping_malformed
 from ._deliveries import task_redelivered
 from ._execution import TASK_OPTIONS
 from ._refusals import message_refused
+from ._watched_threads import call_overran
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -92,6 +94,11 @@ def _count_tasks(catalog: ContractCatalog) -> None:
         "Messages refused without running the implementation: unreadable or too large, invalid arguments, "
         "another contract fingerprint, or a start that redelivery rules forbid.",
     )
+    overran = counter(
+        "overran",
+        "Thread-served calls still running past their bound plus --overrun-grace (each counted once); "
+        "their threads are replaced.",
+    )
     runtime = Histogram(
         "task_server_task_runtime_seconds", "Run time of finished tasks, in seconds.", LABELS, buckets=RUNTIME_BUCKETS
     )
@@ -101,7 +108,7 @@ def _count_tasks(catalog: ContractCatalog) -> None:
         labels[item.name] = (item.name, "call")
         labels[chunk_task_name(item.name)] = (item.name, "chunk")
     for values in labels.values():  # every series exists from the start, at 0
-        for metric in (received, succeeded, failed, retried, refused, runtime):
+        for metric in (received, succeeded, failed, retried, refused, overran, runtime):
             metric.labels(*values)
     refusals = TASK_OPTIONS["throws"]
     started: dict[str, float] = {}
@@ -137,6 +144,22 @@ def _count_tasks(catalog: ContractCatalog) -> None:
         if (values := labels.get(getattr(sender, "name", ""))) is not None:
             retried.labels(*values).inc()
 
+    # Main process: a call on one of its threads overran (`_watched_threads`); the sender is its name.
+    def on_overran(sender: Any = None, **_: Any) -> None:
+        if (values := labels.get(str(sender))) is not None:
+            overran.labels(*values).inc()
+
+    call_overran.connect(on_overran, weak=False)
+
+    malformed = Counter(
+        "task_server_bookkeeping_malformed",
+        "Malformed crash-recovery entries or keys (unacked hash, index, sweep lock) removed from the broker.",
+    )
+
+    def on_malformed(**_: Any) -> None:
+        malformed.inc()
+
+    bookkeeping_malformed.connect(on_malformed, weak=False)
     signals.task_received.connect(on_received, weak=False)
     message_refused.connect(on_refused_message, weak=False)
     signals.task_prerun.connect(on_prerun, weak=False)

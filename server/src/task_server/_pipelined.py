@@ -56,7 +56,11 @@ class PipelinedConnection:
                     value: Any = reply.connection.read_response()
                 except redis.exceptions.ResponseError as error:
                     value = error
-                except (redis.exceptions.RedisError, OSError) as error:
+                except (redis.exceptions.RedisError, OSError, ValueError) as error:
+                    if isinstance(error, ValueError):
+                        # "I/O operation on closed file": another thread dropped the connection
+                        # (a failed send) while this one read from it, as when Redis crashes.
+                        error = redis.exceptions.ConnectionError(f"the connection was closed while reading: {error}")
                     with self._send_lock:
                         self._drop(reply.connection)
                     while unread:

@@ -9,6 +9,7 @@ from task_contracts import ConnectionUrls
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._threads import DEFAULT_THREADS
+from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
 #: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
@@ -33,8 +34,11 @@ class WorkerSettings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
     threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)
     inline: bool = True  # contracts declared on_event_loop=True run on the event loop (see `_inline`)
+    overrun_grace: float = DEFAULT_OVERRUN_GRACE  # seconds past its bound before a thread-served call overran
+    max_leaked_threads: int = DEFAULT_MAX_LEAKED_THREADS  # threads held by overruns before a restart
     result_ttl: float | None = None  # seconds every finished record is kept; None: each contract's own
     tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off
     metrics_address: str = "0.0.0.0"
+    signing_key_file: str | None = None  # Ed25519 private key (PEM) signing every record; None: unsigned
     extra_celery_config: dict[str, object] = field(default_factory=dict)

@@ -7,8 +7,9 @@ nothing from a process of its own, so the main process runs it on one of `--thre
 through Celery's own thread pool and its usual request life cycle (acks late, events, results).
 CPU-bound contracts, the default, still go to the process pool: safe for long computations and
 killed at their hard time limit. A thread cannot be killed, so a contract served from threads is
-not stopped at its timeout (its callers still stop waiting). Quick ones end up on the event loop
-itself (`_inline`).
+not stopped at its timeout (its callers still stop waiting); the threads are watched instead
+(`_watched_threads`): a hung call costs its own thread, not the others' calls. Contracts whose
+author declared `on_event_loop=True` run on the event loop itself (`_inline`).
 """
 
 from __future__ import annotations
@@ -18,33 +19,50 @@ import weakref
 from typing import Any
 
 from celery import Celery, signals
-from celery.concurrency.thread import TaskPool
 from celery.worker.state import reserved_requests, task_reserved
 
 from ._admission import ask_early
+from ._restart import request_restart
+from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
 
 logger = logging.getLogger(__name__)
 
 #: `app.conf` key: threads serving non-CPU-bound contracts in the main process (0: none, use the pool).
 THREADS_SETTING = "task_sdk_threads"
 DEFAULT_THREADS = 8
+#: `app.conf` keys: seconds past its bound before a thread-served call overran, and how many threads
+#: held by overruns the worker tolerates (`--overrun-grace`, `--max-leaked-threads`).
+OVERRUN_GRACE_SETTING = "task_sdk_overrun_grace"
+MAX_LEAKED_SETTING = "task_sdk_max_leaked_threads"
 
-_pools: weakref.WeakKeyDictionary[Celery, TaskPool] = weakref.WeakKeyDictionary()
+_pools: weakref.WeakKeyDictionary[Celery, WatchedThreads] = weakref.WeakKeyDictionary()
 
 
-def thread_pool(app: Celery) -> TaskPool | None:
+def thread_pool(app: Celery) -> WatchedThreads | None:
     """The app's thread pool, started on first use; None when the worker serves every task from its pool."""
     size = int(app.conf.get(THREADS_SETTING) or 0)
     if size < 1:
         return None
     pool = _pools.get(app)
     if pool is None:
-        pool = _pools[app] = TaskPool(limit=size, app=app)
+        grace = app.conf.get(OVERRUN_GRACE_SETTING)
+        max_leaked = app.conf.get(MAX_LEAKED_SETTING)
+        pool = _pools[app] = WatchedThreads(
+            size,
+            app,
+            grace=DEFAULT_OVERRUN_GRACE if grace is None else float(grace),
+            max_leaked=DEFAULT_MAX_LEAKED_THREADS if max_leaked is None else int(max_leaked),
+            on_too_many_leaked=request_restart,
+        )
         pool.start()
 
         def stop(**_: Any) -> None:
             pool.stop()
 
+        def drain(**_: Any) -> None:
+            pool.drain()  # a warm shutdown starts no more calls, as the process pool does
+
+        signals.worker_shutting_down.connect(drain, weak=False)
         signals.worker_shutdown.connect(stop, weak=False)
     return pool
 
@@ -58,7 +76,7 @@ class ServedByThreads:
     stays the consumer's own.
     """
 
-    def __init__(self, consumer: Any, pool: TaskPool) -> None:
+    def __init__(self, consumer: Any, pool: Any) -> None:
         self._consumer = consumer
         self.pool = pool
         self._process_task = consumer.controller._process_task

@@ -15,12 +15,25 @@ from typing import Any
 
 import redis.exceptions
 from celery.app.amqp import AMQP
+from celery.worker import state as worker_state
 from kombu.connection import Connection
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
+from . import _bookkeeping as bookkeeping
+from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping
+from ._internals.channel import (
+    bound_queues,
+    delivered_messages,
+    flush_settled,
+    message_priority,
+    priority_key,
+    raw_payload,
+    remove_from_unacked,
+    restore_message,
+)
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -42,8 +55,12 @@ class LedgeredQoS(kombu_redis.QoS):
             super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
             return
         delivery = message.delivery_info
-        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
-        ledger.remember(delivery_tag, record)
+        record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        try:
+            ledger.remember(delivery_tag, record)
+        except self.channel.connection_errors:
+            _keep(self.channel, None, message)  # popped, and recorded nowhere
+            raise
         virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
 
     def ack(self, delivery_tag: str) -> None:
@@ -58,9 +75,56 @@ class LedgeredQoS(kombu_redis.QoS):
         self.channel.settle_unacked()  # a requeue reads the entry back
         super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
 
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        channel = self.channel
+        with channel.conn_or_acquire() as client:
+            bookkeeping.repair_keys(client, self.unacked_index_key, self.unacked_key, self.unacked_mutex_key)
+        super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        """kombu's, except that an entry that is not `[message, exchange, routing key]` is removed and
+        reported (`_bookkeeping`) instead of raising in every sweep."""
+        channel = self.channel
+        malformed: list[Any] = []
+
+        def restore_transaction(pipe: Any) -> None:
+            raw = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            remove_from_unacked(self, tag, pipe)
+            malformed.clear()
+            if raw:
+                entry = bookkeeping.unacked_entry(raw)
+                if entry is None:
+                    malformed.append(raw)
+                else:
+                    restore_message(channel, entry, pipe, leftmost)
+
+        with channel.conn_or_acquire(client) as connection:
+            connection.transaction(restore_transaction, self.unacked_key)
+        if malformed:
+            bookkeeping.report(f"unacked entry {tag!r}", "not a [message, exchange, routing key] triple", malformed[0])
+
     def restore_unacked(self, client: Any = None) -> None:
-        self.channel.settle_unacked()
-        super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        try:
+            self.channel.settle_unacked()
+            super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        except self.channel.connection_errors:
+            # The channel closes because Redis is gone, which may have lost the unacked entries too.
+            flush_settled(self)
+            started = {request.id for request in worker_state.active_requests}
+            for tag, message in delivered_messages(self).items():
+                if (message.headers or {}).get("id") not in started:
+                    _keep(self.channel, tag, message)
+            delivered_messages(self).clear()
+            raise
+
+
+def _keep(channel: Any, tag: str | None, message: Any) -> None:
+    """Keep `message` (delivered on `channel`) until a working channel requeues it (`_unrecorded`)."""
+    delivery = message.delivery_info
+    priority = message_priority(channel, raw_payload(message))
+    for queue in bound_queues(channel, delivery["exchange"], delivery["routing_key"]):
+        unrecorded.keep(tag, priority_key(channel, queue, priority), dumps(raw_payload(message)))  # type: ignore[no-untyped-call]
 
 
 class _Guarded(BatchPopping):
@@ -94,13 +158,29 @@ class _Guarded(BatchPopping):
                 logger.warning("closing the broker channel: %s", error)
         super().close()
 
-    def _create_client(self, asynchronous: bool = False) -> Any:
+    def connection_params(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:  # type: ignore[attr-defined]
+            # The broker connection was lost and closed (a Redis restart, a Sentinel failover); kombu
+            # still acknowledges finished tasks and restores unacked messages through this channel, and
+            # would build a new pool from the closed connection: its AttributeError stopped the worker
+            # ("Unrecoverable error"). A connection error is what those paths expect; Celery reconnects,
+            # and the unacked messages come back from the unacked record after the visibility timeout.
+            raise redis.exceptions.ConnectionError("the broker connection is closed (lost and reconnecting)")
+        return super().connection_params(asynchronous)
+
+    def start_pop(self, timeout: float | None = None) -> None:
+        if unrecorded.pending():  # before this channel pops anything
+            qos = self.qos  # type: ignore[attr-defined]
+            unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
+        super().start_pop(timeout)
+
+    def create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)  # type: ignore[misc]
+            return super().create_client(asynchronous=True)
         pool = self.pool  # type: ignore[attr-defined]
         client = self.__dict__.get("_sync_client")
         if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[misc]
+            client = self.__dict__["_sync_client"] = super().create_client()
         return client
 
 
@@ -109,15 +189,7 @@ class GuardedChannel(_Guarded, kombu_redis.Channel):
 
 
 class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
-    def _connparams(self, asynchronous: bool = False) -> Any:
-        if self.connection.client is None:
-            # The master is gone and kombu is closing this channel after closing its connection; on
-            # the way it tries to restore unacked messages through a new pool built from that closed
-            # connection, and its AttributeError stopped the worker ("Unrecoverable error"). A
-            # connection error is what the close path expects and Celery reconnects through the
-            # sentinels; the unacked messages come back after the visibility timeout.
-            raise redis.exceptions.ConnectionError("the broker connection is closed (Sentinel failover)")
-        return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
+    pass
 
 
 class GuardedTransport(kombu_redis.Transport):

@@ -124,6 +124,17 @@ func TestEvolvedWorkerAnswersTheOlderCaller(t *testing.T) {
 	}
 }
 
+func TestBreakingChangesAreContractMismatch(t *testing.T) {
+	c := client(t, "CALLERS_EVOLVED_URL")
+	var mismatch *tasks.ContractMismatch
+	if _, err := c.MathMul(context.Background(), 6, 7); !errors.As(err, &mismatch) { // the worker requires z
+		t.Fatalf("mul on the evolved worker: %v", err)
+	}
+	if _, err := c.MathStats(context.Background(), []float64{1}); !errors.As(err, &mismatch) { // no total
+		t.Fatalf("stats on the evolved worker: %v", err)
+	}
+}
+
 func TestCancelBeforeStart(t *testing.T) {
 	c := client(t, "CALLERS_MAIN_URL")
 	handle, err := c.SubmitCallersIdle(context.Background(), tasks.CallersIdleArgs{X: 1})

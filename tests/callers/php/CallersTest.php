@@ -8,6 +8,7 @@ declare(strict_types=1);
 use PHPUnit\Framework\TestCase;
 use Tasks\BrokerUnavailable;
 use Tasks\Client;
+use Tasks\ContractMismatch;
 use Tasks\Described;
 use Tasks\InvalidArguments;
 use Tasks\Point;
@@ -120,6 +121,19 @@ final class CallersTest extends TestCase
     public function testEvolvedWorkerAnswersTheOlderCaller(): void
     {
         $this->assertSame(111, self::client('CALLERS_EVOLVED_URL')->mathAdd(4, 7)); // the worker's add gained z = 100
+    }
+
+    public function testBreakingChangesAreContractMismatch(): void
+    {
+        $client = self::client('CALLERS_EVOLVED_URL');
+        foreach ([static fn () => $client->mathMul(6, 7), static fn () => $client->mathStats([1.0])] as $call) {
+            try {
+                $call(); // the worker's mul requires z; its stats has no total
+                $this->fail('no ContractMismatch');
+            } catch (ContractMismatch $error) {
+                $this->assertStringContainsString('math.', $error->getMessage());
+            }
+        }
     }
 
     public function testCancelBeforeStart(): void

@@ -5,6 +5,7 @@ import { strict as assert } from "node:assert";
 import {
   BrokerUnavailable,
   Client,
+  ContractMismatch,
   InvalidArguments,
   TaskCancelled,
   TaskFailed,
@@ -101,6 +102,12 @@ test("with Redis down, BrokerUnavailable", async () => {
 
 test("an evolved worker answers the older caller", async () => {
   assert.equal(await client("CALLERS_EVOLVED_URL").mathAdd(4, 7), 111); // the worker's add gained z = 100
+});
+
+test("breaking changes are ContractMismatch", async () => {
+  const caller = client("CALLERS_EVOLVED_URL");
+  await assert.rejects(caller.mathMul(6, 7), ContractMismatch); // the worker requires z
+  await assert.rejects(caller.mathStats([1]), ContractMismatch); // its result has no total
 });
 
 test("cancel before start", async () => {

@@ -129,6 +129,20 @@ class _Writer:
     def _model(self, model: Model) -> list[str]:
         lines = _comment(f"{model.name}: {model.description}" if model.description else model.name)
         lines += [f"type {model.name} struct {{", *self._struct(model.fields), "}", ""]
+        required = [field.name for field in model.fields if field.required]
+        if required:
+            # encoding/json leaves a missing field at its zero value; the contract says it is required.
+            names = ", ".join(json.dumps(name) for name in required)
+            lines += [
+                f"func (m *{model.name}) UnmarshalJSON(data []byte) error {{",
+                f"\ttype plain {model.name}",
+                f"\tif err := requireFields(data, {names}); err != nil {{",
+                "\t\treturn err",
+                "\t}",
+                "\treturn json.Unmarshal(data, (*plain)(m))",
+                "}",
+                "",
+            ]
         lines.append(f"func (m {model.name}) check(path string, problems *[]string) {{")
         for field in model.fields:
             lines += self._field_checks(field, "m", 'path+".' + field.name + '"')

@@ -301,10 +301,14 @@ class _Writer:
             + f"        return $this->{submit}({arguments})->result();\n    }}\n\n"
             + submit_doc
             + f"    public function {submit}({params}): Handle\n    {{\n"
-            + "        $problems = [];\n"
-            + checks
-            + "        if ($problems !== []) {\n"
-            + f"            throw new InvalidArguments({_string(item.name)}, $problems);\n        }}\n"
+            + (
+                "        $problems = [];\n"
+                + checks
+                + "        if ($problems !== []) {\n"
+                + f"            throw new InvalidArguments({_string(item.name)}, $problems);\n        }}\n"
+                if checks
+                else ""
+            )
             + f"        return $this->submit(\n            {contract},\n            [{kwargs}],\n"
             + f"            static fn (mixed $value): {result_type} => {decode},\n        );\n    }}\n"
         )

@@ -168,12 +168,50 @@ class _Writer:
         checks = "".join(
             self._field_checks(field, "value", "path + " + json.dumps("." + field.name), "  ") for field in model.fields
         )
+        fields = "".join(f"\n    && {self._field_fits(field)}" for field in model.fields)
         return (
             _doc([model.description or model.name], "")
             + f"export interface {model.name} {{\n{_members(model.fields)}}}\n\n"
+            + f"function is{model.name}(value: unknown): boolean {{\n"
+            + "  const fields = value as Record<string, unknown>;\n"
+            + f'  return typeof value === "object" && value !== null && !Array.isArray(value){fields};\n}}\n\n'
             + f"function check{model.name}(value: {model.name}, path: string, problems: string[]): void {{\n"
             + checks
             + "}\n\n"
+        )
+
+    def _field_fits(self, field: Field) -> str:
+        value = f"fields[{json.dumps(field.name)}]"
+        fits = self.fits(field.type, value)
+        if field.required:
+            return f"{json.dumps(field.name)} in fields && {fits}"
+        return f"({value} === undefined || {fits})"
+
+    def fits(self, kind: Type, value: str) -> str:
+        """An expression: whether the JSON `value` (of type unknown) is a `kind`, as a result must be."""
+        if kind.kind == "int":
+            return f"Number.isInteger({value})"
+        if kind.kind == "float":
+            return f'typeof {value} === "number"'
+        if kind.kind == "str":
+            return f'typeof {value} === "string"'
+        if kind.kind == "bool":
+            return f'typeof {value} === "boolean"'
+        if kind.kind == "any":
+            return "true"
+        if kind.kind == "model":
+            return f"is{kind.model}({value})"
+        if kind.kind == "optional":
+            return f"({value} === null || {self.fits(_item(kind), value)})"
+        self.depth += 1
+        var = f"v{self.depth}"
+        inner = self.fits(_item(kind), var)
+        self.depth -= 1
+        if kind.kind == "list":
+            return f"(Array.isArray({value}) && ({value} as unknown[]).every(({var}: unknown) => {inner}))"
+        return (
+            f'(typeof {value} === "object" && {value} !== null && !Array.isArray({value}) '
+            f"&& Object.values({value} as object).every(({var}: unknown) => {inner}))"
         )
 
     def _field_checks(self, field: Field, owner: str, path: str, indent: str) -> str:
@@ -244,7 +282,8 @@ class _Writer:
             f"/** The arguments of {item.name}. */\n"
             + f"export interface {args} {{\n{_members(item.parameters)}}}\n\n"
             + f"const {const}: Contract = {{ name: {json.dumps(item.name)}, queue: {json.dumps(item.queue)}, "
-            + f"timeout: {json.dumps(item.timeout)}, shape: {shape} }};\n\n"
+            + f"timeout: {json.dumps(item.timeout)}, shape: {shape},\n"
+            + f"  fits: (value: unknown) => {self.fits(item.result, 'value')} }};\n\n"
             + f"function check{camel(item.name)}(args: {args}): void {{\n"
             + "  const problems: string[] = [];\n"
             + checks

@@ -457,3 +457,17 @@ func addProblem(problems *[]string, path, rule string, got any) {
 func itemPath(path string, index any) string { return fmt.Sprintf("%s[%v]", path, index) }
 
 func runeCount(text string) int { return len([]rune(text)) }
+
+// requireFields fails when the JSON object lacks one of these fields.
+func requireFields(data []byte, names ...string) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, ok := fields[name]; !ok {
+			return fmt.Errorf("field %q is missing", name)
+		}
+	}
+	return nil
+}

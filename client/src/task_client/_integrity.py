@@ -1,0 +1,148 @@
+"""Which result records a client accepts (see docs/security.md).
+
+- A record of a call this client published must carry the digest of that call's arguments, if it
+  carries one at all: another message that reused the id (anyone who may push to a queue can send
+  one) gets a record with another digest, which is refused rather than returned as this call's value.
+- A REVOKED record that a canceller wrote carries its cancel token; for a call of this client it
+  must be this call's token, which only a client holding the same cancel secret can make.
+- With the workers' public key configured (`verify_key_file`), only records signed by a worker key
+  are accepted, or REVOKED records carrying this client's cancel token for the call (a cancel
+  by this client or one sharing its secret). A forged SET of the result key or PUBLISH on a reply
+  channel is then refused, logged, and the wait goes on for the genuine record.
+
+A refused record is never returned; when no other came within the bound, the wait ends with
+`RecordRefused` (a `TaskTimeout`) naming why.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from task_contracts.wire import (
+    CALL_DIGEST_FIELD,
+    CANCEL_TOKEN_FIELD,
+    SIGNATURE_FIELD,
+    SIGNER_FIELD,
+    key_id,
+    signed_text,
+)
+
+from ._errors import VerifyKeyError
+from ._settings import ClientSettings
+
+logger = logging.getLogger(__name__)
+
+#: Calls (and refusals) remembered per client: bounds memory for calls published and never waited for.
+_REMEMBERED = 100_000
+_PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+class RecordCheck:
+    """The checks above, for one client; thread-safe."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._secret = settings.cancel_secret
+        self._keys = load_verify_keys(settings.verify_key_file) if settings.verify_key_file else None
+        self._lock = threading.Lock()
+        self._mine: dict[str, str] = {}  # task id -> digest of its arguments ("" when none)
+        self._refused: dict[str, str] = {}  # task id -> why its last refused record was refused
+
+    @property
+    def verifies_signatures(self) -> bool:
+        return self._keys is not None
+
+    def cancel_token(self, task_id: str) -> str:
+        """The call's cancel token: HMAC-SHA256 of its id under the client's cancel secret (hex)."""
+        return hmac.new(self._secret, task_id.encode(), hashlib.sha256).hexdigest()
+
+    def expect(self, task_id: str, digest: str | None) -> None:
+        """Remember a call this client publishes, with the digest of its arguments."""
+        with self._lock:
+            _bounded_put(self._mine, task_id, digest or "")
+
+    def digest(self, task_id: str) -> str | None:
+        """The digest of the arguments of a call this client published, if known."""
+        return self._mine.get(task_id) or None
+
+    def accepts(self, task_id: str, record: dict[str, Any]) -> bool:
+        """True if `record` may be taken as the call's; else the refusal is logged and remembered."""
+        reason = self._refusal(task_id, record)
+        if reason is None:
+            return True
+        logger.warning("refused a record for %s (%s): %s", task_id, record.get("status"), reason)
+        with self._lock:
+            _bounded_put(self._refused, task_id, reason)
+        return False
+
+    def refused(self, task_id: str) -> str | None:
+        """Why a record for `task_id` was last refused, if one was."""
+        return self._refused.get(task_id)
+
+    def _refusal(self, task_id: str, record: dict[str, Any]) -> str | None:
+        mine = self._mine.get(task_id)
+        theirs = record.get(CALL_DIGEST_FIELD)
+        if mine and isinstance(theirs, str) and not hmac.compare_digest(theirs, mine):
+            return "it belongs to another call that reused this id (its arguments differ)"
+        token = record.get(CANCEL_TOKEN_FIELD)
+        cancelled_here = isinstance(token, str) and hmac.compare_digest(token, self.cancel_token(task_id))
+        if mine is not None and token is not None and not cancelled_here:
+            return "a REVOKED record without this call's cancel token (a cancel by someone else)"
+        if self._keys is None:
+            return None
+        if _verified(self._keys, record):
+            return None
+        if record.get("status") == "REVOKED" and cancelled_here:
+            return None  # cancelled by this client, or by one holding its cancel secret
+        return "not signed by a trusted worker key"
+
+
+def _verified(keys: dict[str, Any], record: dict[str, Any]) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    key = keys.get(record.get(SIGNER_FIELD))  # type: ignore[arg-type]
+    signature = record.get(SIGNATURE_FIELD)
+    if key is None or not isinstance(signature, str):
+        return False
+    try:
+        key.verify(base64.b64decode(signature, validate=True), signed_text(record))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def load_verify_keys(path: str) -> dict[str, Any]:
+    """The Ed25519 public keys in a PEM file, by key id; `VerifyKeyError` naming what is wrong."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+    except ImportError:
+        raise VerifyKeyError("verifying records needs `cryptography`: pip install 'task-client[signing]'") from None
+    try:
+        blocks = _PEM_BLOCK.findall(Path(path).read_bytes())
+    except OSError as error:
+        raise VerifyKeyError(f"verify key file {path}: {error}") from None
+    keys: dict[str, Any] = {}
+    for block in blocks:
+        try:
+            key = load_pem_public_key(block)
+        except ValueError as error:
+            raise VerifyKeyError(f"verify key file {path}: {error}") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise VerifyKeyError(f"verify key file {path}: not an Ed25519 public key ({type(key).__name__})")
+        keys[key_id(key.public_bytes(Encoding.Raw, PublicFormat.Raw))] = key
+    if not keys:
+        raise VerifyKeyError(f"verify key file {path}: no PEM public key in it")
+    return keys
+
+
+def _bounded_put(table: dict[str, str], key: str, value: str) -> None:
+    table[key] = value
+    if len(table) > _REMEMBERED:
+        del table[next(iter(table))]

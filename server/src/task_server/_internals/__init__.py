@@ -1,0 +1,43 @@
+"""Every use of a private attribute of Celery, kombu or redis-py by the worker, and nothing else.
+
+Written against celery 5.7.0, kombu 5.7.0 and redis-py 8.1.0; checked at the floors the wheel
+declares (celery 5.6.0, kombu 5.7.0, redis-py 6.4.0: `make test-lowest`). These names are no
+public API: a minor release may rename or remove any of them. Each module lists the names it
+relies on in `RELIED_ON`, and tests/server/test_internals.py fails, naming the attribute, when an
+installed version lacks one. Other modules of task_server use only the thin functions and
+mixins defined here, and override only public-named methods (of kombu's Redis QoS, say, also listed).
+
+- `channel`: kombu's Redis channel and QoS (the batch pop, the unacked record, requeues);
+- `backend`: Celery's Redis result backend (how a record is built and stored);
+- `worker`: Celery's consumer, pool and current task.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from . import backend, channel
+
+#: (owner, attribute) pairs: a class, and a name on it or set on its instances.
+RELIED_ON: tuple[tuple[type, str], ...] = (*channel.RELIED_ON, *backend.RELIED_ON)
+
+
+def missing() -> list[str]:
+    """`module.Class.attribute` of each relied-on name that the installed versions lack."""
+    return [f"{owner.__module__}.{owner.__qualname__}.{name}" for owner, name in RELIED_ON if not _has(owner, name)]
+
+
+def _has(owner: type, name: str) -> bool:
+    """A class attribute, or an instance attribute assigned (`self.name = ...`) in the class or a base."""
+    if hasattr(owner, name):
+        return True
+    assigned = re.compile(rf"\bself\.{re.escape(name)}\s*(:[^=]*)?=")
+    for klass in owner.__mro__:
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        if assigned.search(source):
+            return True
+    return False

@@ -1,0 +1,140 @@
+"""kombu's Redis channel and QoS: the private hooks and attributes the worker's transport uses.
+
+`ChannelHooks` goes right before kombu's channel class in a channel's bases; it answers kombu's
+private hooks by public-named methods (`start_pop`, `read_pop`, `create_client`,
+`connection_params`) that the worker's mixins override and chain with `super()`, ending in kombu's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+
+RELIED_ON: tuple[tuple[type, str], ...] = (
+    (kombu_redis.Channel, "_brpop_start"),
+    (kombu_redis.Channel, "_brpop_read"),
+    (kombu_redis.Channel, "_create_client"),
+    (kombu_redis.Channel, "_connparams"),
+    (kombu_redis.Channel, "_queue_cycle"),
+    (kombu_redis.Channel, "_q_for_pri"),
+    (kombu_redis.Channel, "_in_poll"),
+    (kombu_redis.Channel, "priority_steps"),
+    (kombu_redis.Channel, "active_queues"),
+    (kombu_redis.Channel, "conn_or_acquire"),
+    (virtual.Transport, "_deliver"),
+    (virtual.Message, "_raw"),
+    (virtual.Channel, "_lookup"),
+    (virtual.Channel, "_get_message_priority"),
+    (kombu_redis.Channel, "_do_restore_message"),
+    (virtual.QoS, "_flush"),
+    (virtual.QoS, "_delivered"),
+    (kombu_redis.QoS, "_remove_from_indices"),
+    # kombu's Redis QoS is no public API either: the methods the worker's QoS overrides, and its keys.
+    *((kombu_redis.QoS, name) for name in ("append", "ack", "reject", "restore_visible", "restore_by_tag")),
+    *((kombu_redis.QoS, name) for name in ("restore_unacked", "unacked_key", "unacked_index_key", "unacked_mutex_key")),
+)
+
+
+class ChannelHooks:
+    """kombu's private hooks of its Redis channel, under public names (see the module doc)."""
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        self.start_pop(timeout)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        return self.read_pop(**options)
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        return self.create_client(asynchronous)
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        return self.connection_params(asynchronous)
+
+    def start_pop(self, timeout: float | None = None) -> None:
+        """Send the BRPOP for the next message (kombu's `_brpop_start`)."""
+        super()._brpop_start(timeout)  # type: ignore[misc]
+
+    def read_pop(self, **options: Any) -> bool:
+        """Read the BRPOP's reply and deliver its message (kombu's `_brpop_read`)."""
+        delivered: bool = super()._brpop_read(**options)  # type: ignore[misc]
+        return delivered
+
+    def create_client(self, asynchronous: bool = False) -> Any:
+        """A redis-py client on this channel's pool (kombu's `_create_client`)."""
+        return super()._create_client(asynchronous=asynchronous)  # type: ignore[misc]
+
+    def connection_params(self, asynchronous: bool = False) -> Any:
+        """The redis-py connection parameters of a new pool (kombu's `_connparams`)."""
+        return super()._connparams(asynchronous)  # type: ignore[misc]
+
+
+def next_queues(channel: Any) -> list[str]:
+    """The active queues in the fair cycle's order, the cycle moved on as a BRPOP moves it."""
+    queues: list[str] = channel._queue_cycle.consume(len(channel.active_queues))
+    return queues
+
+
+def rotate_queue(channel: Any, queue: str) -> None:
+    """Move `queue` to the end of the fair cycle, as a message taken from it does."""
+    channel._queue_cycle.rotate(queue)
+
+
+def priority_key(channel: Any, queue: str, priority: int) -> str:
+    """The Redis list that holds `queue`'s messages of `priority`."""
+    key: str = channel._q_for_pri(queue, priority)
+    return key
+
+
+def polling(channel: Any) -> bool:
+    """Whether a BRPOP of this channel is waiting for its reply."""
+    return bool(channel._in_poll)
+
+
+def stop_polling(channel: Any) -> None:
+    """Forget the pending BRPOP (its connection was dropped)."""
+    channel._in_poll = None
+
+
+def deliver(channel: Any, payload: Any, queue: str) -> None:
+    """Hand a decoded envelope taken from `queue` to the consumer, as kombu does a BRPOP's item."""
+    channel.connection._deliver(payload, queue)
+
+
+def raw_payload(message: Any) -> Any:
+    """The envelope a kombu message was decoded from, as kombu stores it in the unacked record."""
+    return message._raw
+
+
+def bound_queues(channel: Any, exchange: str, routing_key: str) -> list[str]:
+    """The queues a message published to `exchange` with `routing_key` goes to."""
+    queues: list[str] = channel._lookup(exchange, routing_key)
+    return queues
+
+
+def message_priority(channel: Any, payload: Any) -> int:
+    """The priority step of an envelope, as kombu files it."""
+    priority: int = channel._get_message_priority(payload, reverse=False)
+    return priority
+
+
+def restore_message(channel: Any, entry: Any, pipe: Any, leftmost: bool) -> None:
+    """Queue an unacked-record entry (`[message, exchange, routing key]`) again, in transaction `pipe`."""
+    channel._do_restore_message(*entry, pipe, leftmost)
+
+
+def remove_from_unacked(qos: Any, tag: str, pipe: Any) -> None:
+    """Remove `tag` from the unacked index and hash, in `pipe`."""
+    qos._remove_from_indices(tag, pipe)
+
+
+def flush_settled(qos: Any) -> None:
+    """Drop the messages already acknowledged or rejected from the QoS's delivered messages."""
+    qos._flush()
+
+
+def delivered_messages(qos: Any) -> dict[str, Any]:
+    """The QoS's delivered, unsettled messages by delivery tag (kombu's own dict: clearing it clears them)."""
+    delivered: dict[str, Any] = qos._delivered
+    return delivered

@@ -1,0 +1,218 @@
+"""Forged and cancelled calls (issue 19, item 7), against real workers and a real Redis.
+
+Each attack is made as a user who may push to a queue, write a key or publish on a channel would
+make it: a message reusing a pending call's id, a revoke mark or a cancel from someone else, a result
+key SET before the worker answers, a PUBLISH on the caller's reply channel. On ab98f7e each of them
+was taken as the call's outcome. See docs/security.md.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from task_client import CancelResult, RecordRefused, TaskCancelled, TaskClient, TaskFailed
+from task_contracts.wire import (
+    CALL_DIGEST_FIELD,
+    REMOTE_DUPLICATE_ID,
+    REPLY_CHANNEL_PREFIX,
+    RESULT_KEY_PREFIX,
+    REVOKED_KEY_PREFIX,
+    SIGNATURE_FIELD,
+    SIGNER_FIELD,
+)
+from task_server.testing import RedisProcess, WorkerProcess, wait_until
+
+from ..brokers import Broker
+from ..conftest import REPO_ROOT
+from .raw_messages import envelope, json_body
+
+pytestmark = pytest.mark.e2e
+
+BOUND = 60.0  # generous: the machine is shared
+
+
+def wait_for_log(worker: WorkerProcess, text: str) -> None:
+    wait_until(lambda: text in worker.log(), 30, f"{text!r} in the log of {worker.hostname}")
+
+
+def push_impostor(url: str, task_id: str, args: list[int], reply_to: str | None = None) -> None:
+    """A message with only LPUSH: `math.add` of `args`, reusing `task_id`."""
+    item = json.loads(envelope("math.add", json_body(args, {}), task_id=task_id, queue="math"))
+    if reply_to:
+        item["properties"]["reply_to"] = reply_to
+    with redis.Redis.from_url(url) as connection:
+        connection.lpush("math", json.dumps(item))
+
+
+def forged_record(task_id: str, value: object = 2000) -> str:
+    return json.dumps(
+        {
+            "status": "SUCCESS",
+            "result": value,
+            "traceback": None,
+            "children": [],
+            "date_done": "2026-01-01T00:00:00+00:00",
+            "task_id": task_id,
+        }
+    )
+
+
+# -- a message reusing a call's id (LPUSH only) ---------------------------------------------------
+
+
+def test_a_message_reusing_a_pending_calls_id_never_gives_its_value_to_the_caller(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    handle = client.add.with_options(countdown=3).submit(4, 7)
+    push_impostor(broker.url, handle.id, [1000, 1000])  # runs first: the victim's call is not due yet
+    # The impostor's record (2000) is refused by its digest; the genuine call, once due, is refused by
+    # the worker without overwriting anything, and the caller learns why on its reply channel.
+    with pytest.raises(TaskFailed) as caught:
+        handle.result(timeout=BOUND)
+    assert caught.value.remote_type == REMOTE_DUPLICATE_ID
+    wait_for_log(worker, f"{handle.id}]: refused: another call with other arguments already used this id")
+    assert "delivered again after it had finished" not in worker.log().split(handle.id, 1)[-1][:400]
+
+
+def test_a_message_reusing_a_finished_calls_id_is_refused_and_leaves_its_record_alone(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    handle = client.add.submit(4, 7)
+    assert handle.result(timeout=BOUND) == 11
+    push_impostor(broker.url, handle.id, [1000, 1000], reply_to=f"{REPLY_CHANNEL_PREFIX}attacker")
+    wait_for_log(worker, f"{handle.id}]: refused: another call with other arguments already used this id")
+    with redis.Redis.from_url(broker.result_backend) as store:
+        record = json.loads(store.get(RESULT_KEY_PREFIX + handle.id) or b"{}")
+    assert (record["status"], record["result"]) == ("SUCCESS", 11)
+    assert client.add.handle(handle.id).result(timeout=BOUND) == 11
+
+
+def test_a_redelivery_of_the_same_message_is_still_recognised(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    """The digest tells an impostor from the same call delivered again: that one is not refused."""
+    handle = client.add.submit(2, 3)
+    assert handle.result(timeout=BOUND) == 5
+    push_impostor(broker.url, handle.id, [2, 3])
+    wait_for_log(worker, f"{handle.id}]: delivered again after it had finished; not run again")
+
+
+# -- cancels by someone else ---------------------------------------------------------------------
+
+
+def test_a_revoke_mark_written_by_someone_else_is_ignored(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    handle = client.add.with_options(countdown=2).submit(4, 7)
+    with redis.Redis.from_url(broker.result_backend) as store:
+        store.set(REVOKED_KEY_PREFIX + handle.id, "cancelled", ex=600)
+    assert handle.result(timeout=BOUND) == 11
+    wait_for_log(worker, f"{handle.id}]: ignored a revoke mark without the caller's cancel token")
+
+
+def test_another_client_cannot_cancel_a_call(broker: Broker, worker: WorkerProcess, client: TaskClient) -> None:
+    handle = client.add.with_options(countdown=2).submit(4, 7)
+    with TaskClient(broker.url, broker.result_backend) as other:  # another cancel secret
+        other.cancel(handle.id)  # writes a mark and a REVOKED record with the wrong token
+    assert handle.result(timeout=BOUND) == 11
+    # The caller itself still cancels its calls.
+    mine = client.add.with_options(countdown=30).submit(1, 1)
+    assert mine.cancel() is CancelResult.CANCELLED
+
+
+# -- signed records: forged result keys and reply-channel messages ---------------------------------
+
+
+class Signed:
+    def __init__(self, url: str, worker: WorkerProcess, public_key: Path) -> None:
+        self.url, self.worker, self.public_key = url, worker, public_key
+
+    def client(self) -> TaskClient:
+        return TaskClient(self.url, verify_key_file=str(self.public_key))
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
+    """A Redis and a worker of their own; the worker signs with a key made by `task-server keygen`."""
+    workdir = tmp_path_factory.mktemp("signed")
+    made = subprocess.run(
+        [sys.executable, "-m", "task_server", "keygen", str(workdir / "keys")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert made.returncode == 0, made.stderr
+    private = workdir / "keys" / "record-signing.key"
+    assert private.stat().st_mode & 0o777 == 0o600
+    with RedisProcess(workdir=str(workdir)) as server:
+        server.start()
+        with WorkerProcess(
+            server.url, concurrency=1, logdir=str(workdir), env={"TASK_SIGNING_KEY_FILE": str(private)}
+        ) as worker:
+            worker.start()
+            yield Signed(server.url, worker, workdir / "keys" / "record-signing.pub")
+
+
+def test_signed_records_verify_and_stay_standard_celery_records(signed: Signed) -> None:
+    with signed.client() as client:
+        assert client.add(4, 7) == 11
+        assert client.add.map([(i, 1) for i in range(30)]) == [i + 1 for i in range(30)]
+        handle = client.add.submit(20, 22)
+        assert handle.result(timeout=BOUND) == 42
+        with pytest.raises(TaskFailed, match="ZeroDivisionError"):
+            client.div(1, 0)
+    with redis.Redis.from_url(signed.url) as store:
+        record = json.loads(store.get(RESULT_KEY_PREFIX + handle.id) or b"{}")
+    # A stock reader sees the usual fields; the added ones are extra.
+    assert (record["status"], record["result"], record["task_id"]) == ("SUCCESS", 42, handle.id)
+    assert {SIGNATURE_FIELD, SIGNER_FIELD, CALL_DIGEST_FIELD} <= set(record)
+    assert "signing result records with key" in signed.worker.log()
+
+
+def test_a_result_key_set_before_the_worker_answers_is_refused(signed: Signed) -> None:
+    with signed.client() as client, redis.Redis.from_url(signed.url) as attacker:
+        handle = client.add.with_options(countdown=2).submit(4, 7)
+        attacker.set(RESULT_KEY_PREFIX + handle.id, forged_record(handle.id), ex=600)
+        attacker.publish(RESULT_KEY_PREFIX + handle.id, forged_record(handle.id))
+        assert handle.result(timeout=BOUND) == 11
+
+
+def test_a_forged_publish_on_the_reply_channel_is_refused(signed: Signed) -> None:
+    with (
+        signed.client() as client,
+        redis.Redis.from_url(signed.url) as attacker,
+        concurrent.futures.ThreadPoolExecutor(1) as waiter,
+    ):
+        handle = client.add.with_options(countdown=2).submit(4, 7)
+        waiting = waiter.submit(handle.result, timeout=BOUND)
+        reply_channel = client._runtime.watcher.reply_channel  # what an attacker would read off a message
+
+        def listening() -> bool:
+            counts = dict(attacker.pubsub_numsub(reply_channel, RESULT_KEY_PREFIX + handle.id))
+            return all(count >= 1 for count in counts.values())
+
+        wait_until(listening, 30, "the caller to listen")
+        assert attacker.publish(reply_channel, forged_record(handle.id)) == 1
+        assert waiting.result(timeout=BOUND) == 11
+        assert client._runtime.watcher.check.refused(handle.id) == "not signed by a trusted worker key"
+
+
+def test_only_a_forged_record_ends_the_wait_with_a_typed_error(signed: Signed) -> None:
+    with signed.client() as client, redis.Redis.from_url(signed.url) as attacker:
+        handle = client.add.with_options(queue="no-worker-consumes-this").submit(4, 7)
+        attacker.set(RESULT_KEY_PREFIX + handle.id, forged_record(handle.id), ex=600)
+        with pytest.raises(RecordRefused) as caught:
+            handle.result(timeout=1)
+        assert caught.value.reason == "not signed by a trusted worker key"
+        assert handle.cancel() is CancelResult.CANCELLED  # its own cancel is accepted unsigned
+        with pytest.raises(TaskCancelled):
+            handle.result(timeout=BOUND)

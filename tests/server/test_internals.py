@@ -1,0 +1,61 @@
+"""The private attributes of Celery, kombu and redis-py that the worker relies on exist in the installed versions.
+
+They are all used in `task_server._internals`; a release that renames or removes one fails here,
+naming it, rather than in a worker at run time. `make test-lowest` runs this at the declared floors.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import task_server
+from task_server import _internals
+from task_server._internals import RELIED_ON, missing
+
+PACKAGE = Path(task_server.__file__).parent
+INTERNALS = Path(_internals.__file__).parent
+
+
+def test_every_relied_on_name_exists_in_the_installed_versions() -> None:
+    assert not missing(), f"the installed celery/kombu/redis lack: {', '.join(missing())}"
+
+
+def test_a_missing_name_is_reported_by_its_full_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Lacking:
+        def __init__(self) -> None:
+            self.present = 1
+
+    monkeypatch.setattr(_internals, "RELIED_ON", (*RELIED_ON, (Lacking, "present"), (Lacking, "_gone")))
+    assert missing() == [f"{__name__}.{Lacking.__qualname__}._gone"]
+
+
+def foreign_private_names(path: Path) -> list[str]:
+    """`x._name` attribute uses in `path` whose name the file does not define itself (by a `def`,
+    a class attribute or an assignment), i.e. private names of other libraries' objects."""
+    tree = ast.parse(path.read_text())
+    defined = {
+        node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    defined |= {
+        node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+    }
+    defined |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    return sorted(
+        f"{path.name}:{node.lineno} .{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and node.attr not in defined
+    )
+
+
+MOVED = ("_batch_pop.py", "_transport.py", "_backend.py")
+
+
+@pytest.mark.parametrize("module", MOVED)
+def test_modules_moved_to_internals_use_no_foreign_private_name(module: str) -> None:
+    assert foreign_private_names(PACKAGE / module) == []
