@@ -24,6 +24,16 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "active_queues"),
     (kombu_redis.Channel, "conn_or_acquire"),
     (virtual.Transport, "_deliver"),
+    (virtual.Message, "_raw"),
+    (virtual.Channel, "_lookup"),
+    (virtual.Channel, "_get_message_priority"),
+    (kombu_redis.Channel, "_do_restore_message"),
+    (virtual.QoS, "_flush"),
+    (virtual.QoS, "_delivered"),
+    (kombu_redis.QoS, "_remove_from_indices"),
+    # kombu's Redis QoS is no public API either: the methods the worker's QoS overrides, and its keys.
+    *((kombu_redis.QoS, name) for name in ("append", "ack", "reject", "restore_visible", "restore_by_tag")),
+    *((kombu_redis.QoS, name) for name in ("restore_unacked", "unacked_key", "unacked_index_key", "unacked_mutex_key")),
 )
 
 
@@ -90,3 +100,41 @@ def stop_polling(channel: Any) -> None:
 def deliver(channel: Any, payload: Any, queue: str) -> None:
     """Hand a decoded envelope taken from `queue` to the consumer, as kombu does a BRPOP's item."""
     channel.connection._deliver(payload, queue)
+
+
+def raw_payload(message: Any) -> Any:
+    """The envelope a kombu message was decoded from, as kombu stores it in the unacked record."""
+    return message._raw
+
+
+def bound_queues(channel: Any, exchange: str, routing_key: str) -> list[str]:
+    """The queues a message published to `exchange` with `routing_key` goes to."""
+    queues: list[str] = channel._lookup(exchange, routing_key)
+    return queues
+
+
+def message_priority(channel: Any, payload: Any) -> int:
+    """The priority step of an envelope, as kombu files it."""
+    priority: int = channel._get_message_priority(payload, reverse=False)
+    return priority
+
+
+def restore_message(channel: Any, entry: Any, pipe: Any, leftmost: bool) -> None:
+    """Queue an unacked-record entry (`[message, exchange, routing key]`) again, in transaction `pipe`."""
+    channel._do_restore_message(*entry, pipe, leftmost)
+
+
+def remove_from_unacked(qos: Any, tag: str, pipe: Any) -> None:
+    """Remove `tag` from the unacked index and hash, in `pipe`."""
+    qos._remove_from_indices(tag, pipe)
+
+
+def flush_settled(qos: Any) -> None:
+    """Drop the messages already acknowledged or rejected from the QoS's delivered messages."""
+    qos._flush()
+
+
+def delivered_messages(qos: Any) -> dict[str, Any]:
+    """The QoS's delivered, unsettled messages by delivery tag (kombu's own dict: clearing it clears them)."""
+    delivered: dict[str, Any] = qos._delivered
+    return delivered
