@@ -8,6 +8,7 @@ and with a plain Celery app.
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,7 +155,7 @@ def test_a_plain_celery_producer_sending_pickle_is_refused(
 # the guard, the first one stopped the whole worker ("Unrecoverable error"). On RabbitMQ headers and
 # body travel apart, and a message without a `task` header is dropped by Celery itself.
 JUNK = {
-    "redis": [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add", "id": "x"}}'],
+    "redis": [b"not json at all", b"[1, 2]", b'{"body": 1}', b'{"headers": {"task": "math.add"}}'],
     "rabbitmq": [b"not json at all", b"[1, 2]", b'{"body": 1}', b"[[1, 2], {}, {}]"],
 }
 DROPPED = {
@@ -173,3 +174,54 @@ def test_items_that_are_not_celery_envelopes_are_dropped_and_the_worker_keeps_se
     wait_until(lambda: worker.log().count(dropped) >= before + len(junk), 30, "every item to be dropped")
     assert worker.alive()
     assert client.add(2, 3) == 5
+
+
+# More messages than a worker's prefetch window (concurrency 2 x 4): before, each of these was
+# delivered and never acknowledged, so after the 8th the worker, alive, served nothing.
+PAST_THE_PREFETCH_WINDOW = 10
+
+
+@pytest.mark.parametrize(
+    ("headers", "embed", "problem"),
+    [
+        ({"retries": "many"}, {}, "header 'retries' must be a non-negative integer, not 'many'"),
+        ({"timelimit": "x"}, {}, "header 'timelimit' must be [hard, soft] seconds"),
+        ({}, {"callbacks": "junk"}, "embed field 'callbacks' must be a list of task signatures or null, not 'junk'"),
+        ({"eta": "not a date"}, {}, "header 'eta' is not an ISO 8601 date-time"),
+        ({"eta": 12345}, {}, "header 'eta' must be an ISO 8601 date-time string or null, not 12345"),
+        ({"expires": "nope"}, {}, "header 'expires' is not an ISO 8601 date-time"),
+        ({"task": ["math.add"]}, {}, "header 'task' must be a string, not ['math.add']"),
+    ],
+    ids=["retries-many", "timelimit-junk", "callbacks-junk", "eta-unparseable", "eta-integer", "expires", "task-list"],
+)
+def test_headers_celery_cannot_read_are_refused_and_the_worker_keeps_consuming(
+    client: TaskClient,
+    broker: Broker,
+    worker: WorkerProcess,
+    headers: dict[str, object],
+    embed: dict[str, object],
+    problem: str,
+) -> None:
+    body = json.dumps([[1, 2], {}, embed]).encode()
+    task_ids = [
+        push(broker.url, "math.add", body, queue="math", headers=headers) for _ in range(PAST_THE_PREFETCH_WINDOW)
+    ]
+    for task_id in task_ids:
+        error = refusal(client, task_id)
+        assert error.remote_type == "RefusedMessage"
+        assert problem in error.remote_message
+    assert client.add(2, 3) == 5
+    assert worker.alive()
+
+
+def test_a_poison_pill_nested_10000_deep_is_refused_and_the_worker_lives(
+    client: TaskClient, broker: Broker, worker: WorkerProcess
+) -> None:
+    pill = b"[[" + b"[" * 10_000 + b"]" * 10_000 + b"], {}, {}]"  # 20 KB; before, RecursionError stopped the worker
+    task_ids = [push(broker.url, "math.xsum", pill, queue="math") for _ in range(3)]
+    for task_id in task_ids:
+        error = refusal(client, task_id)
+        assert error.remote_type == "RefusedMessage"
+        assert "nested too deeply (more than 100 levels)" in error.remote_message
+    assert worker.alive()
+    assert client.xsum([1, 2, 3]) == 6

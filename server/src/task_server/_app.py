@@ -11,6 +11,7 @@ from task_contracts.wire import AMQP_QUEUE_TYPE, chunk_task_name
 
 from ._backend import RESULT_TTLS_SETTING, backend_path, store_retry_config
 from ._chunks import register_chunks
+from ._consumer import WORKER_CONSUMER
 from ._control import announce
 from ._deliveries import transport_options
 from ._execution import register
@@ -71,6 +72,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         # Task events for standard monitoring (Flower, `celery events`): off by default, as in
         # Celery, since each call then costs three more Redis PUBLISHes (`--events` turns them on).
         "worker_send_task_events": False,
+        # Celery's consumer, with a net under its message handling: no message stops it (see `_consumer`).
+        "worker_consumer": WORKER_CONSUMER,
         # How long each contract's finished records are kept (see `_backend`).
         RESULT_TTLS_SETTING: result_ttls(settings, catalog),
         # Contracts declared cpu_bound=False run on threads of the main process (see `_threads`);

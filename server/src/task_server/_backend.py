@@ -15,9 +15,17 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
-from task_contracts.wire import ATTEMPT_FIELD, CALL_DIGEST_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
+from task_contracts import redact_url
+from task_contracts.wire import (
+    ATTEMPT_FIELD,
+    CALL_DIGEST_FIELD,
+    REMOTE_BROKER_UNAVAILABLE,
+    REPLY_CHANNEL_PREFIX,
+    RUNNING_KEY_PREFIX,
+)
 
 from ._errors import OutcomeUnknown
+from ._internals.backend import BackendHooks, max_value_size
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
@@ -54,6 +62,20 @@ if ARGV[3] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
 
+
+class BackendOutOfMemory(BackendStoreError):  # type: ignore[misc]
+    """Redis refused a write with -OOM (`maxmemory` reached, `noeviction`): unavailable for writes,
+    not a failure of the task. Not retried: a call on the worker's event loop would hold the loop
+    for the ~10 s of retries, and a full Redis seldom frees memory by itself that soon."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """-OOM, also from inside a script ("Error running script ... -OOM command not allowed ...")."""
+    return isinstance(error, redis.exceptions.OutOfMemoryError) or (
+        isinstance(error, redis.exceptions.ResponseError) and "-OOM" in str(error)
+    )
+
+
 # What storing raises once the retries below have given up on Redis.
 STORE_ERRORS = (
     BackendStoreError,
@@ -81,7 +103,7 @@ def store_retry_config() -> dict[str, Any]:
     }
 
 
-class _ReportsLostResults:
+class _ReportsLostResults(BackendHooks):
     """Celery would record the Redis `ConnectionError` as the task's own exception; the task did
     run, so the client must learn that its outcome is unknown, not that it failed.
 
@@ -95,7 +117,7 @@ class _ReportsLostResults:
         key_file = app.conf.get(SIGNING_KEY_SETTING)
         self._signer = RecordSigner.from_file(key_file) if key_file else None
 
-    def _store_result(
+    def store_record(
         self,
         task_id: str,
         result: Any,
@@ -105,11 +127,11 @@ class _ReportsLostResults:
         **kwargs: Any,
     ) -> Any:
         backend: Any = self  # a mixin of Celery's RedisBackend (untyped)
-        meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+        meta = self.record_meta(result=result, state=state, traceback=traceback, request=request)
         task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
         meta["task_id"] = task_id
         value = self.record_json(meta, request)
-        if isinstance(value, str) and len(value) > backend._MAX_STR_VALUE_SIZE:
+        if isinstance(value, str) and len(value) > max_value_size(backend):
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
         ttl = self._ttls.get(getattr(request, "task", None) or "", backend.expires or 86_400)
         final = "1" if state in states.READY_STATES else "0"
@@ -117,7 +139,13 @@ class _ReportsLostResults:
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
         digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
-        self._store(keys, value, ttl, final, reply_channel(request), digest or "")
+        try:
+            self._store(keys, value, ttl, final, reply_channel(request), digest or "")
+        except redis.exceptions.ResponseError as error:
+            if not out_of_memory(error):
+                raise
+            self._announce_unavailable(task_id, keys[0], error, request)
+            raise BackendOutOfMemory(f"the result backend is out of memory: {error}", task_id=task_id) from None
         return result
 
     def record_json(self, meta: dict[str, Any], request: Any) -> Any:
@@ -136,7 +164,7 @@ class _ReportsLostResults:
         if not channel:
             return
         backend: Any = self
-        meta = backend._get_result_meta(
+        meta = self.record_meta(
             result=backend.prepare_exception(error), state=states.FAILURE, traceback=None, request=request
         )
         meta["task_id"] = task_id
@@ -148,6 +176,36 @@ class _ReportsLostResults:
             backend: Any = self
             self._store_script = backend.client.register_script(_STORE_SCRIPT)
         self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply, digest))
+
+    def _announce_unavailable(self, task_id: str, record_key: bytes, error: BaseException, request: Any) -> None:
+        """Tell a waiting caller at once that its record cannot be stored (PUBLISH needs no memory).
+
+        Published only, never stored: a caller that waits later finds no record (`TaskTimeout`).
+        """
+        backend: Any = self
+        meta = {
+            "task_id": task_id,
+            "status": states.FAILURE,
+            "result": {
+                "exc_type": REMOTE_BROKER_UNAVAILABLE,
+                "exc_module": "task_server",
+                "exc_message": [
+                    f"it is out of memory (maxmemory reached) and refused to store the outcome of {task_id} "
+                    f"({error}); the call was taken by a worker and may have run: it is not run again"
+                ],
+                "url": redact_url(backend.url or ""),
+            },
+            "traceback": None,
+            "children": [],
+            "date_done": None,
+        }
+        notice = self.record_json(meta, request)
+        try:
+            backend.client.publish(record_key, notice)
+            if reply_channel(request):
+                backend.client.publish(reply_channel(request), notice)
+        except (redis.exceptions.RedisError, OSError) as publish_error:
+            logger.error("task %s: could not announce that its record cannot be stored: %s", task_id, publish_error)
 
     def mark_as_done(
         self,
@@ -166,12 +224,10 @@ class _ReportsLostResults:
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
 
-    def _get_result_meta(
+    def record_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._get_result_meta(  # type: ignore[misc]
-            result, state, traceback, request, format_date, encode
-        )
+        meta = super().record_meta(result, state, traceback, request, format_date, encode)
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
         retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
         if retries or state == states.RETRY:

@@ -47,8 +47,18 @@ end
 return popped
 """
 
-# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are ValueErrors).
-UNREADABLE = (ValueError, TypeError, KeyError, AttributeError)
+# What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are
+# ValueErrors; JSON nested a thousand deep raises RecursionError).
+UNREADABLE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+class UnreadableEnvelope(Exception):
+    """A popped item parsed as JSON but could not become a message (raised by the channel's `Message`)."""
+
+    def __init__(self, envelope: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.envelope = envelope
+        self.problem = problem
 
 
 class BatchPopping(ChannelHooks):
@@ -63,6 +73,10 @@ class BatchPopping(ChannelHooks):
             channel.client.connection.send_command("EVAL", _POP_WAITING, len(keys), *keys, batch)
             self.__dict__["_batch_pending"] = True
         super().start_pop(timeout)
+
+    def refuse_envelope(self, envelope: Any, problem: str) -> None:
+        """Report an envelope that never became a message (the channel says to whom)."""
+        _dropped(problem)
 
     def _batch_size(self) -> int:
         """How many messages to pop ahead of the BRPOP: none unless a backlog is likely."""
@@ -86,6 +100,9 @@ class BatchPopping(ChannelHooks):
         if not self.__dict__.pop("_batch_pending", False):
             try:
                 delivered: bool = super().read_pop(**options)
+            except UnreadableEnvelope as unreadable:
+                self.refuse_envelope(unreadable.envelope, unreadable.problem)
+                return False
             except UNREADABLE as error:
                 _dropped(error)
                 return False
@@ -116,6 +133,8 @@ class BatchPopping(ChannelHooks):
                 rotate_queue(channel, queue)
                 # kombu's own decoding, as for a BRPOP's item
                 deliver(channel, loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
+            except UnreadableEnvelope as unreadable:
+                self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:
                 _dropped(error)
             except channel.connection_errors:
@@ -139,6 +158,6 @@ class BatchPopping(ChannelHooks):
         super().close()  # type: ignore[misc]
 
 
-def _dropped(error: Exception) -> None:
+def _dropped(error: Exception | str) -> None:
     # A popped item is gone from Redis: nothing is left to requeue or redeliver.
     logger.error("dropped an item on a task queue that is not a Celery message envelope: %r", error)

@@ -22,6 +22,7 @@ from celery import Celery, signals
 from celery.worker.state import reserved_requests, task_reserved
 
 from ._admission import ask_early
+from ._internals.worker import task_processor
 from ._restart import request_restart
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
 
@@ -79,7 +80,7 @@ class ServedByThreads:
     def __init__(self, consumer: Any, pool: Any) -> None:
         self._consumer = consumer
         self.pool = pool
-        self._process_task = consumer.controller._process_task
+        self._process_task = task_processor(consumer)
 
     def on_task_request(self, request: Any) -> None:
         """Hand a request to the threads; when one is free to start it now, ask for its admission

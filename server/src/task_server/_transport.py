@@ -1,16 +1,19 @@
 """The worker's broker connection: kombu's Redis transport (plain or Sentinel), except that an item on a queue that
-is not a Celery envelope at all (not JSON, or JSON of another shape) is dropped with a log line,
-that the channel reuses its redis-py client objects, writes its unacked record without waiting
+is not a Celery envelope at all (not JSON, JSON of another shape, nested too deeply) is dropped with a log line,
+that an envelope kombu cannot turn into a message (an unknown `body_encoding`, a body that is not
+base64, properties of the wrong type) is refused, with a record when it names a task id, that the
+channel reuses its redis-py client objects, writes its unacked record without waiting
 (`_unacked`) and pops a backlog several messages per round trip (`_batch_pop`).
 
 kombu parses each item it pops inside its event loop; one unreadable item raises there and
 stops the whole worker ("Unrecoverable error"), so any producer able to LPUSH could take every
-worker down. Message bodies are checked later, per task, by `_intake`.
+worker down. Message bodies and headers are checked later, per task, by `_intake`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import redis.exceptions
@@ -23,7 +26,7 @@ from kombu.utils.json import dumps
 
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
-from ._batch_pop import BatchPopping
+from ._batch_pop import BatchPopping, UnreadableEnvelope
 from ._internals.channel import (
     bound_queues,
     delivered_messages,
@@ -34,6 +37,7 @@ from ._internals.channel import (
     remove_from_unacked,
     restore_message,
 )
+from ._message_checks import MAX_NESTING, nesting_exceeds
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -127,8 +131,59 @@ def _keep(channel: Any, tag: str | None, message: Any) -> None:
         unrecorded.keep(tag, priority_key(channel, queue, priority), dumps(raw_payload(message)))  # type: ignore[no-untyped-call]
 
 
+class CheckedMessage(virtual.Message):
+    """kombu's message from a popped envelope; an envelope it cannot read raises `UnreadableEnvelope`
+    (with the envelope, whose task id may still be readable) before it is counted as delivered."""
+
+    def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
+        problem = envelope_refusal(payload, channel.codecs)
+        if problem is None:
+            try:
+                super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
+                return
+            except Exception as error:  # what decoding a hostile body raises has no common base
+                encoding = payload["properties"].get("body_encoding")
+                problem = f"the message body could not be decoded from {encoding} ({type(error).__name__}: {error})"
+        raise UnreadableEnvelope(payload, problem)
+
+
+def envelope_refusal(envelope: Any, codecs: Mapping[str, Any]) -> str | None:
+    """Why a parsed queue item cannot become a message (kombu's reading and the unacked record need
+    these); `codecs`, the body encodings the channel knows besides utf-8."""
+    if not isinstance(envelope, dict):
+        return "the item is not a JSON object"
+    properties = envelope.get("properties")
+    if not isinstance(properties, dict):
+        return "the envelope has no properties object"
+    if not isinstance(properties.get("delivery_tag"), str):
+        return "the envelope's delivery_tag is not a string"
+    delivery = properties.get("delivery_info")
+    if not (isinstance(delivery, dict) and "exchange" in delivery and "routing_key" in delivery):
+        return "the envelope's delivery_info is not an object with exchange and routing_key"
+    if not isinstance(envelope.get("body", ""), str):
+        return "the envelope's body is not a string"
+    encoding = properties.get("body_encoding")
+    if encoding is not None and not (isinstance(encoding, str) and (encoding.lower() == "utf-8" or encoding in codecs)):
+        known = ", ".join(sorted({*codecs, "utf-8"}))
+        return f"unknown body_encoding {encoding!r} (known: {known})"
+    if not isinstance(envelope.get("headers") or {}, dict):
+        return "the envelope's headers are not an object"
+    if nesting_exceeds(envelope, MAX_NESTING):
+        return f"the envelope is nested too deeply (more than {MAX_NESTING} levels)"
+    return None
+
+
 class _Guarded(BatchPopping):
     QoS = LedgeredQoS
+    Message = CheckedMessage
+
+    def refuse_envelope(self, envelope: Any, problem: str) -> None:
+        """Hand an envelope that never became a message to the worker's consumer (`_consumer`)."""
+        refuse = getattr(self.connection.client, "refuse_envelope", None)  # type: ignore[attr-defined]
+        if refuse is None or not isinstance(envelope, dict):
+            logger.error("dropped an item on a task queue that is not a Celery message envelope: %s", problem)
+        else:
+            refuse(envelope, problem)
 
     def unacked_ledger(self) -> UnackedLedger | None:
         """This channel's writer of the unacked record (a new one after a reconnect); None with a key prefix."""

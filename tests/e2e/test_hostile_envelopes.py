@@ -1,0 +1,121 @@
+"""Redis queue items that kombu itself cannot turn into messages, though they name a task id.
+
+On Redis the whole message is one JSON envelope, parsed by kombu's transport before any of
+Celery's code runs. Before, each of these was dropped there without a record (the caller waited
+until its own timeout), and an envelope nested thousands deep stopped the worker with
+`RecursionError`. Now every one whose task id can be read gets a stored `RefusedMessage`; the
+others are acknowledged (popped) and logged; the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from task_client import TaskClient, TaskFailed
+from task_server.testing import WorkerProcess, wait_until
+
+from .raw_messages import envelope, json_body, push_raw, v1_envelope
+
+pytestmark = pytest.mark.e2e
+
+
+def pushed(redis_url: str, item: dict[str, Any] | str) -> None:
+    push_raw(redis_url, "math", (item if isinstance(item, str) else json.dumps(item)).encode())
+
+
+def call(task_id: str, **changes: Any) -> dict[str, Any]:
+    """A valid envelope for `math.add(1, 2)` with `changes` made to its top level or its properties."""
+    item: dict[str, Any] = json.loads(envelope("math.add", json_body([1, 2], {}), task_id=task_id, queue="math"))
+    for key, value in changes.items():
+        (item["properties"] if key in item["properties"] else item)[key] = value
+    return item
+
+
+def refused(client: TaskClient, task_id: str) -> str:
+    with pytest.raises(TaskFailed) as caught:
+        client.add.handle(task_id).result(timeout=30)
+    assert caught.value.remote_type == "RefusedMessage"
+    return caught.value.remote_message
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"body_encoding": "rot13"}, "unknown body_encoding 'rot13' (known: base64, utf-8)"),
+        ({"body": "!!!not base64!!!"}, "the message body could not be decoded from base64"),
+        ({"delivery_info": ["math"]}, "delivery_info is not an object with exchange and routing_key"),
+        ({"delivery_tag": 7}, "the envelope's delivery_tag is not a string"),
+    ],
+    ids=["unknown-body-encoding", "not-base64", "delivery-info-a-list", "delivery-tag-a-number"],
+)
+def test_an_envelope_kombu_cannot_read_gets_a_record_when_it_names_a_task_id(
+    client: TaskClient, redis_url: str, worker: WorkerProcess, changes: dict[str, Any], problem: str
+) -> None:
+    task_id = str(uuid.uuid4())
+    pushed(redis_url, call(task_id, **changes))
+    assert problem in refused(client, task_id)
+    assert f"(task id {task_id})" in worker.log()
+    assert client.add(2, 3) == 5
+
+
+def test_an_envelope_field_nested_5000_deep_is_dropped_and_the_worker_lives(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    text = json.dumps(call(str(uuid.uuid4()), headers={"task": "math.add", "x": "PILL"}))
+    pill = text.replace('"PILL"', "[" * 5000 + "]" * 5000)  # JSON no parser of this depth reads
+    before = worker.log().count("dropped an item on a task queue")
+    for _ in range(3):
+        pushed(redis_url, pill)
+    wait_until(lambda: worker.log().count("dropped an item on a task queue") >= before + 3, 30, "the items dropped")
+    assert worker.alive()
+    assert client.add(2, 3) == 5
+
+
+def test_an_envelope_nested_too_deeply_but_parseable_is_refused_by_its_task_id(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    task_id = str(uuid.uuid4())
+    nested = json.loads("[" * 300 + "]" * 300)
+    pushed(redis_url, call(task_id, headers={"task": "math.add", "id": task_id, "x": nested}))
+    assert "nested too deeply" in refused(client, task_id)
+
+
+def test_a_v1_body_without_a_task_name_gets_a_record(client: TaskClient, redis_url: str, worker: WorkerProcess) -> None:
+    task_id = str(uuid.uuid4())
+    item = json.loads(v1_envelope("math.add", [1, 2], {}, task_id=task_id, queue="math"))
+    body = json.loads(base64.b64decode(item["body"]))
+    del body["task"]
+    item["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    pushed(redis_url, item)
+    assert "message names no task" in refused(client, task_id)
+
+
+def test_an_envelope_without_properties_is_refused_by_its_task_id(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    task_id = str(uuid.uuid4())
+    pushed(redis_url, call(task_id, properties=[1]))
+    assert "the envelope has no properties object" in refused(client, task_id)
+
+
+def test_items_without_a_readable_task_id_are_popped_and_logged(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    pushed(redis_url, call(str(uuid.uuid4()), headers="not an object"))
+    pushed(redis_url, call(str(uuid.uuid4()), headers={"task": "math.add"}, properties=[1]))
+    for problem in ("the envelope's headers are not an object", "the envelope has no properties object"):
+        line = f"dropped an item on a task queue that is not a Celery message envelope: {problem}"
+        wait_until(lambda line=line: line in worker.log(), 30, repr(line))
+    connection = redis.Redis.from_url(redis_url)
+    try:
+        assert connection.llen("math") == 0
+    finally:
+        connection.close()
+    assert client.add(2, 3) == 5
+    assert worker.alive()
