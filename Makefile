@@ -12,7 +12,11 @@ CELERY_NODE := $(VENV)/npm/node_modules/celery-node/package.json
 TYPESCRIPT := $(VENV)/npm/node_modules/typescript/package.json
 NPM_PACKAGES := @asyncapi/specs@6.11.1 celery-node@0.5.9 ioredis@5.9.2 typescript@5.9.3 @types/node@20.19.43
 
-.PHONY: install lock demo test test-e2e test-lowest check-compat bench build lint docs clean generate
+# Test processes (pytest-xdist): the suite mostly waits on servers and workers, so more than the cores.
+TEST_PROCESSES ?= 4
+PYTEST_PARALLEL := -n $(TEST_PROCESSES) --dist loadgroup
+
+.PHONY: install lock demo system-packages test test-e2e test-lowest check-compat bench build lint docs clean generate
 
 install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 
@@ -36,8 +40,14 @@ $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) &: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) check-compat
-	$(BIN)/python -m pytest
+# The Debian packages the suite needs (scripts/system-packages lists them): installed when run as
+# root with apt-get, otherwise named in one line before anything else runs. Listed first, so it runs first.
+system-packages:
+	scripts/system-packages
+
+# With the packages checked, the TLS test fails rather than skips when it finds no TLS redis-server.
+test: system-packages $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) check-compat
+	TASK_REQUIRE_TLS_TEST=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # The contracts of the last release (contracts/released/<version>/) against the current ones: a
 # breaking change fails here; the way out is a new major version of the contract.
@@ -46,14 +56,15 @@ check-compat: $(STAMP)
 	rm -rf .compat-export && $(BIN)/task-contracts export .compat-export > /dev/null
 	$(BIN)/task-contracts diff $(RELEASED) .compat-export
 
-test-e2e: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
-	$(BIN)/python -m pytest -m e2e
+test-e2e: system-packages $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
+	TASK_REQUIRE_TLS_TEST=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL) -m e2e
 
 # The wheels in a fresh virtualenv at the lowest versions their ranges allow (uv's lowest-direct: each
 # declared floor), under a core end-to-end subset run from that virtualenv: the declared floors are true.
 LOWEST := .venv-lowest
 # Less one test of a stock Celery producer: Celery 5.6's own result consumer leaks a socket there (not ours).
-LOWEST_SUBSET := tests/e2e/test_calls.py tests/e2e/test_batches.py tests/e2e/test_cancel.py \
+LOWEST_SUBSET := tests/server/test_internals.py tests/client/test_private_names.py \
+	tests/e2e/test_calls.py tests/e2e/test_batches.py tests/e2e/test_cancel.py \
 	tests/e2e/test_crash_redelivery.py::test_idempotent_task_runs_again_after_the_whole_worker_is_killed \
 	--deselect tests/e2e/test_batches.py::test_any_producer_can_send_a_chunk_and_each_call_is_validated
 test-lowest: build

@@ -15,18 +15,40 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from task_client import TaskClient
 from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
 
+from . import parallel
 from .brokers import BROKERS, Broker
 from .catalog import serving
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "every_broker: run the module's tests once on Redis and once on RabbitMQ")
+    parallel.make_run_dir(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    parallel.clean_up(config)
+
+
+@pytest.hookimpl(trylast=True)  # the node ids as the controller receives them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    parallel.write_groups(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    parallel.launch_rabbitmq_if_needed(ids)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    return parallel.make_scheduler(config, log) if config.getoption("dist") == "loadgroup" else None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,16 +63,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("TASK_BROKER_URL")
     if external:
-        yield external
+        yield _database_of_this_process(external)
         return
     with RedisProcess(workdir=str(tmp_path_factory.mktemp("redis"))) as redis:
         redis.start()
         yield redis.url
 
 
+def _database_of_this_process(url: str) -> str:
+    """Under pytest-xdist, test process N uses database `db + N` of an external Redis: queues and
+    keys stay apart as they do with one redis-server per process."""
+    number = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + number
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQProcess]:
-    """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it)."""
+    """One throwaway RabbitMQ node for the session (Debian's rabbitmq-server; a test fails without it).
+
+    Parallel runs share one node (tests/parallel.py); each test process has virtual hosts of its own.
+    """
+    shared = parallel.shared_rabbitmq()
+    if shared is not None:
+        yield shared
+        return
     with RabbitMQProcess(workdir=str(tmp_path_factory.mktemp("rabbitmq"))) as node:
         node.start()
         yield node
@@ -62,7 +100,8 @@ def broker(request: pytest.FixtureRequest, redis_url: str) -> Broker:
     if request.param == "redis":
         return Broker("redis", redis_url, redis_url)
     node: RabbitMQProcess = request.getfixturevalue("rabbitmq")
-    return Broker("rabbitmq", node.add_vhost("session"), redis_url, node)
+    vhost = f"session-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # one per test process on a shared node
+    return Broker("rabbitmq", node.add_vhost(vhost), redis_url, node)
 
 
 @pytest.fixture(scope="session")

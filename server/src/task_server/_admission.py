@@ -28,6 +28,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import redis.exceptions
 from celery import Task
 from celery.exceptions import Ignore
 
@@ -43,7 +44,7 @@ from task_contracts.wire import (
     cancel_hash,
 )
 
-from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS, out_of_memory
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._preadmission import claim_admission, pipeline_for, remember_asked
@@ -195,8 +196,11 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
             keys, arguments = admission_command(contract, task_id, retries, lease, digest, pass_revoke_mark=True)
             verdict, value = _admit_script(client)(keys=keys, args=arguments)
             verdict = _text(verdict)
-    except STORE_ERRORS as error:
-        # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
+    except (*STORE_ERRORS, redis.exceptions.ResponseError) as error:
+        if isinstance(error, redis.exceptions.ResponseError) and not out_of_memory(error):
+            raise
+        # Unrecorded (Redis down, or refusing writes at maxmemory): no cancel or limit can be
+        # checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error
     else:
         unrecorded = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -271,7 +272,7 @@ def find_rabbitmq_bin() -> Path:
     if on_path:
         return Path(on_path).parent
     raise ProcessError(
-        "no rabbitmq-server found: install Debian's rabbitmq-server package (.ci/run does) "
+        "no rabbitmq-server found: install Debian's rabbitmq-server package (`make test` does, as root) "
         "or set TASK_RABBITMQ_BIN to the directory holding rabbitmq-server and rabbitmqctl"
     )
 
@@ -289,21 +290,38 @@ class RabbitMQProcess(_Process):
         self.port = free_port()
         self.nodename = f"task-{uuid.uuid4().hex[:8]}@localhost"
         self._bin = find_rabbitmq_bin()
-        self.env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
-            "ERL_EPMD_PORT": str(free_port()),
-            "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq.conf"),
-            "HOME": str(self.workdir),  # the Erlang cookie shared by the node and rabbitmqctl
-            # Run the Erlang VM as this process itself (no signal-forwarding shell in between),
-            # so that freeze() stops the broker and the process helpers can stop it.
-            "RUNNING_UNDER_SYSTEMD": "true",
-        }
+        self._set_node_env(
+            {
+                "RABBITMQ_NODENAME": self.nodename,
+                "RABBITMQ_NODE_PORT": str(self.port),
+                "RABBITMQ_DIST_PORT": str(free_port()),
+                "ERL_EPMD_PORT": str(free_port()),
+                "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
+                "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq.conf"),
+                "HOME": str(self.workdir),  # the Erlang cookie shared by the node and rabbitmqctl
+                # Run the Erlang VM as this process itself (no signal-forwarding shell in between),
+                # so that freeze() stops the broker and the process helpers can stop it.
+                "RUNNING_UNDER_SYSTEMD": "true",
+            }
+        )
+
+    def _set_node_env(self, node_env: dict[str, str]) -> None:
+        self._node_env = node_env
+        self.env = {**os.environ, **node_env}
+
+    @classmethod
+    def attach(cls, workdir: str) -> Self:
+        """The node another process launched in `workdir`, to use but not to stop (its launcher does).
+
+        For test processes that share one node: `wait_started()` waits until it answers.
+        """
+        node = cls(workdir=workdir)
+        recorded = json.loads((node.workdir / "node.json").read_text())
+        node.port, node.nodename = recorded["port"], recorded["nodename"]
+        node._set_node_env(recorded["env"])
+        return node
 
     def url_for(self, vhost: str = "/") -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
@@ -313,6 +331,10 @@ class RabbitMQProcess(_Process):
         return self.url_for("/")
 
     def start(self, timeout: float = 90.0) -> Self:
+        return self.launch().wait_started(timeout)
+
+    def launch(self) -> Self:
+        """Start the node without waiting for it to answer (`start()` waits too)."""
         (self.workdir / "enabled_plugins").write_text("[].\n")
         (self.workdir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
@@ -322,10 +344,16 @@ class RabbitMQProcess(_Process):
             "log.file.level = warning\n"
         )
         self._spawn([str(self._bin / "rabbitmq-server")], env=self.env)
+        recorded = {"port": self.port, "nodename": self.nodename, "env": self._node_env}
+        (self.workdir / "node.json").write_text(json.dumps(recorded))
+        return self
+
+    def wait_started(self, timeout: float = 90.0) -> Self:
+        """Wait until the node answers; raise `ProcessError` if it exits or `timeout` passes."""
         deadline = time.monotonic() + timeout
         # `await_startup` fails at once while the node is not yet registered: ask again until it answers.
         while self.ctl("await_startup", "--timeout", "30", check=False).returncode != 0:
-            if not self.alive():
+            if self.process is not None and not self.alive():
                 raise ProcessError(f"rabbitmq-server exited: {self.log()[-3000:]}")
             if time.monotonic() > deadline:
                 raise ProcessError(f"timed out after {timeout:g} s waiting for RabbitMQ node {self.nodename}")
@@ -360,7 +388,9 @@ class RabbitMQProcess(_Process):
         self.signal(signal.SIGCONT)
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return  # never launched here (or attached): nothing of ours to stop
+        if self.process.poll() is None:
             self.signal(signal.SIGCONT)
             # `stop`, not `shutdown`: shutdown waits for the node's pid to vanish, and it stays
             # (a zombie) until this process reaps it below.
@@ -376,7 +406,7 @@ def find_redis_sentinel() -> str:
     on_path = shutil.which("redis-sentinel")
     if on_path:
         return on_path
-    raise ProcessError("no redis-sentinel found: install Debian's redis-sentinel package (.ci/run does)")
+    raise ProcessError("no redis-sentinel found: install Debian's redis-sentinel package (`make test` does, as root)")
 
 
 class SentinelGroup:

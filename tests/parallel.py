@@ -1,0 +1,141 @@
+"""Parallel runs (`make test`: pytest-xdist, `-n N --dist loadgroup`): what the test processes share.
+
+Each test process has its own session fixtures (redis-server, workers), so no queue or key is
+shared between processes. Two things are shared on purpose, through a directory the controller
+makes for the run (`RUN_DIR`):
+
+- **Groups.** Tests that share a fixture wider than one test (module, class or package scope, or a
+  session fixture declared below tests/conftest.py) run in one process, so that fixture starts
+  once. Each test process writes its tests' groups to the directory; the controller's scheduler
+  reads them. (pytest-xdist's own `xdist_group` mechanism renames node ids, which pytest 9.2 no
+  longer allows: pytest-xdist issue 1386. `xdist_group` marks are honoured here too.)
+- **One RabbitMQ node**, launched by the controller once a test process has collected a RabbitMQ
+  test, without waiting for it; each test process attaches to it and uses virtual hosts of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from task_server.testing import ProcessError, RabbitMQProcess
+
+RUN_DIR = "TASK_TEST_RUN_DIR"  # set by the controller before the test processes start; they inherit it
+TESTS_DIR = "tests"  # node id of the directory whose session fixtures belong to each test process
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def run_dir() -> Path | None:
+    value = os.environ.get(RUN_DIR)
+    return Path(value) if value else None
+
+
+# Controller side.
+
+
+def make_run_dir(config: pytest.Config) -> None:
+    if is_controller(config) and not config.getoption("collectonly"):
+        os.environ[RUN_DIR] = tempfile.mkdtemp(prefix="task-test-run-")
+
+
+_launched: list[RabbitMQProcess] = []
+
+
+def launch_rabbitmq_if_needed(nodeids: list[str]) -> None:
+    directory = run_dir()
+    if directory is None or _launched or not any("rabbitmq" in nodeid for nodeid in nodeids):
+        return
+    (directory / "rabbitmq").mkdir()
+    # Launched from the controller's main thread, so it dies with the run. Without rabbitmq-server
+    # the test processes fail, each naming the package, as in a serial run.
+    with contextlib.suppress(ProcessError):
+        _launched.append(RabbitMQProcess(workdir=str(directory / "rabbitmq")).launch())
+
+
+def clean_up(config: pytest.Config) -> None:
+    if not is_controller(config):
+        return
+    for node in _launched:
+        node.stop()
+    directory = os.environ.pop(RUN_DIR, None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """Load scheduling, except that the tests of one group go to one process as a unit."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # every test process has collected by the time tests are scheduled
+                self.groups = read_groups()
+            return self.groups.get(nodeid, nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+def read_groups() -> dict[str, str]:
+    directory = run_dir()
+    groups: dict[str, str] = {}
+    for path in sorted(directory.glob("groups-*.json")) if directory else ():
+        groups.update(json.loads(path.read_text()))
+    return groups
+
+
+# Test process side.
+
+
+def write_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    directory = run_dir()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if directory is None or worker is None or not getattr(config.option, "loadgroup", False):
+        return
+    groups = {item.nodeid: group for item in items if (group := group_of(item)) is not None}
+    partial = directory / f"groups-{worker}.json.partial"
+    partial.write_text(json.dumps(groups))
+    partial.rename(directory / f"groups-{worker}.json")
+
+
+def group_of(item: pytest.Item) -> str | None:
+    """The group an `xdist_group` mark names, or else the widest node (package or module) whose
+    tests share a fixture with `item`; None for a test that can run anywhere."""
+    marks = sorted(
+        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        for mark in item.iter_markers("xdist_group")
+    )
+    if marks:
+        return "_".join(marks)
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    if fixtureinfo is None:
+        return None
+    module = item.nodeid.split("::")[0]
+    scopes: list[str] = []
+    for definitions in fixtureinfo.name2fixturedefs.values():
+        for definition in definitions:
+            if definition.scope in ("module", "class"):
+                scopes.append(module)
+            elif definition.scope in ("package", "session") and definition.baseid not in ("", TESTS_DIR):
+                scopes.append(definition.baseid)
+    return min(scopes, key=len, default=None)
+
+
+def shared_rabbitmq() -> RabbitMQProcess | None:
+    """The run's RabbitMQ node, once it answers; None outside a parallel run (or if none was launched)."""
+    directory = run_dir()
+    if directory is None or not (directory / "rabbitmq" / "node.json").exists():
+        return None
+    return RabbitMQProcess.attach(str(directory / "rabbitmq")).wait_started()
