@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from celery import current_task
-
 from task_contracts.wire import PROGRESS_DONE, PROGRESS_MESSAGE, PROGRESS_STATE, PROGRESS_TOTAL
 
 from ._backend import BackendOutOfMemory
+from ._internals.worker import running_task
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def report_progress(done: float, total: float | None = None, message: str = "") 
     """
     if done < 0 or (total is not None and total < 0):
         raise ValueError(f"progress must not be negative (done={done!r}, total={total!r})")
-    task = current_task._get_current_object()
+    task = running_task()
     if task is None or not getattr(task.request, "id", None) or task.request.called_directly:
         return
     try:
