@@ -83,3 +83,18 @@ def test_no_class_outside_internals_overrides_a_foreign_private_hook() -> None:
                     if any(base.__module__.split(".")[0] in LIBRARIES for base in owners):
                         overrides.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
     assert overrides == [], "move it to task_server._internals"
+
+
+def test_every_private_name_the_internals_use_is_in_the_registry() -> None:
+    """A private name used in `_internals` but not listed in a `RELIED_ON` would go unchecked."""
+    registered = {name for _, name in RELIED_ON}
+    used = set()
+    for path in INTERNALS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__"):
+                used.add(node.name)  # a hook overridden for the library
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+                used |= set() if on_self else {node.attr}
+    used -= {"_has"}  # the registry's own helper
+    assert used - registered == set()
