@@ -7,6 +7,9 @@ naming it, rather than in a worker at run time. `make test-lowest` runs this at 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,10 @@ from task_server._internals import RELIED_ON, missing
 
 PACKAGE = Path(task_server.__file__).parent
 INTERNALS = Path(_internals.__file__).parent
+
+
+#: Whose private names are fenced: Celery and the libraries it brings.
+LIBRARIES = {"celery", "kombu", "amqp", "redis", "billiard", "vine"}
 
 
 def test_every_relied_on_name_exists_in_the_installed_versions() -> None:
@@ -53,9 +60,41 @@ def foreign_private_names(path: Path) -> list[str]:
     )
 
 
-MOVED = ("_batch_pop.py", "_transport.py", "_backend.py")
+MODULES = sorted(path for path in PACKAGE.rglob("*.py") if INTERNALS not in path.parents and path.parent != INTERNALS)
 
 
-@pytest.mark.parametrize("module", MOVED)
-def test_modules_moved_to_internals_use_no_foreign_private_name(module: str) -> None:
-    assert foreign_private_names(PACKAGE / module) == []
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(PACKAGE)))
+def test_no_other_module_uses_a_foreign_private_name(path: Path) -> None:
+    assert foreign_private_names(path) == [], "move it to task_server._internals"
+
+
+def test_no_class_outside_internals_overrides_a_foreign_private_hook() -> None:
+    overrides = []
+    for info in pkgutil.walk_packages(task_server.__path__, "task_server."):
+        if info.name.startswith("task_server._internals") or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            for name in vars(cls):
+                if name.startswith("_") and not name.startswith("__"):
+                    owners = [base for base in cls.__mro__[1:] if name in vars(base)]
+                    if any(base.__module__.split(".")[0] in LIBRARIES for base in owners):
+                        overrides.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+    assert overrides == [], "move it to task_server._internals"
+
+
+def test_every_private_name_the_internals_use_is_in_the_registry() -> None:
+    """A private name used in `_internals` but not listed in a `RELIED_ON` would go unchecked."""
+    registered = {name for _, name in RELIED_ON}
+    used = set()
+    for path in INTERNALS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__"):
+                used.add(node.name)  # a hook overridden for the library
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+                used |= set() if on_self else {node.attr}
+    used -= {"_has"}  # the registry's own helper
+    assert used - registered == set()

@@ -7,6 +7,7 @@ from typing import Any
 from task_contracts import Contract, ResultError
 from task_contracts.wire import (
     ATTEMPT_FIELD,
+    REMOTE_BROKER_UNAVAILABLE,
     REMOTE_CONTRACT_MISMATCH,
     REMOTE_NOT_REGISTERED,
     REMOTE_OUTCOME_UNKNOWN,
@@ -15,6 +16,7 @@ from task_contracts.wire import (
 )
 
 from ._errors import (
+    BrokerUnavailable,
     ContractMismatch,
     OutcomeUnknown,
     RecordRefused,
@@ -72,6 +74,11 @@ def remote_error(contract: str | None, task_id: str, record: dict[str, Any]) -> 
             )
         return TaskCancelled(
             f"{where} {task_id} was cancelled ({remote_message or 'revoked'})", contract=contract, task_id=task_id
+        )
+    if remote_type == REMOTE_BROKER_UNAVAILABLE:
+        url = str(failure.get("url") or "")
+        return BrokerUnavailable(
+            f"result backend {url} is unavailable: {remote_message}", url=url, contract=contract, task_id=task_id
         )
     if remote_type == REMOTE_NOT_REGISTERED:
         return UnknownTask(f"no worker serves {where}: {remote_message}", contract=contract, task_id=task_id)

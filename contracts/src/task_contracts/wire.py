@@ -34,6 +34,8 @@ REMOTE_CONTRACT_MISMATCH: Final = "ContractMismatch"
 REMOTE_INVALID_RESULT: Final = "InvalidResult"
 REMOTE_NOT_REGISTERED: Final = "NotRegistered"
 REMOTE_OUTCOME_UNKNOWN: Final = "OutcomeUnknown"
+#: Published (never stored) when the result backend refuses a record (-OOM): the client raises BrokerUnavailable.
+REMOTE_BROKER_UNAVAILABLE: Final = "BrokerUnavailable"
 REMOTE_DELIVERY_LIMIT: Final = "DeliveryLimitExceeded"
 REMOTE_REFUSED_MESSAGE: Final = "RefusedMessage"
 #: Celery's error when a pool process died mid-task and the message was not requeued.

@@ -28,6 +28,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import redis.exceptions
 from celery import Task
 from celery.exceptions import Ignore
 
@@ -43,7 +44,7 @@ from task_contracts.wire import (
     cancel_hash,
 )
 
-from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS
+from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS, out_of_memory
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._preadmission import claim_admission, pipeline_for, remember_asked
@@ -195,8 +196,11 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
             keys, arguments = admission_command(contract, task_id, retries, lease, digest, pass_revoke_mark=True)
             verdict, value = _admit_script(client)(keys=keys, args=arguments)
             verdict = _text(verdict)
-    except STORE_ERRORS as error:
-        # Unrecorded: no cancel or limit can be checked; the redelivery policy decides alone.
+    except (*STORE_ERRORS, redis.exceptions.ResponseError) as error:
+        if isinstance(error, redis.exceptions.ResponseError) and not out_of_memory(error):
+            raise
+        # Unrecorded (Redis down, or refusing writes at maxmemory): no cancel or limit can be
+        # checked; the redelivery policy decides alone.
         verdict, value, unrecorded = "start", None, error
     else:
         unrecorded = None
@@ -257,15 +261,18 @@ def _parsed_mark(mark: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def mark_is_genuine(mark: str, expected: str) -> bool:
+    """Whether a revoke mark carries the token whose hash is `expected` (a call's `cancel_hash`)."""
+    parsed = _parsed_mark(mark)
+    token = parsed.get("token") if parsed is not None else None
+    return isinstance(token, str) and hmac.compare_digest(cancel_hash(token), expected)
+
+
 def _revoke_is_genuine(contract: Contract[..., Any], task_id: str, request: Any, mark: str) -> bool:
     """A call that names a cancel hash is cancelled only by a mark carrying its token; a call
     without one (foreign producers, older clients) by any mark."""
     expected = (request.headers or {}).get(CANCEL_HASH_HEADER) or getattr(request, CANCEL_HASH_HEADER, None)
-    if not isinstance(expected, str) or not expected:
-        return True
-    parsed = _parsed_mark(mark)
-    token = parsed.get("token") if parsed is not None else None
-    if isinstance(token, str) and hmac.compare_digest(cancel_hash(token), expected):
+    if not isinstance(expected, str) or not expected or mark_is_genuine(mark, expected):
         return True
     logger.warning(
         "%s[%s]: ignored a revoke mark without the caller's cancel token (written by someone else)",

@@ -15,7 +15,14 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
-from task_contracts.wire import ATTEMPT_FIELD, CALL_DIGEST_FIELD, REPLY_CHANNEL_PREFIX, RUNNING_KEY_PREFIX
+from task_contracts import redact_url
+from task_contracts.wire import (
+    ATTEMPT_FIELD,
+    CALL_DIGEST_FIELD,
+    REMOTE_BROKER_UNAVAILABLE,
+    REPLY_CHANNEL_PREFIX,
+    RUNNING_KEY_PREFIX,
+)
 
 from ._errors import OutcomeUnknown
 from ._internals.backend import BackendHooks, max_value_size
@@ -54,6 +61,20 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
 return 1
 """
+
+
+class BackendOutOfMemory(BackendStoreError):  # type: ignore[misc]
+    """Redis refused a write with -OOM (`maxmemory` reached, `noeviction`): unavailable for writes,
+    not a failure of the task. Not retried: a call on the worker's event loop would hold the loop
+    for the ~10 s of retries, and a full Redis seldom frees memory by itself that soon."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """-OOM, also from inside a script ("Error running script ... -OOM command not allowed ...")."""
+    return isinstance(error, redis.exceptions.OutOfMemoryError) or (
+        isinstance(error, redis.exceptions.ResponseError) and "-OOM" in str(error)
+    )
+
 
 # What storing raises once the retries below have given up on Redis.
 STORE_ERRORS = (
@@ -118,7 +139,13 @@ class _ReportsLostResults(BackendHooks):
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
         digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
-        self._store(keys, value, ttl, final, reply_channel(request), digest or "")
+        try:
+            self._store(keys, value, ttl, final, reply_channel(request), digest or "")
+        except redis.exceptions.ResponseError as error:
+            if not out_of_memory(error):
+                raise
+            self._announce_unavailable(task_id, keys[0], error, request)
+            raise BackendOutOfMemory(f"the result backend is out of memory: {error}", task_id=task_id) from None
         return result
 
     def record_json(self, meta: dict[str, Any], request: Any) -> Any:
@@ -149,6 +176,36 @@ class _ReportsLostResults(BackendHooks):
             backend: Any = self
             self._store_script = backend.client.register_script(_STORE_SCRIPT)
         self._store_script(keys=keys, args=(value, max(1, int(ttl * 1000)), final, reply, digest))
+
+    def _announce_unavailable(self, task_id: str, record_key: bytes, error: BaseException, request: Any) -> None:
+        """Tell a waiting caller at once that its record cannot be stored (PUBLISH needs no memory).
+
+        Published only, never stored: a caller that waits later finds no record (`TaskTimeout`).
+        """
+        backend: Any = self
+        meta = {
+            "task_id": task_id,
+            "status": states.FAILURE,
+            "result": {
+                "exc_type": REMOTE_BROKER_UNAVAILABLE,
+                "exc_module": "task_server",
+                "exc_message": [
+                    f"it is out of memory (maxmemory reached) and refused to store the outcome of {task_id} "
+                    f"({error}); the call was taken by a worker and may have run: it is not run again"
+                ],
+                "url": redact_url(backend.url or ""),
+            },
+            "traceback": None,
+            "children": [],
+            "date_done": None,
+        }
+        notice = self.record_json(meta, request)
+        try:
+            backend.client.publish(record_key, notice)
+            if reply_channel(request):
+                backend.client.publish(reply_channel(request), notice)
+        except (redis.exceptions.RedisError, OSError) as publish_error:
+            logger.error("task %s: could not announce that its record cannot be stored: %s", task_id, publish_error)
 
     def mark_as_done(
         self,

@@ -358,6 +358,9 @@ def worker(
             raise click.UsageError(str(error)) from None
         click.echo(f"task-server: signing result records with key {signer.key_id}", err=True)
     _serve(settings, catalog)
+    # Past --max-leaked-threads: the same command again, in this process (not for `dev`, whose
+    # embedded Redis, and the calls in it, would not survive the exec).
+    restart_if_requested()
 
 
 @main.command()
@@ -452,7 +455,6 @@ def _serve(settings: WorkerSettings, catalog: ContractCatalog) -> None:
 
     signals.worker_ready.connect(say_ready, weak=False)
     app.worker_main(argv=_worker_argv(settings, catalog))
-    restart_if_requested()  # past --max-leaked-threads: the same command again, in this process
 
 
 def _queue_list(text: str | None) -> list[str]:

@@ -19,6 +19,7 @@ import os
 import threading
 from typing import Any
 
+from billiard.einfo import ExceptionInfo  # type: ignore[import-untyped]
 from celery.concurrency.base import BasePool, apply_target
 
 #: `app.conf` key: whether contracts declared `on_event_loop=True` run there (`--inline/--no-inline`).
@@ -73,7 +74,24 @@ class _OnTheLoop(BasePool):  # type: ignore[misc]
 
     def __init__(self, app: Any) -> None:
         super().__init__(limit=1, app=app)
-        self.on_apply = apply_target
+        self.on_apply = _apply_on_the_loop
+
+
+def _apply_on_the_loop(target: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Any:
+    """Celery's `apply_target`, except that an error outside the task's body (its failure record
+    refused by a full Redis, or Redis gone after the store retries) fails that call, as in a pool
+    process, instead of escaping into the consumer loop and stopping the worker."""
+    try:
+        return apply_target(target, args, kwargs, **options)
+    except Exception as error:
+        logger.error("a call on the event loop failed outside its body: %r", error)
+        error_callback = options.get("error_callback")
+        if error_callback is not None:
+            try:
+                error_callback(ExceptionInfo())
+            except Exception as callback_error:
+                logger.error("and its failure could not be handled: %r", callback_error)
+        return None
 
 
 class LoopPool:

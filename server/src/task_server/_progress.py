@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from celery import current_task
+import logging
 
 from task_contracts.wire import PROGRESS_DONE, PROGRESS_MESSAGE, PROGRESS_STATE, PROGRESS_TOTAL
+
+from ._backend import BackendOutOfMemory
+from ._internals.worker import running_task
+
+logger = logging.getLogger(__name__)
 
 
 def report_progress(done: float, total: float | None = None, message: str = "") -> None:
@@ -18,10 +23,15 @@ def report_progress(done: float, total: float | None = None, message: str = "") 
     """
     if done < 0 or (total is not None and total < 0):
         raise ValueError(f"progress must not be negative (done={done!r}, total={total!r})")
-    task = current_task._get_current_object()
+    task = running_task()
     if task is None or not getattr(task.request, "id", None) or task.request.called_directly:
         return
-    task.update_state(
-        state=PROGRESS_STATE,
-        meta={PROGRESS_DONE: done, PROGRESS_TOTAL: total, PROGRESS_MESSAGE: message},
-    )
+    try:
+        task.update_state(
+            state=PROGRESS_STATE,
+            meta={PROGRESS_DONE: done, PROGRESS_TOTAL: total, PROGRESS_MESSAGE: message},
+        )
+    except BackendOutOfMemory as error:
+        # A progress report is advisory: a full Redis must not fail the task that reports it (its
+        # caller has been told, see `_backend`); the final record meets the same refusal.
+        logger.warning("task %s: progress not stored: %s", task.request.id, error)

@@ -4,7 +4,7 @@ A prefork worker hands every task to a pool process and back: pipe writes, reads
 switches each way, the largest single cost of a small call's round trip on the worker (measured
 with `bench --profile`). A task that holds no CPU for long (I/O, or microseconds of work) gains
 nothing from a process of its own, so the main process runs it on one of `--threads` threads,
-through Celery's own thread pool and its usual request life cycle (acks late, events, results).
+through a Celery pool (`_watched_threads`) and Celery's usual request life cycle (acks late, events, results).
 CPU-bound contracts, the default, still go to the process pool: safe for long computations and
 killed at their hard time limit. A thread cannot be killed, so a contract served from threads is
 not stopped at its timeout (its callers still stop waiting); the threads are watched instead
@@ -22,6 +22,7 @@ from celery import Celery, signals
 from celery.worker.state import reserved_requests, task_reserved
 
 from ._admission import ask_early
+from ._internals.worker import task_processor
 from ._restart import request_restart
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
 
@@ -79,7 +80,7 @@ class ServedByThreads:
     def __init__(self, consumer: Any, pool: Any) -> None:
         self._consumer = consumer
         self.pool = pool
-        self._process_task = consumer.controller._process_task
+        self._process_task = task_processor(consumer)
 
     def on_task_request(self, request: Any) -> None:
         """Hand a request to the threads; when one is free to start it now, ask for its admission

@@ -29,6 +29,8 @@ from typing import Any
 from celery.concurrency.base import BasePool, apply_target
 from celery.utils.dispatch import Signal
 
+from ._internals.worker import PoolHooks
+
 #: Seconds a call may wait for a thread while all are busy before a spare thread starts for it.
 STALL = 0.25
 #: Seconds a thread beyond `limit` (a spare) waits for another call before it ends.
@@ -67,7 +69,7 @@ class _Runner:
         self.thread: threading.Thread | None = None
 
 
-class WatchedThreads(BasePool):  # type: ignore[misc]
+class WatchedThreads(PoolHooks, BasePool):  # type: ignore[misc]
     """A Celery pool of `limit` threads (more while calls hang) that notices and outlives hung calls."""
 
     body_can_be_buffer = True
@@ -230,8 +232,8 @@ class WatchedThreads(BasePool):  # type: ignore[misc]
     def on_terminate(self) -> None:
         self.on_stop()
 
-    def _get_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = super()._get_info()
+    def pool_info(self) -> dict[str, Any]:
+        info = super().pool_info()
         with self._changed:
             info.update({"max-concurrency": self.limit, "threads": len(self._runners)})
         return info

@@ -17,10 +17,10 @@ from __future__ import annotations
 import inspect
 import re
 
-from . import backend, channel
+from . import backend, channel, worker
 
 #: (owner, attribute) pairs: a class, and a name on it or set on its instances.
-RELIED_ON: tuple[tuple[type, str], ...] = (*channel.RELIED_ON, *backend.RELIED_ON)
+RELIED_ON: tuple[tuple[type, str], ...] = (*channel.RELIED_ON, *backend.RELIED_ON, *worker.RELIED_ON)
 
 
 def missing() -> list[str]:
