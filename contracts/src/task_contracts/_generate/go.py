@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
+from ._checks import comparisons, enum_values, one_of_rule
 from ._common import Options, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, camel, lower_camel
 
@@ -206,20 +206,8 @@ class _Writer:
         if kind.kind in ("list", "dict"):
             noun = "a list" if kind.kind == "list" else "an object"
             lines += [f"{indent}if {value} == nil {{", f'{add}"must be {noun}, not nil", nil)', f"{indent}}}"]
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            bound = dict(kind.constraints).get(key)
-            if bound is None:
-                continue
-            measured = value
-            if key in LENGTHS:
-                measured = f"runeCount({value})"
-            elif key in ITEMS:
-                measured = f"len({value})"
-            lines += [
-                f"{indent}if {measured} {fails} {number_text(bound)} {{",
-                f"{add}{json.dumps(rule.format(number_text(bound)))}, {value})",
-                f"{indent}}}",
-            ]
+        for condition, rule in comparisons(kind.constraints, value, "runeCount({})", "len({})"):
+            lines += [f"{indent}if {condition} {{", f"{add}{json.dumps(rule)}, {value})", f"{indent}}}"]
         pattern = dict(kind.constraints).get("pattern")
         if pattern is not None:
             name = self.patterns.setdefault(pattern, f"pattern{len(self.patterns)}")

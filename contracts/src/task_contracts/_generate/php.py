@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
+from ._checks import comparisons, enum_values, one_of_rule
 from ._common import Options, doc_block, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, lower_camel
 
@@ -187,17 +187,8 @@ class _Writer:
         constraints = dict(kind.constraints)
         if kind.kind == "float":
             out += f"{indent}if (!is_finite({value})) {{\n{add}'must be a finite number', {value});\n{indent}}}\n"
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            if key not in constraints:
-                continue
-            bound = number_text(constraints[key])
-            measured = value
-            if key in LENGTHS:
-                measured = f"Check::length({value})"
-            elif key in ITEMS:
-                measured = f"count({value})"
-            rule_text = _string(rule.format(bound))
-            out += f"{indent}if ({measured} {fails} {bound}) {{\n{add}{rule_text}, {value});\n{indent}}}\n"
+        for condition, rule in comparisons(kind.constraints, value, "Check::length({})", "count({})"):
+            out += f"{indent}if ({condition}) {{\n{add}{_string(rule)}, {value});\n{indent}}}\n"
         if "pattern" in constraints:
             regex = _string("~" + str(constraints["pattern"]).replace("~", "\\~") + "~u")
             rule = _string("must match " + str(constraints["pattern"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
+from ._checks import comparisons, enum_values, one_of_rule
 from ._common import Options, doc_block, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, camel, lower_camel
 
@@ -218,17 +218,8 @@ class _Writer:
             out += f"{indent}if (!Number.isInteger({value})) {{\n{add}'must be an integer', {value});\n{indent}}}\n"
         if kind.kind == "float":
             out += f"{indent}if (!Number.isFinite({value})) {{\n{add}'must be a finite number', {value});\n{indent}}}\n"
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            if key not in constraints:
-                continue
-            bound = number_text(constraints[key])
-            measured = value
-            if key in LENGTHS:
-                measured = f"[...{value}].length"
-            elif key in ITEMS:
-                measured = f"{value}.length"
-            rule_text = json.dumps(rule.format(bound))
-            out += f"{indent}if ({measured} {fails} {bound}) {{\n{add}{rule_text}, {value});\n{indent}}}\n"
+        for condition, rule in comparisons(kind.constraints, value, "[...{}].length", "{}.length"):
+            out += f"{indent}if ({condition}) {{\n{add}{json.dumps(rule)}, {value});\n{indent}}}\n"
         if "pattern" in constraints:
             pattern = str(constraints["pattern"])
             rule = json.dumps("must match " + pattern)
