@@ -23,26 +23,34 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from task_client import TaskClient
 from task_server.testing import ProcessError, RabbitMQProcess, RedisProcess, WorkerProcess
 
 from ._callers import caller_round_trips
 from ._measure import Bench, write_profile
 from ._report import Row, table
-from ._stock import StockWorker
+from ._stock import StockWorker, stock_app
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 #: Result lifetime (seconds) of the worker behind the Redis-cost row, so that it passes within the run.
 SHORT_LIFETIME = 2.0
 
 
-def rabbitmq_rows(bench: Bench, calls: int, ours_url: str, stock_url: str, cpus: int) -> list[Row]:
-    """The RabbitMQ reference: a throwaway node, our worker and a stock one on it, results on Redis."""
-    print("  RabbitMQ reference: starting a node...", file=sys.stderr, flush=True)
+#: Parts of the run that `--only` can select.
+SECTIONS = ("round-trips", "callers", "batches", "stream", "memory", "redis-cost", "concurrency", "rabbitmq")
+#: Targets (calls/s ratio, p99 ratio) of the concurrent-callers rows, per broker (issue 18).
+CONCURRENCY_TARGETS = {"Redis": (2.5, None), "RabbitMQ": (2.0, 0.5)}
+
+
+def rabbitmq_rows(bench: Bench, args: argparse.Namespace, ours_url: str, stock_url: str, cpus: int) -> list[Row]:
+    """RabbitMQ as the broker (results on Redis): a throwaway node, our worker and a stock one on it."""
+    print("  RabbitMQ: starting a node...", file=sys.stderr, flush=True)
     try:
         rabbit = RabbitMQProcess()
     except ProcessError as error:  # no rabbitmq-server on this machine
-        print(f"  RabbitMQ reference skipped: {error}", file=sys.stderr)
+        print(f"  RabbitMQ rows skipped: {error}", file=sys.stderr)
         return []
+    rows: list[Row] = []
     with rabbit:
         rabbit.start()
         stock_broker = rabbit.add_vhost("stock")
@@ -51,7 +59,35 @@ def rabbitmq_rows(bench: Bench, calls: int, ours_url: str, stock_url: str, cpus:
         with ours, stock:
             ours.start()
             stock.start()
-            return bench.rabbitmq_round_trips(calls, rabbit.url, ours_url, stock_broker)
+            if "round-trips" in args.only:
+                rows += bench.rabbitmq_round_trips(args.round_trips, rabbit.url, ours_url, stock_broker)
+            if "batches" in args.only:
+                rows += bench.rabbitmq_batches(args.rabbitmq_calls, args.rounds, rabbit.url, ours_url, stock_broker)
+            if "concurrency" in args.only:
+                client = TaskClient(rabbit.url, ours_url)
+                stock_caller = stock_app(stock_broker, stock_url)
+                try:
+                    rows += bench.concurrent_callers(
+                        "RabbitMQ",
+                        client,
+                        stock_caller,
+                        args.callers,
+                        args.caller_calls,
+                        args.rounds,
+                        CONCURRENCY_TARGETS["RabbitMQ"],
+                    )
+                finally:
+                    client.close()
+                    stock_caller.close()
+    return rows
+
+
+def _sections(text: str) -> set[str]:
+    chosen = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-calls", type=int, default=1_000_000, help="calls streamed by imap [1000000]")
     parser.add_argument("--memory-calls", type=int, default=5_000, help="calls of the memory row [5000]")
     parser.add_argument("--redis-calls", type=int, default=2_000, help="calls of the Redis-cost rows [2000]")
-    parser.add_argument("--no-rabbitmq", action="store_true", help="skip the RabbitMQ reference row")
+    parser.add_argument("--rabbitmq-calls", type=int, default=10_000, help="calls in each RabbitMQ batch row [10000]")
+    parser.add_argument("--callers", type=int, default=32, help="threads of the concurrent-callers rows [32]")
+    parser.add_argument(
+        "--caller-calls", type=int, default=100, help="sequential calls of each caller, per round [100]"
+    )
+    parser.add_argument("--no-rabbitmq", action="store_true", help="skip the RabbitMQ rows")
+    parser.add_argument(
+        "--only",
+        type=_sections,
+        default=set(SECTIONS),
+        metavar="PART[,PART...]",
+        help=f"run only these parts ({', '.join(SECTIONS)}); `rabbitmq` adds the RabbitMQ rows of the other"
+        " parts chosen, e.g. `--only rabbitmq,concurrency` [all]",
+    )
     parser.add_argument(
         "--no-callers", action="store_true", help="skip the generated Go, PHP and TypeScript callers' rows"
     )
@@ -72,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.round_trips, args.rounds = 2000, 150, 1
+        args.rabbitmq_calls, args.caller_calls = 2000, 20
         args.stream_calls, args.memory_calls, args.redis_calls = 100_000, 2000, 2000
     cpus = os.cpu_count() or 1
 
@@ -97,17 +147,33 @@ def main(argv: list[str] | None = None) -> int:
                 f"ours {ours.url}, stock {stock_redis.url}: {cpus} worker processes each; measuring...", file=sys.stderr
             )
             with Bench(ours.url, stock_redis.url, profile_dir=args.profile) as bench:
-                rows += bench.round_trips(args.round_trips, echo_url=ours.url)
-                if not args.no_callers:
+                only = args.only
+                if "round-trips" in only:
+                    rows += bench.round_trips(args.round_trips, echo_url=ours.url)
+                if "callers" in only and not args.no_callers:
                     rows += caller_round_trips(ours.url, args.round_trips)
-                batch_rows, map_rate = bench.batches(args.calls, args.rounds)
-                rows += batch_rows
-                if args.stream_calls:
+                map_rate = None
+                if "batches" in only:
+                    batch_rows, map_rate = bench.batches(args.calls, args.rounds)
+                    rows += batch_rows
+                if "stream" in only and args.stream_calls and map_rate is not None:
                     rows += bench.stream(args.stream_calls, map_rate)
-                rows += bench.memory(args.memory_calls)
-                rows += bench.redis_cost(args.redis_calls, short_redis.url, SHORT_LIFETIME)
-                if not args.no_rabbitmq:
-                    rows += rabbitmq_rows(bench, args.round_trips // 2, ours.url, stock_redis.url, cpus)
+                if "memory" in only:
+                    rows += bench.memory(args.memory_calls)
+                if "redis-cost" in only:
+                    rows += bench.redis_cost(args.redis_calls, short_redis.url, SHORT_LIFETIME)
+                if "concurrency" in only:
+                    rows += bench.concurrent_callers(
+                        "Redis",
+                        bench.client,
+                        bench.stock,
+                        args.callers,
+                        args.caller_calls,
+                        args.rounds,
+                        CONCURRENCY_TARGETS["Redis"],
+                    )
+                if "rabbitmq" in only and not args.no_rabbitmq:
+                    rows += rabbitmq_rows(bench, args, ours.url, stock_redis.url, cpus)
     if args.profile:
         profile = args.profile / "worker.prof"
         if profile.exists():
@@ -121,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "settings": {key: value for key, value in vars(args).items() if key not in ("output", "profile")},
+        "settings": {
+            **{key: value for key, value in vars(args).items() if key not in ("output", "profile", "only")},
+            "only": sorted(args.only),
+        },
         "elapsed_s": round(elapsed, 1),
         "targets_met": sum(bool(row.met) for row in rows),
         "targets": sum(row.met is not None for row in rows),

@@ -16,6 +16,7 @@ import pstats
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -132,7 +133,7 @@ class Bench:
         ]
 
     def rabbitmq_round_trips(self, calls: int, broker: str, ours_backend: str, stock_broker: str) -> list[Row]:
-        """Reference: the same round trip with RabbitMQ as the broker (results still on Redis), both sides."""
+        """The same round trip with RabbitMQ as the broker (results still on Redis), both sides."""
         stock = stock_app(stock_broker, self.stock_url)
         client = TaskClient(broker, ours_backend)
         try:
@@ -154,65 +155,140 @@ class Bench:
                 _ms(_pct(times["ours"], 50)),
                 _ms(_pct(times["stock"], 50)),
                 "lower",
-                None,
-                {name: _latency(values) for name, values in times.items()},
-            )
+                0.7,
+                {"calls_per_side": calls, **{name: _latency(values) for name, values in times.items()}},
+            ),
+            Row(
+                "RabbitMQ broker: round trip p99, client.add(4, 7) vs stock send_task().get()",
+                "ms",
+                _ms(_pct(times["ours"], 99)),
+                _ms(_pct(times["stock"], 99)),
+                "lower",
+            ),
+        ]
+
+    def rabbitmq_batches(self, calls: int, rounds: int, broker: str, ours_backend: str, stock_broker: str) -> list[Row]:
+        """One message per call and map against stock `group` + `join_native`, RabbitMQ as the broker."""
+        stock = stock_app(stock_broker, self.stock_url)
+        client = TaskClient(broker, ours_backend)
+        try:
+            sides = _batch_sides(client, stock, ("stock group", "map", "map chunk_size=1"))
+            seconds = _batch_rounds(sides, calls, rounds)
+        finally:
+            client.close()
+            stock.close()
+        rate = {name: calls / statistics.median(values) for name, values in seconds.items()}
+        detail = {name: {"seconds": [round(value, 3) for value in values]} for name, values in seconds.items()}
+        return [
+            Row(
+                f"RabbitMQ: {calls:,} calls, one message each: map(chunk_size=1) vs stock group + join_native",
+                "calls/s",
+                rate["map chunk_size=1"],
+                rate["stock group"],
+                "higher",
+                1.5,
+                {"ours": detail["map chunk_size=1"], "stock": detail["stock group"]},
+            ),
+            Row(
+                f"RabbitMQ: {calls:,} calls: map (default chunks) vs stock group + join_native",
+                "calls/s",
+                rate["map"],
+                rate["stock group"],
+                "higher",
+                30.0,
+                {"ours": detail["map"]},
+            ),
+        ]
+
+    # -- concurrent callers ---------------------------------------------------------------
+    def concurrent_callers(
+        self,
+        broker_name: str,
+        client: TaskClient,
+        stock: Any,
+        callers: int,
+        calls: int,
+        rounds: int,
+        targets: tuple[float | None, float | None],
+    ) -> list[Row]:
+        """`callers` threads, each making `calls` sequential sync calls, sharing one client (or one
+        stock Celery app) as a threaded program would; rounds alternate the sides (ours, stock, stock, ours...).
+
+        calls/s is all calls over the wall time of the round (median of the rounds); p99 is over
+        every call's round trip of every round."""
+
+        def stock_call() -> None:
+            assert stock.send_task("math.add", args=[4, 7]).get(timeout=60) == 11
+
+        def our_call() -> None:
+            assert client.add(4, 7) == 11
+
+        sides = {"stock": stock_call, "ours": our_call}
+        for name, call in sides.items():  # the same warm-up: every thread makes a few calls
+            print(f"  {broker_name}: {callers} callers, warm-up: {name}", file=sys.stderr, flush=True)
+            _threaded(call, callers, 5)
+        rates: dict[str, list[float]] = {name: [] for name in sides}
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        names = list(sides)
+        for number in range(rounds):
+            for name in names if number % 2 == 0 else names[::-1]:
+                print(
+                    f"  {broker_name}: {callers} callers x {calls} calls, round {number + 1}: {name}...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                wall, samples = _threaded(sides[name], callers, calls)
+                rates[name].append(callers * calls / wall)
+                times[name] += samples
+        rate = {name: statistics.median(values) for name, values in rates.items()}
+        detail = {
+            "callers": callers,
+            "calls_per_caller_per_round": calls,
+            "rounds": rounds,
+            **{
+                name: {**_latency(times[name]), "calls_per_s_rounds": [round(value, 1) for value in rates[name]]}
+                for name in sides
+            },
+        }
+        return [
+            Row(
+                f"{broker_name}: {callers} concurrent callers (threads, sync client) vs {callers} stock callers",
+                "calls/s",
+                rate["ours"],
+                rate["stock"],
+                "higher",
+                targets[0],
+                detail,
+            ),
+            Row(
+                f"{broker_name}: {callers} concurrent callers, round trip p99 vs {callers} stock callers",
+                "ms",
+                _ms(_pct(times["ours"], 99)),
+                _ms(_pct(times["stock"], 99)),
+                "lower",
+                targets[1],
+            ),
         ]
 
     # -- batches ------------------------------------------------------------------------
+    def _profiled_batch(self, name: str, run: Callable[[int], None]) -> Callable[[int], None]:
+        key = f"batch-{name.replace(' ', '-')}"
+        return lambda count: self.profiled(key, lambda: run(count))()
+
     def batches(self, calls: int, rounds: int) -> tuple[list[Row], float]:
         """The batch rows, and our map's calls per second (the streamed row compares with it)."""
-        client, stock = self.client, self.stock
-        add_aio = client.aio.add.with_options(timeout=BATCH_TIMEOUT)
-
-        def pairs(count: int) -> list[tuple[int, int]]:
-            return [(i, i) for i in range(count)]
-
-        def stock_group(count: int) -> None:
-            result = group(stock.signature("math.add", args=pair) for pair in pairs(count)).apply_async()
-            assert result.join_native(timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
-
-        def stock_chunks(count: int) -> None:
-            result = chunks(stock.signature("math.add"), pairs(count), 250, app=stock).group().apply_async()
-            flat = [value for chunk in result.join_native(timeout=BATCH_TIMEOUT) for value in chunk]
-            assert flat == [2 * i for i in range(count)]
-
-        def our_map(count: int) -> None:
-            assert client.add.map(pairs(count), timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
-
-        def our_map_1(count: int) -> None:
-            assert client.add.map(pairs(count), chunk_size=1, timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
-
-        def our_aio(count: int) -> None:
-            async def all_calls() -> list[int]:
-                return await asyncio.gather(*(add_aio(x, y) for x, y in pairs(count)))
-
-            assert asyncio.run(all_calls()) == [2 * i for i in range(count)]
-
-        sides: dict[str, Callable[[int], None]] = {
-            "stock group": stock_group,
-            "stock chunks": stock_chunks,
-            "map": our_map,
-            "map chunk_size=1": our_map_1,
-            "aio": our_aio,
+        names = ("stock group", "stock chunks", "map", "map chunk_size=1", "aio")
+        sides = {
+            name: self._profiled_batch(name, run) for name, run in _batch_sides(self.client, self.stock, names).items()
         }
-        for name, run in sides.items():  # the same warm-up for every side
-            print(f"  warm-up: {name}", file=sys.stderr, flush=True)
-            run(max(100, calls // 10))
-        seconds: dict[str, list[float]] = {name: [] for name in sides}
         # The rows with a target take part in every round; the aio row (information only) in one.
-        names = [name for name in sides if name != "aio"]
-        for number in range(rounds):
-            for name in names if number % 2 == 0 else names[::-1]:
-                print(f"  batch of {calls}, round {number + 1}: {name}...", file=sys.stderr, flush=True)
-                run = self.profiled(f"batch-{name.replace(' ', '-')}", lambda run=sides[name]: run(calls))
-                started = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - started)
+        seconds = _batch_rounds({name: run for name, run in sides.items() if name != "aio"}, calls, rounds)
+        print("  warm-up: aio", file=sys.stderr, flush=True)
+        sides["aio"](max(100, calls // 10))
         print(f"  batch of {calls}: aio...", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        self.profiled("batch-aio", lambda: our_aio(calls))()
-        seconds["aio"].append(time.perf_counter() - started)
+        sides["aio"](calls)
+        seconds["aio"] = [time.perf_counter() - started]
         rate = {name: calls / statistics.median(values) for name, values in seconds.items()}
         detail = {name: {"seconds": [round(value, 3) for value in values]} for name, values in seconds.items()}
         rows = [
@@ -376,6 +452,91 @@ def _call_bytes(client: redis.Redis) -> int:
         for key in client.scan_iter(pattern, count=1000):
             total += client.memory_usage(key) or 0
     return total
+
+
+def _batch_sides(client: TaskClient, stock: Any, names: tuple[str, ...]) -> dict[str, Callable[[int], None]]:
+    """Batch runners by name: stock `group` / `chunks(250)` + `join_native`, our `map` (default chunks
+    or one message per call) and concurrent `client.aio.add`; each checks every value."""
+    add_aio = client.aio.add.with_options(timeout=BATCH_TIMEOUT)
+
+    def pairs(count: int) -> list[tuple[int, int]]:
+        return [(i, i) for i in range(count)]
+
+    def stock_group(count: int) -> None:
+        result = group(stock.signature("math.add", args=pair) for pair in pairs(count)).apply_async()
+        assert result.join_native(timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
+
+    def stock_chunks(count: int) -> None:
+        result = chunks(stock.signature("math.add"), pairs(count), 250, app=stock).group().apply_async()
+        flat = [value for chunk in result.join_native(timeout=BATCH_TIMEOUT) for value in chunk]
+        assert flat == [2 * i for i in range(count)]
+
+    def our_map(count: int) -> None:
+        assert client.add.map(pairs(count), timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
+
+    def our_map_1(count: int) -> None:
+        assert client.add.map(pairs(count), chunk_size=1, timeout=BATCH_TIMEOUT) == [2 * i for i in range(count)]
+
+    def our_aio(count: int) -> None:
+        async def all_calls() -> list[int]:
+            return await asyncio.gather(*(add_aio(x, y) for x, y in pairs(count)))
+
+        assert asyncio.run(all_calls()) == [2 * i for i in range(count)]
+
+    every: dict[str, Callable[[int], None]] = {
+        "stock group": stock_group,
+        "stock chunks": stock_chunks,
+        "map": our_map,
+        "map chunk_size=1": our_map_1,
+        "aio": our_aio,
+    }
+    return {name: every[name] for name in names}
+
+
+def _batch_rounds(sides: dict[str, Callable[[int], None]], calls: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of each side: the same warm-up for all, then rounds in alternating order."""
+    for name, run in sides.items():
+        print(f"  warm-up: {name}", file=sys.stderr, flush=True)
+        run(max(100, calls // 10))
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else names[::-1]:
+            print(f"  batch of {calls}, round {number + 1}: {name}...", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            sides[name](calls)
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
+def _threaded(call: Callable[[], None], threads: int, calls: int) -> tuple[float, list[float]]:
+    """Wall time of `threads` threads making `calls` calls each (started together), and every call's time."""
+    barrier = threading.Barrier(threads + 1)
+    samples: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+    clock = time.perf_counter
+
+    def caller(own: list[float]) -> None:
+        barrier.wait(timeout=60)
+        try:
+            for _ in range(calls):
+                started = clock()
+                call()
+                own.append(clock() - started)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=caller, args=(own,), daemon=True) for own in samples]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=60)
+    started = clock()
+    for worker in workers:
+        worker.join(timeout=BATCH_TIMEOUT)
+    wall = clock() - started
+    if errors or any(worker.is_alive() for worker in workers):
+        raise RuntimeError(f"{len(errors)} of {threads} callers failed: {errors[:1]!r}")
+    return wall, [value for own in samples for value in own]
 
 
 class Echo:

@@ -12,13 +12,16 @@ import concurrent.futures
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 
 from task_client import CancelResult, RecordRefused, TaskCancelled, TaskClient, TaskFailed
+from task_client._runtime import CallOptions
 from task_contracts.wire import (
     CALL_DIGEST_FIELD,
     REMOTE_DUPLICATE_ID,
@@ -29,10 +32,14 @@ from task_contracts.wire import (
     SIGNER_FIELD,
 )
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
+from tests.policies import contracts as policy_contracts
+from tests.policies.fixtures import Markers, StartWorker, markers, policy_client, start_worker
 
 from ..brokers import Broker
 from ..conftest import REPO_ROOT
 from .raw_messages import envelope, json_body
+
+__all__ = ["markers", "policy_client", "start_worker"]
 
 pytestmark = pytest.mark.e2e
 
@@ -126,6 +133,45 @@ def test_another_client_cannot_cancel_a_call(broker: Broker, worker: WorkerProce
     # The caller itself still cancels its calls.
     mine = client.add.with_options(countdown=30).submit(1, 1)
     assert mine.cancel() is CancelResult.CANCELLED
+
+
+def stock_celery(url: str) -> Celery:
+    """A plain Celery app on the same Redis: what anyone may use to broadcast remote-control commands."""
+    return Celery("someone-else", broker=url, set_as_current=False)
+
+
+def test_a_celery_revoke_from_someone_else_neither_stops_nor_drops_a_call(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    worker = start_worker(concurrency=1)
+    other = stock_celery(redis_url)
+    try:
+        # Running, interruptible: a revoke with terminate=True would have stopped it.
+        name = uuid.uuid4().hex[:12]
+        running = policy_client.task(policy_contracts.hold).with_options(timeout=BOUND).submit(name, 25)
+        markers.wait_for_start(name)
+        other.control.revoke(running.id, terminate=True, signal="SIGTERM")
+        wait_for_log(worker, f"{running.id}: ignored a Celery revoke without the caller's cancel token")
+        markers.release(name)
+        assert isinstance(running.result(), int)
+        # Revoked before its message arrived: the message is taken out of the revoked set and runs.
+        message = policy_client._runtime.prepare_call(
+            policy_contracts.stamp, ("early",), {}, CallOptions(timeout=BOUND)
+        )
+        other.control.revoke(message.task_id)
+        wait_for_log(worker, f"revoked: {message.task_id}")
+        policy_client._runtime.producer.publish(message)
+        wait_for_log(worker, f"{message.task_id}: ignored a Celery revoke without the caller's cancel token")
+        assert policy_client.task(policy_contracts.stamp).handle(message.task_id).result(timeout=BOUND) > 0
+    finally:
+        other.close()
+    # The caller's own cancel still stops a running interruptible call (through the same revoke).
+    name = uuid.uuid4().hex[:12]
+    mine = policy_client.task(policy_contracts.hold).with_options(timeout=BOUND).submit(name, 25)
+    markers.wait_for_start(name)
+    assert mine.cancel() is CancelResult.TERMINATED
+    with pytest.raises(TaskCancelled):
+        mine.result()
 
 
 # -- signed records: forged result keys and reply-channel messages ---------------------------------

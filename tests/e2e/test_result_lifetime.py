@@ -19,8 +19,9 @@ from task_contracts import math
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..brokers import Broker
 from ..catalog import diagnostics, serving
-from .raw_messages import envelope, json_body
+from .raw_messages import envelope, json_body, push
 
 pytestmark = pytest.mark.e2e
 
@@ -110,3 +111,12 @@ def test_a_message_delivered_again_after_its_call_finished_does_not_run_again(
     assert (tmp_path / "diagnostics" / "again.starts").read_text().count("\n") == 1
     record = json.loads(connection.get(RESULT_KEY_PREFIX + task_id) or b"{}")
     assert (record["status"], record["result"]) == ("SUCCESS", 1)
+
+
+def test_a_refused_message_record_lives_as_long_as_its_contracts_records(broker: Broker, worker: WorkerProcess) -> None:
+    """issue 19: refusal records lived 24 h, whatever the contract said (now its `result_ttl`)."""
+    task_id = push(broker.url, "math.add", b"not json", queue="math")
+    with redis.Redis.from_url(broker.result_backend) as connection:
+        wait_until(lambda: connection.exists(RESULT_KEY_PREFIX + task_id), 10, "the refusal record")
+        ttl = connection.ttl(RESULT_KEY_PREFIX + task_id)
+    assert 0 < ttl <= math.add.result_ttl < 86_400

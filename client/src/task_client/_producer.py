@@ -20,7 +20,7 @@ from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
 from ._direct import DirectPublisher
-from ._errors import BrokerUnavailable
+from ._errors import BrokerUnavailable, InvalidArguments
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 from ._transport import PRODUCER_AMQP
@@ -28,6 +28,16 @@ from ._transport import PRODUCER_AMQP
 # Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
 # (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
 # connection, or a publish it refused, e.g. a queue declared with other arguments), and the socket's.
+# A value JSON cannot write (an int of more than 4,300 digits: Python's own limit), raised while
+# the envelope is built: nothing was published.
+UNENCODABLE = (ValueError, kombu.exceptions.EncodeError)
+
+
+def unencodable(error: BaseException, contract: str) -> InvalidArguments:
+    problem = f"the call cannot be written as JSON: {error}"
+    return InvalidArguments(f"{contract}: {problem}", contract=contract, problems=[problem])
+
+
 BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
@@ -154,6 +164,8 @@ class Producer:
                         producer=producer,
                     )
                 return
+            except UNENCODABLE as error:
+                raise unencodable(error, contract or message.name) from None
             except BROKER_ERRORS as error:
                 failure: BaseException = error
             # A refused or reset connection (a pooled one left over from before a Redis restart)
@@ -219,7 +231,11 @@ class Producer:
                         reply_to=self._reply_to,
                         producer=producer,
                     )
+        except UNENCODABLE as error:
+            raise unencodable(error, contract or messages[0].name) from None
         except (*BROKER_ERRORS, kombu.exceptions.BatchPublishError) as error:
+            if isinstance(error.__cause__, UNENCODABLE):
+                raise unencodable(error.__cause__, contract or messages[0].name) from None
             cause = error.__cause__ if isinstance(error, kombu.exceptions.BatchPublishError) else error
             raise BrokerUnavailable(
                 f"broker {self._broker} is unavailable while publishing {len(messages)} message(s) together "

@@ -99,7 +99,11 @@ class Runtime:
             wire_args, wire_kwargs = contract.encode_arguments(args, kwargs)
         except ArgumentsError as error:
             raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
-        schedule = options.schedule()
+        try:
+            schedule = options.schedule()
+        except OverflowError as error:  # a countdown or expiry past year 9999
+            problem = f"countdown/expires too far in the future ({error}): at most year 9999"
+            raise InvalidArguments(f"{contract.name}: {problem}", contract=contract.name, problems=[problem]) from None
         task_id = str(uuid.uuid4())
         # Records of another call that reuses this id are refused by this digest (`_integrity`).
         self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))

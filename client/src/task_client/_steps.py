@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
@@ -77,7 +78,7 @@ def run_sync(producer: Producer, steps: Steps[T]) -> T:
 def _wait_sync(step: Wait) -> Any:
     future = step.future
     try:
-        return future.result(step.timeout)
+        return future.result(_bounded(step.timeout))
     except TimeoutError:
         if not future.done():
             return TIMED_OUT
@@ -110,13 +111,19 @@ async def run_async(producer: Producer, steps: Steps[T]) -> T:
         raise
 
 
+def _bounded(timeout: float | None) -> float | None:
+    """A wait bound the platform can represent: `inf` or 1e12 s waits as long as a lock can
+    (`threading.TIMEOUT_MAX`, about 292 years) instead of failing ("timestamp out of range")."""
+    return None if timeout is None else min(timeout, threading.TIMEOUT_MAX)
+
+
 async def _wait_async(step: Wait) -> Any:
     future = step.future
     if future.done():  # e.g. a record already in the watcher's memory: no hop through the loop
         return future.result()
     if step.timeout is None:
         return await asyncio.wrap_future(future)
-    bound = asyncio.timeout(step.timeout)
+    bound = asyncio.timeout(_bounded(step.timeout))
     try:
         async with bound:
             return await asyncio.wrap_future(future)

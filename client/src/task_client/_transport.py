@@ -8,6 +8,8 @@ pool (after a reconnect) gets a new client. Other transports are left as they ar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery.app.amqp import AMQP
@@ -19,14 +21,19 @@ PRODUCER_AMQP = f"{__name__}:ProducerAMQP"
 
 
 class ReusingChannel(kombu_redis.Channel):
-    def _create_client(self, asynchronous: bool = False) -> Any:
-        if asynchronous:  # kombu pins a connection on each asynchronous client: leave them alone
-            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
-        pool = self.pool
-        client = self.__dict__.get("_sync_client")
-        if client is None or client.connection_pool is not pool:
-            client = self.__dict__["_sync_client"] = super()._create_client()  # type: ignore[no-untyped-call]
-        return client
+    """Reuses the client kombu makes for its synchronous commands (publishes among them), through
+    `conn_or_acquire`, the public method those commands take their client from: no private name."""
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client is not None:
+            yield client
+            return
+        reused = self.__dict__.get("sync_client")
+        if reused is None or reused.connection_pool is not self.pool:
+            with super().conn_or_acquire() as reused:  # kombu's: a new client on the channel's pool
+                self.__dict__["sync_client"] = reused
+        yield reused
 
 
 class ReusingTransport(kombu_redis.Transport):

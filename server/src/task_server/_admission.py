@@ -261,15 +261,18 @@ def _parsed_mark(mark: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def mark_is_genuine(mark: str, expected: str) -> bool:
+    """Whether a revoke mark carries the token whose hash is `expected` (a call's `cancel_hash`)."""
+    parsed = _parsed_mark(mark)
+    token = parsed.get("token") if parsed is not None else None
+    return isinstance(token, str) and hmac.compare_digest(cancel_hash(token), expected)
+
+
 def _revoke_is_genuine(contract: Contract[..., Any], task_id: str, request: Any, mark: str) -> bool:
     """A call that names a cancel hash is cancelled only by a mark carrying its token; a call
     without one (foreign producers, older clients) by any mark."""
     expected = (request.headers or {}).get(CANCEL_HASH_HEADER) or getattr(request, CANCEL_HASH_HEADER, None)
-    if not isinstance(expected, str) or not expected:
-        return True
-    parsed = _parsed_mark(mark)
-    token = parsed.get("token") if parsed is not None else None
-    if isinstance(token, str) and hmac.compare_digest(cancel_hash(token), expected):
+    if not isinstance(expected, str) or not expected or mark_is_genuine(mark, expected):
         return True
     logger.warning(
         "%s[%s]: ignored a revoke mark without the caller's cancel token (written by someone else)",

@@ -23,6 +23,7 @@ from kombu.serialization import prepare_accept_content
 from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
+from ._revoke_guard import pardon
 from ._threads import ServedByThreads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
@@ -54,6 +55,7 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     def on_message(message: Any, body: Any, ack: Callable[..., Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
         problem = message_refusal(message, body, limit, accepted)
         if problem is None:
+            pardon(app, message.headers)  # a Celery revoke without the caller's cancel token
             return handle(message, body, ack, reject, callbacks, **kwargs)
         _, task_id, reply_to = identity(message.headers, message.properties, body)
         refuse(app, task, task.name, task_id, problem, reply_to)
