@@ -69,19 +69,14 @@ def _go_mod(module: str) -> str:
 
 def go_type(kind: Type) -> str:
     if kind.kind == "list":
-        return "[]" + go_type(_item(kind))
+        return "[]" + go_type(kind.inner)
     if kind.kind == "dict":
-        return "map[string]" + go_type(_item(kind))
+        return "map[string]" + go_type(kind.inner)
     if kind.kind == "optional":
-        return "*" + go_type(_item(kind))
+        return "*" + go_type(kind.inner)
     if kind.kind == "model":
         return str(kind.model)
     return {"int": "int64", "float": "float64", "str": "string", "bool": "bool", "any": "any"}[kind.kind]
-
-
-def _item(kind: Type) -> Type:
-    assert kind.item is not None
-    return kind.item
 
 
 def _field_type(field: Field) -> str:
@@ -245,13 +240,13 @@ class _Writer:
             ]
         if kind.kind == "model":
             lines.append(f"{indent}{value}.check({path}, problems)")
-        elif kind.kind == "optional" and _item(kind).checked:
-            inner = self._checks(_item(kind), f"(*{value})", path, indent + "\t")
+        elif kind.kind == "optional" and kind.inner.checked:
+            inner = self._checks(kind.inner, f"(*{value})", path, indent + "\t")
             lines += [f"{indent}if {value} != nil {{", *inner, f"{indent}}}"]
-        elif kind.kind in ("list", "dict") and _item(kind).checked:
+        elif kind.kind in ("list", "dict") and kind.inner.checked:
             self.depth += 1
             index, item = f"i{self.depth}", f"item{self.depth}"
-            inner = self._checks(_item(kind), item, f"itemPath({path}, {index})", indent + "\t")
+            inner = self._checks(kind.inner, item, f"itemPath({path}, {index})", indent + "\t")
             self.depth -= 1
             lines += [f"{indent}for {index}, {item} := range {value} {{", *inner, f"{indent}}}"]
         return lines
