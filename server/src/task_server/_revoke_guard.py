@@ -37,7 +37,7 @@ def genuine_ids(backend: Any, task_ids: list[str], held: dict[str, Any]) -> list
     allowed = []
     for task_id in task_ids:
         expected = held.get(task_id)
-        if expected and not _marked(backend, task_id, expected):
+        if isinstance(expected, str) and expected and not _marked(backend, task_id, expected):
             logger.warning("%s: ignored a Celery revoke without the caller's cancel token", task_id)
             continue
         allowed.append(task_id)
@@ -81,7 +81,7 @@ def pardon(app: Any, headers: Any) -> None:
     """A message arriving with a `cancel_hash` whose id a revoke put in the revoked set without its
     token is taken out of the set again, so that Celery does not drop it."""
     expected = headers.get(CANCEL_HASH_HEADER) if isinstance(headers, dict) else None
-    task_id = headers.get("id") if expected else None
+    task_id = headers.get("id") if isinstance(expected, str) and expected else None
     if not isinstance(task_id, str) or task_id not in worker_state.revoked:
         return
     if not genuine_ids(app.backend, [task_id], {task_id: expected}):
