@@ -16,7 +16,7 @@ import click
 from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, ResultError, load_catalog
 
 from ._cancel import CancelResult
-from ._client import CELERY_DEFAULT_QUEUE, TaskClient
+from ._client import TaskClient
 from ._errors import (
     BrokerUnavailable,
     ContractMismatch,
@@ -257,10 +257,10 @@ def _say_what_is_known(client: TaskClient, task_id: str, bound: float) -> None:
     runtime = client._runtime  # the CLI is part of the package
     if run_sync(runtime.producer, runtime.read(None, task_id)) is not None:
         return
-    queues = [*client.catalog.queues(), CELERY_DEFAULT_QUEUE]
+    queues = client._searched_queues()
     known = run_sync(runtime.producer, runtime.is_known(task_id, queues))
     if known is False:
-        searched = ", ".join(dict.fromkeys(queues))
+        searched = ", ".join(queues)
         click.echo(
             f"task-client: no call with id {task_id!r} is queued, running or finished "
             f"(searched the queues {searched} and the delivered calls)",
