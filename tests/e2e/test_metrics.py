@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from task_server.testing import RedisProcess, WorkerProcess, free_port, wait_unt
 
 from ..catalog import diagnostics, serving
 from ..conftest import REPO_ROOT
-from .raw_messages import json_body, push
+from .raw_messages import envelope, json_body, push, push_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +77,11 @@ def test_counts_from_the_pool_processes_reach_the_endpoint(
         # Another producer's messages: arguments the contract refuses, and a body that is not JSON.
         invalid = push(private_redis.url, "math.add", json_body(["a", 1], {}), queue="math")
         unreadable = push(private_redis.url, "math.add", b"not json", queue="math")
-        for task_id in (invalid, unreadable):
+        # ... and an envelope kombu cannot read (refused by the transport, before Celery's handler).
+        encoded = json.loads(envelope("math.add", json_body([1, 2], {}), task_id=str(uuid.uuid4()), queue="math"))
+        encoded["properties"]["body_encoding"] = "rot13"
+        push_raw(private_redis.url, "math", json.dumps(encoded).encode())
+        for task_id in (invalid, unreadable, encoded["headers"]["id"]):
             with pytest.raises(TaskError):
                 client.add.handle(task_id).result(timeout=10)
 
@@ -84,7 +89,7 @@ def test_counts_from_the_pool_processes_reach_the_endpoint(
     # The outcome is counted just after the result is stored: wait for the last ones to land.
     wait_until(
         lambda: (
-            value(scrape(port), "task_server_tasks_refused_total", **add) == 2
+            value(scrape(port), "task_server_tasks_refused_total", **add) == 3
             and value(scrape(port), "task_server_tasks_failed_total", contract="math.div", message="call") == 1
         ),
         15,
@@ -92,7 +97,7 @@ def test_counts_from_the_pool_processes_reach_the_endpoint(
         interval=0.2,
     )
     after = scrape(port)
-    assert value(after, "task_server_tasks_received_total", **add) == 5
+    assert value(after, "task_server_tasks_received_total", **add) == 6
     assert value(after, "task_server_tasks_succeeded_total", **add) == 3
     assert value(after, "task_server_tasks_failed_total", **add) == 0
     assert value(after, "task_server_tasks_retried_total", **add) == 0

@@ -13,15 +13,18 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import amqp
 import pytest
 
 from task_client import TaskClient, TaskFailed, UnknownTask
 from task_server.testing import WorkerProcess
 
-from .raw_messages import push, push_v1
+from ..brokers import Broker
+from .raw_messages import publish_amqp, push, push_v1
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +37,19 @@ def test_a_v1_call_by_position_on_the_default_queue_gets_its_answer(
     client: TaskClient, redis_url: str, worker: WorkerProcess
 ) -> None:
     task_id = push_v1(redis_url, "math.add", [4, 7], {})
+    assert client.add.handle(task_id).result(timeout=30) == 11
+
+
+@pytest.mark.every_broker
+def test_a_v1_call_gets_its_answer_on_every_broker(client: TaskClient, broker: Broker, worker: WorkerProcess) -> None:
+    if broker.kind == "redis":
+        task_id = push_v1(broker.url, "math.add", [4, 7], {}, queue="math")
+    else:
+        # AMQP: gocelery's AMQP broker publishes the same JSON body, raw, with no task header.
+        task_id = str(uuid.uuid4())
+        body = {"id": task_id, "task": "math.add", "args": [4, 7], "kwargs": {}, "retries": 0, "eta": None}
+        message = amqp.Message(json.dumps(body), content_type="application/json", content_encoding="utf-8")
+        publish_amqp(broker.url, "math", message)
     assert client.add.handle(task_id).result(timeout=30) == 11
 
 

@@ -55,7 +55,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
         if not isinstance(task_id, str):
             logger.error("dropped an item on a task queue that is not a Celery message envelope: %s", problem)
             return
-        refuse(self.app, name, name, task_id, problem, reply_to)
+        refuse(self.app, _sender(self.app, name), name, task_id, problem, reply_to)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         super().on_unknown_message(body, message)
@@ -79,7 +79,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             if payload is None and "id" not in (message.headers if isinstance(message.headers, dict) else {}):
                 payload = _decoded(message)  # protocol v1: the id is in the body
             name, task_id, reply_to = identity(message.headers, message.properties, payload)
-            refuse(self.app, name, name, task_id, problem, reply_to)
+            refuse(self.app, _sender(self.app, name), name, task_id, problem, reply_to)
         except Exception:
             logger.exception("recording the refusal of a message failed")
 
@@ -89,3 +89,8 @@ def _decoded(message: Any) -> Any:
         return message.payload  # kombu decodes it under the worker's accepted content types
     except Exception:
         return None
+
+
+def _sender(app: Any, name: Any) -> Any:
+    """The task a refused message names, when this worker has it (the metrics count refusals per task)."""
+    return app.tasks.get(name, name) if isinstance(name, str) else name
