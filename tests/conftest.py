@@ -36,6 +36,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     parallel.clean_up(config)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    parallel.record_duration(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    parallel.save_durations(session.config)
+
+
 @pytest.hookimpl(trylast=True)  # the node ids as the controller receives them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     parallel.write_groups(config, items)

@@ -7,7 +7,8 @@ makes for the run (`RUN_DIR`):
 - **Groups.** Tests that share a fixture wider than one test (module, class or package scope, or a
   session fixture declared below tests/conftest.py) run in one process, so that fixture starts
   once. Each test process writes its tests' groups to the directory; the controller's scheduler
-  reads them. (pytest-xdist's own `xdist_group` mechanism renames node ids, which pytest 9.2 no
+  reads them, and sends the groups that took longest in the last run first (pytest's cache).
+  (pytest-xdist's own `xdist_group` mechanism renames node ids, which pytest 9.2 no
   longer allows: pytest-xdist issue 1386. `xdist_group` marks are honoured here too.)
 - **One RabbitMQ node**, launched by the controller once a test process has collected a RabbitMQ
   test, without waiting for it; each test process attaches to it and uses virtual hosts of its own.
@@ -76,16 +77,48 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        """Load scheduling, except that the tests of one group go to one process as a unit."""
+        """Load scheduling, except that the tests of one group go to one process as a unit, and
+        the units that took longest last time go first (so that no long one starts last)."""
 
         groups: dict[str, str] | None = None
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:  # every test process has collected by the time tests are scheduled
                 self.groups = read_groups()
             return self.groups.get(nodeid, nodeid)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the first call: the work queue is complete, nothing is assigned yet
+                self.ordered = True
+                last = previous_durations(config)
+                units = sorted(self.workqueue.items(), key=lambda unit: -sum(last.get(i, 1.0) for i in unit[1]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
     return SharedFixtureScheduling(config, log)
+
+
+DURATIONS_KEY = "task-sdk/durations"  # in pytest's cache (.pytest_cache): seconds per test, last run
+_durations: dict[str, float] = {}
+
+
+def previous_durations(config: pytest.Config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)
+    found = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
+    return found if isinstance(found, dict) else {}
+
+
+def record_duration(report: pytest.TestReport) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller (or a serial run) sees every report
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def save_durations(config: pytest.Config) -> None:
+    cache = getattr(config, "cache", None)
+    if cache is not None and _durations and "PYTEST_XDIST_WORKER" not in os.environ:
+        cache.set(DURATIONS_KEY, {**previous_durations(config), **_durations})
 
 
 def read_groups() -> dict[str, str]:

@@ -65,6 +65,7 @@ def billing_worker(private_redis: RedisProcess, tmp_path: Path) -> WorkerProcess
         yield worker
 
 
+@pytest.mark.timeout(300)  # mypy --strict and a dozen command-line processes: minutes on a loaded machine
 def test_a_team_catalog_from_declaration_to_a_compatible_rollout(
     private_redis: RedisProcess, billing_worker: WorkerProcess, tmp_path: Path
 ) -> None:

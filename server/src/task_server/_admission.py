@@ -44,6 +44,7 @@ from task_contracts.wire import (
     cancel_hash,
 )
 
+from . import _bookkeeping as bookkeeping
 from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS, out_of_memory
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
@@ -185,9 +186,19 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None)
     try:
         asked = claim_admission(task_id, retries)
-        if asked is not None:
-            verdict, value = asked()
-        else:
+        try:
+            if asked is not None:
+                verdict, value = asked()
+            else:
+                keys, arguments = admission_command(contract, task_id, retries, lease, digest)
+                verdict, value = _admit_script(client)(keys=keys, args=arguments)
+        except redis.exceptions.ResponseError as refused:
+            if out_of_memory(refused):
+                raise
+            # Garbage under this call's own bookkeeping keys (a start counter that is no integer, a
+            # key of the wrong type): remove them, report it, and ask once more.
+            client.delete(DELIVERIES_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id)
+            bookkeeping.report(f"the start counter or running mark of {task_id}", str(refused))
             keys, arguments = admission_command(contract, task_id, retries, lease, digest)
             verdict, value = _admit_script(client)(keys=keys, args=arguments)
         verdict = _text(verdict)

@@ -45,6 +45,12 @@ class Type:
     constraints: tuple[tuple[str, Any], ...] = ()
 
     @property
+    def inner(self) -> Type:
+        """The list's or dict's values, the optional's type (only for those kinds)."""
+        assert self.item is not None, self.kind
+        return self.item
+
+    @property
     def checked(self) -> bool:
         """Whether a value of this type needs a check beyond what the language's type says."""
         if self.constraints or self.kind == "model":
@@ -169,7 +175,7 @@ class _Reader:
         # signature still names the class, e.g. "(numbers: list[float]) -> Stats".
         if schema.get("type") == "object" and "properties" in schema:
             declared = signature.rpartition("->")[2].strip()
-            name = declared if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", declared) else _camel(self.contract) + "Result"
+            name = declared if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", declared) else camel(self.contract) + "Result"
             return Type("model", model=self._register(name, schema))
         return self.type_of(schema)
 
@@ -221,7 +227,7 @@ class _Reader:
             self.models[name] = model
             return name
         # Two contracts use different classes of one name: the later one is qualified.
-        qualified = _camel(self.contract) + name
+        qualified = camel(self.contract) + name
         self.models[qualified] = Model(qualified, model.description, model.fields)
         return qualified
 
@@ -238,15 +244,11 @@ def _scalar_kind(value: Any) -> str:
     raise GenerateError(f"literal {value!r} is not a bool, number or string")
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
     """`math.count_to` -> `MathCountTo`."""
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[._]", name) if part)
 
 
-def camel(name: str) -> str:
-    return _camel(name)
-
-
 def lower_camel(name: str) -> str:
-    text = _camel(name)
+    text = camel(name)
     return text[:1].lower() + text[1:]

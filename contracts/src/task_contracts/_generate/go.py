@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
+from ._checks import comparisons, enum_values, one_of_rule
 from ._common import Options, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, camel, lower_camel
 
@@ -69,19 +69,14 @@ def _go_mod(module: str) -> str:
 
 def go_type(kind: Type) -> str:
     if kind.kind == "list":
-        return "[]" + go_type(_item(kind))
+        return "[]" + go_type(kind.inner)
     if kind.kind == "dict":
-        return "map[string]" + go_type(_item(kind))
+        return "map[string]" + go_type(kind.inner)
     if kind.kind == "optional":
-        return "*" + go_type(_item(kind))
+        return "*" + go_type(kind.inner)
     if kind.kind == "model":
         return str(kind.model)
     return {"int": "int64", "float": "float64", "str": "string", "bool": "bool", "any": "any"}[kind.kind]
-
-
-def _item(kind: Type) -> Type:
-    assert kind.item is not None
-    return kind.item
 
 
 def _field_type(field: Field) -> str:
@@ -211,20 +206,8 @@ class _Writer:
         if kind.kind in ("list", "dict"):
             noun = "a list" if kind.kind == "list" else "an object"
             lines += [f"{indent}if {value} == nil {{", f'{add}"must be {noun}, not nil", nil)', f"{indent}}}"]
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            bound = dict(kind.constraints).get(key)
-            if bound is None:
-                continue
-            measured = value
-            if key in LENGTHS:
-                measured = f"runeCount({value})"
-            elif key in ITEMS:
-                measured = f"len({value})"
-            lines += [
-                f"{indent}if {measured} {fails} {number_text(bound)} {{",
-                f"{add}{json.dumps(rule.format(number_text(bound)))}, {value})",
-                f"{indent}}}",
-            ]
+        for condition, rule in comparisons(kind.constraints, value, "runeCount({})", "len({})"):
+            lines += [f"{indent}if {condition} {{", f"{add}{json.dumps(rule)}, {value})", f"{indent}}}"]
         pattern = dict(kind.constraints).get("pattern")
         if pattern is not None:
             name = self.patterns.setdefault(pattern, f"pattern{len(self.patterns)}")
@@ -245,13 +228,13 @@ class _Writer:
             ]
         if kind.kind == "model":
             lines.append(f"{indent}{value}.check({path}, problems)")
-        elif kind.kind == "optional" and _item(kind).checked:
-            inner = self._checks(_item(kind), f"(*{value})", path, indent + "\t")
+        elif kind.kind == "optional" and kind.inner.checked:
+            inner = self._checks(kind.inner, f"(*{value})", path, indent + "\t")
             lines += [f"{indent}if {value} != nil {{", *inner, f"{indent}}}"]
-        elif kind.kind in ("list", "dict") and _item(kind).checked:
+        elif kind.kind in ("list", "dict") and kind.inner.checked:
             self.depth += 1
             index, item = f"i{self.depth}", f"item{self.depth}"
-            inner = self._checks(_item(kind), item, f"itemPath({path}, {index})", indent + "\t")
+            inner = self._checks(kind.inner, item, f"itemPath({path}, {index})", indent + "\t")
             self.depth -= 1
             lines += [f"{indent}for {index}, {item} := range {value} {{", *inner, f"{indent}}}"]
         return lines

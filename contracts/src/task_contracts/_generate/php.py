@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
-from ._common import Options, header_line, runtime_file
+from ._checks import comparisons, enum_values, one_of_rule
+from ._common import Options, doc_block, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, lower_camel
 
 NAMESPACE = "Tasks"
@@ -51,7 +51,7 @@ def render(catalog: Catalog, options: Options) -> dict[str, str]:
 
 def php_type(kind: Type) -> str:
     if kind.kind == "optional":
-        inner = php_type(_item(kind))
+        inner = php_type(kind.inner)
         return inner if inner == "mixed" else "?" + inner
     if kind.kind in ("list", "dict"):
         return "array"
@@ -63,17 +63,12 @@ def php_type(kind: Type) -> str:
 def doc_type(kind: Type) -> str:
     """The type as PHPDoc (and PHPStan, Psalm) write it: `list<int>`, `array<string, bool>`."""
     if kind.kind == "list":
-        return f"list<{doc_type(_item(kind))}>"
+        return f"list<{doc_type(kind.inner)}>"
     if kind.kind == "dict":
-        return f"array<string, {doc_type(_item(kind))}>"
+        return f"array<string, {doc_type(kind.inner)}>"
     if kind.kind == "optional":
-        return doc_type(_item(kind)) + "|null"
+        return doc_type(kind.inner) + "|null"
     return php_type(kind)
-
-
-def _item(kind: Type) -> Type:
-    assert kind.item is not None
-    return kind.item
 
 
 def _literal(value: Any) -> str:
@@ -96,13 +91,6 @@ def _string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _doc(lines: list[str], indent: str) -> str:
-    if not lines:
-        return ""
-    body = "".join(f"{indent} *{' ' + line if line else ''}\n" for line in lines)
-    return f"{indent}/**\n{body}{indent} */\n"
-
-
 def _param(field: Field) -> str:
     text = f"{php_type(field.type)} ${field.name}"
     if not field.required:
@@ -111,7 +99,7 @@ def _param(field: Field) -> str:
 
 
 def _needs_doc(kind: Type) -> bool:
-    return kind.kind in ("list", "dict") or (kind.kind == "optional" and _needs_doc(_item(kind)))
+    return kind.kind in ("list", "dict") or (kind.kind == "optional" and _needs_doc(kind.inner))
 
 
 class _Writer:
@@ -135,7 +123,7 @@ class _Writer:
             for field in model.fields
         )
         return (
-            _doc([model.description or model.name], "")
+            doc_block([model.description or model.name], "")
             + f"final class {model.name}\n{{\n"
             + f"    public function __construct(\n{params}    ) {{\n    }}\n\n"
             + "    /** @param array<mixed> $data the JSON object */\n"
@@ -168,7 +156,7 @@ class _Writer:
             return f"{kind.model}::fromArray(Decode::array({value}))"
         self.depth += 1
         var = f"$v{self.depth}"
-        inner = self.decode(_item(kind), var)
+        inner = self.decode(kind.inner, var)
         self.depth -= 1
         if kind.kind == "optional":
             return f"(static fn (mixed {var}) => {var} === null ? null : {inner})({value})"
@@ -185,7 +173,7 @@ class _Writer:
             return f"{value}->toArray()"
         self.depth += 1
         var = f"$v{self.depth}"
-        inner = self.encode(_item(kind), var)
+        inner = self.encode(kind.inner, var)
         self.depth -= 1
         if kind.kind == "optional":
             return value if inner == var else f"(static fn (mixed {var}) => {var} === null ? null : {inner})({value})"
@@ -199,17 +187,8 @@ class _Writer:
         constraints = dict(kind.constraints)
         if kind.kind == "float":
             out += f"{indent}if (!is_finite({value})) {{\n{add}'must be a finite number', {value});\n{indent}}}\n"
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            if key not in constraints:
-                continue
-            bound = number_text(constraints[key])
-            measured = value
-            if key in LENGTHS:
-                measured = f"Check::length({value})"
-            elif key in ITEMS:
-                measured = f"count({value})"
-            rule_text = _string(rule.format(bound))
-            out += f"{indent}if ({measured} {fails} {bound}) {{\n{add}{rule_text}, {value});\n{indent}}}\n"
+        for condition, rule in comparisons(kind.constraints, value, "Check::length({})", "count({})"):
+            out += f"{indent}if ({condition}) {{\n{add}{_string(rule)}, {value});\n{indent}}}\n"
         if "pattern" in constraints:
             regex = _string("~" + str(constraints["pattern"]).replace("~", "\\~") + "~u")
             rule = _string("must match " + str(constraints["pattern"]))
@@ -222,7 +201,7 @@ class _Writer:
         if kind.kind == "model":
             out += f"{indent}{value}->check({path}, $problems);\n"
         elif kind.kind == "optional":
-            inner = self.checks(_item(kind), value, path, indent + "    ")
+            inner = self.checks(kind.inner, value, path, indent + "    ")
             if inner:
                 out += f"{indent}if ({value} !== null) {{\n{inner}{indent}}}\n"
         elif kind.kind in ("list", "dict"):
@@ -231,8 +210,8 @@ class _Writer:
             self.depth += 1
             key, item = f"$k{self.depth}", f"$item{self.depth}"
             item_path = f"{path} . '[' . {key} . ']'"
-            inner = self._item_type_check(_item(kind), item, item_path, indent + "    ")
-            inner += self.checks(_item(kind), item, item_path, indent + "    ")
+            inner = self._item_type_check(kind.inner, item, item_path, indent + "    ")
+            inner += self.checks(kind.inner, item, item_path, indent + "    ")
             self.depth -= 1
             if inner:
                 out += f"{indent}foreach ({value} as {key} => {item}) {{\n{inner}{indent}}}\n"
@@ -250,7 +229,7 @@ class _Writer:
 
     def _is(self, kind: Type, value: str) -> str | None:
         if kind.kind == "optional":
-            inner = self._is(_item(kind), value)
+            inner = self._is(kind.inner, value)
             return None if inner is None else f"{value} === null || {inner}"
         return {
             "int": f"is_int({value})",
@@ -275,7 +254,7 @@ class _Writer:
         bound = (
             f"{item.name} (queue {item.queue}); waits at most {item.timeout:g} s unless withTimeout() says otherwise."
         )
-        doc = _doc(
+        doc = doc_block(
             [
                 *description,
                 *([""] if description else []),
@@ -294,7 +273,7 @@ class _Writer:
         shape = _string(json.dumps(item.shape, separators=(",", ":")))
         contract = f"new Contract({_string(item.name)}, {_string(item.queue)}, {float(item.timeout)!r}, {shape})"
         decode = self.decode(item.result, "$value")
-        submit_doc = _doc([f"Publish a call of {item.name} and return its handle.", *param_docs], "    ")
+        submit_doc = doc_block([f"Publish a call of {item.name} and return its handle.", *param_docs], "    ")
         return (
             doc
             + f"    public function {name}({params}): {result_type}\n    {{\n"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from ._checks import BOUNDS, ITEMS, LENGTHS, enum_values, number_text, one_of_rule
-from ._common import Options, header_line, runtime_file
+from ._checks import comparisons, enum_values, one_of_rule
+from ._common import Options, doc_block, header_line, runtime_file
 from ._model import Catalog, Contract, Field, Model, Type, camel, lower_camel
 
 _RESERVED = set(
@@ -119,30 +119,18 @@ def render(catalog: Catalog, options: Options) -> dict[str, str]:
 
 def ts_type(kind: Type) -> str:
     if kind.kind == "list":
-        inner = ts_type(_item(kind))
+        inner = ts_type(kind.inner)
         return f"readonly ({inner})[]" if " " in inner else f"readonly {inner}[]"
     if kind.kind == "dict":
-        return f"Readonly<Record<string, {ts_type(_item(kind))}>>"
+        return f"Readonly<Record<string, {ts_type(kind.inner)}>>"
     if kind.kind == "optional":
-        return ts_type(_item(kind)) + " | null"
+        return ts_type(kind.inner) + " | null"
     if kind.kind == "model":
         return str(kind.model)
     values = enum_values(kind.constraints)
     if values is not None:  # a literal is a union type in TypeScript, still checked for JavaScript callers
         return " | ".join(json.dumps(value) for value in values)
     return {"int": "number", "float": "number", "str": "string", "bool": "boolean", "any": "unknown"}[kind.kind]
-
-
-def _item(kind: Type) -> Type:
-    assert kind.item is not None
-    return kind.item
-
-
-def _doc(lines: list[str], indent: str) -> str:
-    if not lines:
-        return ""
-    body = "".join(f"{indent} *{' ' + line if line else ''}\n" for line in lines)
-    return f"{indent}/**\n{body}{indent} */\n"
 
 
 def _name(name: str) -> str:
@@ -170,7 +158,7 @@ class _Writer:
         )
         fields = "".join(f"\n    && {self._field_fits(field)}" for field in model.fields)
         return (
-            _doc([model.description or model.name], "")
+            doc_block([model.description or model.name], "")
             + f"export interface {model.name} {{\n{_members(model.fields)}}}\n\n"
             + f"function is{model.name}(value: unknown): boolean {{\n"
             + "  const fields = value as Record<string, unknown>;\n"
@@ -202,10 +190,10 @@ class _Writer:
         if kind.kind == "model":
             return f"is{kind.model}({value})"
         if kind.kind == "optional":
-            return f"({value} === null || {self.fits(_item(kind), value)})"
+            return f"({value} === null || {self.fits(kind.inner, value)})"
         self.depth += 1
         var = f"v{self.depth}"
-        inner = self.fits(_item(kind), var)
+        inner = self.fits(kind.inner, var)
         self.depth -= 1
         if kind.kind == "list":
             return f"(Array.isArray({value}) && ({value} as unknown[]).every(({var}: unknown) => {inner}))"
@@ -230,17 +218,8 @@ class _Writer:
             out += f"{indent}if (!Number.isInteger({value})) {{\n{add}'must be an integer', {value});\n{indent}}}\n"
         if kind.kind == "float":
             out += f"{indent}if (!Number.isFinite({value})) {{\n{add}'must be a finite number', {value});\n{indent}}}\n"
-        for key, (fails, rule) in {**BOUNDS, **LENGTHS, **ITEMS}.items():
-            if key not in constraints:
-                continue
-            bound = number_text(constraints[key])
-            measured = value
-            if key in LENGTHS:
-                measured = f"[...{value}].length"
-            elif key in ITEMS:
-                measured = f"{value}.length"
-            rule_text = json.dumps(rule.format(bound))
-            out += f"{indent}if ({measured} {fails} {bound}) {{\n{add}{rule_text}, {value});\n{indent}}}\n"
+        for condition, rule in comparisons(kind.constraints, value, "[...{}].length", "{}.length"):
+            out += f"{indent}if ({condition}) {{\n{add}{json.dumps(rule)}, {value});\n{indent}}}\n"
         if "pattern" in constraints:
             pattern = str(constraints["pattern"])
             rule = json.dumps("must match " + pattern)
@@ -258,13 +237,13 @@ class _Writer:
         if kind.kind == "model":
             out += f"{indent}check{kind.model}({value}, {path}, problems);\n"
         elif kind.kind == "optional":
-            inner = self.checks(_item(kind), value, path, indent + "  ")
+            inner = self.checks(kind.inner, value, path, indent + "  ")
             if inner:
                 out += f"{indent}if ({value} !== null && {value} !== undefined) {{\n{inner}{indent}}}\n"
         elif kind.kind in ("list", "dict"):
             self.depth += 1
             key, item = f"k{self.depth}", f"item{self.depth}"
-            inner = self.checks(_item(kind), item, f"`${{{path}}}[${{{key}}}]`", indent + "  ")
+            inner = self.checks(kind.inner, item, f"`${{{path}}}[${{{key}}}]`", indent + "  ")
             self.depth -= 1
             if inner:
                 source = f"{value}.entries()" if kind.kind == "list" else f"Object.entries({value})"
@@ -298,7 +277,7 @@ class _Writer:
         bound = f"{item.name} (queue {item.queue}); waits at most {item.timeout:g} s unless `options.timeout` says so."
         upper = name[:1].upper() + name[1:]
         methods = (
-            _doc([*description, *([""] if description else []), bound], "  ")
+            doc_block([*description, *([""] if description else []), bound], "  ")
             + f"  {name}({params}{', ' if params else ''}options?: CallOptions): Promise<{result}> {{\n"
             + f"    return this.{name}With({{ {values} }}, options);\n  }}\n\n"
             + f"  /** {item.name} with named arguments. */\n"
