@@ -235,8 +235,10 @@ def result(options: _Options, task_id: str, contract_name: str | None, timeout: 
     """Print the result of an earlier call, waiting for it if it is still running.
 
     Without --contract the stored value is printed as it is (JSON); with it, the value is
-    validated against the contract's result type. An id nobody published stays pending: the
-    command then ends with the timeout status.
+    validated against the contract's result type. An id that names no call (no record, not
+    running, its message on none of the client's queues) ends at once with status 2; where the
+    broker cannot be searched (not plain Redis, or a very long queue), it waits and ends with the
+    timeout status.
     """
     item = _find_contract(options.catalog, contract_name) if contract_name else None
     bound = timeout if timeout is not None else (item.timeout if item else 10.0)
