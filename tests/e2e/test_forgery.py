@@ -160,6 +160,9 @@ def test_a_celery_revoke_from_someone_else_neither_stops_nor_drops_a_call(
         )
         other.control.revoke(message.task_id)
         wait_for_log(worker, f"revoked: {message.task_id}")
+        # Celery would store a REVOKED record for the pending call at once, which its caller would take.
+        with redis.Redis.from_url(redis_url) as store:
+            assert store.get(RESULT_KEY_PREFIX + message.task_id) is None
         policy_client._runtime.producer.publish(message)
         wait_for_log(worker, f"{message.task_id}: ignored a Celery revoke without the caller's cancel token")
         assert policy_client.task(policy_contracts.stamp).handle(message.task_id).result(timeout=BOUND) > 0

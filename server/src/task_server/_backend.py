@@ -224,6 +224,23 @@ class _ReportsLostResults(BackendHooks):
                 f"({type(error).__name__}: {error}); it may or may not have taken effect"
             ) from None
 
+    def mark_as_revoked(
+        self,
+        task_id: str,
+        reason: str = "",
+        request: Any = None,
+        store_result: bool = True,
+        state: str = states.REVOKED,
+    ) -> None:
+        # Without a request it comes from a remote-control `revoke` of a call this worker does not
+        # hold: anyone may broadcast one, and callers would take the REVOKED record it stores as their
+        # call's outcome. Stored instead by the worker that gets the message, if it is dropped then
+        # (`_revoke_guard` lets a call that names a cancel hash run unless the revoke is genuine).
+        if request is None and state == states.REVOKED:
+            logger.info("task %s: a remote revoke of a call not held here; its record is left alone", task_id)
+            return
+        super().mark_as_revoked(task_id, reason, request, store_result, state)  # type: ignore[misc]
+
     def record_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
