@@ -67,7 +67,10 @@ class BaseHandle(Generic[R]):
     def _result_steps(self, timeout: float | None) -> Steps[R]:
         # The wait bound of a scheduled call counts from when it is due, not from publication.
         bound = (self._timeout if timeout is None else timeout) + (self._schedule.due_in() if self._schedule else 0.0)
-        record = yield from self._runtime.wait(self._contract.name, self._id, bound, schedule=self._schedule)
+        limit = self._contract.timeout if self._contract.cpu_bound else None
+        record = yield from self._runtime.wait(
+            self._contract.name, self._id, bound, schedule=self._schedule, hard_limit=limit
+        )
         value: R = decode_outcome(self._contract, self._id, record)
         return value
 

@@ -22,6 +22,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts.wire import (
     CANCEL_HASH_HEADER,
+    DELIVERIES_KEY_PREFIX,
     RESULT_KEY_PREFIX,
     REVOKED_CANCELLED,
     REVOKED_EXPIRED,
@@ -63,6 +64,12 @@ class CallOptions:
     def schedule(self) -> Schedule | None:
         """The absolute schedule of a call published now (None when none is asked for)."""
         return Schedule.resolve(self.countdown, self.eta, self.expires, self.priority)
+
+
+#: How long a caller whose call is still running at its bound waits for the hard time limit's
+#: failure record (the worker's kill and store take milliseconds; a loaded machine, more).
+KILL_GRACE = 2.0
+_EXISTS = "return redis.call('EXISTS', KEYS[1], KEYS[2])"
 
 
 class Runtime:
@@ -159,7 +166,9 @@ class Runtime:
         schedule = Schedule.of(message)
         # The wait bound of a scheduled call counts from when it is due, not from publication.
         bound = timeout + (schedule.due_in() if schedule else 0.0)
-        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule)
+        # A prefork contract's bound is also the worker's hard time limit (`hard_limit`).
+        limit = contract.timeout if contract.cpu_bound else None
+        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule, limit)
         return message.task_id, record
 
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
@@ -191,8 +200,12 @@ class Runtime:
         timeout: float,
         future: concurrent.futures.Future[Record] | None = None,
         schedule: Schedule | None = None,
+        hard_limit: float | None = None,
     ) -> Steps[Record]:
         """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
+
+        `hard_limit`: the worker's hard time limit of the call, when known; a call still running
+        when a bound that reaches it passes gets `KILL_GRACE` more for its TimeLimitExceeded record.
 
         `future`: the watch already started for it, if any. With an expiry (`schedule`) before the
         bound: at expiry a call not yet started is revoked as expired (its REVOKED record then
@@ -225,6 +238,18 @@ class Runtime:
         last = yield from self.read(contract, task_id)
         if last is not None and last.get("status") in READY_STATES:
             return last
+        if hard_limit is not None and timeout >= hard_limit and (yield from self._started(contract, task_id)):
+            # The bound reached the worker's hard time limit (a prefork contract) and the call has
+            # started: it is being killed now and its TimeLimitExceeded record comes in a moment.
+            # Wait that moment, so that the caller learns the failure, not a TaskTimeout.
+            future = self.watcher.watch(task_id)
+            record = yield Wait(future, KILL_GRACE)
+            self.watcher.forget(task_id, future)
+            if record is not TIMED_OUT:
+                return record  # type: ignore[no-any-return]
+            last = yield from self.read(contract, task_id)
+            if last is not None and last.get("status") in READY_STATES:
+                return last
         raise timeout_error(contract, task_id, timeout, self.watcher.check.refused(task_id))
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
@@ -311,6 +336,15 @@ class Runtime:
             return queued
         # It may have finished (and left the queue) while the broker was searched.
         return bool((yield from self._backend_reply(None, task_id, self.watcher.evaluate(_EXISTS, keys, []))))
+
+    def _started(self, contract: str | None, task_id: str) -> Steps[bool]:
+        """Whether the call has started and not finished: its start counter or running mark exists."""
+        keys = [DELIVERIES_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id]
+        try:
+            reply = yield from self._backend_reply(contract, task_id, self.watcher.evaluate(_EXISTS, keys, []))
+        except BrokerUnavailable:  # e.g. an ACL user that may not read the start counter: plain TaskTimeout
+            return False
+        return bool(reply)
 
     def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
         """The stored record now (None while pending), within `read_bound`."""

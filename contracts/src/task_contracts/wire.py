@@ -89,6 +89,8 @@ def chunk_task_name(contract_name: str) -> str:
 #: so a caller learns whether it came too late (and whether the call may be terminated).
 REVOKED_KEY_PREFIX: Final = "task-sdk-revoked-"
 RUNNING_KEY_PREFIX: Final = "task-sdk-running-"
+#: `<DELIVERIES_KEY_PREFIX><id>`: how many times a call has started (kept until its final record is stored).
+DELIVERIES_KEY_PREFIX: Final = "task-sdk-deliveries-"
 #: Celery's exception type in a REVOKED record, and the reasons it carries as its message.
 REMOTE_REVOKED: Final = "TaskRevokedError"
 REVOKED_EXPIRED: Final = "expired"

@@ -15,7 +15,7 @@ from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 
-from task_contracts import redact_url
+from task_contracts import redact_url, wire
 from task_contracts.wire import (
     ATTEMPT_FIELD,
     CALL_DIGEST_FIELD,
@@ -29,7 +29,7 @@ from ._internals.backend import BackendHooks, max_value_size
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
-DELIVERIES_KEY_PREFIX = "task-sdk-deliveries-"
+DELIVERIES_KEY_PREFIX = wire.DELIVERIES_KEY_PREFIX
 #: `app.conf` key mapping each task name to the seconds its finished record is kept.
 RESULT_TTLS_SETTING = "task_sdk_result_ttls"
 #: Attribute of a call's request (Celery's task context): the digest of its arguments
