@@ -9,6 +9,7 @@ empty once every call is acknowledged.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,21 @@ def commands_called(connection: redis.Redis, command: str) -> int:
     return int(stats["calls"]) if stats else 0
 
 
+# math.mul is served from threads: calls finish while others are taken, so two or more are in
+# flight. math.add, declared on_event_loop, runs and is acknowledged before the next pop: only a
+# BRPOP answered at once (its message was waiting) tells that a backlog is there.
+@pytest.mark.parametrize(("contract", "expected"), [("mul", lambda i: i * i), ("add", lambda i: i + i)])
 def test_a_backlog_is_taken_several_messages_a_round_trip_and_each_runs_once(
-    private_redis: RedisProcess, tmp_path: Path
+    private_redis: RedisProcess, tmp_path: Path, contract: str, expected: Callable[[int], int]
 ) -> None:
-    # math.mul is served from threads: calls finish while others are taken, so two or more are in
-    # flight. (math.add, declared on_event_loop, runs and is acknowledged before the next pop, one
-    # message per BRPOP, as on the old main once it had moved onto the loop.)
     connection = redis.Redis.from_url(private_redis.url)
     with TaskClient(private_redis.url) as client:
-        handles = client.mul.submit_many([(i, i) for i in range(BACKLOG)])
+        handles = getattr(client, contract).submit_many([(i, i) for i in range(BACKLOG)])
         assert connection.llen("math") == BACKLOG
         with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker:
             worker.start()
-            assert [handle.result(timeout=60) for handle in handles] == [i * i for i in range(BACKLOG)]
-            received = re.findall(r"Task math\.mul\[([0-9a-f-]+)\] received", worker.log())
+            assert [handle.result(timeout=60) for handle in handles] == [expected(i) for i in range(BACKLOG)]
+            received = re.findall(rf"Task math\.{contract}\[([0-9a-f-]+)\] received", worker.log())
             assert sorted(received) == sorted(handle.id for handle in handles)  # each exactly once
             # One BRPOP a message would be BACKLOG of them; batches take several at a time.
             assert commands_called(connection, "brpop") < BACKLOG * 2 // 3

@@ -159,3 +159,17 @@ def test_cancelling_an_id_nobody_published_says_unknown_and_stores_no_record(
     # A queued call on the client's queues is still found and cancelled.
     handle = policy_client.task(contracts.stamp).with_options(countdown=30).submit(marker())
     assert policy_client.cancel(handle.id) is CancelResult.CANCELLED
+
+
+def test_cancelling_a_finished_call_by_id_reads_no_queue(
+    policy_client: TaskClient, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its record answers the question: the broker's queues are searched only for an id nothing names.
+    start_worker(concurrency=1)
+    handle = policy_client.task(contracts.stamp).with_options(timeout=LONG).submit(marker())
+    handle.result()
+    searched: list[str] = []
+    producer = policy_client._runtime.producer
+    monkeypatch.setattr(producer, "find_message", lambda task_id, queues: searched.append(task_id))
+    assert policy_client.cancel(handle.id) is CancelResult.FINISHED
+    assert searched == []

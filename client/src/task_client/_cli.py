@@ -16,7 +16,7 @@ import click
 from task_contracts import CATALOG, ConnectionConfigError, Contract, ContractCatalog, ResultError, load_catalog
 
 from ._cancel import CancelResult
-from ._client import CELERY_DEFAULT_QUEUE, TaskClient
+from ._client import TaskClient
 from ._errors import (
     BrokerUnavailable,
     ContractMismatch,
@@ -235,8 +235,10 @@ def result(options: _Options, task_id: str, contract_name: str | None, timeout: 
     """Print the result of an earlier call, waiting for it if it is still running.
 
     Without --contract the stored value is printed as it is (JSON); with it, the value is
-    validated against the contract's result type. An id nobody published stays pending: the
-    command then ends with the timeout status.
+    validated against the contract's result type. An id that names no call (no record, not
+    running, its message on none of the client's queues) ends at once with status 2; where the
+    broker cannot be searched (not plain Redis, or a very long queue), it waits and ends with the
+    timeout status.
     """
     item = _find_contract(options.catalog, contract_name) if contract_name else None
     bound = timeout if timeout is not None else (item.timeout if item else 10.0)
@@ -257,10 +259,10 @@ def _say_what_is_known(client: TaskClient, task_id: str, bound: float) -> None:
     runtime = client._runtime  # the CLI is part of the package
     if run_sync(runtime.producer, runtime.read(None, task_id)) is not None:
         return
-    queues = [*client.catalog.queues(), CELERY_DEFAULT_QUEUE]
+    queues = client._searched_queues()
     known = run_sync(runtime.producer, runtime.is_known(task_id, queues))
     if known is False:
-        searched = ", ".join(dict.fromkeys(queues))
+        searched = ", ".join(queues)
         click.echo(
             f"task-client: no call with id {task_id!r} is queued, running or finished "
             f"(searched the queues {searched} and the delivered calls)",

@@ -115,10 +115,13 @@ class BaseClient:
             cached = self._tasks[contract.name] = face(self._runtime, contract)
         return cached
 
+    def _searched_queues(self) -> list[str]:
+        """Where a call known only by its id may wait: this catalog's queues and Celery's default one."""
+        return list(dict.fromkeys([*self.catalog.queues(), CELERY_DEFAULT_QUEUE]))
+
     def _cancel_steps(self, task_id: str) -> Steps[CancelResult]:
         # By id: the call may never have been published (a typo); its message is looked for first.
-        queues = [*self.catalog.queues(), CELERY_DEFAULT_QUEUE]
-        return (yield from self._runtime.cancel(None, task_id, queues=queues))
+        return (yield from self._runtime.cancel(None, task_id, queues=self._searched_queues()))
 
     def _workers_steps(self, timeout: float) -> Steps[list[WorkerInfo]]:
         workers: list[WorkerInfo] = yield Blocking(partial(ask_workers, self._runtime.producer, timeout))

@@ -343,12 +343,11 @@ class Runtime:
 
         With `reason` "expired" a running call is left to finish: expiry only stops calls not started.
         `queues` (a cancel by id, of a call this client may never have published): where to look for
-        its message first; found nowhere, it is `UNKNOWN` and no record is stored.
+        its message first (`is_known`: not when a record or running mark exists); found nowhere, it is
+        `UNKNOWN` and no record is stored.
         """
         ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
-        unseen = False
-        if queues is not None:
-            unseen = (yield Blocking(partial(self.producer.find_message, task_id, queues))) is False
+        unseen = queues is not None and (yield from self.is_known(task_id, queues)) is False
         check = self.watcher.check
         token, digest = check.cancel_token(task_id), check.digest(task_id)
         keys, arguments = cancel_call(task_id, reason, ttl, token, digest, unseen=unseen)

@@ -141,9 +141,9 @@ def _check_query(role: str, url: str) -> None:
     scheme = scheme_of(url)
     if scheme not in REDIS_SCHEMES:
         return  # RabbitMQ's options are read by kombu and py-amqp, which refuse unknown ones themselves
+    known = REDIS_QUERY_OPTIONS if scheme == "sentinel" else REDIS_QUERY_OPTIONS - {"master_name"}
     for part in url.split(_SENTINEL_SEPARATOR):
         for key, _value in parse_qsl(urlsplit(part).query, keep_blank_values=True):
-            known = REDIS_QUERY_OPTIONS if scheme == "sentinel" else REDIS_QUERY_OPTIONS - {"master_name"}
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""

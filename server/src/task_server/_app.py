@@ -13,6 +13,7 @@ from ._backend import RESULT_TTLS_SETTING, backend_path, store_retry_config
 from ._chunks import register_chunks
 from ._consumer import WORKER_CONSUMER
 from ._control import announce
+from ._deferral import ETA_HORIZON_SETTING
 from ._deliveries import transport_options
 from ._execution import register
 from ._inline import INLINE_SETTING
@@ -105,8 +106,11 @@ def broker_config(settings: WorkerSettings, broker: CeleryUrl) -> dict[str, Any]
     if not settings.urls.broker_is_amqp:
         # Redis: kombu keeps delivered messages in an unacked set and restores them after the
         # visibility timeout (see `_deliveries`).
+        horizon = settings.eta_horizon if settings.eta_horizon is not None else settings.visibility_timeout / 2
         return {
-            "broker_transport_options": {**broker.transport_options, **transport_options(settings.visibility_timeout)}
+            "broker_transport_options": {**broker.transport_options, **transport_options(settings.visibility_timeout)},
+            # Calls due later than this wait in Redis, not in the worker's memory (`_deferral`).
+            ETA_HORIZON_SETTING: horizon,
         }
     return {
         # RabbitMQ redelivers an unacknowledged message as soon as the worker's connection closes

@@ -220,6 +220,14 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     "[env TASK_VISIBILITY_TIMEOUT]; keep it above every contract's timeout. RabbitMQ redelivers at once.",
 )
 @click.option(
+    "--eta-horizon",
+    envvar="TASK_ETA_HORIZON",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Redis brokers: seconds ahead a scheduled call (eta/countdown) is held in the worker's memory; "
+    "calls due later wait in Redis [env TASK_ETA_HORIZON; default: half the visibility timeout].",
+)
+@click.option(
     "--max-deliveries",
     envvar="TASK_MAX_DELIVERIES",
     type=click.IntRange(min=1),
@@ -295,6 +303,7 @@ def worker(
     max_leaked_threads: int,
     result_ttl: float | None,
     visibility_timeout: float,
+    eta_horizon: float | None,
     max_deliveries: int,
     max_message_bytes: int,
     tracing: bool,
@@ -344,6 +353,7 @@ def worker(
         max_leaked_threads=max_leaked_threads,
         result_ttl=result_ttl,
         visibility_timeout=visibility_timeout,
+        eta_horizon=eta_horizon,
         max_deliveries=max_deliveries,
         max_message_bytes=max_message_bytes,
         tracing=tracing,

@@ -20,6 +20,7 @@ from celery import Celery, Task
 from celery.worker.strategy import default as default_strategy
 from kombu.serialization import prepare_accept_content
 
+from ._deferral import deferrer_for
 from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
@@ -51,9 +52,13 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]
+    deferrer = deferrer_for(app, consumer)
 
     def on_message(message: Any, body: Any, ack: Callable[..., Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
         problem = message_refusal(message, body, limit, accepted)
+        if problem is None and deferrer is not None and deferrer.maybe_defer(message):
+            ack(logger, connection_errors)  # it waits in Redis now (`_deferral`)
+            return None
         if problem is None:
             pardon(app, message.headers)  # a Celery revoke without the caller's cancel token
             return handle(message, body, ack, reject, callbacks, **kwargs)

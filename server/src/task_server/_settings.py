@@ -30,6 +30,9 @@ class WorkerSettings:
     loglevel: str = "INFO"
     hostname: str | None = None
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
+    # Seconds ahead a scheduled call is held in memory; later ones wait in Redis (`_deferral`).
+    # None: half the visibility timeout, so that no held call is delivered twice.
+    eta_horizon: float | None = None
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
     threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)

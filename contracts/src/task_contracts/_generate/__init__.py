@@ -17,9 +17,9 @@ from .._catalog import ContractCatalog
 from .._export import export_contracts
 from . import go, php, typescript
 from ._common import Options
+from ._model import Catalog, read_export
 
 __all__ = ["LANGUAGES", "Options", "generate"]
-from ._model import Catalog, read_export
 
 #: language -> function giving {relative path: text} for a catalog (runtime files included).
 Renderer = Callable[[Catalog, Options], dict[str, str]]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata, resources
 
 from ._model import Catalog
 
 
+@dataclass(frozen=True)
 class Options:
     """What a user may choose: the Go module path (its last element names the Go package)."""
 
-    def __init__(self, go_module: str = "example.com/tasks") -> None:
-        self.go_module = go_module
+    go_module: str = "example.com/tasks"
 
 
 def generator_version() -> str:
