@@ -154,6 +154,12 @@ def test_a_celery_revoke_from_someone_else_neither_stops_nor_drops_a_call(
         wait_for_log(worker, f"{running.id}: ignored a Celery revoke without the caller's cancel token")
         markers.release(name)
         assert isinstance(running.result(), int)
+        # Held by the worker until it is due: a revoke would have dropped it then.
+        scheduled = policy_client.task(policy_contracts.stamp).with_options(countdown=3, timeout=BOUND).submit("s")
+        wait_for_log(worker, f"policies.stamp[{scheduled.id}] received")
+        other.control.revoke(scheduled.id)
+        wait_for_log(worker, f"{scheduled.id}: ignored a Celery revoke without the caller's cancel token")
+        assert scheduled.result() > 0
         # Revoked before its message arrived: the message is taken out of the revoked set and runs.
         message = policy_client._runtime.prepare_call(
             policy_contracts.stamp, ("early",), {}, CallOptions(timeout=BOUND)

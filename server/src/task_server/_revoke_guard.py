@@ -7,9 +7,9 @@ message arrives, and with `terminate=True` stops it while it runs. For a call th
 mark carries the call's token, as `_admission` requires; `task-client` writes the mark before it
 asks workers to stop a running call. Calls without the header keep Celery's rule.
 
-Three places: the `revoke` and `terminate` remote-control commands (calls this worker runs or has
-prefetched), and each message as it arrives (`pardon`), for an id revoked before its message came.
-Not covered: a message the worker holds until its eta (Celery keeps it in its timer, out of sight).
+Three places: the `revoke` and `terminate` remote-control commands (calls this worker runs, has
+prefetched or holds until their eta), and each message as it arrives (`pardon`), for an id revoked
+before its message came. A worker stores no REVOKED record for a call it does not hold (`_backend`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from task_contracts.wire import CANCEL_HASH_HEADER, REVOKED_KEY_PREFIX
 
@@ -52,20 +53,30 @@ def _marked(backend: Any, task_id: str, expected: str) -> bool:
     return mark is not None and mark_is_genuine(mark.decode() if isinstance(mark, bytes) else str(mark), expected)
 
 
-def _held_hashes(task_ids: list[str]) -> dict[str, Any]:
+def _held_hashes(state: Any, task_ids: list[str]) -> dict[str, Any]:
     wanted = set(task_ids)
-    return {
-        request.id: request.request_dict.get(CANCEL_HASH_HEADER)
-        for request in (*worker_state.active_requests, *worker_state.reserved_requests)
-        if request.id in wanted
-    }
+    held = (*worker_state.active_requests, *worker_state.reserved_requests, *_scheduled_requests(state))
+    return {request.id: request.request_dict.get(CANCEL_HASH_HEADER) for request in held if request.id in wanted}
+
+
+def _scheduled_requests(state: Any) -> list[Request]:
+    """Requests the worker holds until their eta, read as Celery's `inspect scheduled` reads them."""
+    timer = getattr(state.consumer, "timer", None)
+    if timer is None:
+        return []
+    found = []
+    for waiting in timer.schedule.queue:
+        arguments = getattr(waiting.entry, "args", None) or ()
+        if arguments and isinstance(arguments[0], Request):
+            found.append(arguments[0])
+    return found
 
 
 @control.control_command(variadic="task_id", signature="[id1 [id2 [... [idN]]]]", name="revoke")  # type: ignore[untyped-decorator]
 def revoke(state: Any, task_id: Any, terminate: bool = False, signal: str | None = None, **kwargs: Any) -> Any:
     """Celery's `revoke`, for the ids whose revoke is genuine (see the module docstring)."""
     task_ids = [str(item) for item in maybe_list(task_id) or []]
-    allowed = genuine_ids(state.consumer.app.backend, task_ids, _held_hashes(task_ids))
+    allowed = genuine_ids(state.consumer.app.backend, task_ids, _held_hashes(state, task_ids))
     return _celery_revoke(state, allowed, terminate=terminate, signal=signal, **kwargs)
 
 
