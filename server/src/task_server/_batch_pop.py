@@ -15,7 +15,6 @@ when nothing waits, and the BRPOP behind it then blocks as before. Each popped i
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import redis.exceptions
@@ -30,8 +29,8 @@ logger = logging.getLogger(__name__)
 #: Most messages taken by one script call (the prefetch room left also bounds it).
 MAX_BATCH = 16
 
-#: A BRPOP answered with a message this soon after it was sent found the message already waiting.
-WAITING_ANSWER = 0.001
+#: Messages taken one per BRPOP before a batch pop looks whether more wait behind them.
+PROBE_EVERY = 8
 
 # KEYS: the lists BRPOP would be given, in its order. ARGV: the most items to pop.
 # Returns {key, item, key, item, ...}.
@@ -71,7 +70,6 @@ class BatchPopping(ChannelHooks):
     def start_pop(self, timeout: float | None = None) -> None:
         channel: Any = self
         batch = self._batch_size()
-        self.__dict__["_pop_sent"] = time.monotonic()
         if batch > 0:
             queues = next_queues(channel)
             keys = [priority_key(channel, queue, pri) for pri in channel.priority_steps for queue in queues]
@@ -111,10 +109,14 @@ class BatchPopping(ChannelHooks):
             except UNREADABLE as error:
                 _dropped(error)
                 return False
-            if delivered and time.monotonic() - self.__dict__.get("_pop_sent", 0.0) < WAITING_ANSWER:
-                # The message was waiting: more may be. Calls run on the event loop finish before
-                # the next pop, so the count of calls in flight never shows their backlog.
-                self.__dict__["_backlog"] = True
+            if delivered:
+                # Calls run on the event loop finish before the next pop, so the count of calls in
+                # flight never shows their backlog: every few single pops, a batch pop looks. (A
+                # timing signal, a BRPOP answered at once, failed on a loaded machine.)
+                singles = self.__dict__.get("_single_pops", 0) + 1
+                self.__dict__["_single_pops"] = singles % PROBE_EVERY
+                if singles == PROBE_EVERY:
+                    self.__dict__["_backlog"] = True
             return delivered
         return self._batch_read(**options)
 
