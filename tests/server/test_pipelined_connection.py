@@ -66,3 +66,17 @@ def test_a_verdict_is_claimed_once_by_its_call_and_attempt() -> None:
     reply = claim_admission("call-1", 0)
     assert reply is not None and reply() == ("start", 1)
     assert claim_admission("call-1", 0) is None
+
+
+def test_a_connection_dropped_by_another_thread_while_replies_are_unread_fails_them_as_lost(
+    private_redis: RedisProcess,
+) -> None:
+    # As when Redis crashes: one thread's failed send drops the connection while another reads it.
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = PipelinedConnection(client.connection_pool)
+    pending = pipelined.send("BLPOP", "never-filled", 5)
+    pending.connection.disconnect()
+    with pytest.raises(redis.exceptions.ConnectionError, match="closed while reading"):
+        pending()
+    assert pipelined.send("PING")() == b"PONG"
+    client.close()

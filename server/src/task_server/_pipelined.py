@@ -56,10 +56,11 @@ class PipelinedConnection:
                     value: Any = reply.connection.read_response()
                 except redis.exceptions.ResponseError as error:
                     value = error
-                except (redis.exceptions.RedisError, OSError, ValueError) as error:
-                    if isinstance(error, ValueError):
-                        # "I/O operation on closed file": another thread dropped the connection
-                        # (a failed send) while this one read from it, as when Redis crashes.
+                except (redis.exceptions.RedisError, OSError, ValueError, AttributeError) as error:
+                    if isinstance(error, ValueError | AttributeError):
+                        # Another thread dropped the connection (a failed send) while this one read
+                        # from it, as when Redis crashes: "I/O operation on closed file", or the
+                        # parser's buffer already gone ("'NoneType' object has no attribute 'readline'").
                         error = redis.exceptions.ConnectionError(f"the connection was closed while reading: {error}")
                     with self._send_lock:
                         self._drop(reply.connection)
