@@ -109,6 +109,27 @@ class _Process:
         assert self.process is not None
         os.kill(self.process.pid, signum)
 
+    def _stop_all_threads(self, timeout: float = 10.0) -> None:
+        """SIGSTOP, then wait until every thread of the process is stopped.
+
+        `kill` returns once the signal is queued: each thread stops only when the kernel next runs
+        it, and on a loaded machine a thread already on a CPU (a RabbitMQ scheduler) may meanwhile
+        still answer, e.g. confirm a publish sent after `freeze()` returned.
+        """
+        self.signal(signal.SIGSTOP)
+        wait_until(self._all_threads_stopped, timeout, f"every thread of process {self.pid} to stop (SIGSTOP)")
+
+    def _all_threads_stopped(self) -> bool:
+        threads = Path(f"/proc/{self.pid}/task")
+        if not threads.is_dir():
+            return True  # no procfs (not Linux): the signal is all we can do
+        states = []
+        for thread in threads.iterdir():
+            with contextlib.suppress(OSError):
+                # "pid (comm) S ...": the state follows the last ')' (comm may hold one)
+                states.append((thread / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        return bool(states) and all(state in ("T", "t") for state in states)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after `grace` seconds."""
         if self.process is None:
@@ -193,8 +214,8 @@ class RedisProcess(_Process):
             return False
 
     def freeze(self) -> None:
-        """SIGSTOP: connections are accepted by the kernel and nothing answers."""
-        self.signal(signal.SIGSTOP)
+        """SIGSTOP: connections are accepted by the kernel and nothing answers (once this returns)."""
+        self._stop_all_threads()
 
     def thaw(self) -> None:
         self.signal(signal.SIGCONT)
@@ -381,8 +402,9 @@ class RabbitMQProcess(_Process):
         return self.url_for(vhost)
 
     def freeze(self) -> None:
-        """SIGSTOP the Erlang VM: connections are accepted by the kernel and nothing answers."""
-        self.signal(signal.SIGSTOP)
+        """SIGSTOP the Erlang VM: connections are accepted by the kernel and nothing answers (once
+        this returns: every scheduler thread is stopped)."""
+        self._stop_all_threads()
 
     def thaw(self) -> None:
         self.signal(signal.SIGCONT)
