@@ -77,6 +77,7 @@ EXPECTED = {
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
+        "InvalidOptions",
         "OutcomeUnknown",
         "Partial",
         "Progress",

@@ -135,6 +135,30 @@ def test_another_client_cannot_cancel_a_call(broker: Broker, worker: WorkerProce
     assert mine.cancel() is CancelResult.CANCELLED
 
 
+def test_a_retried_call_keeps_its_cancel_token_check(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    """A retry is a new message the worker publishes itself: it must carry the call's `cancel_hash`,
+    or any revoke mark (anyone's) would cancel every attempt after the first."""
+    worker = start_worker(concurrency=1)
+    name = uuid.uuid4().hex[:12]
+    flaky = policy_client.task(policy_contracts.flaky).with_options(timeout=BOUND)
+    handle = flaky.with_options(countdown=1).submit(name, 2)  # fails twice, then returns 3
+    with redis.Redis.from_url(redis_url) as store:
+        store.set(REVOKED_KEY_PREFIX + handle.id, "cancelled", ex=600)
+    assert handle.result() == 3
+    assert worker.log().count(f"{handle.id}]: ignored a revoke mark without the caller's cancel token") == 3
+    # The caller's own cancel still stops a retried call between two attempts.
+    name = uuid.uuid4().hex[:12]
+    mine = flaky.submit(name, 10)
+    wait_until(lambda: mine.status == "RETRY", 30, f"the retry of {mine.id}", interval=0.01)
+    assert mine.cancel() is CancelResult.CANCELLED
+    with pytest.raises(TaskCancelled):
+        mine.result()
+    wait_for_log(worker, f"{mine.id}]: cancelled before it started; not run")
+    assert markers.starts(name) == 1
+
+
 def stock_celery(url: str) -> Celery:
     """A plain Celery app on the same Redis: what anyone may use to broadcast remote-control commands."""
     return Celery("someone-else", broker=url, set_as_current=False)
