@@ -426,7 +426,7 @@ class RabbitMQProcess(_Process):
             "log.console = false\n"
             "log.file.level = warning\n"
         )
-        self._spawn([str(self._bin / "rabbitmq-server")], env=self.env)
+        self._spawn([str(self._bin / "rabbitmq-server")], env=self.env, cwd=str(self.workdir))  # crash dumps land there
         recorded = {"port": self.port, "nodename": self.nodename, "env": self._node_env}
         (self.workdir / "node.json").write_text(json.dumps(recorded))
         return self
