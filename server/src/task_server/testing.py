@@ -459,7 +459,11 @@ class RabbitMQProcess(_Process):
         """What the node and `rabbitmqctl` last said: the end of each log, for a failure message."""
         node_logs = sorted((self.workdir / "log").glob("*.log"))
         said = [f"rabbitmqctl: {ctl_said.strip()[-1000:]}"]
-        said += [f"{path.name}: {path.read_text(errors='replace')[-1500:]}" for path in [self.log_path, *node_logs]]
+        said += [
+            f"{path.name}: {path.read_text(errors='replace')[-1500:]}"
+            for path in [self.log_path, *node_logs]
+            if path.exists()
+        ]
         return "\n".join(said)
 
     def ctl(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
