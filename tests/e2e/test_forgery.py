@@ -219,6 +219,37 @@ def test_a_celery_revoke_from_someone_else_neither_stops_nor_drops_a_call(
         mine.result()
 
 
+def test_remote_control_hello_and_stamped_revokes_from_someone_else_drop_no_call(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    """Two more of Celery's remote-control commands revoke: `hello` (mingle) merges the ids it is
+    sent into the worker's revoked set, and `revoke_by_stamped_headers` revokes by stamps."""
+    other = stock_celery(broker.url)
+    try:
+        held = client.add.with_options(countdown=3).submit(4, 7)  # held by the worker until it is due
+        wait_for_log(worker, f"math.add[{held.id}] received")
+        early = client._runtime.prepare_call(client.add._contract, (5, 6), {}, CallOptions(timeout=BOUND))
+        revoked = [held.id, early.task_id]
+        replies = other.control.broadcast(
+            "hello", arguments={"from_node": "intruder@nowhere", "revoked": revoked}, reply=True, timeout=3
+        )
+        assert any(worker.hostname in reply for reply in replies), replies
+        wait_for_log(worker, "ignored 1 revoked ids sent by 'intruder@nowhere' in a hello")
+        client._runtime.producer.publish(early)  # its message comes after the hello
+        assert held.result(timeout=BOUND) == 11  # was dropped as revoked when due
+        assert client.add.handle(early.task_id).result(timeout=BOUND) == 11
+        replies = other.control.broadcast(
+            "revoke_by_stamped_headers", arguments={"headers": {"stamp": ["x"]}}, reply=True, timeout=3
+        )
+        answer = next(reply[worker.hostname] for reply in replies if worker.hostname in reply)
+        assert "revoke_by_stamped_headers is disabled" in answer["error"], answer
+    finally:
+        other.close()
+    # The caller's own cancel still works.
+    mine = client.add.with_options(countdown=30).submit(1, 1)
+    assert mine.cancel() is CancelResult.CANCELLED
+
+
 # -- signed records: forged result keys and reply-channel messages ---------------------------------
 
 
