@@ -81,6 +81,7 @@ EXPECTED = {
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
+        "InvalidOptions",
         "OutcomeUnknown",
         "Partial",
         "Progress",
