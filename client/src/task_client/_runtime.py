@@ -34,7 +34,7 @@ from task_contracts.wire import (
 from ._batch import Batch, when_all_done
 from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
-from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
+from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, InvalidOptions, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
@@ -108,9 +108,11 @@ class Runtime:
             raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
         try:
             schedule = options.schedule()
-        except OverflowError as error:  # a countdown or expiry past year 9999
-            problem = f"countdown/expires too far in the future ({error}): at most year 9999"
-            raise InvalidArguments(f"{contract.name}: {problem}", contract=contract.name, problems=[problem]) from None
+        except OverflowError as error:  # checked by `with_options`, unless it was far enough then
+            raise InvalidOptions(
+                f"{contract.name}: countdown/expires too far in the future ({error}): at most year 9999",
+                contract=contract.name,
+            ) from None
         task_id = str(uuid.uuid4())
         # Records of another call that reuses this id are refused by this digest (`_integrity`).
         self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
