@@ -64,6 +64,10 @@ PROGRESS_MESSAGE: Final = "message"
 
 #: Remote-control command a worker answers with the contracts it serves.
 CONTROL_CONTRACTS: Final = "task_contracts"
+#: Remote-control command a client broadcasts after cancelling calls still queued (an abandoned
+#: `imap`): `{"calls": {task id: cancel token}}`. A worker that receives one of those messages later
+#: drops it on arrival, without an admission, when the token's hash is the message's `cancel_hash`.
+CONTROL_CANCELLED: Final = "task_sdk_cancelled"
 
 #: Chunks: one message carrying many calls of one contract (`RemoteTask.map`). The worker serves
 #: them under a reserved wire name that no contract can take, since contract names never hold ":".
