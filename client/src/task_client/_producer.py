@@ -17,7 +17,7 @@ import redis.exceptions
 from celery import Celery
 
 from task_contracts import Contract, celery_url, redact_url
-from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
+from task_contracts.wire import AMQP_QUEUE_TYPE, CONTROL_CANCELLED, SHAPE_HEADER
 
 from ._direct import DirectPublisher
 from ._errors import BrokerUnavailable, InvalidArguments
@@ -38,6 +38,9 @@ def unencodable(error: BaseException, contract: str) -> InvalidArguments:
     problem = f"the call cannot be written as JSON: {error}"
     return InvalidArguments(f"{contract}: {problem}", contract=contract, problems=[problem])
 
+
+#: Cancelled calls named in one broadcast (about 110 bytes each).
+_ANNOUNCED_PER_MESSAGE = 2_000
 
 BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
@@ -196,6 +199,19 @@ class Producer:
                 url=self._broker,
                 contract=contract,
                 task_id=task_id,
+            ) from None
+
+    def announce_cancelled(self, tokens: Mapping[str, str]) -> None:
+        """Tell every worker which queued calls were cancelled, with their cancel tokens, so that
+        their messages are dropped on arrival (`CONTROL_CANCELLED`); raises `BrokerUnavailable`."""
+        calls = list(tokens.items())
+        try:
+            for start in range(0, len(calls), _ANNOUNCED_PER_MESSAGE):
+                piece = dict(calls[start : start + _ANNOUNCED_PER_MESSAGE])
+                self._app.control.broadcast(CONTROL_CANCELLED, arguments={"calls": piece})
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable: {connection_failure(error, self.settings)}", url=self._broker
             ) from None
 
     @property
