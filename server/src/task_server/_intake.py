@@ -20,6 +20,7 @@ from celery import Celery, Task
 from celery.worker.strategy import default as default_strategy
 from kombu.serialization import prepare_accept_content
 
+from ._cancelled_ahead import drop_on_arrival
 from ._deferral import deferrer_for
 from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
@@ -56,6 +57,9 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     deferrer = deferrer_for(app, consumer)
 
     def on_message(message: Any, body: Any, ack: Callable[..., Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
+        if drop_on_arrival(message.headers):  # its REVOKED record was stored by the cancel
+            ack(logger, connection_errors)
+            return None
         problem = message_refusal(message, body, limit, accepted)
         if problem is None and deferrer is not None and deferrer.maybe_defer(message):
             ack(logger, connection_errors)  # it waits in Redis now (`_deferral`)
