@@ -19,7 +19,8 @@ from celery import Celery
 from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
 
-from ._direct import DirectPublisher
+from ._amqp import AmqpPublisher
+from ._direct import DirectPublisher, EnvelopeBuilder
 from ._errors import BrokerUnavailable, InvalidArguments
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
@@ -38,7 +39,14 @@ def unencodable(error: BaseException, contract: str) -> InvalidArguments:
     return InvalidArguments(f"{contract}: {problem}", contract=contract, problems=[problem])
 
 
-BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
+# A basic.nack (RabbitMQ could not store the message) is no AMQPError in py-amqp.
+BROKER_ERRORS = (
+    kombu.exceptions.KombuError,
+    redis.exceptions.RedisError,
+    amqp.exceptions.AMQPError,
+    amqp.exceptions.MessageNacked,
+    OSError,
+)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
@@ -135,6 +143,12 @@ class Producer:
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
+        # On RabbitMQ the same envelope goes through kombu's Producer.publish (see `_amqp`).
+        self._amqp = (
+            AmqpPublisher(self._app, EnvelopeBuilder(reply_to), settings.socket_timeout, _PIPELINE_SIZE)
+            if settings.urls.broker_is_amqp
+            else None
+        )
 
     def publish(self, message: Outgoing, *, contract: str | None = None) -> None:
         """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
@@ -148,6 +162,9 @@ class Producer:
                     self._direct.publish(message)
                     return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
+                    if self._amqp is not None and not _scheduled(message):
+                        self._amqp.publish(producer, message)
+                        return
                     self._app.send_task(
                         message.name,
                         args=message.args,
@@ -211,6 +228,9 @@ class Producer:
             if self._direct is not None and not any(_scheduled(message) for message in messages):
                 self._direct.publish_many(messages)
                 return
+            if self._amqp is not None and not any(_scheduled(message) for message in messages):
+                self._amqp.publish_many(messages)
+                return
             with (
                 self._app.producer_or_acquire() as producer,
                 self._dropped_on_timeout(producer),
@@ -262,6 +282,8 @@ class Producer:
             self._app.close()
             if self._direct is not None:
                 self._direct.close()
+            if self._amqp is not None:
+                self._amqp.close()
 
     @contextlib.contextmanager
     def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:
