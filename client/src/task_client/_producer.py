@@ -143,7 +143,7 @@ class Producer:
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
-        # On RabbitMQ the same envelope goes through kombu's Producer.publish (see `_amqp`).
+        # On RabbitMQ the same envelope goes through kombu's Producer.publish, confirmed in rounds (`_amqp`).
         self._amqp = (
             AmqpPublisher(self._app, EnvelopeBuilder(reply_to), settings.socket_timeout, _PIPELINE_SIZE)
             if settings.urls.broker_is_amqp
@@ -161,10 +161,10 @@ class Producer:
                 if self._direct is not None and not _scheduled(message):
                     self._direct.publish(message)
                     return
+                if self._amqp is not None and not _scheduled(message):
+                    self._amqp.publish([message])
+                    return
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
-                    if self._amqp is not None and not _scheduled(message):
-                        self._amqp.publish(producer, message)
-                        return
                     self._app.send_task(
                         message.name,
                         args=message.args,
@@ -229,7 +229,7 @@ class Producer:
                 self._direct.publish_many(messages)
                 return
             if self._amqp is not None and not any(_scheduled(message) for message in messages):
-                self._amqp.publish_many(messages)
+                self._amqp.publish(messages)
                 return
             with (
                 self._app.producer_or_acquire() as producer,
