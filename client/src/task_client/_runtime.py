@@ -22,6 +22,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts.wire import (
     CANCEL_HASH_HEADER,
+    CANCEL_SCRIPT,
     DELIVERIES_KEY_PREFIX,
     RESULT_KEY_PREFIX,
     REVOKED_CANCELLED,
@@ -32,7 +33,7 @@ from task_contracts.wire import (
 )
 
 from ._batch import Batch, when_all_done
-from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
+from ._cancel import KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, InvalidOptions, TaskError
 from ._outcome import timeout_error

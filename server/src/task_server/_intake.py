@@ -26,7 +26,7 @@ from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
 from ._revoke_guard import pardon
-from ._threads import ServedByThreads, thread_pool
+from ._threads import ServedByThreads, served_by_threads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
 MAX_MESSAGE_BYTES_SETTING = "task_sdk_max_message_bytes"
@@ -50,6 +50,7 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
         on_loop = getattr(task, "on_event_loop", False) and app.conf.get(INLINE_SETTING)
         pool = LoopPool(threads, task.name, app) if on_loop else threads
         handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
+        served_by_threads.add(task.name)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]
