@@ -207,4 +207,4 @@ def guard_property_decoding() -> None:
             self.properties, offset = read_basic_properties(buf, offset, failure)
             return offset
 
-    GenericContent._load_properties = load_properties  # type: ignore[method-assign]
+    GenericContent._load_properties = load_properties
