@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +102,23 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 DURATIONS_KEY = "task-sdk/durations"  # in pytest's cache (.pytest_cache): seconds per test, last run
+# The same figures from one full run, committed: a fresh clone (CI) has no cache, and without them
+# every test counts alike and a long one can start last. Refresh after a full run: `python -m tests.parallel`.
+COMMITTED_DURATIONS = Path(__file__).with_name("durations.json")
 _durations: dict[str, float] = {}
 
 
 def previous_durations(config: pytest.Config) -> dict[str, float]:
+    """Seconds per test: this clone's last run where it has one, else the committed figures."""
+    return {**committed_durations(), **cached_durations(config)}
+
+
+def committed_durations() -> dict[str, float]:
+    found = json.loads(COMMITTED_DURATIONS.read_text()) if COMMITTED_DURATIONS.exists() else {}
+    return found if isinstance(found, dict) else {}
+
+
+def cached_durations(config: pytest.Config) -> dict[str, float]:
     cache = getattr(config, "cache", None)
     found = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
     return found if isinstance(found, dict) else {}
@@ -118,7 +132,7 @@ def record_duration(report: pytest.TestReport) -> None:
 def save_durations(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and _durations and "PYTEST_XDIST_WORKER" not in os.environ:
-        cache.set(DURATIONS_KEY, {**previous_durations(config), **_durations})
+        cache.set(DURATIONS_KEY, {**cached_durations(config), **_durations})
 
 
 def read_groups() -> dict[str, str]:
@@ -167,8 +181,24 @@ def group_of(item: pytest.Item) -> str | None:
 
 
 def shared_rabbitmq() -> RabbitMQProcess | None:
-    """The run's RabbitMQ node, once it answers; None outside a parallel run (or if none was launched)."""
+    """The run's RabbitMQ node, once it answers; None outside a parallel run (or if none was launched),
+    or if it never answers: then the test process starts a node of its own, as in a serial run."""
     directory = run_dir()
     if directory is None or not (directory / "rabbitmq" / "node.json").exists():
         return None
-    return RabbitMQProcess.attach(str(directory / "rabbitmq")).wait_started()
+    try:
+        return RabbitMQProcess.attach(str(directory / "rabbitmq")).wait_started()
+    except ProcessError as failure:
+        warnings.warn(f"the run's RabbitMQ node did not start; this process starts its own: {failure}", stacklevel=2)
+        return None
+
+
+def commit_durations(cache_file: Path = Path(".pytest_cache/v") / DURATIONS_KEY) -> None:
+    """Write the last full run's figures (pytest's cache) to COMMITTED_DURATIONS, rounded."""
+    found = json.loads(cache_file.read_text())
+    rounded = {nodeid: round(seconds, 1) for nodeid, seconds in sorted(found.items())}
+    COMMITTED_DURATIONS.write_text(json.dumps(rounded, indent=0) + "\n")
+
+
+if __name__ == "__main__":
+    commit_durations()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import socket
 import types
 
 import pytest
@@ -10,6 +13,7 @@ import task_client
 import task_contracts
 import task_server
 import task_server.testing
+from task_server import _dev, _errors
 
 EXPECTED = {
     task_contracts: {
@@ -77,6 +81,7 @@ EXPECTED = {
         "ClientSettings",
         "ContractMismatch",
         "InvalidArguments",
+        "InvalidOptions",
         "OutcomeUnknown",
         "Partial",
         "Progress",
@@ -144,3 +149,41 @@ def test_every_exported_exception_derives_from_the_package_root(package: types.M
     assert root in exported
     assert len(exported) > 1  # the root and its subclasses, not the root alone
     assert {item.__name__ for item in exported if not issubclass(item, root)} == set()
+
+
+# Exceptions that never leave their package, each with why it sits outside the tree.
+INTERNAL_SIGNALS = {
+    # Caught where it is raised and turned into `BrokerUnavailable`; a redis-py error so that
+    # redis-py and the client's broker-error handling treat it as a lost connection.
+    "task_client._pools.PoolExhausted",
+    # Celery's own backend error type, so that Celery's store path handles it.
+    "task_server._backend.BackendOutOfMemory",
+    # Raised inside kombu's channel by the batch reader and caught by it.
+    "task_server._batch_pop.UnreadableEnvelope",
+}
+
+
+@pytest.mark.parametrize("package", list(ROOTS), ids=lambda p: p.__name__)
+def test_every_exception_a_package_defines_derives_from_its_root(package: types.ModuleType) -> None:
+    """Private modules included: the CLI's errors reach users too (`task-server dev`'s embedded Redis)."""
+    root = ROOTS[package]
+    outside = set()
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for item in vars(module).values():
+            defined_here = isinstance(item, type) and item.__module__ == module.__name__
+            if defined_here and issubclass(item, BaseException) and not issubclass(item, root):
+                outside.add(f"{item.__module__}.{item.__qualname__}")
+    assert outside == {name for name in INTERNAL_SIGNALS if name.split(".")[0] == package.__name__}
+
+
+def test_the_dev_servers_errors_are_server_errors() -> None:
+    assert issubclass(_errors.EmbeddedRedisError, task_server.ServerError)
+    assert issubclass(_errors.PortTaken, _errors.EmbeddedRedisError)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))  # taken for `choose_port`, which only tries to bind it
+        with pytest.raises(task_server.ServerError, match=r"port \d+ on 127.0.0.1 is taken") as caught:
+            _dev.choose_port(holder.getsockname()[1])
+    assert isinstance(caught.value, _errors.PortTaken)

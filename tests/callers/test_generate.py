@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from task_contracts import CATALOG
+from task_client import _runtime
+from task_contracts import CATALOG, wire
+from task_contracts._generate import _common
 
 from ..conftest import REPO_ROOT
 from .generated import generate
@@ -101,3 +103,26 @@ def test_an_unsupported_schema_is_refused_naming_the_contract(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "odd.pair: tuples are not supported" in done.stderr
+
+
+RUNTIMES = {"go": "runtime.go", "php": "Runtime.php", "typescript": "runtime.ts"}
+SHIPPED_RUNTIME = REPO_ROOT / "contracts" / "src" / "task_contracts" / "_generate" / "runtime"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_runtime_runs_the_one_cancel_script_of_the_wire_module(language: str) -> None:
+    """One text in `task_contracts.wire`, put into each runtime by the generator (PHP's at the nowdoc's
+    indentation); the hand-written runtimes hold only its placeholder, and the Python client runs it too."""
+    name = RUNTIMES[language]
+    assert wire.CANCEL_SCRIPT.splitlines()[0] not in (SHIPPED_RUNTIME / language / name).read_text()
+    generated = (COMMITTED / language / name).read_text()
+    indent = "        " if language == "php" else ""
+    assert "".join(f"{indent}{line}\n" for line in wire.CANCEL_SCRIPT.splitlines()) in generated
+    assert "@@CANCEL_SCRIPT@@" not in generated
+    assert _runtime.CANCEL_SCRIPT is wire.CANCEL_SCRIPT
+
+
+def test_a_cancel_script_a_raw_literal_cannot_carry_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "CANCEL_SCRIPT", "return `x`\n")
+    with pytest.raises(ValueError, match="raw string literal"):
+        _common.runtime_file("go", "runtime.go")

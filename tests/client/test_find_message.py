@@ -12,6 +12,8 @@ import redis
 
 from task_client import _direct
 from task_client._direct import DirectPublisher
+from task_client._settings import ClientSettings
+from task_contracts import ConnectionUrls
 from task_server.testing import RedisProcess
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +32,8 @@ def test_an_id_is_found_in_headers_bodies_and_delivered_messages(
     store.lpush("math", envelope("first-link", chain))
     store.lpush("math\x06\x169", envelope("low-priority", [[], {}, {}]))
     store.hset("unacked", "tag-1", json.dumps([json.loads(envelope("delivered", [[], {}, {}])), "", "reports"]))
-    publisher = DirectPublisher(private_redis.url, 1.0, 2.0, 100, "task-client-test")
+    settings = ClientSettings(urls=ConnectionUrls(private_redis.url, private_redis.url))
+    publisher = DirectPublisher(private_redis.url, settings, 100, "task-client-test")
     try:
         for task_id in ("first-link", "later-link", "low-priority", "delivered"):
             assert publisher.find(task_id, ["math", "reports"]) is True, task_id

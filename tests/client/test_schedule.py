@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from task_client import TaskCancelled, TaskExpired, TaskFailed
+from task_client import InvalidOptions, TaskCancelled, TaskExpired, TaskFailed
 from task_client._outcome import decode_outcome
 from task_client._schedule import Schedule, check_schedule
 from tests.policies import contracts
@@ -29,14 +29,14 @@ def test_countdown_and_expiry_become_absolute_utc_times() -> None:
 @pytest.mark.parametrize(
     ("options", "error", "text"),
     [
-        ({"eta": dt.datetime(2030, 1, 1)}, TypeError, "naive datetime"),
-        ({"expires": dt.datetime(2030, 1, 1)}, TypeError, "naive datetime"),
-        ({"countdown": 1, "eta": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}, TypeError, "not both"),
-        ({"countdown": -1}, ValueError, "countdown"),
-        ({"expires": 0}, ValueError, "expires"),
-        ({"priority": 10}, ValueError, "priority"),
-        ({"priority": True}, ValueError, "priority"),
-        ({"eta": "2030-01-01"}, TypeError, "must be a datetime"),
+        ({"eta": dt.datetime(2030, 1, 1)}, InvalidOptions, "naive datetime"),
+        ({"expires": dt.datetime(2030, 1, 1)}, InvalidOptions, "naive datetime"),
+        ({"countdown": 1, "eta": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}, InvalidOptions, "not both"),
+        ({"countdown": -1}, InvalidOptions, "countdown"),
+        ({"expires": 0}, InvalidOptions, "expires"),
+        ({"priority": 10}, InvalidOptions, "priority"),
+        ({"priority": True}, InvalidOptions, "priority"),
+        ({"eta": "2030-01-01"}, InvalidOptions, "must be a datetime"),
     ],
 )
 def test_bad_options_are_named(options: dict[str, object], error: type[Exception], text: str) -> None:

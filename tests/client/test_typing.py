@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mypy import api
+import pytest
 
-from ..conftest import REPO_ROOT
+from ..strict_mypy import mypy_strict
+
+pytestmark = pytest.mark.xdist_group("mypy")  # one test process, one mypy cache (tests/strict_mypy.py)
 
 SAMPLE = """
 from task_client import TaskClient, TaskHandle, remote
@@ -32,9 +34,7 @@ MyClient().plus(4, "b")
 def test_mypy_sees_typed_results_and_flags_wrong_arguments(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(SAMPLE)
-    stdout, _stderr, _status = api.run(
-        ["--strict", "--no-incremental", "--config-file", str(REPO_ROOT / "pyproject.toml"), str(sample)]
-    )
+    stdout, _status = mypy_strict(str(sample))
     lines = [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith(str(sample))]
     revealed = [re.sub(r"\bbuiltins\.", "", line) for line in lines if "Revealed type" in line]
     assert revealed == [

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mypy import api
+import pytest
 
-from ..conftest import REPO_ROOT
+from ..strict_mypy import mypy_strict
+
+pytestmark = pytest.mark.xdist_group("mypy")  # one test process, one mypy cache (tests/strict_mypy.py)
 
 SAMPLE = """
 from task_client import TaskClient, chord, group
@@ -56,9 +58,7 @@ EXPECTED_REVEALED = [
 def run_mypy(tmp_path: Path, source: str) -> tuple[list[str], str]:
     sample = tmp_path / "sample.py"
     sample.write_text(source)
-    stdout, _stderr, _status = api.run(
-        ["--strict", "--no-incremental", "--config-file", str(REPO_ROOT / "pyproject.toml"), str(sample)]
-    )
+    stdout, _status = mypy_strict(str(sample))
     lines = [line for line in stdout.splitlines() if line.startswith(str(sample))]
     return lines, stdout
 

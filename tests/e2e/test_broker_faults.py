@@ -26,7 +26,9 @@ from task_server.testing import RabbitMQProcess, RedisProcess, free_port, wait_u
 
 from ..brokers import Broker
 
-pytestmark = [pytest.mark.e2e, pytest.mark.every_broker]
+# One test process for the module: `rabbitmq_to_break` is asked for at run time (RabbitMQ only), so
+# tests/parallel.py cannot see that these tests share it; apart, each process would boot a node.
+pytestmark = [pytest.mark.e2e, pytest.mark.every_broker, pytest.mark.xdist_group("broker_faults")]
 
 PASSWORD = "pw-fault-1-never-shown"
 

@@ -135,6 +135,30 @@ def test_another_client_cannot_cancel_a_call(broker: Broker, worker: WorkerProce
     assert mine.cancel() is CancelResult.CANCELLED
 
 
+def test_a_retried_call_keeps_its_cancel_token_check(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    """A retry is a new message the worker publishes itself: it must carry the call's `cancel_hash`,
+    or any revoke mark (anyone's) would cancel every attempt after the first."""
+    worker = start_worker(concurrency=1)
+    name = uuid.uuid4().hex[:12]
+    flaky = policy_client.task(policy_contracts.flaky).with_options(timeout=BOUND)
+    handle = flaky.with_options(countdown=1).submit(name, 2)  # fails twice, then returns 3
+    with redis.Redis.from_url(redis_url) as store:
+        store.set(REVOKED_KEY_PREFIX + handle.id, "cancelled", ex=600)
+    assert handle.result() == 3
+    assert worker.log().count(f"{handle.id}]: ignored a revoke mark without the caller's cancel token") == 3
+    # The caller's own cancel still stops a retried call between two attempts.
+    name = uuid.uuid4().hex[:12]
+    mine = flaky.submit(name, 10)
+    wait_until(lambda: mine.status == "RETRY", 30, f"the retry of {mine.id}", interval=0.01)
+    assert mine.cancel() is CancelResult.CANCELLED
+    with pytest.raises(TaskCancelled):
+        mine.result()
+    wait_for_log(worker, f"{mine.id}]: cancelled before it started; not run")
+    assert markers.starts(name) == 1
+
+
 def stock_celery(url: str) -> Celery:
     """A plain Celery app on the same Redis: what anyone may use to broadcast remote-control commands."""
     return Celery("someone-else", broker=url, set_as_current=False)
@@ -193,6 +217,37 @@ def test_a_celery_revoke_from_someone_else_neither_stops_nor_drops_a_call(
     assert mine.cancel() is CancelResult.TERMINATED
     with pytest.raises(TaskCancelled):
         mine.result()
+
+
+def test_remote_control_hello_and_stamped_revokes_from_someone_else_drop_no_call(
+    broker: Broker, worker: WorkerProcess, client: TaskClient
+) -> None:
+    """Two more of Celery's remote-control commands revoke: `hello` (mingle) merges the ids it is
+    sent into the worker's revoked set, and `revoke_by_stamped_headers` revokes by stamps."""
+    other = stock_celery(broker.url)
+    try:
+        held = client.add.with_options(countdown=3).submit(4, 7)  # held by the worker until it is due
+        wait_for_log(worker, f"math.add[{held.id}] received")
+        early = client._runtime.prepare_call(client.add._contract, (5, 6), {}, CallOptions(timeout=BOUND))
+        revoked = [held.id, early.task_id]
+        replies = other.control.broadcast(
+            "hello", arguments={"from_node": "intruder@nowhere", "revoked": revoked}, reply=True, timeout=3
+        )
+        assert any(worker.hostname in reply for reply in replies), replies
+        wait_for_log(worker, "ignored 1 revoked ids sent by 'intruder@nowhere' in a hello")
+        client._runtime.producer.publish(early)  # its message comes after the hello
+        assert held.result(timeout=BOUND) == 11  # was dropped as revoked when due
+        assert client.add.handle(early.task_id).result(timeout=BOUND) == 11
+        replies = other.control.broadcast(
+            "revoke_by_stamped_headers", arguments={"headers": {"stamp": ["x"]}}, reply=True, timeout=3
+        )
+        answer = next(reply[worker.hostname] for reply in replies if worker.hostname in reply)
+        assert "revoke_by_stamped_headers is disabled" in answer["error"], answer
+    finally:
+        other.close()
+    # The caller's own cancel still works.
+    mine = client.add.with_options(countdown=30).submit(1, 1)
+    assert mine.cancel() is CancelResult.CANCELLED
 
 
 # -- signed records: forged result keys and reply-channel messages ---------------------------------

@@ -6,9 +6,9 @@ dependencies); the client from another holding only the contracts and client whe
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -27,29 +27,35 @@ with TaskClient(sys.argv[1]) as client:
     print(client.add(4, 7), client.mul(4, 7), client.xsum([1, 2, 3]))
 """
 
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"  # the dev virtualenv's
+
 ONLY = "import importlib.util, sys; print(importlib.util.find_spec(sys.argv[1]) is None)"
 
 
 def build_wheels(directory: Path) -> dict[str, Path]:
     """One wheel per distribution, built from this checkout; keyed by member directory."""
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-    for member in ("contracts", "server", "client"):
-        subprocess.run(
-            [*pip_wheel, "-w", str(directory), str(REPO_ROOT / member)],
-            check=True,
-            timeout=120,
-        )
-    wheels = {member: list(directory.glob(f"task_{member}-*.whl")) for member in ("contracts", "server", "client")}
+    members = ("contracts", "server", "client")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(directory)]
+        + [str(REPO_ROOT / member) for member in members],
+        check=True,
+        timeout=300,
+    )
+    wheels = {member: list(directory.glob(f"task_{member}-*.whl")) for member in members}
     assert all(len(found) == 1 for found in wheels.values()) and len(wheels) == 3, wheels
     return {member: found[0] for member, found in wheels.items()}
 
 
 def virtualenv(directory: Path, *wheels: Path) -> Path:
-    """A fresh virtualenv with these wheel files installed (their dependencies from the index); its bin/."""
-    venv.EnvBuilder(with_pip=True).create(directory)
+    """A fresh virtualenv with these wheel files installed (their dependencies from the index); its bin/.
+
+    uv (a dev dependency) creates and fills it: the same standard virtualenv and the same metadata
+    resolved, in about 1.5 s where venv with pip and `pip install` take about 16 s.
+    """
+    subprocess.run([UV, "venv", "--quiet", "--python", sys.executable, str(directory)], check=True, timeout=120)
     # Wheel paths, never a name: a name could resolve to the unrelated public "task-client".
     subprocess.run(
-        [str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet", *map(str, wheels)],
+        [UV, "pip", "install", "--quiet", "--python", str(directory / "bin" / "python"), *map(str, wheels)],
         check=True,
         timeout=300,
     )

@@ -239,3 +239,33 @@ def test_cancelling_an_async_stream_revokes_the_calls_still_queued(
     markers.release("a1")
     wait_until(lambda: revoked_records(private_redis.url) == 2, 60, "the queued calls to be revoked")
     assert [markers.starts(f"a{i}") for i in range(6)] == [1, 1, 0, 0, 0, 0]
+
+
+def test_an_abandoned_stream_costs_workers_no_admission_per_cancelled_call(
+    held_client: TaskClient, markers: Markers, private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """issue 19: the cancelled calls of an abandoned `imap` stay queued; each used to cost the worker
+    that took it an admission (a Redis round trip, a trip to a pool process, a REVOKED record stored
+    again), and a fresh call waited behind thousands. Now workers drop them as they arrive."""
+    count = 300
+    markers.release("b0")
+    stream = held_client.task(diagnostics.hold).imap(
+        ((f"b{i}", HOLD) for i in range(count)), chunk_size=1, max_in_flight=count
+    )
+    assert next(stream) == 1
+    wait_until(lambda: markers.starts("b1") == 1, 60, "b1 to start")  # held: the others wait
+    stream.close()  # abandoned: every call still queued is cancelled
+    markers.release("b1")
+    connection = redis.Redis.from_url(private_redis.url)
+    try:
+        wait_until(lambda: connection.llen("diagnostics") == 0, 60, "the cancelled calls to leave the queue")
+    finally:
+        connection.close()
+    assert held_client.task(diagnostics.sleep)(0) == 0
+    log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))  # `held_client`'s worker
+    dropped = log.count("cancelled while queued; dropped on arrival")
+    admitted = log.count("cancelled before it started; not run")
+    # Only the few the worker had taken before the cancel went through admission.
+    assert dropped + admitted == count - 2, (dropped, admitted)
+    assert admitted <= 16, admitted
+    assert [markers.starts(f"b{i}") for i in range(2, count)] == [0] * (count - 2)

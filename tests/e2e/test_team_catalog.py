@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from mypy import api
 
 from task_client import ContractMismatch, TaskTimeout, UnknownTask
 from task_contracts import ConnectionConfigError, export_contracts
@@ -25,6 +24,7 @@ from tests.team.billing_v1 import Receipt
 from tests.team.client import BillingClient, BillingClientV2
 
 from ..conftest import REPO_ROOT
+from ..strict_mypy import mypy_strict
 
 pytestmark = pytest.mark.e2e
 
@@ -73,9 +73,7 @@ def test_a_team_catalog_from_declaration_to_a_compatible_rollout(
     # 1. The catalog checks, and mypy --strict accepts the stubs, the client and its calls as written.
     checked = run("task_server", "check", "--catalog", V1, "-I", IMPLEMENTATIONS)
     assert checked.returncode == 0 and checked.stdout.count("ok  billing.") == 2, checked.stderr
-    stdout, _, status = api.run(
-        ["--strict", "--no-incremental", "--config-file", str(REPO_ROOT / "pyproject.toml"), "tests/team"]
-    )
+    stdout, status = mypy_strict("tests/team")
     assert status == 0, stdout
 
     # 2. The team's client, sync and asyncio faces, with its contracts only.

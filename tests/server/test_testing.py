@@ -1,13 +1,18 @@
-"""The process helpers never leave a redis-server or worker behind, even when their starter is killed."""
+"""The process helpers: they never leave a redis-server or worker behind, even when their starter is
+killed, and they start servers on ports that no other connection can take first."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from task_server.testing import wait_until
+import pytest
+
+from task_server.testing import RabbitMQProcess, free_port, wait_until
 
 STARTER = (
     "import time\n"
@@ -35,3 +40,24 @@ def test_a_redis_server_dies_with_the_process_that_started_it() -> None:
     starter.wait(timeout=10)
     starter.stdout.close()
     wait_until(lambda: _gone(redis_pid), 10, "the orphaned redis-server to exit")
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    # An outgoing connection takes its local port from the ephemeral range: never one of these.
+    assert all(1024 <= port < low for port in ports)
+
+
+def test_a_rabbitmq_node_that_cannot_start_is_launched_again_on_new_ports() -> None:
+    node = RabbitMQProcess()
+    first_name = node.nodename
+    # Another program holds the node's distribution port: this launch exits (dist_port_already_used).
+    with socket.socket() as squatter, node:
+        squatter.bind(("127.0.0.1", int(node.env["RABBITMQ_DIST_PORT"])))
+        squatter.listen()
+        with pytest.warns(UserWarning, match="dist_port_already_used"):
+            node.start(timeout=60)
+        assert node.nodename != first_name
+        assert node.ctl("status").returncode == 0

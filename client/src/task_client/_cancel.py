@@ -1,8 +1,8 @@
 """Cancelling a call: one atomic script in the result backend decides what a cancel can still do.
 
-The protocol (keys in `task_contracts.wire`): a worker that starts a call sets its running key in
-the same atomic step in which it checks the call's revoke key. So the script below either comes
-before the start (it sets the revoke key, which every worker checks, and stores a REVOKED record
+The protocol (keys and `CANCEL_SCRIPT` in `task_contracts.wire`): a worker that starts a call sets
+its running key in the same atomic step in which it checks the call's revoke key. So the script
+either comes before the start (it sets the revoke key, which every worker checks, and stores a REVOKED record
 that wakes every waiter at once) or after it (it reports the call as running, with whether its
 contract is interruptible). A call already finished is left alone. Expiry uses the same script with
 the reason "expired": a call not started when it expires never runs.
@@ -43,31 +43,6 @@ class CancelResult(enum.StrEnum):
     #: No call with this id is queued, running or finished (a typo?): no record is stored; only a
     #: cancel mark is kept (a day), so that a message with this id, if one turns up, never runs.
     UNKNOWN = "unknown"
-
-
-# KEYS: record, running, revoked. ARGV: mark, ttl, REVOKED record (JSON), "1" if no message was
-# found, the call's digest or "". With a digest, only a record carrying it (the worker's for this
-# call) counts as finished.
-# Returns {"finished", status} | {"running", running value} | {"cancelled", ""} | {"unknown", ""}.
-CANCEL_SCRIPT = """
-local stored = redis.call('get', KEYS[1])
-if stored then
-  local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' and (ARGV[5] == '' or record['call_digest'] == ARGV[5]) then
-    local status = record['status']
-    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
-      return {'finished', status}
-    end
-  end
-end
-redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
-local running = redis.call('get', KEYS[2])
-if running then return {'running', running} end
-if ARGV[4] == '1' then return {'unknown', ''} end
-redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
-redis.call('publish', KEYS[1], ARGV[3])
-return {'cancelled', ''}
-"""
 
 
 def cancel_call(

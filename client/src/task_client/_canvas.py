@@ -13,6 +13,7 @@ read by `ResultWatcher` as for every call.
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery
@@ -21,6 +22,7 @@ from celery.backends.redis import RedisBackend, SentinelBackend
 from task_contracts import celery_url, redact_url
 
 from ._errors import BrokerUnavailable
+from ._pools import BoundedPool, BoundedSentinel
 from ._producer import BROKER_ERRORS, publishing_app
 from ._reasons import connection_failure
 from ._settings import ClientSettings
@@ -34,7 +36,10 @@ class _PublishOnly:
     """
 
     def __init__(self, app: Any, url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(app=app, url=url or app.conf.result_backend, **kwargs)  # type: ignore[call-arg]
+        super().__init__(app=app, url=url or app.conf.result_backend, connection_pool=BoundedPool, **kwargs)  # type: ignore[call-arg]
+        # How long a command waits for a free connection (`ClientSettings.pool_timeout`), as the
+        # client's own pools do, rather than fail at once at `redis_max_connections`.
+        self.connparams["timeout"] = app.conf.redis_socket_connect_timeout + app.conf.redis_socket_timeout  # type: ignore[attr-defined]
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
@@ -55,6 +60,9 @@ class PublishOnlyBackend(_PublishOnly, RedisBackend):  # type: ignore[misc]
 
 class PublishOnlySentinelBackend(_PublishOnly, SentinelBackend):  # type: ignore[misc]
     """For `sentinel://` result backends."""
+
+    #: Where Celery's Sentinel backend finds `Sentinel`: its master pools wait for a connection too.
+    sentinel = SimpleNamespace(Sentinel=BoundedSentinel)
 
 
 def publish_only_backend(url: str) -> str:
@@ -105,6 +113,7 @@ class CanvasPublisher:
             result_backend=backend.url,
             redis_socket_connect_timeout=settings.connect_timeout,
             redis_socket_timeout=settings.socket_timeout,
+            redis_max_connections=settings.max_connections,
             # One attempt: Celery's backend would otherwise retry for ~19 s.
             result_backend_transport_options={**backend.transport_options, "retry_policy": {"max_retries": 0}},
         )

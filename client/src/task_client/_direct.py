@@ -21,8 +21,11 @@ from celery.utils.saferepr import saferepr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ._pools import BoundedPool
+
 if TYPE_CHECKING:
     from ._producer import Outgoing
+    from ._settings import ClientSettings
 
 #: Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize`: the repr shown by monitors is cut here.
 _REPR_MAXSIZE = 1024
@@ -117,21 +120,22 @@ def _names(envelope: bytes | str, needle: bytes) -> bool:
 
 
 class DirectPublisher:
-    """LPUSHes envelopes on one redis-py connection pool; every failure is a redis-py error.
+    """LPUSHes envelopes on one redis-py connection pool (`BoundedPool`); every failure is a redis-py error.
 
     No retries here (redis-py would retry a timeout three times): the producer decides, as for
     `send_task`.
     """
 
-    def __init__(
-        self, url: str, connect_timeout: float, socket_timeout: float, pipeline_size: int, reply_to: str
-    ) -> None:
-        self._redis = redis.Redis.from_url(
+    def __init__(self, url: str, settings: ClientSettings, pipeline_size: int, reply_to: str) -> None:
+        pool = BoundedPool.from_url(
             url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=socket_timeout,
+            socket_connect_timeout=settings.connect_timeout,
+            socket_timeout=settings.socket_timeout,
             retry=Retry(NoBackoff(), 0),
+            max_connections=settings.max_connections,
+            timeout=settings.pool_timeout,
         )
+        self._redis = redis.Redis.from_pool(pool)
         self._envelopes = EnvelopeBuilder(reply_to)
         self._pipeline_size = pipeline_size
 

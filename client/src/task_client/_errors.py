@@ -1,8 +1,8 @@
 """Every error the client raises derives from `TaskError`.
 
 Besides these, a call with arguments that do not fit Python's own rules (an unknown keyword, say)
-still raises `InvalidArguments`; only misuse of the SDK itself (a wrong option type) raises a
-standard `TypeError` or `ValueError`.
+still raises `InvalidArguments`, and a wrong per-call option `InvalidOptions`; only other misuse
+of the SDK itself (a workflow of the wrong shape, say) raises a standard `TypeError` or `ValueError`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ class InvalidArguments(TaskError, ValueError):
     def __init__(self, message: str, *, contract: str, problems: Sequence[str]) -> None:
         super().__init__(message, contract=contract)
         self.problems = tuple(problems)
+
+
+class InvalidOptions(TaskError, TypeError, ValueError):
+    """A per-call option is wrong (`countdown`, `eta`, `expires`, `priority`): of the wrong type, out
+    of range, or a due time no calendar holds. Raised before anything is published; the message
+    names the option. Also a `TypeError` and a `ValueError`, as these options raised before."""
 
 
 class TaskFailed(TaskError):

@@ -17,11 +17,12 @@ import redis.exceptions
 from celery import Celery
 
 from task_contracts import Contract, celery_url, redact_url
-from task_contracts.wire import AMQP_QUEUE_TYPE, SHAPE_HEADER
+from task_contracts.wire import AMQP_QUEUE_TYPE, CONTROL_CANCELLED, SHAPE_HEADER
 
 from ._amqp import AmqpPublisher
 from ._direct import DirectPublisher, EnvelopeBuilder
 from ._errors import BrokerUnavailable, InvalidArguments
+from ._pools import PoolExhausted
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
 from ._transport import PRODUCER_AMQP
@@ -38,6 +39,9 @@ def unencodable(error: BaseException, contract: str) -> InvalidArguments:
     problem = f"the call cannot be written as JSON: {error}"
     return InvalidArguments(f"{contract}: {problem}", contract=contract, problems=[problem])
 
+
+#: Cancelled calls named in one broadcast (about 110 bytes each).
+_ANNOUNCED_PER_MESSAGE = 2_000
 
 # A basic.nack (RabbitMQ could not store the message) is no AMQPError in py-amqp.
 BROKER_ERRORS = (
@@ -139,7 +143,7 @@ class Producer:
         # Hot path: on plain Redis, the envelope is built and LPUSHed directly (see `_direct`).
         broker = celery_url(settings.urls.broker_url)
         self._direct = (
-            DirectPublisher(broker.url, settings.connect_timeout, settings.socket_timeout, _PIPELINE_SIZE, reply_to)
+            DirectPublisher(broker.url, settings, _PIPELINE_SIZE, reply_to)
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
@@ -188,7 +192,8 @@ class Producer:
             # A refused or reset connection (a pooled one left over from before a Redis restart)
             # is worth one more try on a fresh connection. A timeout is not: a frozen broker
             # would only make the caller wait again, and the message may have been stored.
-            if attempt == attempts or is_timeout(failure):
+            # Nor is a pool that stayed full: the caller already waited its bound for a connection.
+            if attempt == attempts or is_timeout(failure) or isinstance(failure, PoolExhausted):
                 break
             time.sleep(_RETRY_INTERVAL)
         # After a timeout the broker may still have stored the message and run the call later.
@@ -211,6 +216,19 @@ class Producer:
                 url=self._broker,
                 contract=contract,
                 task_id=task_id,
+            ) from None
+
+    def announce_cancelled(self, tokens: Mapping[str, str]) -> None:
+        """Tell every worker which queued calls were cancelled, with their cancel tokens, so that
+        their messages are dropped on arrival (`CONTROL_CANCELLED`); raises `BrokerUnavailable`."""
+        calls = list(tokens.items())
+        try:
+            for start in range(0, len(calls), _ANNOUNCED_PER_MESSAGE):
+                piece = dict(calls[start : start + _ANNOUNCED_PER_MESSAGE])
+                self._app.control.broadcast(CONTROL_CANCELLED, arguments={"calls": piece})
+        except BROKER_ERRORS as error:
+            raise BrokerUnavailable(
+                f"broker {self._broker} is unavailable: {connection_failure(error, self.settings)}", url=self._broker
             ) from None
 
     @property

@@ -74,7 +74,7 @@ class BaseRemote(Generic[P, R]):
         `timeout`: the wait bound (from when the call is due); `queue`; `countdown` (seconds) or
         `eta` (an aware datetime): not run before then; `expires` (seconds from now or an aware
         datetime): never run if not started by then (`TaskExpired`); `priority`: 0 to 9, on Redis
-        0 is served first. Wrong values raise `TypeError` or `ValueError` here.
+        0 is served first. Wrong values raise `InvalidOptions` here.
 
         >>> client.add.with_options(timeout=2)(4, 7)
         >>> client.add.with_options(countdown=5, expires=60).submit(4, 7)

@@ -22,6 +22,7 @@ from typing import Any
 from task_contracts import ArgumentsError, Contract, redact_url
 from task_contracts.wire import (
     CANCEL_HASH_HEADER,
+    CANCEL_SCRIPT,
     DELIVERIES_KEY_PREFIX,
     RESULT_KEY_PREFIX,
     REVOKED_CANCELLED,
@@ -32,9 +33,9 @@ from task_contracts.wire import (
 )
 
 from ._batch import Batch, when_all_done
-from ._cancel import CANCEL_SCRIPT, KEEP_SECONDS, CancelResult, cancel_call, read_verdict
+from ._cancel import KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
-from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, TaskError
+from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, InvalidOptions, TaskError
 from ._outcome import timeout_error
 from ._producer import Outgoing, Producer, call_headers
 from ._reasons import connection_failure
@@ -108,9 +109,11 @@ class Runtime:
             raise InvalidArguments(str(error), contract=contract.name, problems=error.problems) from None
         try:
             schedule = options.schedule()
-        except OverflowError as error:  # a countdown or expiry past year 9999
-            problem = f"countdown/expires too far in the future ({error}): at most year 9999"
-            raise InvalidArguments(f"{contract.name}: {problem}", contract=contract.name, problems=[problem]) from None
+        except OverflowError as error:  # checked by `with_options`, unless it was far enough then
+            raise InvalidOptions(
+                f"{contract.name}: countdown/expires too far in the future ({error}): at most year 9999",
+                contract=contract.name,
+            ) from None
         task_id = str(uuid.uuid4())
         # Records of another call that reuses this id are refused by this digest (`_integrity`).
         self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
@@ -406,14 +409,23 @@ class Runtime:
     def cancel_queued(self, task_ids: list[str]) -> None:
         """Cancel calls not started yet, durably (see `_cancel`), in one round trip; a running call
         finishes. Best effort, as a clean-up: waits at most `read_bound`, and logs what failed."""
-        token = self.watcher.check.cancel_token
-        cancels = [cancel_call(task_id, REVOKED_CANCELLED, int(KEEP_SECONDS), token(task_id)) for task_id in task_ids]
+        tokens = {task_id: self.watcher.check.cancel_token(task_id) for task_id in task_ids}
+        cancels = [
+            cancel_call(task_id, REVOKED_CANCELLED, int(KEEP_SECONDS), token) for task_id, token in tokens.items()
+        ]
         try:
             self.watcher.evaluate_many(CANCEL_SCRIPT, cancels).result(timeout=self.read_bound)
         except concurrent.futures.TimeoutError:
             logger.warning("cancelling %d queued calls: the result backend did not answer in time", len(task_ids))
+            return
         except Exception as error:
             logger.warning("could not cancel %d queued calls: %s", len(task_ids), error)
+            return
+        # Cancelled for good now; workers told so drop the messages as they come, without an admission.
+        try:
+            self.producer.announce_cancelled(tokens)
+        except TaskError as error:
+            logger.warning("could not tell workers about %d cancelled calls: %s", len(task_ids), error)
 
     def close(self) -> None:
         """Stop the result thread and close connections; each step is bounded. Waiting calls get `ClientClosed`."""

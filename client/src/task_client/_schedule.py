@@ -7,8 +7,11 @@ No I/O here; shared by every facade, batches included.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ._errors import InvalidOptions
 
 #: Celery's priority range on Redis (kombu keeps one list per step: 0, 3, 6 and 9; 0 is served first).
 PRIORITY_RANGE = range(10)
@@ -21,31 +24,40 @@ def check_schedule(
     expires: float | dt.datetime | None = None,
     priority: int | None = None,
 ) -> None:
-    """Raise `TypeError`/`ValueError` naming the option that is wrong; nothing is published then."""
+    """Raise `InvalidOptions` naming the option that is wrong; nothing is published then."""
     if countdown is not None and eta is not None:
-        raise TypeError("give countdown= (seconds from now) or eta= (an aware datetime), not both")
-    if countdown is not None and (not _is_number(countdown) or countdown < 0):
-        raise ValueError(f"countdown must be seconds, zero or more, got {countdown!r}")
+        raise InvalidOptions("give countdown= (seconds from now) or eta= (an aware datetime), not both")
+    if countdown is not None:
+        _check_seconds("countdown", countdown, "seconds, zero or more", lambda value: value >= 0)
     if eta is not None:
         _check_aware("eta", eta)
     if expires is not None:
         if isinstance(expires, dt.datetime):
             _check_aware("expires", expires)
-        elif not _is_number(expires) or expires <= 0:
-            raise ValueError(f"expires must be seconds from now (more than zero) or an aware datetime, got {expires!r}")
-    if priority is not None and (isinstance(priority, bool) or priority not in PRIORITY_RANGE):
-        raise ValueError(f"priority must be an int from 0 to 9 (on Redis 0 is served first), got {priority!r}")
+        else:
+            _check_seconds(
+                "expires", expires, "seconds from now (more than zero) or an aware datetime", lambda value: value > 0
+            )
+    if priority is not None and (
+        not isinstance(priority, int) or isinstance(priority, bool) or priority not in PRIORITY_RANGE
+    ):
+        raise InvalidOptions(f"priority must be an int from 0 to 9 (on Redis 0 is served first), got {priority!r}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _check_seconds(option: str, value: Any, expected: str, in_range: Callable[[float], bool]) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not in_range(value):
+        raise InvalidOptions(f"{option} must be {expected}, got {value!r}")
+    try:  # NaN, infinity and 1e12 seconds name no date a message can carry
+        utcnow() + dt.timedelta(seconds=value)
+    except (OverflowError, ValueError):
+        raise InvalidOptions(f"{option}={value!r:.40} seconds from now is no date (the latest is year 9999)") from None
 
 
 def _check_aware(option: str, value: Any) -> None:
     if not isinstance(value, dt.datetime):
-        raise TypeError(f"{option} must be a datetime, got {type(value).__name__}")
+        raise InvalidOptions(f"{option} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise TypeError(
+        raise InvalidOptions(
             f"{option}={value!r} is a naive datetime: give it a time zone, e.g. "
             "datetime.now(timezone.utc) + timedelta(seconds=5), so that workers in other zones agree"
         )

@@ -20,6 +20,10 @@ class ClientSettings:
     one in `socket_timeout` (2 s); a result read from a lost backend in at most
     `connect_timeout + socket_timeout`.
 
+    `max_connections` caps each of the client's Redis connection pools (the direct publisher's, the
+    result listener's, the workflow backend's). A caller finding all of them busy waits up to
+    `pool_timeout` for one, then gets `BrokerUnavailable` naming the limit.
+
     `cancel_secret` makes each call's cancel token (see docs/security.md): only a client holding the
     same secret can cancel the call; by default a random one per client. `verify_key_file` names
     the workers' Ed25519 public key (PEM; several keys may follow one another in the file): records
@@ -30,6 +34,7 @@ class ClientSettings:
     connect_timeout: float = 1.0
     socket_timeout: float = 2.0
     publish_retries: int = 1
+    max_connections: int = 100  # per pool; redis-py's own default ceiling
     tracing: bool = False  # OpenTelemetry trace context on every message (needs task-client[otel])
     cancel_secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     verify_key_file: str | None = None  # None: records are not checked for a worker's signature
@@ -41,5 +46,13 @@ class ClientSettings:
                 raise ValueError(f"{name} must be a positive number of seconds, got {getattr(self, name)!r}")
         if len(self.cancel_secret) < 16:
             raise ValueError("cancel_secret must be at least 16 bytes")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be 1 or more, got {self.max_connections!r}")
         if self.publish_retries < 0:
             raise ValueError(f"publish_retries must be 0 or more, got {self.publish_retries!r}")
+
+    @property
+    def pool_timeout(self) -> float:
+        """Seconds a caller waits for a pooled connection: as long as one command on it may take
+        (opening the connection, then one reply), so a busy pool fails no sooner than a slow one."""
+        return self.connect_timeout + self.socket_timeout

@@ -39,6 +39,7 @@ from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 
 from ._errors import ClientClosed
 from ._integrity import RecordCheck
+from ._pools import AsyncBoundedPool, AsyncBoundedSentinelPool
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -207,13 +208,14 @@ class ResultWatcher:
         loop.close()
 
     def _connect(self) -> redis.asyncio.Redis:
-        url = self._settings.urls.result_backend
-        connect_timeout, socket_timeout = self._settings.connect_timeout, self._settings.socket_timeout
+        settings = self._settings
+        url = settings.urls.result_backend
+        bounds = {"socket_connect_timeout": settings.connect_timeout, "socket_timeout": settings.socket_timeout}
+        # Commands wait up to `pool_timeout` for a free connection rather than fail at the ceiling.
+        # The subscription holds one connection for good: it is not counted in `max_connections`.
+        pool_size: dict[str, Any] = {"max_connections": settings.max_connections + 1, "timeout": settings.pool_timeout}
         if not url.startswith("sentinel:"):
-            return redis.asyncio.Redis.from_url(
-                url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout
-            )
-        bounds = {"socket_connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
+            return redis.asyncio.Redis.from_pool(AsyncBoundedPool.from_url(url, **bounds, **pool_size))
         # The master is whichever Redis the sentinels name now: its pool asks them again after
         # a failover, so the pub/sub connection and every read follow the promoted replica.
         address = sentinel_address(url)
@@ -221,7 +223,12 @@ class ResultWatcher:
             address.sentinels, sentinel_kwargs=bounds, **bounds
         )
         master: redis.asyncio.Redis = self._sentinel.master_for(
-            address.master_name, db=address.db, username=address.username, password=address.password
+            address.master_name,
+            connection_pool_class=AsyncBoundedSentinelPool,
+            db=address.db,
+            username=address.username,
+            password=address.password,
+            **pool_size,
         )
         return master
 

@@ -64,6 +64,10 @@ PROGRESS_MESSAGE: Final = "message"
 
 #: Remote-control command a worker answers with the contracts it serves.
 CONTROL_CONTRACTS: Final = "task_contracts"
+#: Remote-control command a client broadcasts after cancelling calls still queued (an abandoned
+#: `imap`): `{"calls": {task id: cancel token}}`. A worker that receives one of those messages later
+#: drops it on arrival, without an admission, when the token's hash is the message's `cancel_hash`.
+CONTROL_CANCELLED: Final = "task_sdk_cancelled"
 
 #: Chunks: one message carrying many calls of one contract (`RemoteTask.map`). The worker serves
 #: them under a reserved wire name that no contract can take, since contract names never hold ":".
@@ -96,6 +100,35 @@ REMOTE_REVOKED: Final = "TaskRevokedError"
 REVOKED_EXPIRED: Final = "expired"
 REVOKED_CANCELLED: Final = "cancelled"
 REVOKED_TERMINATED: Final = "terminated"
+
+#: The Redis Lua script a caller runs (`EVAL`) to cancel a call, so that the check and the mark are
+#: one atomic step against the worker's start. KEYS: `<RESULT_KEY_PREFIX><id>`,
+#: `<RUNNING_KEY_PREFIX><id>`, `<REVOKED_KEY_PREFIX><id>`. ARGV: the revoke mark, its TTL in seconds,
+#: the REVOKED record (JSON) to store and publish, `"1"` if the caller looked for the call's message
+#: and found none (else `"0"`), and the digest of the call's arguments (`CALL_DIGEST_FIELD`) or `""`:
+#: with a digest, only a record carrying it counts as this call's. Replies `{"finished", status}`,
+#: `{"running", <running key's value>}`, `{"cancelled", ""}` or `{"unknown", ""}` (no record, not
+#: running, no message: the mark is kept, nothing is stored). `task-client` and the generated
+#: callers of other languages (`task-contracts generate`) all run this text.
+CANCEL_SCRIPT: Final = """\
+local stored = redis.call('get', KEYS[1])
+if stored then
+  local ok, record = pcall(cjson.decode, stored)
+  if ok and type(record) == 'table' and (ARGV[5] == '' or record['call_digest'] == ARGV[5]) then
+    local status = record['status']
+    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
+      return {'finished', status}
+    end
+  end
+end
+redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
+local running = redis.call('get', KEYS[2])
+if running then return {'running', running} end
+if ARGV[4] == '1' then return {'unknown', ''} end
+redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
+redis.call('publish', KEYS[1], ARGV[3])
+return {'cancelled', ''}
+"""
 
 #: Celery state of a call whose attempt failed and that will run again (a contract's `Retry`).
 RETRY_STATE: Final = "RETRY"

@@ -166,8 +166,21 @@ def ask_early(request: Any) -> None:
     digest = call_digest(request.args, request.kwargs)
     keys, arguments = admission_command(contract, request.id, retries, contract.timeout, digest)
     # EVAL, not EVALSHA: a refusal of an unknown script would only be read when it is too late to resend.
-    reply = pipeline_for(task.backend.client.connection_pool).send("EVAL", _ADMIT, len(keys), *keys, *arguments)
+    command = ("EVAL", _ADMIT, len(keys), *keys, *arguments)
+    pool = task.backend.client.connection_pool
+    ledger = unacked_ledger(request)
+    if ledger is not None and ledger.shares_server(pool):
+        # Broker and backend are one Redis: in one write with the message's unacked entry (`_unacked`).
+        reply = ledger.send_with_held(*command)
+    else:
+        reply = pipeline_for(pool).send(*command)
     remember_asked(request.id, retries, reply)
+
+
+def unacked_ledger(request: Any) -> Any:
+    """The unacked-record writer of the channel that delivered `request`'s message, if it has one."""
+    ledger_of = getattr(getattr(request.message, "channel", None), "unacked_ledger", None)
+    return ledger_of() if ledger_of is not None else None
 
 
 @contextlib.contextmanager

@@ -15,8 +15,15 @@ from task_contracts import ConnectionConfigError, ContractCatalog, load_catalog,
 from ._app import consumed_queues, create_app, result_ttls
 from ._beat import DEFAULT_LEASE, DEFAULT_LOCK_KEY, BeatSettings, create_beat_app, load_schedules
 from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT, lifetime_warnings, redelivery_warnings
-from ._dev import DEFAULT_DEV_PORT, EmbeddedRedisError, PortTaken, choose_port, embedded_redis
-from ._errors import ImplementationError, ScheduleError, SigningKeyError, TracingUnavailable
+from ._dev import DEFAULT_DEV_PORT, choose_port, embedded_redis
+from ._errors import (
+    EmbeddedRedisError,
+    ImplementationError,
+    PortTaken,
+    ScheduleError,
+    SigningKeyError,
+    TracingUnavailable,
+)
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
@@ -412,7 +419,7 @@ def dev(port: int, concurrency: int, catalog: ContractCatalog, implementations: 
         chosen = choose_port(port)
     except PortTaken as error:
         raise click.BadParameter(str(error), param_hint="--port") from None
-    if chosen != port:
+    if port != 0 and chosen != port:  # --port 0 asked for a free port: nothing to explain
         click.echo(f"task-server dev: port {port} is taken; using the free port {chosen}", err=True)
     try:
         with embedded_redis(chosen) as redis:

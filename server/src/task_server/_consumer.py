@@ -17,6 +17,8 @@ from typing import Any
 from celery.worker.consumer import Consumer
 
 from ._refusals import identity, refuse
+from ._threads import served_by_threads
+from ._unacked import flush_held
 
 #: Dotted path given as Celery's `worker_consumer` setting.
 WORKER_CONSUMER = f"{__name__}:GuardedConsumer"
@@ -33,12 +35,18 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             if isinstance(headers, dict) and not isinstance(headers.get("task", ""), str):
                 self._refuse(message, f"header 'task' must be a string, not {headers['task']!r:.80}")
                 return None
+            if not isinstance(headers, dict) or headers.get("task") not in served_by_threads:
+                flush_held()  # its unacked entry is in Redis before it is handed on (`_unacked`)
             try:
                 return handle(message)
+            except self.connection_errors:
+                raise  # the broker is lost (its unacked entry could not be written): Celery reconnects
             except Exception as error:  # anything: one message must not stop the consumer
                 logger.exception("handling a task message failed")
                 self._refuse(message, f"the worker could not read this message ({type(error).__name__}: {error})")
                 return None
+            finally:
+                flush_held()
 
         return on_task_received
 

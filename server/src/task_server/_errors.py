@@ -82,7 +82,7 @@ class ScheduleError(ServerError):
         super().__init__("\n".join(problems))
 
 
-class TracingUnavailable(RuntimeError):
+class TracingUnavailable(ServerError, RuntimeError):
     """`--tracing` was asked for without the OpenTelemetry packages (`task-server[otel]`), or
     `OTEL_TRACES_EXPORTER` names an exporter that is not installed."""
 
@@ -90,3 +90,12 @@ class TracingUnavailable(RuntimeError):
 class SigningKeyError(ServerError, ValueError):
     """The record-signing key file cannot be read, is not an Ed25519 private key, or the
     `cryptography` package is missing (`task-server[signing]`). Raised before the worker starts."""
+
+
+class EmbeddedRedisError(ServerError, RuntimeError):
+    """`task-server dev` cannot start its embedded Redis: no `redis-server`, or another server
+    answers on its port."""
+
+
+class PortTaken(EmbeddedRedisError):
+    """The port asked of `task-server dev` is in use (by another Redis, most likely): never joined, refused."""

@@ -20,12 +20,13 @@ from celery import Celery, Task
 from celery.worker.strategy import default as default_strategy
 from kombu.serialization import prepare_accept_content
 
+from ._cancelled_ahead import drop_on_arrival
 from ._deferral import deferrer_for
 from ._inline import INLINE_SETTING, LoopPool
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
 from ._revoke_guard import pardon
-from ._threads import ServedByThreads, thread_pool
+from ._threads import ServedByThreads, served_by_threads, thread_pool
 
 #: `app.conf` key holding the largest message body a worker accepts, in bytes.
 MAX_MESSAGE_BYTES_SETTING = "task_sdk_max_message_bytes"
@@ -49,12 +50,16 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
         on_loop = getattr(task, "on_event_loop", False) and app.conf.get(INLINE_SETTING)
         pool = LoopPool(threads, task.name, app) if on_loop else threads
         handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
+        served_by_threads.add(task.name)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
     connection_errors = consumer.connection_errors
     accepted: set[str] = prepare_accept_content(app.conf.accept_content)  # type: ignore[no-untyped-call]
     deferrer = deferrer_for(app, consumer)
 
     def on_message(message: Any, body: Any, ack: Callable[..., Any], reject: Any, callbacks: Any, **kwargs: Any) -> Any:
+        if drop_on_arrival(message.headers):  # its REVOKED record was stored by the cancel
+            ack(logger, connection_errors)
+            return None
         problem = message_refusal(message, body, limit, accepted)
         if problem is None and deferrer is not None and deferrer.maybe_defer(message):
             ack(logger, connection_errors)  # it waits in Redis now (`_deferral`)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -32,21 +32,31 @@ class PipelinedConnection:
 
     def send(self, *command: Any) -> PendingReply:
         """Write `command`; call what is returned for its reply (or the error it met)."""
+        (reply,) = self.send_many([command])
+        return reply
+
+    def send_many(self, commands: Sequence[Sequence[Any]]) -> list[PendingReply]:
+        """Write `commands` in one write (one wake-up of Redis, not one each); their replies, in order."""
         with self._send_lock:
-            if self._connection is None:
-                # Kept out of the pool until dropped: its replies are read here, possibly by another thread.
-                self._connection = self.pool.get_connection()
-                self._unread = collections.deque()
-            reply = PendingReply(self, self._connection, self._unread)
+            connection = None
             try:
+                if self._connection is None:
+                    # Kept out of the pool until dropped: its replies are read here, possibly by another thread.
+                    self._connection = self.pool.get_connection()
+                    self._unread = collections.deque()
+                connection = self._connection
+                replies = [PendingReply(self, connection, self._unread) for _ in commands]
                 # No health check: its PING would read a reply that belongs to an earlier command.
-                self._connection.send_command(*command, check_health=False)
+                connection.send_packed_command(connection.pack_commands(commands), check_health=False)
             except (redis.exceptions.ConnectionError, OSError) as error:
-                self._drop(self._connection)
-                reply.fail(error)
-                return reply
-            self._unread.append(reply)
-            return reply
+                if connection is not None:
+                    self._drop(connection)
+                failed = [PendingReply(self, connection, collections.deque()) for _ in commands]
+                for reply in failed:
+                    reply.fail(error)
+                return failed
+            self._unread.extend(replies)
+            return replies
 
     def read_until(self, reply: PendingReply) -> None:
         with self._read_lock:

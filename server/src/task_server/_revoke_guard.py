@@ -10,6 +10,11 @@ asks workers to stop a running call. Calls without the header keep Celery's rule
 Three places: the `revoke` and `terminate` remote-control commands (calls this worker runs, has
 prefetched or holds until their eta), and each message as it arrives (`pardon`), for an id revoked
 before its message came. A worker stores no REVOKED record for a call it does not hold (`_backend`).
+
+Two more commands revoke too. `hello` (Celery's mingle: one worker telling another what it has
+revoked) adds any ids it is sent to the revoked set, so it goes through the same check.
+`revoke_by_stamped_headers` revokes every call whose stamps match, naming no id to check a token
+against; the SDK stamps no call, so it is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ._backend import STORE_ERRORS
 logger = logging.getLogger(__name__)
 
 _celery_revoke = control.revoke
+_celery_hello = control.hello
 
 
 def genuine_ids(backend: Any, task_ids: list[str], held: dict[str, Any]) -> list[str]:
@@ -98,3 +104,24 @@ def pardon(app: Any, headers: Any) -> None:
     if not genuine_ids(app.backend, [task_id], {task_id: expected}):
         with contextlib.suppress(KeyError):
             worker_state.revoked.discard(task_id)
+
+
+@control.inspect_command(visible=False, name="hello")  # type: ignore[untyped-decorator]
+def hello(state: Any, from_node: Any, revoked: Any = None, **kwargs: Any) -> Any:
+    """Celery's mingle `hello`, merging only the revoked ids whose revoke is genuine."""
+    if revoked and from_node != state.hostname:
+        task_ids = [str(item) for item in (revoked if isinstance(revoked, list | tuple | dict) else [revoked])]
+        allowed = genuine_ids(state.consumer.app.backend, task_ids, _held_hashes(state, task_ids))
+        if len(allowed) < len(task_ids):
+            logger.warning("ignored %d revoked ids sent by %r in a hello", len(task_ids) - len(allowed), from_node)
+        revoked = allowed
+    return _celery_hello(state, from_node, revoked=revoked, **kwargs)
+
+
+@control.control_command(  # type: ignore[untyped-decorator]
+    variadic="headers", signature="[key1=value1 [key2=value2 [... [keyN=valueN]]]]", name="revoke_by_stamped_headers"
+)
+def revoke_by_stamped_headers(state: Any, headers: Any, **kwargs: Any) -> Any:
+    """Refused: a revoke by stamps names no call whose cancel token could be checked."""
+    logger.warning("refused a remote revoke_by_stamped_headers (%.80r): cancel calls by id", headers)
+    return control.nok("revoke_by_stamped_headers is disabled on task-server workers; cancel calls by id")

@@ -24,6 +24,7 @@ from celery.worker.state import reserved_requests, task_reserved
 from ._admission import ask_early
 from ._internals.worker import task_processor
 from ._restart import request_restart
+from ._unacked import flush_held
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ OVERRUN_GRACE_SETTING = "task_sdk_overrun_grace"
 MAX_LEAKED_SETTING = "task_sdk_max_leaked_threads"
 
 _pools: weakref.WeakKeyDictionary[Celery, WatchedThreads] = weakref.WeakKeyDictionary()
+
+#: Names of the tasks whose messages `ServedByThreads` hands on: it writes their held unacked
+#: entries itself, with their admission when it can (`_unacked`), so the consumer need not first.
+served_by_threads: set[str] = set()
 
 
 def thread_pool(app: Celery) -> WatchedThreads | None:
@@ -89,8 +94,11 @@ class ServedByThreads:
         if not request.expires and len(reserved_requests) <= self.pool.limit:
             try:
                 ask_early(request)
+            except self._consumer.connection_errors:
+                raise  # the message's unacked entry went in the same write: not handed on (`_unacked`)
             except Exception as error:  # the thread then asks itself, as it would have
                 logger.debug("admission of %s not asked early: %s", request.id, error)
+        flush_held()  # the message's unacked entry is in Redis before it is handed on
         self._process_task(request)
 
     def apply_eta_task(self, request: Any) -> None:

@@ -12,6 +12,7 @@ worker down. Message bodies and headers are checked later, per task, by `_intake
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,13 +21,14 @@ import redis.exceptions
 from celery.app.amqp import AMQP
 from celery.worker import state as worker_state
 from kombu.connection import Connection
+from kombu.transport import pyamqp, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from kombu.utils.json import dumps
 
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping, UnreadableEnvelope
+from ._internals.amqp_frames import guard_property_decoding
 from ._internals.channel import (
     bound_queues,
     delivered_messages,
@@ -60,11 +62,9 @@ class LedgeredQoS(kombu_redis.QoS):
             return
         delivery = message.delivery_info
         record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
-        try:
-            ledger.remember(delivery_tag, record)
-        except self.channel.connection_errors:
-            _keep(self.channel, None, message)  # popped, and recorded nowhere
-            raise
+        # Written with the next write, at the latest before the message is handed on (`_unacked`);
+        # if that write fails, the message was popped and is recorded nowhere: kept for a requeue.
+        ledger.remember(delivery_tag, record, on_unsent=functools.partial(_keep, self.channel, None, message))
         virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
 
     def ack(self, delivery_tag: str) -> None:
@@ -224,6 +224,9 @@ class _Guarded(BatchPopping):
         return super().connection_params(asynchronous)
 
     def start_pop(self, timeout: float | None = None) -> None:
+        ledger = self.__dict__.get("_unacked_ledger")
+        if ledger is not None:
+            ledger.flush()  # nothing stays held while the worker waits for the next message
         if unrecorded.pending():  # before this channel pops anything
             qos = self.qos  # type: ignore[attr-defined]
             unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
@@ -264,6 +267,8 @@ class GuardedConnection(Connection):
 
     def get_transport_cls(self) -> Any:
         transport = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        if transport is pyamqp.Transport:
+            guard_property_decoding()  # a header py-amqp cannot decode must not stop the worker
         return _GUARDED.get(transport, transport)
 
 

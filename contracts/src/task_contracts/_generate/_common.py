@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import metadata, resources
 
+from ..wire import CANCEL_SCRIPT
 from ._model import Catalog
 
 
@@ -22,9 +24,25 @@ def generator_version() -> str:
         return "unknown"
 
 
+#: A line of a runtime file replaced by `wire.CANCEL_SCRIPT`, each script line at the placeholder's
+#: indentation (PHP's indented nowdoc strips it again). It sits inside a raw string literal (Go
+#: backticks, a TypeScript template, a PHP nowdoc), so the runtime files stay valid source.
+_CANCEL_SCRIPT_LINE = re.compile(r"^([ \t]*)@@CANCEL_SCRIPT@@\n", re.MULTILINE)
+#: What would end or alter those literals: a backtick, an escape or interpolation, the nowdoc's end.
+_UNSAFE_IN_LITERALS = re.compile(r"`|\\|\$\{|^\s*LUA\b", re.MULTILINE)
+
+
 def runtime_file(language: str, name: str) -> str:
-    """A hand-written runtime file shipped in this package."""
-    return resources.files(__package__).joinpath("runtime", language, name).read_text(encoding="utf-8")
+    """A hand-written runtime file shipped in this package, with the shared wire texts put in."""
+    text = resources.files(__package__).joinpath("runtime", language, name).read_text(encoding="utf-8")
+    return _CANCEL_SCRIPT_LINE.sub(_cancel_script_at, text)
+
+
+def _cancel_script_at(placeholder: re.Match[str]) -> str:
+    if _UNSAFE_IN_LITERALS.search(CANCEL_SCRIPT):
+        raise ValueError("wire.CANCEL_SCRIPT holds text a runtime's raw string literal cannot carry")
+    indent = placeholder.group(1)
+    return "".join(f"{indent}{line}\n" if line else "\n" for line in CANCEL_SCRIPT.splitlines())
 
 
 def header_line(catalog: Catalog) -> str:

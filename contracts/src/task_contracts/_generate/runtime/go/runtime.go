@@ -394,23 +394,9 @@ func messageText(value any) string {
 	}
 }
 
+// task_contracts.wire.CANCEL_SCRIPT, put here by the generator: one text for every caller.
 const cancelScript = `
-local stored = redis.call('get', KEYS[1])
-if stored then
-  local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' then
-    local status = record['status']
-    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
-      return {'finished', status}
-    end
-  end
-end
-redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
-local running = redis.call('get', KEYS[2])
-if running then return {'running', running} end
-redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
-redis.call('publish', KEYS[1], ARGV[3])
-return {'cancelled', ''}
+@@CANCEL_SCRIPT@@
 `
 
 // Cancel stops the call through the documented keys: "cancelled" (it had not started and never
@@ -423,7 +409,7 @@ func (h *Handle[T]) Cancel(ctx context.Context) (string, error) {
 		"result":    map[string]any{"exc_type": "TaskRevokedError", "exc_message": []string{"cancelled"}, "exc_module": "celery.exceptions"},
 	})
 	reply, err := redis.Values(h.client.do(ctx, "EVAL", cancelScript, 3, resultKeyPrefix+h.ID, runningKeyPrefix+h.ID,
-		revokedKeyPrefix+h.ID, "cancelled", cancelKeepSeconds, record))
+		revokedKeyPrefix+h.ID, "cancelled", cancelKeepSeconds, record, "0", ""))
 	if err != nil {
 		var unavailable *BrokerUnavailable
 		if errors.As(err, &unavailable) {

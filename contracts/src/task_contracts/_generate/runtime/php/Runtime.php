@@ -296,23 +296,9 @@ final class Connection
 /** One published call: its id, its result, its cancellation. */
 final class Handle
 {
+    /** task_contracts.wire.CANCEL_SCRIPT, put here by the generator: one text for every caller. */
     private const CANCEL_SCRIPT = <<<'LUA'
-        local stored = redis.call('get', KEYS[1])
-        if stored then
-          local ok, record = pcall(cjson.decode, stored)
-          if ok and type(record) == 'table' then
-            local status = record['status']
-            if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
-              return {'finished', status}
-            end
-          end
-        end
-        redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
-        local running = redis.call('get', KEYS[2])
-        if running then return {'running', running} end
-        redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
-        redis.call('publish', KEYS[1], ARGV[3])
-        return {'cancelled', ''}
+        @@CANCEL_SCRIPT@@
         LUA;
     private const CANCEL_KEEP_SECONDS = 86400;
 
@@ -365,7 +351,7 @@ final class Handle
             'task_id' => $this->id,
         ]);
         $keys = ['celery-task-meta-' . $this->id, 'task-sdk-running-' . $this->id, 'task-sdk-revoked-' . $this->id];
-        $reply = $this->connection->command('eval', self::CANCEL_SCRIPT, [...$keys, 'cancelled', self::CANCEL_KEEP_SECONDS, $record], 3);
+        $reply = $this->connection->command('eval', self::CANCEL_SCRIPT, [...$keys, 'cancelled', self::CANCEL_KEEP_SECONDS, $record, '0', ''], 3);
         if (!is_array($reply)) {
             throw $this->connection->unavailable('the cancel script failed');
         }

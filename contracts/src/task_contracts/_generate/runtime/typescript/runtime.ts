@@ -155,23 +155,9 @@ function outcome<T>(declared: Contract, id: string, record: StoredRecord): T {
   throw new TaskFailed(contract, id, type, message, typeof record.traceback === "string" ? record.traceback : null);
 }
 
+// task_contracts.wire.CANCEL_SCRIPT, put here by the generator: one text for every caller.
 const CANCEL_SCRIPT = `
-local stored = redis.call('get', KEYS[1])
-if stored then
-  local ok, record = pcall(cjson.decode, stored)
-  if ok and type(record) == 'table' then
-    local status = record['status']
-    if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
-      return {'finished', status}
-    end
-  end
-end
-redis.call('set', KEYS[3], ARGV[1], 'EX', ARGV[2])
-local running = redis.call('get', KEYS[2])
-if running then return {'running', running} end
-redis.call('set', KEYS[1], ARGV[3], 'EX', ARGV[2])
-redis.call('publish', KEYS[1], ARGV[3])
-return {'cancelled', ''}
+@@CANCEL_SCRIPT@@
 `;
 
 /** The generated client's base: one Redis (broker and results) for commands, one for the reply channel. */
@@ -291,7 +277,7 @@ export class Caller {
     });
     const keys = [RESULT_KEY_PREFIX + id, "task-sdk-running-" + id, "task-sdk-revoked-" + id];
     const reply = (await this.command(async (redis) =>
-      redis.eval(CANCEL_SCRIPT, 3, ...keys, "cancelled", CANCEL_KEEP_SECONDS, record),
+      redis.eval(CANCEL_SCRIPT, 3, ...keys, "cancelled", CANCEL_KEEP_SECONDS, record, "0", ""),
     )) as [string, string];
     if (reply[0] !== "running") {
       return reply[0] as "cancelled" | "finished";
