@@ -52,7 +52,8 @@ class EnvelopeBuilder:
         self.origin = anon_nodename()
         self.reply_to = reply_to
 
-    def build(self, message: Outgoing) -> str:
+    def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
+        """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
         args, kwargs = list(message.args), dict(message.kwargs)
         body = json.dumps([args, kwargs, _EMBED]).encode()
         task_id = message.task_id
@@ -78,6 +79,11 @@ class EnvelopeBuilder:
             "stamps": {},
             **message.headers,
         }
+        return body, headers
+
+    def build(self, message: Outgoing) -> str:
+        """The whole envelope as kombu's Redis transport puts it on a list (body in base64)."""
+        body, headers = self.parts(message)
         return json.dumps(
             {
                 "body": base64.b64encode(body).decode(),
@@ -85,7 +91,7 @@ class EnvelopeBuilder:
                 "content-type": "application/json",
                 "headers": headers,
                 "properties": {
-                    "correlation_id": task_id,
+                    "correlation_id": message.task_id,
                     "reply_to": self.reply_to,
                     "delivery_mode": 2,
                     "delivery_info": {"exchange": "", "routing_key": message.queue},

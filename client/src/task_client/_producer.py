@@ -19,7 +19,8 @@ from celery import Celery
 from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, CONTROL_CANCELLED, SHAPE_HEADER
 
-from ._direct import DirectPublisher, PendingPush
+from ._amqp import AmqpPublisher
+from ._direct import DirectPublisher, EnvelopeBuilder, PendingPush
 from ._errors import BrokerUnavailable, InvalidArguments
 from ._pools import PoolExhausted
 from ._reasons import connection_failure, is_timeout
@@ -42,7 +43,14 @@ def unencodable(error: BaseException, contract: str) -> InvalidArguments:
 #: Cancelled calls named in one broadcast (about 110 bytes each).
 _ANNOUNCED_PER_MESSAGE = 2_000
 
-BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, amqp.exceptions.AMQPError, OSError)
+# A basic.nack (RabbitMQ could not store the message) is no AMQPError in py-amqp.
+BROKER_ERRORS = (
+    kombu.exceptions.KombuError,
+    redis.exceptions.RedisError,
+    amqp.exceptions.AMQPError,
+    amqp.exceptions.MessageNacked,
+    OSError,
+)
 _RETRY_INTERVAL = 0.1  # seconds before retrying a publish on a fresh connection
 
 
@@ -179,6 +187,12 @@ class Producer:
             if broker.url.startswith("redis://") and not broker.transport_options
             else None
         )
+        # On RabbitMQ the same envelope goes through kombu's Producer.publish, confirmed in rounds (`_amqp`).
+        self._amqp = (
+            AmqpPublisher(self._app, EnvelopeBuilder(reply_to), settings.socket_timeout, _PIPELINE_SIZE)
+            if settings.urls.broker_is_amqp
+            else None
+        )
 
     def publish(
         self, message: Outgoing, *, contract: str | None = None, confirm_later: bool = False
@@ -204,6 +218,9 @@ class Producer:
                     if confirm_later:
                         return Confirmation(self, message, contract, attempt, self._direct.push(message))
                     self._direct.publish(message)
+                    return None
+                if self._amqp is not None and not _scheduled(message):
+                    self._amqp.publish([message])
                     return None
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
                     self._app.send_task(
@@ -298,6 +315,9 @@ class Producer:
             if self._direct is not None and not any(_scheduled(message) for message in messages):
                 self._direct.publish_many(messages)
                 return
+            if self._amqp is not None and not any(_scheduled(message) for message in messages):
+                self._amqp.publish(messages)
+                return
             with (
                 self._app.producer_or_acquire() as producer,
                 self._dropped_on_timeout(producer),
@@ -349,6 +369,8 @@ class Producer:
             self._app.close()
             if self._direct is not None:
                 self._direct.close()
+            if self._amqp is not None:
+                self._amqp.close()
 
     @contextlib.contextmanager
     def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:

@@ -23,6 +23,8 @@ from celery.exceptions import InvalidTaskError
 from celery.utils.time import maybe_iso8601
 from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
 
+from ._internals.amqp_frames import UNREADABLE_HEADER
+
 #: Deepest nesting of lists and objects accepted in a message's body or envelope. Celery's own
 #: canvas (a chord inside a chain) stays far below it; Python's JSON codec fails near 1,000.
 MAX_NESTING = 100
@@ -188,6 +190,9 @@ def converted_refusal(message: Any, payload: Any) -> str | None:
 def headers_refusal(headers: Mapping[str, Any]) -> str | None:
     if "id" not in headers:
         return "message has no task id"
+    unreadable = headers.get(UNREADABLE_HEADER)
+    if unreadable is not None:
+        return f"message headers could not be read: {_shown(unreadable, 300)}"
     problem = fields_refusal(headers, _HEADERS, "header")
     if problem:
         return problem
@@ -197,7 +202,7 @@ def headers_refusal(headers: Mapping[str, Any]) -> str | None:
             try:
                 maybe_iso8601(value)  # as Celery's `Request` parses it
             except (AttributeError, ValueError, TypeError, OverflowError) as error:
-                return f"header {name!r} is not an ISO 8601 date-time ({value!r}: {error})"
+                return f"header {name!r} is not an ISO 8601 date-time ({_shown(value)}: {_shown(error)})"
     return None
 
 
@@ -240,6 +245,6 @@ def nesting_exceeds(value: Any, limit: int, hint: bytes | str | None = None) -> 
     return False
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _shown(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) and limit > 80 else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -24,7 +24,8 @@ message_refused = Signal(name="message_refused", providing_args={"reason"})
 def refuse(app: Celery, sender: Any, name: Any, task_id: Any, problem: str, reply_to: Any = None) -> None:
     """Log, count and (for a string `task_id`) store the refusal of one message for task `name`."""
     shown = name if isinstance(name, str) else "a message naming no task" if name is None else repr(name)
-    logger.error("refused a message for %s (task id %s): %s", shown, task_id, problem)
+    readable = task_id is None or isinstance(task_id, str)
+    logger.error("refused a message for %s (task id %s): %s", shown, task_id if readable else "unreadable", problem)
     message_refused.send(sender=sender, reason=problem)
     if not isinstance(task_id, str) or not task_id:
         return

@@ -21,13 +21,14 @@ import redis.exceptions
 from celery.app.amqp import AMQP
 from celery.worker import state as worker_state
 from kombu.connection import Connection
+from kombu.transport import pyamqp, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from kombu.utils.json import dumps
 
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._batch_pop import BatchPopping, UnreadableEnvelope
+from ._internals.amqp_frames import guard_property_decoding
 from ._internals.channel import (
     bound_queues,
     delivered_messages,
@@ -266,6 +267,8 @@ class GuardedConnection(Connection):
 
     def get_transport_cls(self) -> Any:
         transport = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        if transport is pyamqp.Transport:
+            guard_property_decoding()  # a header py-amqp cannot decode must not stop the worker
         return _GUARDED.get(transport, transport)
 
 

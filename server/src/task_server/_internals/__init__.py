@@ -1,6 +1,6 @@
 """Every use of a private attribute of Celery, kombu or redis-py by the worker, and nothing else.
 
-Written against celery 5.7.0, kombu 5.7.0 and redis-py 8.1.0; checked at the floors the wheel
+Written against celery 5.7.0, kombu 5.7.0, py-amqp 5.4 and redis-py 8.1.0; checked at the floors the wheel
 declares (celery 5.6.0, kombu 5.7.0, redis-py 6.4.0: `make test-lowest`). These names are no
 public API: a minor release may rename or remove any of them. Each module lists the names it
 relies on in `RELIED_ON`, and tests/server/test_internals.py fails, naming the attribute, when an
@@ -9,7 +9,8 @@ mixins defined here, and override only public-named methods (of kombu's Redis Qo
 
 - `channel`: kombu's Redis channel and QoS (the batch pop, the unacked record, requeues);
 - `backend`: Celery's Redis result backend (how a record is built and stored);
-- `worker`: Celery's consumer, pool and current task.
+- `worker`: Celery's consumer, pool and current task;
+- `amqp_frames`: py-amqp's decoding of a delivered message's properties (a hostile header).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from __future__ import annotations
 import inspect
 import re
 
-from . import backend, channel, worker
+from . import amqp_frames, backend, channel, worker
 
 #: (owner, attribute) pairs: a class, and a name on it or set on its instances.
-RELIED_ON: tuple[tuple[type, str], ...] = (*channel.RELIED_ON, *backend.RELIED_ON, *worker.RELIED_ON)
+RELIED_ON: tuple[tuple[type, str], ...] = (
+    *channel.RELIED_ON,
+    *backend.RELIED_ON,
+    *worker.RELIED_ON,
+    *amqp_frames.RELIED_ON,
+)
 
 
 def missing() -> list[str]:
