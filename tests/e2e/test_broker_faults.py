@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +174,49 @@ def test_a_client_built_and_closed_against_a_frozen_broker_never_hangs(protected
         assert time.monotonic() - started < 6.0
     finally:
         protected_broker.thaw()
+
+
+def test_a_batch_to_a_frozen_broker_fails_within_5_s(protected_broker: ProtectedBroker) -> None:
+    # A batch on RabbitMQ reads its publisher confirms in rounds on a connection of its own: that
+    # wait is bounded too.
+    url = protected_broker.url
+    with TaskClient(url, protected_broker.result_backend) as client:
+        client.add.submit_many([(1, 2), (3, 4)])  # the batch connection now exists
+        protected_broker.freeze()
+        try:
+            error, took = timed(lambda: client.add.submit_many([(n, n) for n in range(50)]))
+        finally:
+            protected_broker.thaw()
+    assert isinstance(error, BrokerUnavailable), repr(error)
+    assert error.url == redact_url(url) and "no reply within 2 s" in str(error)
+    shown = "".join(traceback.format_exception(error))
+    assert "kombu" not in shown and "amqp/" not in shown and PASSWORD not in shown
+    assert took < 6.0
+
+
+def test_messages_rabbitmq_refuses_are_a_typed_error_not_a_silent_loss(
+    rabbitmq: RabbitMQProcess, private_redis: RedisProcess
+) -> None:
+    # A queue over its length limit that rejects publishes (a policy an operator may set) nacks them.
+    # A quorum queue applies the limit once it is passed, so the first publishes may still be taken.
+    vhost = f"full-{uuid.uuid4().hex[:8]}"
+    url = rabbitmq.add_vhost(vhost)
+    policy = '{"max-length": 1, "overflow": "reject-publish"}'
+    rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
+    with TaskClient(url, private_redis.url) as client:  # no worker here: the queue fills up
+        refused: list[BrokerUnavailable] = []
+        for n in range(5):
+            try:
+                client.add.submit(n, n)
+            except BrokerUnavailable as error:
+                refused.append(error)
+                break
+        batch_error, _ = timed(lambda: client.add.submit_many([(1, 1), (2, 2)]))
+    assert refused, "RabbitMQ took 5 messages into a queue limited to 1"
+    for error in (refused[0], batch_error):
+        assert isinstance(error, BrokerUnavailable), repr(error)
+        assert "RabbitMQ refused the message" in str(error)
+        assert error.__cause__ is None and error.__suppress_context__
 
 
 # Last of the tests on a broker of their own: the RabbitMQ node they share then need not restart.

@@ -52,7 +52,8 @@ class EnvelopeBuilder:
         self.origin = anon_nodename()
         self.reply_to = reply_to
 
-    def build(self, message: Outgoing) -> str:
+    def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
+        """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
         args, kwargs = list(message.args), dict(message.kwargs)
         body = json.dumps([args, kwargs, _EMBED]).encode()
         task_id = message.task_id
@@ -78,6 +79,11 @@ class EnvelopeBuilder:
             "stamps": {},
             **message.headers,
         }
+        return body, headers
+
+    def build(self, message: Outgoing) -> str:
+        """The whole envelope as kombu's Redis transport puts it on a list (body in base64)."""
+        body, headers = self.parts(message)
         return json.dumps(
             {
                 "body": base64.b64encode(body).decode(),
@@ -85,7 +91,7 @@ class EnvelopeBuilder:
                 "content-type": "application/json",
                 "headers": headers,
                 "properties": {
-                    "correlation_id": task_id,
+                    "correlation_id": message.task_id,
                     "reply_to": self.reply_to,
                     "delivery_mode": 2,
                     "delivery_info": {"exchange": "", "routing_key": message.queue},
@@ -136,6 +142,22 @@ class DirectPublisher:
     def publish(self, message: Outgoing) -> None:
         self._redis.lpush(message.queue, self._envelopes.build(message))
 
+    def push(self, message: Outgoing) -> PendingPush:
+        """Write the LPUSH and return without its reply (`PendingPush.confirm` reads it).
+
+        A lone caller then sleeps once, until its record comes, instead of also waking for the
+        broker's "1" while the worker runs its call (measured: 5-8% of `client.add(4, 7)`'s round trip).
+        """
+        envelope = self._envelopes.build(message)  # before any I/O: an unencodable call publishes nothing
+        pool = self._redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("LPUSH", message.queue, envelope)  # type: ignore[no-untyped-call]
+        except BaseException:
+            pool.release(connection)  # redis-py disconnected it if the write failed
+            raise
+        return PendingPush(pool, connection)
+
     def publish_many(self, messages: Sequence[Outgoing]) -> None:
         """Pipelined, `pipeline_size` commands per round trip (bounded client memory)."""
         build = self._envelopes.build
@@ -173,3 +195,34 @@ class DirectPublisher:
 
     def close(self) -> None:
         self._redis.close()
+
+
+class PendingPush:
+    """An LPUSH written whose reply is still unread: its connection stays out of the pool until read."""
+
+    __slots__ = ("_connection", "_pool")
+
+    def __init__(self, pool: Any, connection: Any) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    def confirm(self) -> None:
+        """Read the reply (bounded by the socket timeout) and give the connection back; raise the
+        redis-py error the LPUSH met (a refusal, a lost or frozen connection)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.read_response()
+        except BaseException:
+            connection.disconnect()  # whatever it still holds must not reach the next user
+            raise
+        finally:
+            self._pool.release(connection)
+
+    def discard(self) -> None:
+        """Give the connection back unread (disconnected: its reply must not reach the next user)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._pool.release(connection)

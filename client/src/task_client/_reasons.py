@@ -7,6 +7,7 @@ import socket
 from urllib.parse import urlsplit
 
 import redis.exceptions
+from amqp.exceptions import MessageNacked
 
 from ._settings import ClientSettings
 
@@ -17,6 +18,8 @@ def connection_failure(error: BaseException | None, settings: ClientSettings) ->
     """A one-line reason for `error`: which bound ran out, or the library's own words, passwords removed."""
     if error is None:
         return "connection lost"
+    if isinstance(error, MessageNacked):  # py-amqp raises it with no words of its own
+        return "RabbitMQ refused the message (basic.nack; e.g. a full queue that rejects publishes)"
     text = _scrub(str(error) or type(error).__name__, settings)
     if not is_timeout(error):
         return text
