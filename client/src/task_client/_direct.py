@@ -142,6 +142,22 @@ class DirectPublisher:
     def publish(self, message: Outgoing) -> None:
         self._redis.lpush(message.queue, self._envelopes.build(message))
 
+    def push(self, message: Outgoing) -> PendingPush:
+        """Write the LPUSH and return without its reply (`PendingPush.confirm` reads it).
+
+        A lone caller then sleeps once, until its record comes, instead of also waking for the
+        broker's "1" while the worker runs its call (measured: 5-8% of `client.add(4, 7)`'s round trip).
+        """
+        envelope = self._envelopes.build(message)  # before any I/O: an unencodable call publishes nothing
+        pool = self._redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("LPUSH", message.queue, envelope)  # type: ignore[no-untyped-call]
+        except BaseException:
+            pool.release(connection)  # redis-py disconnected it if the write failed
+            raise
+        return PendingPush(pool, connection)
+
     def publish_many(self, messages: Sequence[Outgoing]) -> None:
         """Pipelined, `pipeline_size` commands per round trip (bounded client memory)."""
         build = self._envelopes.build
@@ -179,3 +195,34 @@ class DirectPublisher:
 
     def close(self) -> None:
         self._redis.close()
+
+
+class PendingPush:
+    """An LPUSH written whose reply is still unread: its connection stays out of the pool until read."""
+
+    __slots__ = ("_connection", "_pool")
+
+    def __init__(self, pool: Any, connection: Any) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    def confirm(self) -> None:
+        """Read the reply (bounded by the socket timeout) and give the connection back; raise the
+        redis-py error the LPUSH met (a refusal, a lost or frozen connection)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.read_response()
+        except BaseException:
+            connection.disconnect()  # whatever it still holds must not reach the next user
+            raise
+        finally:
+            self._pool.release(connection)
+
+    def discard(self) -> None:
+        """Give the connection back unread (disconnected: its reply must not reach the next user)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._pool.release(connection)

@@ -20,7 +20,7 @@ from task_contracts import Contract, celery_url, redact_url
 from task_contracts.wire import AMQP_QUEUE_TYPE, CONTROL_CANCELLED, SHAPE_HEADER
 
 from ._amqp import AmqpPublisher
-from ._direct import DirectPublisher, EnvelopeBuilder
+from ._direct import DirectPublisher, EnvelopeBuilder, PendingPush
 from ._errors import BrokerUnavailable, InvalidArguments
 from ._pools import PoolExhausted
 from ._reasons import connection_failure, is_timeout
@@ -129,6 +129,46 @@ def _scheduled(message: Outgoing) -> bool:
     return message.eta is not None or message.expires is not None or message.priority is not None
 
 
+def _worth_retrying(failure: BaseException | None) -> bool:
+    # A refused or reset connection (a pooled one left over from before a Redis restart) is worth
+    # one more try on a fresh connection. A timeout is not: a frozen broker would only make the
+    # caller wait again, and the message may have been stored. Nor is a pool that stayed full: the
+    # caller already waited its bound for a connection.
+    return failure is not None and not is_timeout(failure) and not isinstance(failure, PoolExhausted)
+
+
+class Confirmation:
+    """A call published without waiting for the broker's reply (`Producer.publish(confirm_later=True)`).
+
+    Call it to read the reply: it raises `BrokerUnavailable` as the publish would have (after the
+    retry the publish would have made). `release` reads it when the call's record has already come
+    (the broker took the message, or there would be no record), `discard` gives it up.
+    """
+
+    __slots__ = ("attempt", "contract", "message", "pending", "producer")
+
+    def __init__(
+        self, producer: Producer, message: Outgoing, contract: str | None, attempt: int, pending: PendingPush
+    ) -> None:
+        self.producer, self.message, self.contract, self.attempt, self.pending = (
+            producer,
+            message,
+            contract,
+            attempt,
+            pending,
+        )
+
+    def __call__(self) -> None:
+        self.producer._confirm(self)
+
+    def release(self) -> None:
+        with contextlib.suppress(*BROKER_ERRORS):
+            self.pending.confirm()
+
+    def discard(self) -> None:
+        self.pending.discard()
+
+
 class Producer:
     """A private Celery app used only to publish by name. It never becomes the current app."""
 
@@ -154,20 +194,34 @@ class Producer:
             else None
         )
 
-    def publish(self, message: Outgoing, *, contract: str | None = None) -> None:
-        """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure."""
+    def publish(
+        self, message: Outgoing, *, contract: str | None = None, confirm_later: bool = False
+    ) -> Confirmation | None:
+        """Publish one message; raise `BrokerUnavailable` (URL without password) on any broker failure.
+
+        `confirm_later`: on the direct path, return once the LPUSH is written, with the
+        `Confirmation` that reads the broker's reply; elsewhere it is read now and None is returned.
+        """
         self._warm_up()
+        return self._publish(message, contract, confirm_later, first_attempt=1)
+
+    def _publish(
+        self, message: Outgoing, contract: str | None, confirm_later: bool, first_attempt: int
+    ) -> Confirmation | None:
         task_id = message.task_id
         attempts = self.settings.publish_retries + 1
+        failure: BaseException | None = None
         # Our own loop, not kombu's retry policy: that one also retries timeouts (a frozen broker).
-        for attempt in range(1, attempts + 1):
+        for attempt in range(first_attempt, attempts + 1):
             try:
                 if self._direct is not None and not _scheduled(message):
+                    if confirm_later:
+                        return Confirmation(self, message, contract, attempt, self._direct.push(message))
                     self._direct.publish(message)
-                    return
+                    return None
                 if self._amqp is not None and not _scheduled(message):
                     self._amqp.publish([message])
-                    return
+                    return None
                 with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
                     self._app.send_task(
                         message.name,
@@ -184,26 +238,41 @@ class Producer:
                         retry=False,
                         producer=producer,
                     )
-                return
+                return None
             except UNENCODABLE as error:
                 raise unencodable(error, contract or message.name) from None
             except BROKER_ERRORS as error:
-                failure: BaseException = error
-            # A refused or reset connection (a pooled one left over from before a Redis restart)
-            # is worth one more try on a fresh connection. A timeout is not: a frozen broker
-            # would only make the caller wait again, and the message may have been stored.
-            # Nor is a pool that stayed full: the caller already waited its bound for a connection.
-            if attempt == attempts or is_timeout(failure) or isinstance(failure, PoolExhausted):
+                failure = error
+            if attempt == attempts or not _worth_retrying(failure):
                 break
             time.sleep(_RETRY_INTERVAL)
+        raise self._unavailable(failure, task_id, contract) from None
+
+    def _confirm(self, confirmation: Confirmation) -> None:
+        """Read the reply of a publish written earlier; on a refused or reset connection publish it
+        again (the attempts left), as `publish` would have; raise `BrokerUnavailable` otherwise."""
+        try:
+            confirmation.pending.confirm()
+            return
+        except BROKER_ERRORS as error:
+            failure = error
+        message, contract = confirmation.message, confirmation.contract
+        if confirmation.attempt <= self.settings.publish_retries and _worth_retrying(failure):
+            time.sleep(_RETRY_INTERVAL)
+            self._publish(message, contract, confirm_later=False, first_attempt=confirmation.attempt + 1)
+            return
+        raise self._unavailable(failure, message.task_id, contract) from None
+
+    def _unavailable(self, failure: BaseException | None, task_id: str, contract: str | None) -> BrokerUnavailable:
         # After a timeout the broker may still have stored the message and run the call later.
-        maybe_queued = f"; call {task_id} may still run if the broker recovers" if is_timeout(failure) else ""
-        raise BrokerUnavailable(
+        timed_out = failure is not None and is_timeout(failure)
+        maybe_queued = f"; call {task_id} may still run if the broker recovers" if timed_out else ""
+        return BrokerUnavailable(
             f"broker {self._broker} is unavailable: {connection_failure(failure, self.settings)}{maybe_queued}",
             url=self._broker,
             contract=contract,
             task_id=task_id,
-        ) from None
+        )
 
     def terminate(self, task_id: str, *, contract: str | None = None) -> None:
         """Ask every worker to stop the running call `task_id` (Celery's revoke with terminate, SIGTERM)."""

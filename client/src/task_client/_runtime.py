@@ -37,7 +37,7 @@ from ._cancel import KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, InvalidOptions, TaskError
 from ._outcome import timeout_error
-from ._producer import Outgoing, Producer, call_headers
+from ._producer import Confirmation, Outgoing, Producer, call_headers
 from ._reasons import connection_failure
 from ._schedule import Schedule
 from ._settings import ClientSettings
@@ -67,6 +67,9 @@ class CallOptions:
         return Schedule.resolve(self.countdown, self.eta, self.expires, self.priority)
 
 
+#: Seconds a call waits for its record before it reads the broker's reply to its publish (see
+#: `Runtime._wait_published`): most records come sooner, and the reply is then read without a wait.
+CONFIRM_AFTER = 0.05
 #: How long a caller whose call is still running at its bound waits for the hard time limit's
 #: failure record (the worker's kill and store take milliseconds; a loaded machine, more).
 KILL_GRACE = 2.0
@@ -158,9 +161,11 @@ class Runtime:
         """
         message = self.prepare_call(contract, args, kwargs, options)
         future = self.watcher.watch(message.task_id, replied=True)
+        confirmation: Confirmation | None = None
         try:
             if self.tracing is None:
-                yield Publish(message, contract.name)
+                # The broker's reply is read while waiting (`_wait_published`), not before.
+                confirmation = yield Publish(message, contract.name, confirm_later=True)
             else:
                 yield from self.tracing.traced([message], _publish_one)
         except BaseException:
@@ -171,7 +176,7 @@ class Runtime:
         bound = timeout + (schedule.due_in() if schedule else 0.0)
         # A prefork contract's bound is also the worker's hard time limit (`hard_limit`).
         limit = contract.timeout if contract.cpu_bound else None
-        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule, limit)
+        record = yield from self.wait(contract.name, message.task_id, bound, future, schedule, limit, confirmation)
         return message.task_id, record
 
     def publish_batch(self, batch: Batch[Any], options: CallOptions) -> Steps[Schedule | None]:
@@ -204,11 +209,14 @@ class Runtime:
         future: concurrent.futures.Future[Record] | None = None,
         schedule: Schedule | None = None,
         hard_limit: float | None = None,
+        confirmation: Confirmation | None = None,
     ) -> Steps[Record]:
         """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
         `hard_limit`: the worker's hard time limit of the call, when known; a call still running
         when a bound that reaches it passes gets `KILL_GRACE` more for its TimeLimitExceeded record.
+
+        `confirmation`: the broker's reply to the call's publish, not read yet (`_wait_published`).
 
         `future`: the watch already started for it, if any. With an expiry (`schedule`) before the
         bound: at expiry a call not yet started is revoked as expired (its REVOKED record then
@@ -226,9 +234,11 @@ class Runtime:
                     yield from self.cancel(contract, task_id, REVOKED_EXPIRED, schedule)
                     future = self.watcher.watch(task_id)
                     record = yield Wait(future, max(0.0, deadline - time.monotonic()))
+            elif confirmation is not None:
+                record = yield from self._wait_published(task_id, future, timeout, confirmation)
             else:
                 record = yield Wait(future, timeout)
-        except ClientClosed:
+        except (ClientClosed, BrokerUnavailable):  # the client closed, or the publish failed
             raise
         except Exception as error:
             raise self.backend_unavailable(contract, task_id, error) from None
@@ -254,6 +264,32 @@ class Runtime:
             if last is not None and last.get("status") in READY_STATES:
                 return last
         raise timeout_error(contract, task_id, timeout, self.watcher.check.refused(task_id))
+
+    def _wait_published(
+        self, task_id: str, future: concurrent.futures.Future[Record], timeout: float, confirmation: Confirmation
+    ) -> Steps[Any]:
+        """Wait for a call whose publish reply is unread: its record, or `TIMED_OUT` at `timeout`.
+
+        A record that comes within `CONFIRM_AFTER` proves the broker took the message; its reply,
+        there since before the worker started, is then read at once. Otherwise the reply is read
+        first, so that a publish the broker refused or lost fails now (`BrokerUnavailable`, after
+        the retry the publish would have made), not at the bound.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            record = yield Wait(future, min(timeout, CONFIRM_AFTER))
+        except BaseException:
+            confirmation.discard()
+            raise
+        if record is not TIMED_OUT:
+            yield Blocking(confirmation.release)
+            return record
+        try:
+            yield Blocking(confirmation)
+        except BrokerUnavailable:
+            self.watcher.forget(task_id, future)
+            raise
+        return (yield Wait(future, max(0.0, deadline - time.monotonic())))
 
     def run_batch(self, batch: Batch[Any], options: CallOptions, timeout: float) -> Steps[list[Any]]:
         """Every call's value or `TaskError`, in input order, waiting at most `timeout` for the batch

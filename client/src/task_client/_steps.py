@@ -23,10 +23,15 @@ T = TypeVar("T")
 
 
 class Publish(NamedTuple):
-    """Publish one message: in the caller's thread (sync), or coalesced per loop tick (async)."""
+    """Publish one message: in the caller's thread (sync), or coalesced per loop tick (async).
+
+    `confirm_later`: the sync face may return before the broker's reply, with a `Confirmation`
+    as the step's value (see `Runtime.call`); otherwise, and on the async face, the value is None.
+    """
 
     message: Outgoing
     contract: str
+    confirm_later: bool = False
 
 
 class Wait(NamedTuple):
@@ -65,7 +70,7 @@ def run_sync(producer: Producer, steps: Steps[T]) -> T:
                 if isinstance(step, Wait):
                     value = _wait_sync(step)
                 elif isinstance(step, Publish):
-                    producer.publish(step.message, contract=step.contract)
+                    value = producer.publish(step.message, contract=step.contract, confirm_later=step.confirm_later)
                 else:
                     value = step.function()
             except Exception as caught:

@@ -1,0 +1,72 @@
+"""A lone sync call on a plain Redis broker writes its LPUSH and waits for its record; the broker's reply
+is read once the record has come, or at `CONFIRM_AFTER` (`Runtime._wait_published`). Nothing the
+reply can say is lost on the way: a refusal or a lost connection still fails the call at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from task_client import BrokerUnavailable, TaskClient, TaskTimeout
+from task_client._direct import PendingPush
+from task_client._runtime import CONFIRM_AFTER
+from task_server.testing import RedisProcess, WorkerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def in_use(pool: Any) -> int:
+    """Connections of the client's publishing pool (redis-py's blocking pool) not given back."""
+    free = sum(1 for connection in pool.pool.queue if connection is not None)
+    return len(pool._connections) - free
+
+
+def test_a_call_reads_its_publish_reply_only_after_its_record_came(
+    private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
+        worker.start()
+        assert client.add(1, 1) == 2
+        watcher = client._runtime.watcher
+        order: list[str] = []
+        confirm = PendingPush.confirm
+
+        def noted(pending: PendingPush) -> None:
+            # Watched calls still waiting when the reply is read: none, the record came first.
+            order.append(f"reply read, {len(watcher._waiters)} waiting")
+            confirm(pending)
+
+        monkeypatch.setattr(PendingPush, "confirm", noted)
+        for _ in range(5):
+            assert client.add(4, 7) == 11
+        assert order == ["reply read, 0 waiting"] * 5
+        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
+        assert in_use(pool) == 0  # every connection given back
+
+
+def test_a_call_nobody_serves_reads_its_reply_at_confirm_after_and_times_out(private_redis: RedisProcess) -> None:
+    with TaskClient(private_redis.url) as client:
+        with pytest.raises(TaskTimeout):
+            client.add.with_options(timeout=CONFIRM_AFTER * 4)(4, 7)
+        assert redis.Redis.from_url(private_redis.url).llen("math") == 1  # published once
+        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
+        assert in_use(pool) == 0
+
+
+def test_a_publish_the_broker_refuses_fails_the_call_at_once_not_at_its_bound(private_redis: RedisProcess) -> None:
+    admin = redis.Redis.from_url(private_redis.url)
+    everything_but_lpush = ["+@all", "-lpush"]
+    admin.acl_setuser(
+        "nolpush", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"], commands=everything_but_lpush
+    )
+    url = private_redis.url.replace("redis://", "redis://nolpush:secret@")
+    with TaskClient(url) as client:
+        with pytest.raises(BrokerUnavailable, match="^broker .* is unavailable: .*(NOPERM|permission)") as caught:
+            client.add.with_options(timeout=60)(4, 7)
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
+        assert in_use(pool) == 0
+    admin.close()
