@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
         """Load scheduling, except that the tests of one group go to one process as a unit, and
-        the units that took longest last time go first (so that no long one starts last)."""
+        the units that took longest last time go first (so that no long one starts last), all
+        those on the Redis broker before any on RabbitMQ (`on_rabbitmq`)."""
 
         groups: dict[str, str] | None = None
         ordered = False
@@ -93,12 +95,27 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
             if not self.ordered:  # the first call: the work queue is complete, nothing is assigned yet
                 self.ordered = True
                 last = previous_durations(config)
-                units = sorted(self.workqueue.items(), key=lambda unit: -sum(last.get(i, 1.0) for i in unit[1]))
+                units = sorted(
+                    self.workqueue.items(),
+                    key=lambda unit: (on_rabbitmq(unit[1]), -sum(last.get(i, 1.0) for i in unit[1])),
+                )
                 self.workqueue.clear()
                 self.workqueue.update(units)
             super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)
+
+
+def on_rabbitmq(nodeids: Iterable[str]) -> bool:
+    """Whether a unit has a test with the `rabbitmq` parameter (the `broker` fixture's, mostly).
+
+    `broker` and the session `worker` are session fixtures with a parameter: a test process that
+    runs a Redis test after a RabbitMQ one (or the reverse) stops the session worker and starts
+    another, and adds the RabbitMQ virtual host again (3-6 s each time on a quiet machine). Sent
+    in longest-first order alone, a full run of 4 processes switched to RabbitMQ about 50 times; with the RabbitMQ
+    units last, at most once or twice. They then also start once the RabbitMQ node is up.
+    """
+    return any("rabbitmq" in nodeid.rpartition("[")[2].rstrip("]").split("-") for nodeid in nodeids if "[" in nodeid)
 
 
 DURATIONS_KEY = "task-sdk/durations"  # in pytest's cache (.pytest_cache): seconds per test, last run

@@ -157,6 +157,8 @@ def test_two_threads_with_three_calls_hung_for_good_still_answer_other_calls(
             for handle in hung:
                 with pytest.raises(TaskTimeout):
                     handle.result(timeout=0.1)
+        # Its threads are hung for good: a warm shutdown would only wait out the grace (10 s) before the kill.
+        worker.stop(grace=0)
 
 
 def overran_count(port: int) -> float:
