@@ -58,6 +58,33 @@ def test_a_write_that_fails_hands_each_held_message_back_and_raises() -> None:
     assert unsent == ["tag-1", "tag-2"]
 
 
+def test_a_removal_on_the_hub_thread_waits_for_the_next_write_one_from_another_thread_does_not(
+    private_redis: RedisProcess,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    ledger = UnackedLedger(client.connection_pool, "unacked_index", "unacked")
+    for tag in ("hub", "thread", "last"):
+        ledger.remember(tag, ENTRY, on_unsent=lambda: pytest.fail("written"))  # on this thread: the hub's
+    ledger.settle()
+    assert client.hlen("unacked") == 3
+    ledger.forget("hub")  # acknowledged on the hub's thread: held
+    assert client.hexists("unacked", "hub")
+    remover = threading.Thread(target=ledger.forget, args=("thread",))
+    remover.start()
+    remover.join(timeout=10)
+    ledger.settle()
+    # Another thread's removal is written at once, and the held one goes in the same write.
+    assert not client.hexists("unacked", "hub") and not client.hexists("unacked", "thread")
+    ledger.forget("last")
+    ledger.flush()  # a flush before a hand-off writes held entries only: there are none
+    assert client.hexists("unacked", "last")
+    ledger.flush_all()  # before the hub waits for the next message
+    ledger.settle()
+    assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+    ledger.close()
+    client.close()
+
+
 def test_a_call_on_the_event_loop_writes_its_unacked_entry_and_admission_on_one_connection(
     private_redis: RedisProcess, tmp_path: Path
 ) -> None:

@@ -226,7 +226,7 @@ class _Guarded(BatchPopping):
     def start_pop(self, timeout: float | None = None) -> None:
         ledger = self.__dict__.get("_unacked_ledger")
         if ledger is not None:
-            ledger.flush()  # nothing stays held while the worker waits for the next message
+            ledger.flush_all()  # nothing stays held while the worker waits for the next message
         if unrecorded.pending():  # before this channel pops anything
             qos = self.qos  # type: ignore[attr-defined]
             unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)

@@ -20,7 +20,10 @@ steps later, and when broker and result backend are one Redis both go in one wri
 of Redis instead of two on the path of every call (measured on `client.add(4, 7)`: the worker's
 writes per call 5.7 -> 4.7). Every path that hands a message on, acknowledges it, reads from
 Redis or waits for the next message flushes first; a failed write is raised there as the
-remember's own failure was, and the message is kept (`_unrecorded`) as before.
+remember's own failure was, and the message is kept (`_unrecorded`) as before. Likewise the
+removal of a message acknowledged on the hub's thread (a call on the event loop) waits for the next
+write, under a backlog the next message's, and at the latest for the hub's next BRPOP (worker
+writes per message of `map(chunk_size=1)`: 3.3 -> 2.4).
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class UnackedLedger:
         self._unread: list[PendingReply] = []
         # Entries not written yet, each with what to do if its write fails (the message is then recorded nowhere).
         self._held: list[tuple[tuple[Any, ...], Callable[[], None]]] = []
+        # Removals of messages acknowledged on the hub's thread, not written yet (see `forget`).
+        self._held_forgets: list[tuple[Any, ...]] = []
+        self._hub_thread: int | None = None  # the thread that records deliveries
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
 
     def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None]) -> None:
@@ -81,12 +87,23 @@ class UnackedLedger:
         write or `flush`. `on_unsent` is called if that write fails."""
         command = ("EVAL", _REMEMBER, 2, *self._keys, time.time(), delivery_tag, record)
         with self._lock:
+            self._hub_thread = threading.get_ident()
             self._held.append((command, on_unsent))
         _holding.add(self)
 
     def forget(self, delivery_tag: str) -> None:
-        """Remove an acknowledged message."""
-        self._send("EVAL", _FORGET, 2, *self._keys, delivery_tag)
+        """Remove an acknowledged message.
+
+        Acknowledged on the hub's thread (a call on the event loop, a pool process's result), the
+        removal waits for the next write (the next message's entry and admission, under a backlog)
+        or, at the latest, the hub's next BRPOP (`flush_all`): one write fewer per message.
+        Acknowledged on another thread, it is written at once."""
+        command = ("EVAL", _FORGET, 2, *self._keys, delivery_tag)
+        if threading.get_ident() == self._hub_thread:
+            with self._lock:
+                self._held_forgets.append(command)
+            return
+        self._send(*command)
 
     def shares_server(self, pool: Any) -> bool:
         """Whether `pool` (the result backend's) reaches the same Redis database as this ledger's."""
@@ -101,22 +118,28 @@ class UnackedLedger:
         return reply
 
     def flush(self) -> None:
-        """Write the held entries now; raise the connection error a failed write meets."""
+        """Write the held entries (and any held removal) now; raise the connection error a failed write meets."""
         with self._lock:
             if self._held:
+                self._write([])
+
+    def flush_all(self) -> None:
+        """Write the held entries and removals now (before the hub waits for the next message)."""
+        with self._lock:
+            if self._held or self._held_forgets:
                 self._write([])
 
     def settle(self) -> None:
         """Read every reply still due, so that Redis has run each command sent so far."""
         with self._lock:
-            if self._held:
+            if self._held or self._held_forgets:
                 self._write([])
             self._read_replies()
 
     def close(self) -> None:
         with self._lock:
             try:
-                if self._held:
+                if self._held or self._held_forgets:
                     self._write([])
                 self._read_replies()
             finally:
@@ -131,18 +154,20 @@ class UnackedLedger:
             self._unread.append(reply)
 
     def _write(self, commands: Sequence[tuple[Any, ...]]) -> list[PendingReply]:
-        """Write the held entries and `commands` in one write; the replies of `commands`."""
+        """Write the held removals and entries and `commands` in one write; the replies of `commands`."""
+        forgets, self._held_forgets = self._held_forgets, []
         held, self._held = self._held, []
         _holding.discard(self)
-        replies = self._connection.send_many([command for command, _ in held] + list(commands))
-        for (_, on_unsent), reply in zip(held, replies, strict=False):
-            if reply.done:  # failed as it was written: recorded nowhere, so kept for a requeue
+        replies = self._connection.send_many([*forgets, *(command for command, _ in held), *commands])
+        written = len(forgets) + len(held)
+        if replies and replies[0].done:  # the write failed (every reply with it)
+            for _, on_unsent in held:  # recorded nowhere: kept for a requeue
                 on_unsent()
-            else:
-                self._unread.append(reply)
-        if held and replies[0].done:
-            replies[0]()  # raise the connection error, as a remember written at once raised it
-        return replies[len(held) :]
+            if written:
+                replies[0]()  # raised, as an entry or removal written at once raised it
+            return replies[written:]
+        self._unread.extend(replies[:written])
+        return replies[written:]
 
     def _read_replies(self) -> None:
         unread, self._unread = self._unread, []
