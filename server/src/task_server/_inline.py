@@ -75,6 +75,9 @@ class _OnTheLoop(BasePool):  # type: ignore[misc]
     def __init__(self, app: Any) -> None:
         super().__init__(limit=1, app=app)
         self.on_apply = _apply_on_the_loop
+        # Started as Celery starts a pool: a pool never started logs every call at DEBUG, building
+        # the repr of its arguments each time (two reprs and two truncations per call on the loop).
+        self.start()
 
 
 def _apply_on_the_loop(target: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Any:
