@@ -67,6 +67,21 @@ def test_a_scheduled_call_cancelled_survives_a_worker_restart(
         handle.result()
 
 
+def test_a_worker_started_after_a_cancel_needs_no_mingle_to_honour_it(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    name = marker()
+    handle = policy_client.task(contracts.stamp).with_options(timeout=LONG).submit(name)
+    assert handle.cancel() is CancelResult.CANCELLED  # no worker runs: only Redis knows of the cancel
+    # Workers start without Celery's mingle by default (1 s less per start): the cancel is in Redis.
+    worker = start_worker()
+    wait_for_log(worker, f"{handle.id}]: cancelled before it started; not run")
+    assert "mingle" not in worker.log()
+    assert markers.starts(name) == 0
+    asking = start_worker("--mingle")  # the opt-in asks its neighbours
+    wait_for_log(asking, "mingle: ")
+
+
 def test_a_running_interruptible_call_is_stopped(
     policy_client: TaskClient, start_worker: StartWorker, markers: Markers
 ) -> None:

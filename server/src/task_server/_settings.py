@@ -29,6 +29,10 @@ class WorkerSettings:
     pool: str = "prefork"
     loglevel: str = "INFO"
     hostname: str | None = None
+    # Celery's mingle: at start, wait 1 s for other workers' revoked ids and clocks. Cancels and
+    # revokes of task-client calls live in Redis, so a new worker needs none of it (and with many
+    # workers every start asks them all).
+    mingle: bool = False
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT  # seconds before a lost worker's task is redelivered
     # Seconds ahead a scheduled call is held in memory; later ones wait in Redis (`_deferral`).
     # None: half the visibility timeout, so that no held call is delivered twice.
