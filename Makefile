@@ -20,11 +20,13 @@ PYTEST_PARALLEL := -n $(TEST_PROCESSES) --dist loadgroup
 
 install: $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT)
 
-# Pinned by requirements-dev.lock (pip constraints), so every machine and CI install the same versions.
+# Pinned by requirements-dev.lock (constraints), so every machine and CI install the same versions.
+# uv (itself pinned there) installs them: 9 s here against pip's 30 s and more, on every fresh clone.
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements-dev.lock)
 $(STAMP): pyproject.toml contracts/pyproject.toml server/pyproject.toml client/pyproject.toml requirements-dev.in requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.in --group dev -c requirements-dev.lock
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.in --group pyproject.toml:dev -c requirements-dev.lock
 	touch $(STAMP)
 
 # The newest versions the declared ranges allow, for every platform and Python from 3.11.
