@@ -53,6 +53,8 @@ def test_far_future_calls_wait_in_redis_and_near_ones_run_when_due(private_redis
         # Due in 5 s: deferred (beyond 2 s), requeued when within the horizon, run when due, once.
         soon = client.add.with_options(countdown=5).submit(4, 7)
         assert soon.result(timeout=30) == 11
+        # The worker logs "succeeded" after it stores the result, which the caller may read first.
+        wait_until(lambda: f"math.add[{soon.id}] succeeded" in worker.log(), 10, "the worker to log the call")
         assert "requeued 1 deferred call(s)" in worker.log()
         assert worker.log().count(f"math.add[{soon.id}] received") == 1  # only once within the horizon
         assert worker.log().count(f"math.add[{soon.id}] succeeded") == 1
