@@ -76,7 +76,7 @@ LOWEST_SUBSET := tests/server/test_internals.py tests/client/test_private_names.
 	--deselect tests/e2e/test_batches.py::test_any_producer_can_send_a_chunk_and_each_call_is_validated
 test-lowest: build
 	rm -rf $(LOWEST) && $(BIN)/uv venv --quiet --python $(PYTHON) $(LOWEST)
-	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct --all-extras \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(LOWEST)/bin/python --resolution lowest-direct --all-extras \
 		-r contracts/pyproject.toml -r server/pyproject.toml -r client/pyproject.toml dist/*.whl
 	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python -c requirements-dev.lock pytest pytest-timeout
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_SUBSET)
