@@ -32,6 +32,7 @@ from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
 
 from ..catalog import serving
 from .raw_messages import amqp_connection
+from .records import missing_records, seconds_until_result
 from .test_fuzz_messages import HEADER_NAMES, deep, task_names
 from .test_hostile_amqp_headers import Raw, deep_array, deep_table, raw_values
 
@@ -202,24 +203,7 @@ def add_answered(fuzzed: FuzzedWorker) -> float:
     )
     started = time.monotonic()
     assert fuzzed.publish(message), REFUSED_BY_BROKER[-1:]
-    while time.monotonic() - started < ADD_BOUND:
-        record = fuzzed.store.get(f"celery-task-meta-{task_id}")
-        if record is not None:
-            assert json.loads(record)["result"] == 11
-            return time.monotonic() - started
-        time.sleep(0.005)
-    raise AssertionError(f"math.add(4, 7) got no answer within {ADD_BOUND} s\n{fuzzed.worker.log()[-3000:]}")
-
-
-def missing_records(fuzzed: FuzzedWorker, task_ids: list[str]) -> list[str]:
-    deadline = time.monotonic() + RECORDS_BOUND
-    missing = task_ids
-    while missing and time.monotonic() < deadline:
-        records = fuzzed.store.mget([f"celery-task-meta-{task_id}" for task_id in missing])
-        missing = [task_id for task_id, record in zip(missing, records, strict=True) if record is None]
-        if missing:
-            time.sleep(0.02)
-    return missing
+    return seconds_until_result(fuzzed.store, task_id, 11, started=started, bound=ADD_BOUND, worker=fuzzed.worker)
 
 
 @settings(
@@ -234,7 +218,7 @@ def test_no_batch_of_amqp_messages_stops_the_worker_or_leaves_a_caller_without_a
 ) -> None:
     # A message RabbitMQ refuses at publication never reaches a worker: no record is due for it.
     task_ids = [item.task_id for item in batch if fuzzed.publish(item.message) and item.task_id is not None]
-    missing = missing_records(fuzzed, task_ids)
+    missing = missing_records(fuzzed.store, task_ids, bound=RECORDS_BOUND)
     assert fuzzed.worker.alive(), fuzzed.worker.log()[-3000:]
     unread = [item.message.properties for item in batch if item.task_id in missing]
     assert not missing, f"no record for {missing}: {repr(unread)[:2000]}\n{fuzzed.worker.log()[-3000:]}"

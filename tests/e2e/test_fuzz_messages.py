@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from task_server.testing import RedisProcess, WorkerProcess
 
 from ..catalog import serving
+from .records import missing_records, seconds_until_result
 
 pytestmark = pytest.mark.e2e
 
@@ -232,24 +233,7 @@ def add_answered(fuzzed: FuzzedWorker) -> float:
     }
     started = time.monotonic()
     fuzzed.broker.lpush("math", json.dumps(envelope))
-    while time.monotonic() - started < ADD_BOUND:
-        record = fuzzed.broker.get(f"celery-task-meta-{task_id}")
-        if record is not None:
-            assert json.loads(record)["result"] == 11
-            return time.monotonic() - started
-        time.sleep(0.005)
-    raise AssertionError(f"math.add(4, 7) got no answer within {ADD_BOUND} s\n{fuzzed.worker.log()[-3000:]}")
-
-
-def missing_records(fuzzed: FuzzedWorker, task_ids: list[str]) -> list[str]:
-    deadline = time.monotonic() + RECORDS_BOUND
-    missing = task_ids
-    while missing and time.monotonic() < deadline:
-        records = fuzzed.broker.mget([f"celery-task-meta-{task_id}" for task_id in missing])
-        missing = [task_id for task_id, record in zip(missing, records, strict=True) if record is None]
-        if missing:
-            time.sleep(0.02)
-    return missing
+    return seconds_until_result(fuzzed.broker, task_id, 11, started=started, bound=ADD_BOUND, worker=fuzzed.worker)
 
 
 @settings(
@@ -267,7 +251,7 @@ def test_no_batch_of_queue_items_stops_the_worker_or_leaves_a_caller_without_a_r
         pipeline.lpush(item.queue, item.raw)
     pipeline.execute()
     task_ids = [item.task_id for item in batch if item.task_id is not None]
-    missing = missing_records(fuzzed, task_ids)
+    missing = missing_records(fuzzed.broker, task_ids, bound=RECORDS_BOUND)
     assert fuzzed.worker.alive(), fuzzed.worker.log()[-3000:]
     unread = [json.loads(item.raw) if item.task_id in missing else None for item in batch]
     assert not missing, f"no record for {missing}: {[item for item in unread if item]}\n{fuzzed.worker.log()[-3000:]}"
