@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,19 +9,10 @@ from contextlib import contextmanager
 import redis
 
 from ._errors import EmbeddedRedisError, PortTaken
-from .testing import ProcessError, RedisProcess, free_port
+from .testing import ProcessError, RedisProcess, free_port, port_is_free
 
 #: The client's default broker port: when it is free, clients need no variable set at all.
 DEFAULT_DEV_PORT = 6379
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def choose_port(requested: int) -> int:

@@ -53,7 +53,7 @@ def free_port() -> int:
     draw = random.SystemRandom()
     for _ in range(1000):
         port = draw.randrange(max(1024, low - 16384), low)
-        if _bindable(port) and _reserve(port):
+        if port_is_free(port) and _reserve(port):
             return port
     raise ProcessError(f"no free port on 127.0.0.1 below the ephemeral range ({low})")
 
@@ -66,7 +66,8 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
