@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -24,11 +25,11 @@ def listed_packages() -> list[str]:
     return [match.group(1) for match in re.finditer(r'^\s*"([a-z0-9.+-]+) ', block, re.MULTILINE)]
 
 
-def run_script(path: Path, *, user: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_script(path: Path, *, user: int | None = None, script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
     """The script with only `path` on PATH (none of the programs it looks for) and a clean environment."""
     environment = {"PATH": str(path), "TASK_RABBITMQ_BIN": str(path)}
     return subprocess.run(
-        ["/bin/bash", str(SCRIPT)],
+        ["/bin/bash", str(script)],
         env=environment,
         capture_output=True,
         text=True,
@@ -80,7 +81,9 @@ def test_not_root_it_names_them_and_never_calls_apt_get() -> None:
         )
         assert found.stdout.strip() == str(apt_get), "the fake apt-get is not reachable: the test proves nothing"
 
-        done = run_script(path, user=user)
+        # A copy `nobody` can read wherever the checkout lives (`mktemp -d` makes a 0700 directory).
+        script = Path(shutil.copy(SCRIPT, path / SCRIPT.name))
+        done = run_script(path, user=user, script=script)
         assert done.returncode == 1, done.stderr
         (line,) = done.stderr.splitlines()
         assert line.startswith("make test needs these Debian packages, not installed: redis-server ")
