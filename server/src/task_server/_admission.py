@@ -48,7 +48,8 @@ from . import _bookkeeping as bookkeeping
 from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS, out_of_memory
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
-from ._preadmission import claim_admission, pipeline_for, remember_asked
+from ._pipelined import pipeline_for
+from ._preadmission import claim_admission, remember_asked
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any
 
-from ._pipelined import PipelinedConnection, Reply
+from ._pipelined import Reply
 
 #: Verdicts asked for and not yet claimed, at most (one for a call that was then not run, e.g.
 #: its arguments were invalid, is dropped after this many newer ones).
@@ -26,16 +25,6 @@ MAX_WAITING = 10_000
 
 _asked: collections.OrderedDict[tuple[str, int], Reply] = collections.OrderedDict()
 _asked_lock = threading.Lock()
-_pipelines: dict[int, PipelinedConnection] = {}
-
-
-def pipeline_for(pool: Any) -> PipelinedConnection:
-    """The pipelined connection of a result-backend connection pool (one each)."""
-    with _asked_lock:
-        pipeline = _pipelines.get(id(pool))
-        if pipeline is None or pipeline.pool is not pool:
-            pipeline = _pipelines[id(pool)] = PipelinedConnection(pool)
-        return pipeline
 
 
 def remember_asked(task_id: str, retries: int, reply: Reply) -> None:
