@@ -56,11 +56,16 @@ def rabbitmq_rows(bench: Bench, args: argparse.Namespace, ours_url: str, stock_u
         stock_broker = rabbit.add_vhost("stock")
         ours = WorkerProcess(rabbit.url, concurrency=cpus, extra_args=["--result-backend", ours_url], loglevel=None)
         stock = StockWorker(stock_broker, rabbit.workdir / "stock-worker.log", backend=stock_url)
-        with ours, stock:
+        # For the round trip's reference row: stock Celery with the durability ours keeps.
+        durable_broker = rabbit.add_vhost("stock-durable")
+        durable = StockWorker(durable_broker, rabbit.workdir / "durable-worker.log", backend=stock_url, durable=True)
+        with ours, stock, durable:
             ours.start()
             stock.start()
             if "round-trips" in args.only:
-                rows += bench.rabbitmq_round_trips(args.round_trips, rabbit.url, ours_url, stock_broker)
+                durable.start()
+                rows += bench.rabbitmq_round_trips(args.round_trips, rabbit.url, ours_url, stock_broker, durable_broker)
+                durable.stop()
             if "batches" in args.only:
                 rows += bench.rabbitmq_batches(args.rabbitmq_calls, args.rounds, rabbit.url, ours_url, stock_broker)
             if "concurrency" in args.only:

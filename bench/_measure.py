@@ -31,9 +31,14 @@ from task_client import TaskClient
 from task_contracts.wire import RESULT_KEY_PREFIX
 
 from ._report import Row
-from ._stock import stock_app
+from ._stock import DURABLE_QUEUE, stock_app
 
 BATCH_TIMEOUT = 900.0
+#: Why the RabbitMQ round trip misses 0.7x stock, as measured (docs/performance.md, "Where a round trip's time goes").
+RABBITMQ_ROUND_TRIP_NOTE = (
+    "stock publishes without confirms into a classic queue; a quorum queue delivers only after its"
+    " commit, ~1.1 ms more than a classic one here, more than 0.7x leaves for every other part"
+)
 #: Keys a finished call of ours may leave in Redis: its record and its start counter.
 CALL_KEY_PATTERNS = (RESULT_KEY_PREFIX + "*", "task-sdk-deliveries-*")
 
@@ -132,37 +137,56 @@ class Bench:
             ),
         ]
 
-    def rabbitmq_round_trips(self, calls: int, broker: str, ours_backend: str, stock_broker: str) -> list[Row]:
-        """The same round trip with RabbitMQ as the broker (results still on Redis), both sides."""
+    def rabbitmq_round_trips(
+        self, calls: int, broker: str, ours_backend: str, stock_broker: str, durable_broker: str
+    ) -> list[Row]:
+        """The same round trip with RabbitMQ as the broker (results still on Redis), both sides, and a
+        third: stock Celery publishing with confirms into a quorum queue (`durable_broker`), as ours does."""
         stock = stock_app(stock_broker, self.stock_url)
+        durable = stock_app(durable_broker, self.stock_url, durable=True)
         client = TaskClient(broker, ours_backend)
         try:
 
             def stock_call() -> None:
                 assert stock.send_task("math.add", args=[4, 7]).get(timeout=10) == 11
 
+            def durable_call() -> None:
+                assert durable.send_task("math.add", args=[4, 7], queue=DURABLE_QUEUE).get(timeout=10) == 11
+
             def our_call() -> None:
                 assert client.add(4, 7) == 11
 
-            times = interleaved({"stock": stock_call, "ours": our_call}, calls, 20, warm_up=30)
+            sides = {"stock": stock_call, "ours": our_call, "stock durable": durable_call}
+            times = interleaved(sides, calls, 20, warm_up=30)
         finally:
             client.close()
             stock.close()
+            durable.close()
+        p50 = Row(
+            "RabbitMQ broker: round trip p50, client.add(4, 7) vs stock send_task().get()",
+            "ms",
+            _ms(_pct(times["ours"], 50)),
+            _ms(_pct(times["stock"], 50)),
+            "lower",
+            0.7,
+            {"calls_per_side": calls, **{name: _latency(values) for name, values in times.items()}},
+        )
+        if not p50.met:
+            p50.note = RABBITMQ_ROUND_TRIP_NOTE
         return [
-            Row(
-                "RabbitMQ broker: round trip p50, client.add(4, 7) vs stock send_task().get()",
-                "ms",
-                _ms(_pct(times["ours"], 50)),
-                _ms(_pct(times["stock"], 50)),
-                "lower",
-                0.7,
-                {"calls_per_side": calls, **{name: _latency(values) for name, values in times.items()}},
-            ),
+            p50,
             Row(
                 "RabbitMQ broker: round trip p99, client.add(4, 7) vs stock send_task().get()",
                 "ms",
                 _ms(_pct(times["ours"], 99)),
                 _ms(_pct(times["stock"], 99)),
+                "lower",
+            ),
+            Row(
+                "RabbitMQ broker: round trip p50 vs stock with quorum queue + confirms (as ours)",
+                "ms",
+                _ms(_pct(times["ours"], 50)),
+                _ms(_pct(times["stock durable"], 50)),
                 "lower",
             ),
         ]

@@ -176,6 +176,31 @@ def test_a_client_built_and_closed_against_a_frozen_broker_never_hangs(protected
         protected_broker.thaw()
 
 
+def test_many_threads_publishing_to_a_frozen_broker_each_fail_within_the_bound(
+    protected_broker: ProtectedBroker,
+) -> None:
+    # Calls with a countdown take Celery's publishing path, whose producer pool has 10 slots. With
+    # the broker frozen each slot is held for a socket timeout (2 s). Without a bound on the wait
+    # for a slot, the failures came in rounds of 10: the last of 80 threads failed after 16 s.
+    # Now a thread waits at most pool_timeout (3 s) for a slot, then a connection and a publish.
+    url = protected_broker.url
+    threads = 80
+    with TaskClient(url, protected_broker.result_backend) as client:
+        delayed = client.add.with_options(countdown=600)
+        delayed.submit(1, 2)  # connected, pool built
+        protected_broker.freeze()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+                outcomes = list(pool.map(lambda n: timed(lambda: delayed.submit(n, n)), range(threads)))
+        finally:
+            protected_broker.thaw()
+    for error, _ in outcomes:
+        assert_clean_broker_error(error, url)
+    slowest = max(took for _, took in outcomes)
+    assert slowest < 8.0, f"the slowest of {threads} publishes failed after {slowest:.1f} s"
+    assert any("producers of the client's Celery app stayed busy for 3 s" in str(error) for error, _ in outcomes)
+
+
 def test_a_batch_to_a_frozen_broker_fails_within_5_s(protected_broker: ProtectedBroker) -> None:
     # A batch on RabbitMQ reads its publisher confirms in rounds on a connection of its own: that
     # wait is bounded too.

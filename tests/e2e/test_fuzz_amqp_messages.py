@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from task_contracts.wire import AMQP_QUEUE_TYPE
-from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
+from task_server.testing import RabbitMQProcess, WorkerProcess
 
-from ..catalog import serving
+from .amqp_worker import worker_on_own_vhost
 from .raw_messages import amqp_connection
 from .records import missing_records, seconds_until_result
 from .test_fuzz_messages import HEADER_NAMES, deep, task_names
@@ -81,26 +81,14 @@ REFUSED_BY_BROKER: list[str] = []
 @pytest.fixture(scope="module")
 def fuzzed(rabbitmq: RabbitMQProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzedWorker]:
     """A virtual host of the session's node, a Redis for results and a default worker, for the module."""
-    workdir = tmp_path_factory.mktemp("fuzz-amqp")
-    vhost = f"fuzz-{uuid.uuid4().hex[:8]}"
-    url = rabbitmq.add_vhost(vhost)
-    try:
-        with RedisProcess(workdir=str(workdir)) as results:
-            results.start()
-            with (
-                WorkerProcess(url, result_backend=results.url, logdir=str(workdir), **serving()) as worker,
-                redis.Redis.from_url(results.url, socket_timeout=10) as store,
-            ):
-                worker.start()
-                with amqp_connection(url) as connection:
-                    arguments = {"x-queue-type": AMQP_QUEUE_TYPE}
-                    connection.channel().queue_declare(QUEUE, durable=True, auto_delete=False, arguments=arguments)
-                fuzzed = FuzzedWorker(worker, store, url)
-                yield fuzzed
-                if fuzzed.connection is not None:
-                    fuzzed.connection.close()
-    finally:
-        rabbitmq.ctl("delete_vhost", vhost, check=False)
+    with worker_on_own_vhost(rabbitmq, str(tmp_path_factory.mktemp("fuzz-amqp")), "fuzz") as node:
+        with amqp_connection(node.url) as connection:
+            arguments = {"x-queue-type": AMQP_QUEUE_TYPE}
+            connection.channel().queue_declare(QUEUE, durable=True, auto_delete=False, arguments=arguments)
+        fuzzed = FuzzedWorker(node.worker, node.store, node.url)
+        yield fuzzed
+        if fuzzed.connection is not None:
+            fuzzed.connection.close()
 
 
 # AMQP values of every type py-amqp writes, nested a little.
@@ -187,9 +175,21 @@ def items(draw: st.DrawFn) -> Item:
         key = draw(st.sampled_from(["content_type", "correlation_id", "reply_to", "priority"]))
         odd = [255, 0] if key == "priority" else [b"\xff\xfe", "x" * 200]  # not UTF-8; long
         properties[key] = draw(st.sampled_from(odd))
-    readable = headers.get("id")  # an empty id names no call: nothing can be stored for it
+    readable = headers.get("id")
     message = amqp.Message(body, application_headers=headers, **properties)
-    return Item(message, readable if isinstance(readable, str) and readable else None)
+    return Item(message, readable if names_a_call(readable) else None)
+
+
+def names_a_call(task_id: Any) -> bool:
+    """Whether a record can be stored for this id: not empty, and text UTF-8 can write ("\\udcff"
+    cannot: no Redis key can be named with it, and the worker drops such a message with a log line)."""
+    if not isinstance(task_id, str) or not task_id:
+        return False
+    try:
+        task_id.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def add_answered(fuzzed: FuzzedWorker) -> float:

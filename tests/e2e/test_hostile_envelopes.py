@@ -119,3 +119,17 @@ def test_items_without_a_readable_task_id_are_popped_and_logged(
         connection.close()
     assert client.add(2, 3) == 5
     assert worker.alive()
+
+
+def test_an_id_that_is_not_utf8_text_is_refused_without_a_record(
+    client: TaskClient, redis_url: str, worker: WorkerProcess
+) -> None:
+    # JSON's "\udcff" escape reads as a lone surrogate, which no Redis key can be named with: the
+    # record could not be stored, so the message is dropped with a log line instead.
+    item = call(str(uuid.uuid4()))
+    item["headers"]["id"] = "\udcff"
+    pushed(redis_url, item)
+    line = "refused a message for math.add (task id unreadable): header 'id' must be a string of UTF-8 text"
+    wait_until(lambda: line in worker.log(), 30, f"{line!r}\n{worker.log()[-2000:]}")
+    assert client.add(2, 3) == 5
+    assert "could not be handled" not in worker.log() and worker.alive()

@@ -55,6 +55,27 @@ def test_workers_and_the_same_client_recover_from_a_redis_restart(tmp_path: Path
         redis.stop()
 
 
+def test_results_are_stored_after_redis_forgot_its_scripts(tmp_path: Path) -> None:
+    """The worker stores records by the store script's SHA; a Redis that lost its scripts (SCRIPT
+    FLUSH, a restart, a failover to a replica that never saw them) is sent the script itself."""
+    redis = RedisProcess(workdir=str(tmp_path)).start()
+    try:
+        with (
+            WorkerProcess(redis.url, concurrency=1, logdir=str(tmp_path)) as worker,
+            TaskClient(redis.url) as client,
+            redis_py.Redis.from_url(redis.url) as admin,
+        ):
+            worker.start()
+            for round_ in range(3):
+                admin.script_flush()
+                assert client.add(round_, 2) == round_ + 2  # on the event loop
+                assert client.mul(round_, 3) == 3 * round_  # on a thread
+                assert client.add.map([(round_, 1), (1, 1)]) == [round_ + 1, 2]  # a chunk, in a pool process
+            assert "NOSCRIPT" not in worker.log()
+    finally:
+        redis.stop()
+
+
 def test_calls_queued_before_a_crash_of_a_persistent_redis_run_after_it(tmp_path: Path) -> None:
     redis = RedisProcess(workdir=str(tmp_path), appendonly=True).start()
     try:

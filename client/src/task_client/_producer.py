@@ -222,7 +222,7 @@ class Producer:
                 if self._amqp is not None and not _scheduled(message):
                     self._amqp.publish([message])
                     return None
-                with self._app.producer_or_acquire() as producer, self._dropped_on_timeout(producer):
+                with self._pooled_producer() as producer, self._dropped_on_timeout(producer):
                     self._app.send_task(
                         message.name,
                         args=message.args,
@@ -319,7 +319,7 @@ class Producer:
                 self._amqp.publish(messages)
                 return
             with (
-                self._app.producer_or_acquire() as producer,
+                self._pooled_producer() as producer,
                 self._dropped_on_timeout(producer),
                 producer.batch(max_size=_PIPELINE_SIZE),
             ):
@@ -371,6 +371,27 @@ class Producer:
                 self._direct.close()
             if self._amqp is not None:
                 self._amqp.close()
+
+    @contextlib.contextmanager
+    def _pooled_producer(self) -> Iterator[Any]:
+        """A producer from Celery's pool, waiting at most `pool_timeout` for a free one.
+
+        Celery's `producer_or_acquire` waits forever for one of its `broker_pool_limit` (10) slots
+        (5.6 has no bound; 5.7's `broker_pool_acquire_timeout` is off by default): with a frozen
+        broker, the 200th of 200 threads would wait for 20 rounds of socket timeouts.
+        """
+        pool = self._app.producer_pool
+        try:
+            producer = pool.acquire(block=True, timeout=self.settings.pool_timeout)
+        except kombu.exceptions.LimitExceeded:
+            raise PoolExhausted(
+                f"all {pool.limit} producers of the client's Celery app stayed busy for "
+                f"{self.settings.pool_timeout:g} s (broker_pool_limit={pool.limit})"
+            ) from None
+        try:
+            yield producer
+        finally:
+            producer.release()
 
     @contextlib.contextmanager
     def _dropped_on_timeout(self, producer: Any) -> Iterator[None]:

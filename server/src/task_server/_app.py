@@ -18,6 +18,7 @@ from ._deliveries import transport_options
 from ._execution import register
 from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
+from ._internals.prefork import PREFORK_POOL
 from ._registry import discover, verify
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
 from ._signing import SIGNING_KEY_SETTING
@@ -75,6 +76,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "worker_send_task_events": False,
         # Celery's consumer, with a net under its message handling: no message stops it (see `_consumer`).
         "worker_consumer": WORKER_CONSUMER,
+        # `--pool prefork` (the default) is Celery's, stopping without a needless half second (see `prefork`).
+        "worker_pool": PREFORK_POOL,
         # How long each contract's finished records are kept (see `_backend`).
         RESULT_TTLS_SETTING: result_ttls(settings, catalog),
         # Contracts declared cpu_bound=False run on threads of the main process (see `_threads`);

@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from billiard.einfo import ExceptionInfo  # type: ignore[import-untyped]
+from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool, apply_target
 
 #: `app.conf` key: whether contracts declared `on_event_loop=True` run there (`--inline/--no-inline`).

@@ -34,6 +34,22 @@ def _is_str(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def is_text(value: Any) -> bool:
+    """A string that UTF-8 can write: py-amqp and JSON's `\\udcff` both yield lone surrogates, which
+    no Redis key or channel can be named with (redis-py raises UnicodeEncodeError)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or is_text(value)
+
+
 def _optional_str(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
@@ -88,7 +104,7 @@ def _optional_count(value: Any) -> bool:
 
 # Each header Celery's worker (or ours) reads, with the type it assumes; other headers are ignored.
 _HEADERS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "id": (_is_str, "a string"),
+    "id": (is_text, "a string of UTF-8 text"),
     "task": (_is_str, "a string"),
     "lang": (_optional_str, "a string or null"),
     "shadow": (_optional_str, "a string or null"),
@@ -108,7 +124,7 @@ _HEADERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "stamped_headers": (_str_list, "a list of strings or null"),
     "stamps": (_mapping, "an object or null"),
     "meth": (_optional_str, "a string or null"),
-    "reply_to": (_optional_str, "a string or null"),
+    "reply_to": (_optional_text, "a string of UTF-8 text or null"),
     "correlation_id": (_optional_str, "a string or null"),
 }
 
@@ -123,7 +139,7 @@ _EMBED: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 _PROPERTIES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "correlation_id": (_optional_str, "a string or null"),
-    "reply_to": (_optional_str, "a string or null"),
+    "reply_to": (_optional_text, "a string of UTF-8 text or null"),
     "priority": (_optional_count, "a non-negative integer or null"),
     "delivery_info": (_mapping, "an object"),
 }

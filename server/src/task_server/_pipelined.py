@@ -10,6 +10,7 @@ were written.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,20 @@ from typing import Any
 import redis.exceptions
 
 Reply = Callable[[], Any]
+
+_pipelines: dict[tuple[int, int], PipelinedConnection] = {}
+_pipelines_lock = threading.Lock()
+
+
+def pipeline_for(pool: Any) -> PipelinedConnection:
+    """The pipelined connection of a result-backend connection pool: one per pool and process (a
+    pool process forked later must not share its parent's socket)."""
+    key = (os.getpid(), id(pool))
+    with _pipelines_lock:
+        pipeline = _pipelines.get(key)
+        if pipeline is None or pipeline.pool is not pool:
+            pipeline = _pipelines[key] = PipelinedConnection(pool)
+        return pipeline
 
 
 class PipelinedConnection:

@@ -13,6 +13,7 @@ from celery.utils.dispatch import Signal
 
 from ._backend import STORE_ERRORS
 from ._errors import RefusedMessage
+from ._message_checks import is_text
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +25,14 @@ message_refused = Signal(name="message_refused", providing_args={"reason"})
 def refuse(app: Celery, sender: Any, name: Any, task_id: Any, problem: str, reply_to: Any = None) -> None:
     """Log, count and (for a string `task_id`) store the refusal of one message for task `name`."""
     shown = name if isinstance(name, str) else "a message naming no task" if name is None else repr(name)
-    readable = task_id is None or isinstance(task_id, str)
+    readable = task_id is None or is_text(task_id)
     logger.error("refused a message for %s (task id %s): %s", shown, task_id if readable else "unreadable", problem)
     message_refused.send(sender=sender, reason=problem)
-    if not isinstance(task_id, str) or not task_id:
+    if not is_text(task_id) or not task_id:
         return
     # The task name gives the record its contract's lifetime; `reply_to` also publishes it on the
     # caller's reply channel, as a result would be (see `_backend`).
-    request = SimpleNamespace(task=shown, reply_to=reply_to if isinstance(reply_to, str) else None)
+    request = SimpleNamespace(task=shown, reply_to=reply_to if is_text(reply_to) else None)
     try:
         app.backend.store_result(task_id, RefusedMessage(f"{shown}: {problem}"), states.FAILURE, request=request)
     except STORE_ERRORS as error:

@@ -35,6 +35,7 @@ from ._internals.channel import (
     delivered_messages,
     flush_settled,
     message_priority,
+    pop_client_address,
     priority_key,
     raw_payload,
     remove_from_unacked,
@@ -267,6 +268,7 @@ class _Guarded(BatchPopping):
             ledger.settle()
 
     def close(self) -> None:
+        self._end_pending_pop()
         ledger = self.__dict__.pop("_unacked_ledger", None)
         if ledger is not None:
             try:
@@ -274,6 +276,22 @@ class _Guarded(BatchPopping):
             except (redis.exceptions.RedisError, OSError) as error:
                 logger.warning("closing the broker channel: %s", error)
         super().close()
+
+    def _end_pending_pop(self) -> None:
+        """kombu's close reads the reply of a pending BRPOP, so that an item it popped is not lost:
+        on an idle worker, a wait of up to the BRPOP's timeout (1 s) at every shutdown. CLIENT UNBLOCK
+        ends the BRPOP at once, as if its timeout had passed; one that has popped already is blocked
+        no more and its reply is read as before. Without the permission (an ACL), the wait stays."""
+        address = pop_client_address(self)
+        if address is None:
+            return
+        try:
+            client = self.create_client()
+            for entry in client.client_list():
+                if entry.get("addr") == address:
+                    client.client_unblock(entry["id"])
+        except (redis.exceptions.RedisError, OSError) as error:
+            logger.debug("could not end the pending BRPOP before closing (waiting for it instead): %s", error)
 
     def connection_params(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # type: ignore[attr-defined]

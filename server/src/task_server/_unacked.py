@@ -84,6 +84,7 @@ class UnackedLedger:
         self._held_forgets: list[tuple[Any, ...]] = []
         self._hub_thread: int | None = None  # the thread that records deliveries
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
+        self._shares: tuple[Any, bool] | None = None  # the last pool `shares_server` was asked about
 
     def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None]) -> None:
         """Add a delivered message (its `[message, exchange, routing key]` JSON), written with the next
@@ -110,7 +111,10 @@ class UnackedLedger:
 
     def shares_server(self, pool: Any) -> bool:
         """Whether `pool` (the result backend's) reaches the same Redis database as this ledger's."""
-        return _address(pool) == _address(self.pool)
+        shared = self._shares
+        if shared is None or shared[0] is not pool:  # asked for every call: answered once per pool
+            shared = self._shares = (pool, _address(pool) == _address(self.pool))
+        return shared[1]
 
     def send_with_held(self, *command: Any) -> PendingReply:
         """Write `command` on this ledger's connection, in one write with the held entries; its reply.

@@ -195,10 +195,23 @@ class _Process:
                     self.process.wait(timeout=bound)
                 except subprocess.TimeoutExpired:
                     continue
+        self._reap()
+
+    def _reap(self) -> None:
+        """SIGKILL whatever is left of the process group, and wait for the process."""
+        assert self.process is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):  # children that outlived their parent
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=5)
         self._log.close()
+
+    def _exits_within(self, seconds: float) -> bool:
+        assert self.process is not None
+        try:
+            self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def __enter__(self) -> Self:
         return self
@@ -320,6 +333,29 @@ class WorkerProcess(_Process):
         self._spawn(self.argv, env=self.env)
         wait_until(self._ready, timeout, f"worker {self.hostname} to be ready")
         return self
+
+    def stop(self, grace: float = 10.0, *, interrupt_after: float = 1.0) -> None:
+        """A warm shutdown as an operator asks for one: SIGTERM to the main process only, which closes
+        its pool (idle pool processes leave at once). Pool processes still running a call after
+        `interrupt_after` seconds get SIGTERM too, which ends the call; what is left after `grace`
+        more seconds gets SIGKILL.
+
+        (SIGTERM to the whole group at once made every pool process leave on its own signal, and
+        billiard keeps such a process waiting 1 s to be killed, since the main process may still be
+        serving: about a second per stop.)
+        """
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGCONT)  # a frozen worker must be able to stop
+                os.kill(self.process.pid, signal.SIGTERM)
+            if not self._exits_within(interrupt_after):
+                for child in self.children():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGTERM)
+                self._exits_within(grace)
+        self._reap()
 
     def _ready(self) -> bool:
         if not self.alive():

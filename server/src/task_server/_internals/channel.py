@@ -14,6 +14,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
+from redis.connection import AbstractConnection
 
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_brpop_start"),
@@ -25,6 +26,7 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_in_poll"),
     (kombu_redis.Channel, "_brpop_sent_at"),
     (kombu_redis.Channel, "_flush_brpop_reauth"),
+    (AbstractConnection, "_sock"),
     (kombu_redis.Channel, "priority_steps"),
     (kombu_redis.Channel, "active_queues"),
     (kombu_redis.Channel, "conn_or_acquire"),
@@ -95,6 +97,17 @@ def priority_key(channel: Any, queue: str, priority: int) -> str:
 def polling(channel: Any) -> bool:
     """Whether a BRPOP of this channel is waiting for its reply."""
     return bool(channel._in_poll)
+
+
+def pop_client_address(channel: Any) -> str | None:
+    """`host:port` of the connection a pending BRPOP waits on, as Redis's CLIENT LIST names its
+    client; None when no BRPOP is pending or its socket is gone."""
+    sock = getattr(channel._in_poll, "_sock", None) if channel._in_poll else None
+    try:
+        host, port = sock.getsockname()[:2] if sock is not None else (None, None)
+    except OSError:
+        return None
+    return f"{host}:{port}" if host is not None else None
 
 
 def stop_polling(channel: Any) -> None:
