@@ -20,6 +20,7 @@ from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._internals.prefork import PREFORK_POOL
 from ._registry import discover, verify
+from ._remote_control import REMOTE_CONTROL_SETTING
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
 from ._signing import SIGNING_KEY_SETTING
 from ._threads import MAX_LEAKED_SETTING, OVERRUN_GRACE_SETTING, THREADS_SETTING
@@ -85,6 +86,7 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
         INLINE_SETTING: settings.inline,
         SIGNING_KEY_SETTING: settings.signing_key_file,
+        REMOTE_CONTROL_SETTING: settings.remote_control,
         OVERRUN_GRACE_SETTING: settings.overrun_grace,
         MAX_LEAKED_SETTING: settings.max_leaked_threads,
     }

@@ -42,7 +42,10 @@ from ._pipelined import PendingReply, PipelinedConnection
 logger = logging.getLogger(__name__)
 
 # KEYS: unacked index, unacked hash. ARGV: delivery time, delivery tag, [message, exchange, routing key].
+# The message has left its queue already: the HDEL, which removes nothing and needs no memory, is
+# a first write after which Redis lets the record through even if it is full by now (`_recorded_pop`).
 _REMEMBER = """
+redis.call('HDEL', KEYS[2], '')
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """

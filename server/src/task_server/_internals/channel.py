@@ -7,10 +7,13 @@ private hooks by public-named methods (`start_pop`, `read_pop`, `create_client`,
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
 from redis.connection import AbstractConnection
 
 RELIED_ON: tuple[tuple[type, str], ...] = (
@@ -21,6 +24,8 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_queue_cycle"),
     (kombu_redis.Channel, "_q_for_pri"),
     (kombu_redis.Channel, "_in_poll"),
+    (kombu_redis.Channel, "_brpop_sent_at"),
+    (kombu_redis.Channel, "_flush_brpop_reauth"),
     (AbstractConnection, "_sock"),
     (kombu_redis.Channel, "priority_steps"),
     (kombu_redis.Channel, "active_queues"),
@@ -151,3 +156,34 @@ def delivered_messages(qos: Any) -> dict[str, Any]:
     """The QoS's delivered, unsettled messages by delivery tag (kombu's own dict: clearing it clears them)."""
     delivered: dict[str, Any] = qos._delivered
     return delivered
+
+
+def read_popped(
+    channel: Any, take: Callable[[str, str, Any], bool], read_behind: Callable[[], Any], **options: Any
+) -> bool:
+    """Read the pending BRPOP's reply, then `read_behind()` (the reply of what was sent behind it),
+    and hand `(list key, item, that reply)` to `take`, which delivers it (kombu's `_brpop_read`,
+    with `take` in place of its delivery); raise kombu's `Empty` on a timeout."""
+    client = channel.client
+    try:
+        try:
+            reply = client.parse_response(client.connection, "BRPOP", **options)
+        except channel.connection_errors:
+            client.connection.disconnect()  # the next cycle reconnects
+            raise
+        behind = read_behind()
+        if not reply:
+            raise virtual.Empty()
+        key, item = reply
+        return take(bytes_to_str(key), bytes_to_str(item), behind)  # type: ignore[no-untyped-call]
+    finally:
+        channel._in_poll = None
+        channel._flush_brpop_reauth()
+
+
+def start_wait(channel: Any, key: str, timeout: float) -> None:
+    """Send a BRPOP of `key` alone (a list nobody fills) as the channel's pending BRPOP: the event
+    loop then wakes after `timeout` seconds, as after an empty wait for messages."""
+    channel._in_poll = channel.client.connection
+    channel._brpop_sent_at = time.monotonic()
+    channel.client.connection.send_command("BRPOP", key, timeout)  # no key prefix: `_recorded_pop` needs none
