@@ -12,7 +12,6 @@ RabbitMQ broker of its own gets a fresh virtual host on it (`private_broker`).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -96,6 +95,7 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQProce
     shared = parallel.shared_rabbitmq()
     if shared is not None:
         yield shared
+        shared.reap()  # this process's own `rabbitmqctl` calls; the node is its launcher's to stop
         return
     with RabbitMQProcess(workdir=str(tmp_path_factory.mktemp("rabbitmq"))) as node:
         node.start()
@@ -108,8 +108,8 @@ def broker(request: pytest.FixtureRequest, redis_url: str) -> Broker:
     if request.param == "redis":
         return Broker("redis", redis_url, redis_url)
     node: RabbitMQProcess = request.getfixturevalue("rabbitmq")
-    vhost = f"session-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # one per test process on a shared node
-    return Broker("rabbitmq", node.add_vhost(vhost), redis_url, node)
+    _, url = node.fresh_vhost("session")  # one per test process on a shared node
+    return Broker("rabbitmq", url, redis_url, node)
 
 
 @pytest.fixture(scope="session")
@@ -150,9 +150,9 @@ def private_broker(broker: Broker, tmp_path: Path) -> Iterator[Broker]:
             return
         node = broker.node
         assert node is not None
-        vhost = f"test-{uuid.uuid4().hex[:8]}"
-        yield Broker("rabbitmq", node.add_vhost(vhost), redis.url, node)
-        node.ctl("delete_vhost", vhost, check=False)
+        vhost, url = node.fresh_vhost()
+        yield Broker("rabbitmq", url, redis.url, node)
+        node.delete_vhost_later(vhost)  # the next test need not wait for it
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

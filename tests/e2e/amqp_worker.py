@@ -4,7 +4,6 @@ for results: what the AMQP hostile-input modules send their messages to."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,8 +25,7 @@ class VhostWorker:
 @contextlib.contextmanager
 def worker_on_own_vhost(rabbitmq: RabbitMQProcess, workdir: str, prefix: str) -> Iterator[VhostWorker]:
     """Started and serving; the virtual host is deleted afterwards, whatever the test left on it."""
-    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    url = rabbitmq.add_vhost(vhost)
+    vhost, url = rabbitmq.fresh_vhost(prefix)
     try:
         with RedisProcess(workdir=workdir) as results:
             results.start()
@@ -38,4 +36,4 @@ def worker_on_own_vhost(rabbitmq: RabbitMQProcess, workdir: str, prefix: str) ->
                 worker.start()
                 yield VhostWorker(url, worker, results.url, store)
     finally:
-        rabbitmq.ctl("delete_vhost", vhost, check=False)
+        rabbitmq.delete_vhost_later(vhost)

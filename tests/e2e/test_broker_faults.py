@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,8 +223,7 @@ def test_messages_rabbitmq_refuses_are_a_typed_error_not_a_silent_loss(
 ) -> None:
     # A queue over its length limit that rejects publishes (a policy an operator may set) nacks them.
     # A quorum queue applies the limit once it is passed, so the first publishes may still be taken.
-    vhost = f"full-{uuid.uuid4().hex[:8]}"
-    url = rabbitmq.add_vhost(vhost)
+    vhost, url = rabbitmq.fresh_vhost("full")
     policy = '{"max-length": 1, "overflow": "reject-publish"}'
     rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
     with TaskClient(url, private_redis.url) as client:  # no worker here: the queue fills up

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -92,14 +91,14 @@ def traced_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> I
         "OTEL_SERVICE_NAME": "worker-under-test",
     }
     logdir = str(tmp_path_factory.mktemp("traced-worker"))
-    vhost = f"traces-{uuid.uuid4().hex[:8]}"
     with RedisProcess(workdir=str(tmp_path_factory.mktemp("redis"))) as redis:
         redis.start()
         if broker.kind == "redis":
             own = Broker("redis", redis.url, redis.url)
         else:
             assert broker.node is not None
-            own = Broker("rabbitmq", broker.node.add_vhost(vhost), redis.url, broker.node)
+            vhost, url = broker.node.fresh_vhost("traces")
+            own = Broker("rabbitmq", url, redis.url, broker.node)
         worker = WorkerProcess(
             own.url,
             result_backend=own.result_backend,
@@ -117,7 +116,7 @@ def traced_worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> I
                 receiver.shutdown()
                 receiver.server_close()
                 if broker.node is not None and broker.kind == "rabbitmq":
-                    broker.node.ctl("delete_vhost", vhost, check=False)
+                    broker.node.delete_vhost_later(vhost)
 
 
 def worker_span(receiver: SpanReceiver, trace_id: int, name: str) -> WireSpan:

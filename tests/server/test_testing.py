@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import amqp
 import pytest
 
-from task_server.testing import RabbitMQProcess, free_port, wait_until
+from task_client import TaskClient
+from task_server.testing import VHOST_BATCH, RabbitMQProcess, RedisProcess, WorkerProcess, free_port, wait_until
 
 STARTER = (
     "import time\n"
@@ -61,3 +63,43 @@ def test_a_rabbitmq_node_that_cannot_start_is_launched_again_on_new_ports() -> N
             node.start(timeout=60)
         assert node.nodename != first_name
         assert node.ctl("status").returncode == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_a_worker_stops_with_every_process_reaped_whether_its_pool_is_idle_or_busy(
+    busy: bool, private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    # The stop asks the main process alone first (a warm shutdown); a pool process still running a
+    # call after `interrupt_after` gets SIGTERM too. Either way nothing of the worker is left.
+    worker = WorkerProcess(private_redis.url, result_backend=private_redis.url, concurrency=1, logdir=str(tmp_path))
+    worker.start()
+    pids = [worker.pid, *worker.children()]
+    with TaskClient(private_redis.url, private_redis.url) as client:
+        if busy:
+            handle = client.count_to.submit(10_000, delay=0.01)  # 100 s of work
+            wait_until(lambda: f"reports.count_to[{handle.id}] received" in worker.log(), 30, "the call to start")
+        worker.stop(grace=30)
+    assert all(_gone(pid) for pid in pids), worker.log()[-2000:]
+    assert "Warm shutdown" in worker.log()
+
+
+@pytest.mark.e2e
+def test_fresh_virtual_hosts_are_made_in_batches_each_new_and_usable_and_deleted_later(
+    rabbitmq: RabbitMQProcess,
+) -> None:
+    made = [rabbitmq.fresh_vhost("batch") for _ in range(VHOST_BATCH + 1)]  # two batches
+    names = [name for name, _ in made]
+    assert len(set(names)) == len(names)
+    for name, url in made:
+        assert url == rabbitmq.url_for(name)
+        connection = amqp.Connection(f"127.0.0.1:{rabbitmq.port}", userid="guest", password="guest", virtual_host=name)
+        connection.connect()
+        try:
+            connection.channel().queue_declare("q", auto_delete=True)
+        finally:
+            connection.close()
+    for name in names:
+        rabbitmq.delete_vhost_later(name)
+    rabbitmq.reap()
+    assert not set(names) & set(rabbitmq.ctl("list_vhosts", "--silent").stdout.split())

@@ -114,7 +114,7 @@ def test_a_call_on_the_event_loop_writes_its_unacked_entry_and_admission_on_one_
         monitor.echo("stop-watching")
         watcher.join(timeout=10)
         monitor.close()
-    entries = [index for index, (_, text) in enumerate(seen) if "ZADD" in text]
+    entries = [index for index, (_, text) in enumerate(seen) if "HSET" in text]
     assert len(entries) == 3, seen
     for index in entries:
         admission = seen[index + 1]

@@ -47,8 +47,7 @@ def _as_redis_envelope(message: amqp.basic_message.Message, queue: str) -> dict[
 
 
 def test_messages_on_rabbitmq_match_the_golden_fixtures(rabbitmq: RabbitMQProcess, private_redis: RedisProcess) -> None:
-    vhost = f"wire-{uuid.uuid4().hex[:8]}"
-    broker = rabbitmq.add_vhost(vhost)  # no worker consumes here
+    vhost, broker = rabbitmq.fresh_vhost("wire")  # no worker consumes here
     connection = amqp.Connection(f"127.0.0.1:{rabbitmq.port}", userid="guest", password="guest", virtual_host=vhost)
     connection.connect()
     channel = connection.channel()

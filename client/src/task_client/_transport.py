@@ -1,4 +1,4 @@
-"""The producer's broker connection: kombu's Redis transport, reusing its redis-py client objects.
+"""The producer's broker connection: kombu's Redis transport (plain or Sentinel), reusing its redis-py client objects.
 
 Hot path (measured with `bench --profile`): for every publish kombu builds a new `redis.Redis`
 object around the same connection pool, ~60-150 us apiece with redis-py 8, a large part of a
@@ -40,8 +40,20 @@ class ReusingTransport(kombu_redis.Transport):
     Channel = ReusingChannel
 
 
+class ReusingSentinelChannel(ReusingChannel, kombu_redis.SentinelChannel):
+    """The same for a Sentinel broker: the client reused is the one on the master's pool."""
+
+
+class ReusingSentinelTransport(kombu_redis.SentinelTransport):
+    Channel = ReusingSentinelChannel
+
+
+#: kombu's transport names, with the reusing transport each gets.
+_REUSING = {"redis": ReusingTransport, "sentinel": ReusingSentinelTransport}
+
+
 class ReusingConnection(Connection):
-    """A plain `redis://` connection uses the reusing transport; any other keeps its own.
+    """A `redis://` or `sentinel://` connection uses the reusing transport; any other keeps its own.
 
     The class itself (not an alias) is kept as the transport, so that the pooled copies Celery
     makes of this connection for publishing use it too.
@@ -49,8 +61,8 @@ class ReusingConnection(Connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-        if self.transport_cls == "redis":
-            self.transport_cls = ReusingTransport
+        if isinstance(self.transport_cls, str) and self.transport_cls in _REUSING:
+            self.transport_cls = _REUSING[self.transport_cls]
 
 
 class ProducerAMQP(AMQP):  # type: ignore[misc]

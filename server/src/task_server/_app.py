@@ -18,7 +18,9 @@ from ._deliveries import transport_options
 from ._execution import register
 from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
+from ._internals.prefork import PREFORK_POOL
 from ._registry import discover, verify
+from ._remote_control import REMOTE_CONTROL_SETTING
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
 from ._signing import SIGNING_KEY_SETTING
 from ._threads import MAX_LEAKED_SETTING, OVERRUN_GRACE_SETTING, THREADS_SETTING
@@ -75,6 +77,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         "worker_send_task_events": False,
         # Celery's consumer, with a net under its message handling: no message stops it (see `_consumer`).
         "worker_consumer": WORKER_CONSUMER,
+        # `--pool prefork` (the default) is Celery's, stopping without a needless half second (see `prefork`).
+        "worker_pool": PREFORK_POOL,
         # How long each contract's finished records are kept (see `_backend`).
         RESULT_TTLS_SETTING: result_ttls(settings, catalog),
         # Contracts declared cpu_bound=False run on threads of the main process (see `_threads`);
@@ -82,6 +86,7 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         THREADS_SETTING: settings.threads if settings.pool == "prefork" else 0,
         INLINE_SETTING: settings.inline,
         SIGNING_KEY_SETTING: settings.signing_key_file,
+        REMOTE_CONTROL_SETTING: settings.remote_control,
         OVERRUN_GRACE_SETTING: settings.overrun_grace,
         MAX_LEAKED_SETTING: settings.max_leaked_threads,
     }

@@ -8,13 +8,14 @@ one-message calls: its BRPOP cycle was about a third of its time).
 So each BRPOP is preceded, in the same round of writes, by a script that pops what is already
 waiting, up to the room the prefetch limit leaves, in BRPOP's own order (queues in the fair
 cycle's order, each queue's priority lists first to last). Its reply comes at once: an empty one
-when nothing waits, and the BRPOP behind it then blocks as before. Each popped item is delivered
-(and recorded as unacked) exactly as a BRPOP's item is.
+when nothing waits, and the BRPOP behind it then blocks as before. Each popped item is recorded as
+unacked by the script that pops it (`_recorded_pop`) and delivered exactly as a BRPOP's item is.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis.exceptions
@@ -22,7 +23,18 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from . import _unrecorded as unrecorded
-from ._internals.channel import ChannelHooks, deliver, next_queues, polling, priority_key, rotate_queue, stop_polling
+from ._internals.channel import (
+    ChannelHooks,
+    deliver,
+    next_queues,
+    polling,
+    priority_key,
+    read_popped,
+    rotate_queue,
+    start_wait,
+    stop_polling,
+)
+from ._recorded_pop import POP_AND_RECORD, PROBE, FullBackoff, is_full
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +43,6 @@ MAX_BATCH = 16
 
 #: Messages taken one per BRPOP before a batch pop looks whether more wait behind them.
 PROBE_EVERY = 8
-
-# KEYS: the lists BRPOP would be given, in its order. ARGV: the most items to pop.
-# Returns {key, item, key, item, ...}.
-_POP_WAITING = """
-local popped = {}
-local room = tonumber(ARGV[1])
-for _, key in ipairs(KEYS) do
-  while room > 0 do
-    local item = redis.call('RPOP', key)
-    if not item then break end
-    popped[#popped + 1] = key
-    popped[#popped + 1] = item
-    room = room - 1
-  end
-  if room == 0 then break end
-end
-return popped
-"""
 
 # What parsing or wrapping a malformed item raises (JSONDecodeError and UnicodeDecodeError are
 # ValueErrors; JSON nested a thousand deep raises RecursionError).
@@ -69,17 +63,64 @@ class BatchPopping(ChannelHooks):
 
     def start_pop(self, timeout: float | None = None) -> None:
         channel: Any = self
+        waiting = self.full_backoff().remaining()
+        if waiting > 0:  # Redis was full: wait, taking nothing, then try again
+            start_wait(channel, f"{channel.qos.unacked_index_key}.full-wait", waiting)
+            self.__dict__["_wait_pending"] = True
+            return
         batch = self._batch_size()
         if batch > 0:
             queues = next_queues(channel)
+            qos = channel.qos
             keys = [priority_key(channel, queue, pri) for pri in channel.priority_steps for queue in queues]
-            channel.client.connection.send_command("EVAL", _POP_WAITING, len(keys), *keys, batch)
+            bookkeeping = (qos.unacked_index_key, qos.unacked_key)
+            channel.client.connection.send_command(
+                "EVAL", POP_AND_RECORD, len(keys) + 2, *bookkeeping, *keys, batch, time.time()
+            )
             self.__dict__["_batch_pending"] = True
         super().start_pop(timeout)
+        if self.records_at_pop() and polling(channel):
+            # Run by Redis right after the BRPOP pops: was Redis full then? (`_recorded_pop`)
+            channel.client.connection.send_command("EVAL", PROBE, 1, channel.qos.unacked_index_key)
+            self.__dict__["_probe_pending"] = True
+
+    def records_at_pop(self) -> bool:
+        """Whether this channel's pops record their messages as unacked (`_recorded_pop`)."""
+        return False
+
+    def read_probe(self) -> bool:
+        """Read the reply of the `PROBE` sent behind the BRPOP, if one is due: whether Redis was full."""
+        if not self.__dict__.pop("_probe_pending", False):
+            return False
+        client: Any = self.client  # type: ignore[attr-defined]
+        try:
+            reply = client.parse_response(client.connection, "EVAL")
+        except redis.exceptions.ResponseError:  # the index of the wrong type, say: the record script tells
+            return False
+        return is_full(reply)
+
+    def full_backoff(self) -> FullBackoff:
+        """This channel's wait after a full Redis refused to let it take a message (`_recorded_pop`)."""
+        backoff: FullBackoff | None = self.__dict__.get("_full_backoff")
+        if backoff is None:
+            backoff = self.__dict__["_full_backoff"] = FullBackoff()
+        return backoff
 
     def refuse_envelope(self, envelope: Any, problem: str) -> None:
         """Report an envelope that never became a message (the channel says to whom)."""
         _dropped(problem)
+
+    def take_popped(self, key: str, item: str, full: bool) -> bool:
+        """Deliver a BRPOP's item; `full`: whether Redis was full right after the pop (`PROBE`)."""
+        channel: Any = self
+        queue = key.rsplit(channel.sep, 1)[0]
+        rotate_queue(channel, queue)
+        deliver(channel, loads(item), queue)  # type: ignore[no-untyped-call]
+        return True
+
+    def deliver_recorded(self, payload: Any, queue: str) -> None:
+        """Deliver an item the pop script recorded as unacked already."""
+        deliver(self, payload, queue)
 
     def _batch_size(self) -> int:
         """How many messages to pop ahead of the BRPOP: none unless a backlog is likely."""
@@ -100,9 +141,17 @@ class BatchPopping(ChannelHooks):
         return min(MAX_BATCH, int(room) - 1)
 
     def read_pop(self, **options: Any) -> bool:
+        if self.__dict__.pop("_wait_pending", False):
+            # The wait's list is nobody's queue: whatever someone pushed there is dropped.
+            read_popped(self, lambda key, item, behind: False, lambda: None, lambda key, item: None, **options)
+            return False
         if not self.__dict__.pop("_batch_pending", False):
             try:
-                delivered: bool = super().read_pop(**options)
+                delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
+            except self.connection_errors:  # type: ignore[attr-defined]
+                self.__dict__.pop("_probe_pending", None)  # the connection is dropped with its reply
+                self.client.connection.disconnect()  # type: ignore[attr-defined]
+                raise
             except UnreadableEnvelope as unreadable:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)
                 return False
@@ -135,31 +184,47 @@ class BatchPopping(ChannelHooks):
             logger.warning("the broker refused the batch pop (%s); taking one message per BRPOP", error)
             self.__dict__["_batch_refused"] = True
             return False
+        if is_full(popped):  # nothing popped; the BRPOP behind it puts back what it takes
+            self.__dict__["_backlog"] = False
+            self.full_backoff().refused(", ".join(channel.active_queues))
+            return self._read_behind(**options)
         self.__dict__["_backlog"] = bool(popped)
         delivered = False
-        pairs = list(zip(popped[::2], popped[1::2], strict=True))
-        for number, (key, item) in enumerate(pairs):
+        triples = list(zip(popped[::3], popped[1::3], popped[2::3], strict=True))
+        for number, (key, item, recorded) in enumerate(triples):
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
                 rotate_queue(channel, queue)
                 # kombu's own decoding, as for a BRPOP's item
-                deliver(channel, loads(bytes_to_str(item)), queue)  # type: ignore[no-untyped-call]
+                payload = loads(bytes_to_str(item))  # type: ignore[no-untyped-call]
+                if recorded:
+                    self.deliver_recorded(payload, queue)
+                else:
+                    deliver(channel, payload, queue)
             except UnreadableEnvelope as unreadable:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:
                 _dropped(error)
             except channel.connection_errors:
                 # This one is kept by the QoS; the rest of the batch must not vanish with it.
-                for rest_key, rest_item in pairs[number + 1 :]:
+                for rest_key, rest_item, _ in triples[number + 1 :]:
                     unrecorded.keep(None, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
                 raise
             else:
                 delivered = True
+        if delivered:
+            self.full_backoff().recorded()
+        return self._read_behind(**options) or delivered
+
+    def _read_behind(self, **options: Any) -> bool:
+        """Read the reply of the BRPOP sent behind the batch pop, if it is already in."""
+        channel: Any = self
+        client = channel.client
         # The BRPOP's reply may have come in the same read and wait in the client's buffer, where
         # the event loop, watching the socket, would never see it: read it now.
         if client.connection.can_read(timeout=0):
-            return self.read_pop(**options) or delivered
-        return delivered
+            return self.read_pop(**options)
+        return False
 
     def close(self) -> None:
         channel: Any = self
@@ -167,6 +232,11 @@ class BatchPopping(ChannelHooks):
             # kombu's close reads the pending BRPOP's reply; the batch's comes first.
             self.read_pop()
         super().close()  # type: ignore[misc]
+
+
+def _keep_popped(key: str, item: str) -> None:
+    # Popped, its probe's reply lost with the connection: a working channel requeues it (`_unrecorded`).
+    unrecorded.keep(None, key, item)
 
 
 def _dropped(error: Exception | str) -> None:

@@ -28,7 +28,13 @@ from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._reachability import unreachable_reason
 from ._registry import discover, verify
 from ._restart import restart_if_requested
-from ._settings import CELERY_DEFAULT_QUEUE, DEFAULT_IMPLEMENTATIONS, WorkerSettings
+from ._settings import (
+    CELERY_DEFAULT_QUEUE,
+    DEFAULT_IMPLEMENTATIONS,
+    REMOTE_CONTROL_CHOICES,
+    RemoteControl,
+    WorkerSettings,
+)
 from ._signing import RecordSigner, generate_key_pair
 from ._threads import DEFAULT_THREADS
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE
@@ -289,6 +295,17 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     "refuse forged ones [env TASK_SIGNING_KEY_FILE; `task-server keygen` writes a pair; needs task-server[signing]].",
 )
 @click.option(
+    "--remote-control",
+    envvar="TASK_REMOTE_CONTROL",
+    type=click.Choice(REMOTE_CONTROL_CHOICES),
+    default="all",
+    show_default=True,
+    help="safe: refuse Celery's operator commands (shutdown, pool_restart, pool_grow/pool_shrink, autoscale, "
+    "cancel_consumer, rate_limit, time_limit, enable_events, objgraph, memdump, ...) that anyone allowed to "
+    "broadcast could send, keeping inspect, cancels and client.workers(); all: Celery's behaviour "
+    "[env TASK_REMOTE_CONTROL].",
+)
+@click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
     default=4,
@@ -325,6 +342,7 @@ def worker(
     metrics_port: int,
     metrics_address: str,
     signing_key_file: str | None,
+    remote_control: RemoteControl,
     prefetch_multiplier: int,
     catalog: ContractCatalog,
     implementations: tuple[str, ...],
@@ -376,6 +394,7 @@ def worker(
         metrics_port=metrics_port,
         metrics_address=metrics_address,
         signing_key_file=signing_key_file,
+        remote_control=remote_control,
     )
     if signing_key_file:
         try:

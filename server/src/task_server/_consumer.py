@@ -17,6 +17,7 @@ from typing import Any
 from celery.worker.consumer import Consumer
 
 from ._refusals import identity, refuse
+from ._signal_wakeup import wake_on_signals
 from ._threads import served_by_threads
 from ._unacked import flush_held
 
@@ -49,6 +50,10 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
                 flush_held()
 
         return on_task_received
+
+    def register_with_event_loop(self, hub: Any) -> None:
+        super().register_with_event_loop(hub)
+        wake_on_signals(hub)  # a SIGTERM stops the worker at once, not on the loop's next turn
 
     def connect(self) -> Any:
         connection = super().connect()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from billiard.einfo import ExceptionInfo  # type: ignore[import-untyped]
+from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool, apply_target
 from celery.worker.state import reserved_requests
 

@@ -28,6 +28,10 @@ from ._internals.amqp_frames import UNREADABLE_HEADER
 #: Deepest nesting of lists and objects accepted in a message's body or envelope. Celery's own
 #: canvas (a chord inside a chain) stays far below it; Python's JSON codec fails near 1,000.
 MAX_NESTING = 100
+#: What `nesting_exceeds` descends into. A tuple, not `list | dict`: `isinstance` with a union type
+#: takes a slower path, and the walk calls it for every value of every message (a third of the walk's
+#: instructions, measured with callgrind).
+_CONTAINERS = (list, dict)
 
 
 def _is_str(value: Any) -> bool:
@@ -247,7 +251,7 @@ def nesting_exceeds(value: Any, limit: int, hint: bytes | str | None = None) -> 
         opening = (b"[", b"{") if isinstance(hint, bytes) else ("[", "{")
         if hint.count(opening[0]) + hint.count(opening[1]) <= limit:  # type: ignore[arg-type]
             return False
-    if not isinstance(value, list | dict):
+    if not isinstance(value, _CONTAINERS):
         return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -256,7 +260,7 @@ def nesting_exceeds(value: Any, limit: int, hint: bytes | str | None = None) -> 
             return True
         children = item.values() if isinstance(item, dict) else item
         for child in children:
-            if isinstance(child, list | dict):
+            if isinstance(child, _CONTAINERS):
                 stack.append((child, depth + 1))
     return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from task_contracts import ConnectionUrls
 
@@ -10,6 +11,10 @@ from ._deliveries import DEFAULT_MAX_DELIVERIES, DEFAULT_VISIBILITY_TIMEOUT
 from ._intake import DEFAULT_MAX_MESSAGE_BYTES
 from ._threads import DEFAULT_THREADS
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE
+
+#: "all": Celery's remote control; "safe": the operator's commands are refused (`_remote_control`).
+RemoteControl = Literal["all", "safe"]
+REMOTE_CONTROL_CHOICES: tuple[RemoteControl, ...] = ("all", "safe")
 
 DEFAULT_IMPLEMENTATIONS = ("task_server.tasks",)
 #: Celery's `task_default_queue`: where a plain `send_task(name)` without routing publishes.
@@ -48,4 +53,6 @@ class WorkerSettings:
     metrics_port: int = 0  # Prometheus endpoint; 0: off
     metrics_address: str = "0.0.0.0"
     signing_key_file: str | None = None  # Ed25519 private key (PEM) signing every record; None: unsigned
+    # "safe": the operator's remote-control commands are refused (`_remote_control`); "all": Celery's behaviour.
+    remote_control: RemoteControl = "all"
     extra_celery_config: dict[str, object] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,23 +24,26 @@ from celery.worker import state as worker_state
 from kombu.connection import Connection
 from kombu.transport import pyamqp, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps, loads
 
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
-from ._batch_pop import BatchPopping, UnreadableEnvelope
+from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope
 from ._internals.amqp_frames import guard_property_decoding
 from ._internals.channel import (
     bound_queues,
     delivered_messages,
     flush_settled,
     message_priority,
+    pop_client_address,
     priority_key,
     raw_payload,
     remove_from_unacked,
     restore_message,
+    rotate_queue,
 )
 from ._message_checks import MAX_NESTING, nesting_exceeds
+from ._recorded_pop import RECORD_OR_PUT_BACK, is_full
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -56,6 +60,9 @@ class LedgeredQoS(kombu_redis.QoS):
     """
 
     def append(self, message: Any, delivery_tag: str) -> None:
+        if self.channel.recorded_at_pop(delivery_tag):  # its pop wrote its record (`_recorded_pop`)
+            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+            return
         ledger = self.channel.unacked_ledger()
         if ledger is None:
             super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
@@ -185,6 +192,62 @@ class _Guarded(BatchPopping):
         else:
             refuse(envelope, problem)
 
+    def records_at_pop(self) -> bool:
+        return self.unacked_ledger() is not None
+
+    def take_popped(self, key: str, item: str, full: bool) -> bool:
+        """Record a BRPOP's item as unacked and hand it on, or put it back if Redis is full (`_recorded_pop`)."""
+        ledger = self.unacked_ledger()
+        payload = loads(item)  # type: ignore[no-untyped-call]
+        if ledger is None or envelope_refusal(payload, self.codecs) is not None:  # type: ignore[attr-defined]
+            return super().take_popped(key, item, full)  # a refused envelope is never recorded
+        if not full:  # taken while Redis had room: recorded by the QoS with the next write, even if full by then
+            self.full_backoff().recorded()
+            return super().take_popped(key, item, full)
+        properties = payload["properties"]
+        delivery, tag = properties["delivery_info"], properties["delivery_tag"]
+        record = dumps([payload, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        qos: Any = self.qos  # type: ignore[attr-defined]
+        bookkeeping = (qos.unacked_index_key, qos.unacked_key, key)
+        queue = key.rsplit(self.sep, 1)[0]  # type: ignore[attr-defined]
+        try:
+            reply = ledger.send_with_held("EVAL", RECORD_OR_PUT_BACK, 3, *bookkeeping, time.time(), tag, record, item)()
+        except redis.exceptions.ResponseError as error:
+            # Refused for another reason (an ACL): handed on and recorded by the QoS, as kombu does.
+            logger.error("the broker refused a write of the unacked-message record: %s", error)
+            return super().take_popped(key, item, full)
+        except self.connection_errors:  # type: ignore[attr-defined]
+            unrecorded.keep(None, key, item)  # popped and recorded nowhere: a working channel requeues it
+            raise
+        rotate_queue(self, queue)
+        if is_full(reply):
+            self.full_backoff().refused(queue)
+            return False
+        self.deliver_recorded(payload, queue)
+        return True
+
+    def deliver_recorded(self, payload: Any, queue: str) -> None:
+        """Deliver an item whose unacked record its pop wrote; the QoS then writes none
+        (`recorded_at_pop`), and an item that never becomes a message loses its record."""
+        tag = payload["properties"]["delivery_tag"]
+        self.__dict__["_recorded_tag"] = tag
+        try:
+            super().deliver_recorded(payload, queue)
+        except (UnreadableEnvelope, *UNREADABLE):
+            ledger = self.unacked_ledger()
+            if ledger is not None:
+                ledger.forget(tag)
+            raise
+        finally:
+            self.__dict__["_recorded_tag"] = None
+
+    def recorded_at_pop(self, delivery_tag: str) -> bool:
+        """Whether the message now being delivered (`delivery_tag`) was recorded by its pop."""
+        if self.__dict__.get("_recorded_tag") != delivery_tag:
+            return False
+        self.__dict__["_recorded_tag"] = None
+        return True
+
     def unacked_ledger(self) -> UnackedLedger | None:
         """This channel's writer of the unacked record (a new one after a reconnect); None with a key prefix."""
         if self.global_keyprefix:  # type: ignore[attr-defined]
@@ -205,6 +268,7 @@ class _Guarded(BatchPopping):
             ledger.settle()
 
     def close(self) -> None:
+        self._end_pending_pop()
         ledger = self.__dict__.pop("_unacked_ledger", None)
         if ledger is not None:
             try:
@@ -212,6 +276,22 @@ class _Guarded(BatchPopping):
             except (redis.exceptions.RedisError, OSError) as error:
                 logger.warning("closing the broker channel: %s", error)
         super().close()
+
+    def _end_pending_pop(self) -> None:
+        """kombu's close reads the reply of a pending BRPOP, so that an item it popped is not lost:
+        on an idle worker, a wait of up to the BRPOP's timeout (1 s) at every shutdown. CLIENT UNBLOCK
+        ends the BRPOP at once, as if its timeout had passed; one that has popped already is blocked
+        no more and its reply is read as before. Without the permission (an ACL), the wait stays."""
+        address = pop_client_address(self)
+        if address is None:
+            return
+        try:
+            client = self.create_client()
+            for entry in client.client_list():
+                if entry.get("addr") == address:
+                    client.client_unblock(entry["id"])
+        except (redis.exceptions.RedisError, OSError) as error:
+            logger.debug("could not end the pending BRPOP before closing (waiting for it instead): %s", error)
 
     def connection_params(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # type: ignore[attr-defined]

@@ -42,7 +42,10 @@ from ._pipelined import PendingReply, PipelinedConnection
 logger = logging.getLogger(__name__)
 
 # KEYS: unacked index, unacked hash. ARGV: delivery time, delivery tag, [message, exchange, routing key].
+# The message has left its queue already: the HDEL, which removes nothing and needs no memory, is
+# a first write after which Redis lets the record through even if it is full by now (`_recorded_pop`).
 _REMEMBER = """
+redis.call('HDEL', KEYS[2], '')
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """
@@ -81,6 +84,7 @@ class UnackedLedger:
         self._held_forgets: list[tuple[Any, ...]] = []
         self._hub_thread: int | None = None  # the thread that records deliveries
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
+        self._shares: tuple[Any, bool] | None = None  # the last pool `shares_server` was asked about
 
     def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None]) -> None:
         """Add a delivered message (its `[message, exchange, routing key]` JSON), written with the next
@@ -107,7 +111,10 @@ class UnackedLedger:
 
     def shares_server(self, pool: Any) -> bool:
         """Whether `pool` (the result backend's) reaches the same Redis database as this ledger's."""
-        return _address(pool) == _address(self.pool)
+        shared = self._shares
+        if shared is None or shared[0] is not pool:  # asked for every call: answered once per pool
+            shared = self._shares = (pool, _address(pool) == _address(self.pool))
+        return shared[1]
 
     def send_with_held(self, *command: Any) -> PendingReply:
         """Write `command` on this ledger's connection, in one write with the held entries; its reply.

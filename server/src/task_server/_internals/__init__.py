@@ -18,13 +18,14 @@ from __future__ import annotations
 import inspect
 import re
 
-from . import amqp_frames, backend, channel, worker
+from . import amqp_frames, backend, channel, prefork, worker
 
 #: (owner, attribute) pairs: a class, and a name on it or set on its instances.
 RELIED_ON: tuple[tuple[type, str], ...] = (
     *channel.RELIED_ON,
     *backend.RELIED_ON,
     *worker.RELIED_ON,
+    *prefork.RELIED_ON,
     *amqp_frames.RELIED_ON,
 )
 

@@ -7,10 +7,14 @@ private hooks by public-named methods (`start_pop`, `read_pop`, `create_client`,
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
+from redis.connection import AbstractConnection
 
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_brpop_start"),
@@ -20,6 +24,9 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_queue_cycle"),
     (kombu_redis.Channel, "_q_for_pri"),
     (kombu_redis.Channel, "_in_poll"),
+    (kombu_redis.Channel, "_brpop_sent_at"),
+    (kombu_redis.Channel, "_flush_brpop_reauth"),
+    (AbstractConnection, "_sock"),
     (kombu_redis.Channel, "priority_steps"),
     (kombu_redis.Channel, "active_queues"),
     (kombu_redis.Channel, "conn_or_acquire"),
@@ -92,6 +99,17 @@ def polling(channel: Any) -> bool:
     return bool(channel._in_poll)
 
 
+def pop_client_address(channel: Any) -> str | None:
+    """`host:port` of the connection a pending BRPOP waits on, as Redis's CLIENT LIST names its
+    client; None when no BRPOP is pending or its socket is gone."""
+    sock = getattr(channel._in_poll, "_sock", None) if channel._in_poll else None
+    try:
+        host, port = sock.getsockname()[:2] if sock is not None else (None, None)
+    except OSError:
+        return None
+    return f"{host}:{port}" if host is not None else None
+
+
 def stop_polling(channel: Any) -> None:
     """Forget the pending BRPOP (its connection was dropped)."""
     channel._in_poll = None
@@ -138,3 +156,45 @@ def delivered_messages(qos: Any) -> dict[str, Any]:
     """The QoS's delivered, unsettled messages by delivery tag (kombu's own dict: clearing it clears them)."""
     delivered: dict[str, Any] = qos._delivered
     return delivered
+
+
+def read_popped(
+    channel: Any,
+    take: Callable[[str, str, Any], bool],
+    read_behind: Callable[[], Any],
+    keep: Callable[[str, str], None],
+    **options: Any,
+) -> bool:
+    """Read the pending BRPOP's reply, then `read_behind()` (the reply of what was sent behind it),
+    and hand `(list key, item, that reply)` to `take`, which delivers it (kombu's `_brpop_read`,
+    with `take` in place of its delivery); raise kombu's `Empty` on a timeout. An item popped
+    whose `read_behind()` meets a connection error goes to `keep(list key, item)`, then the error
+    is raised."""
+    client = channel.client
+    try:
+        try:
+            reply = client.parse_response(client.connection, "BRPOP", **options)
+        except channel.connection_errors:
+            client.connection.disconnect()  # the next cycle reconnects
+            raise
+        try:
+            behind = read_behind()
+        except channel.connection_errors:
+            if reply:  # gone from its list, delivered nowhere: it must not vanish with the connection
+                keep(bytes_to_str(reply[0]), bytes_to_str(reply[1]))  # type: ignore[no-untyped-call]
+            raise
+        if not reply:
+            raise virtual.Empty()
+        key, item = reply
+        return take(bytes_to_str(key), bytes_to_str(item), behind)  # type: ignore[no-untyped-call]
+    finally:
+        channel._in_poll = None
+        channel._flush_brpop_reauth()
+
+
+def start_wait(channel: Any, key: str, timeout: float) -> None:
+    """Send a BRPOP of `key` alone (a list nobody fills) as the channel's pending BRPOP: the event
+    loop then wakes after `timeout` seconds, as after an empty wait for messages."""
+    channel._in_poll = channel.client.connection
+    channel._brpop_sent_at = time.monotonic()
+    channel.client.connection.send_command("BRPOP", key, timeout)  # no key prefix: `_recorded_pop` needs none

@@ -1,0 +1,61 @@
+"""Closing the worker's broker channel ends its pending BRPOP at once (CLIENT UNBLOCK) instead of
+waiting out the BRPOP's timeout, and an item the BRPOP had already popped is still delivered."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Any
+
+import pytest
+import redis
+from kombu import Queue
+
+from task_server._internals.channel import polling
+from task_server._transport import GuardedConnection
+from task_server.testing import RedisProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+
+LONG_POP = 60.0  # seconds a BRPOP waits here; kombu's close would wait that long for its reply
+QUEUE = "pending-pop"
+
+
+def pending_pop(url: str, received: list[Any]) -> GuardedConnection:
+    """A consuming channel of the worker's transport whose BRPOP is sent and unanswered."""
+    connection = GuardedConnection(url, transport_options={"polling_interval": LONG_POP})
+    channel = connection.default_channel
+    Queue(QUEUE, channel=channel).declare()
+    channel.basic_consume(QUEUE, True, received.append, "pending-pop-consumer")
+    with contextlib.suppress(socket.timeout):
+        connection.drain_events(timeout=0.2)  # sends the BRPOP, then gives up waiting for it
+    assert polling(channel)
+    return connection
+
+
+def test_closing_ends_a_pending_brpop_at_once(private_redis: RedisProcess) -> None:
+    server = redis.Redis.from_url(private_redis.url)
+    connection = pending_pop(private_redis.url, [])
+    assert server.info("clients")["blocked_clients"] == 1
+
+    began = time.monotonic()
+    connection.close()
+
+    assert time.monotonic() - began < LONG_POP / 2  # not the BRPOP's timeout
+    assert server.info("clients")["blocked_clients"] == 0
+
+
+def test_an_item_the_brpop_popped_before_the_close_is_delivered(private_redis: RedisProcess) -> None:
+    server = redis.Redis.from_url(private_redis.url)
+    received: list[Any] = []
+    connection = pending_pop(private_redis.url, received)
+    with GuardedConnection(private_redis.url) as producing, producing.Producer() as producer:
+        producer.publish({"n": 1}, routing_key=QUEUE)
+    # Redis hands the item to the blocked BRPOP at once; its reply waits, unread, on the socket.
+    wait_until(lambda: server.info("clients")["blocked_clients"] == 0, 30, "the BRPOP to pop the item")
+    assert server.llen(QUEUE) == 0
+
+    connection.close()
+
+    assert [message.payload for message in received] == [{"n": 1}]
