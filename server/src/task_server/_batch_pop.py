@@ -143,11 +143,11 @@ class BatchPopping(ChannelHooks):
     def read_pop(self, **options: Any) -> bool:
         if self.__dict__.pop("_wait_pending", False):
             # The wait's list is nobody's queue: whatever someone pushed there is dropped.
-            read_popped(self, lambda key, item, behind: False, lambda: None, **options)
+            read_popped(self, lambda key, item, behind: False, lambda: None, lambda key, item: None, **options)
             return False
         if not self.__dict__.pop("_batch_pending", False):
             try:
-                delivered: bool = read_popped(self, self.take_popped, self.read_probe, **options)
+                delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
             except self.connection_errors:  # type: ignore[attr-defined]
                 self.__dict__.pop("_probe_pending", None)  # the connection is dropped with its reply
                 self.client.connection.disconnect()  # type: ignore[attr-defined]
@@ -232,6 +232,11 @@ class BatchPopping(ChannelHooks):
             # kombu's close reads the pending BRPOP's reply; the batch's comes first.
             self.read_pop()
         super().close()  # type: ignore[misc]
+
+
+def _keep_popped(key: str, item: str) -> None:
+    # Popped, its probe's reply lost with the connection: a working channel requeues it (`_unrecorded`).
+    unrecorded.keep(None, key, item)
 
 
 def _dropped(error: Exception | str) -> None:

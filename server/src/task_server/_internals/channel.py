@@ -159,11 +159,17 @@ def delivered_messages(qos: Any) -> dict[str, Any]:
 
 
 def read_popped(
-    channel: Any, take: Callable[[str, str, Any], bool], read_behind: Callable[[], Any], **options: Any
+    channel: Any,
+    take: Callable[[str, str, Any], bool],
+    read_behind: Callable[[], Any],
+    keep: Callable[[str, str], None],
+    **options: Any,
 ) -> bool:
     """Read the pending BRPOP's reply, then `read_behind()` (the reply of what was sent behind it),
     and hand `(list key, item, that reply)` to `take`, which delivers it (kombu's `_brpop_read`,
-    with `take` in place of its delivery); raise kombu's `Empty` on a timeout."""
+    with `take` in place of its delivery); raise kombu's `Empty` on a timeout. An item popped
+    whose `read_behind()` meets a connection error goes to `keep(list key, item)`, then the error
+    is raised."""
     client = channel.client
     try:
         try:
@@ -171,7 +177,12 @@ def read_popped(
         except channel.connection_errors:
             client.connection.disconnect()  # the next cycle reconnects
             raise
-        behind = read_behind()
+        try:
+            behind = read_behind()
+        except channel.connection_errors:
+            if reply:  # gone from its list, delivered nowhere: it must not vanish with the connection
+                keep(bytes_to_str(reply[0]), bytes_to_str(reply[1]))  # type: ignore[no-untyped-call]
+            raise
         if not reply:
             raise virtual.Empty()
         key, item = reply
