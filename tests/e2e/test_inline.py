@@ -7,14 +7,17 @@ a contract onto the loop; one slow run there sends a declared contract to the th
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from task_client import TaskClient
-from task_server.testing import RedisProcess, WorkerProcess
+from task_server.testing import RabbitMQProcess, RedisProcess, WorkerProcess
 
 from ..catalog import diagnostics, serving
+from .amqp_worker import worker_on_own_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -52,3 +55,21 @@ def test_no_inline_keeps_declared_contracts_on_threads(private_redis: RedisProce
         with TaskClient(private_redis.url) as client:
             assert LOOP not in {client.task(diagnostics.nap)(0.0) for _ in range(20)}
         assert "event loop" not in worker.log()
+
+
+def test_on_rabbitmq_concurrent_calls_of_a_declared_contract_go_to_threads(
+    rabbitmq: RabbitMQProcess, tmp_path: Path
+) -> None:
+    """A call on the loop would hold the deliveries behind it through its Redis round trips."""
+    with (
+        worker_on_own_vhost(rabbitmq, str(tmp_path), "inline") as served,
+        TaskClient(served.url, served.results_url) as client,
+    ):
+        nap = client.task(diagnostics.nap)
+        assert {nap(0.0) for _ in range(5)} == {LOOP}  # one caller: on the loop
+        with ThreadPoolExecutor(16) as callers:
+            ran_on = list(callers.map(lambda _: nap(0.0), range(160)))
+        assert {name for name in ran_on if name != LOOP}, "16 callers at once, every call on the loop"
+        deadline = time.monotonic() + 10
+        while nap(0.0) != LOOP:  # alone again: back on the loop once the busy spell is over
+            assert time.monotonic() < deadline, "a lone caller's calls stayed off the loop"

@@ -8,7 +8,8 @@ solo pool runs every call, trades safety for that: while it runs, the worker pro
 acknowledges and answers nothing, and a call that hangs there stops the process for good. So only
 the contract's author decides it, for code that cannot wait on anything; it is never inferred
 from how quick past runs were. As a guard, the first run there that takes longer than `SLOW`
-sends the contract to the threads for the rest of the process's life, with a warning.
+sends the contract to the threads for the rest of the process's life, with a warning. On
+RabbitMQ its calls go to the threads while the worker is busy too (`LoopPool`).
 `--no-inline` keeps every call on threads.
 """
 
@@ -16,15 +17,22 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool, apply_target
+from celery.worker.state import reserved_requests
 
 #: `app.conf` key: whether contracts declared `on_event_loop=True` run there (`--inline/--no-inline`).
 INLINE_SETTING = "task_sdk_inline"
 SLOW = 0.010
+#: Seconds a contract's calls keep going to the threads after the worker was last seen busy (see
+#: `LoopPool`), so that a run of concurrent calls is served on threads as a whole.
+BUSY_SPELL = 0.010
 
 logger = logging.getLogger(__name__)
 
@@ -98,18 +106,60 @@ def _apply_on_the_loop(target: Any, args: Any = (), kwargs: Any = None, **option
 
 
 class LoopPool:
-    """The pool a contract declared `on_event_loop` is given: the loop, or the threads once sent back."""
+    """The pool a contract declared `on_event_loop` is given: the loop, or the threads once sent back.
 
-    def __init__(self, threads: BasePool, name: str, app: Any) -> None:
+    On RabbitMQ a call goes to the threads too while the worker is busy (`BUSY_SPELL`): a call on
+    the loop holds it through the call's two Redis round trips (admission, store), and meanwhile
+    the deliveries behind it wait unread; threads overlap those waits and leave the loop to read.
+    A lone caller's calls still run on the loop.
+    """
+
+    def __init__(
+        self, threads: BasePool, name: str, app: Any, consumer: Any = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._threads = threads
         self._loop = _OnTheLoop(app)
         self._name = name
         self._serving = loop_serving()
+        self._consumer = consumer
+        self._clock = clock
+        self._busy_until = 0.0
         self.limit = threads.limit
 
     def apply_async(self, target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        pool = self._loop if self._serving.on_loop(self._name) else self._threads
+        on_loop = self._serving.on_loop(self._name) and not self._busy()
+        pool = self._loop if on_loop else self._threads
         return pool.apply_async(target, args, kwargs, **options)
+
+    def _busy(self) -> bool:
+        """On RabbitMQ: whether other calls are in the worker's hands (received, not finished), more
+        frames wait on the broker's socket, or either was so less than `BUSY_SPELL` ago."""
+        sock = broker_socket(self._consumer)
+        if sock is None:
+            return False  # Redis: the loop, as its bench rows were measured
+        now = self._clock()
+        if now < self._busy_until or len(reserved_requests) > 1 or _readable(sock):
+            self._busy_until = now + BUSY_SPELL
+            return True
+        return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._threads, name)
+
+
+def broker_socket(consumer: Any) -> Any:
+    """The socket of the consumer's RabbitMQ connection (py-amqp's), or None: another broker, or
+    a connection not established (asking kombu for it then would connect, on the loop)."""
+    connection = getattr(consumer, "connection", None)
+    if connection is None or connection.transport.driver_type != "amqp" or not connection.connected:
+        return None
+    return getattr(connection.connection, "sock", None)
+
+
+def _readable(sock: Any) -> bool:
+    # py-amqp reads a frame's exact length, never ahead, so bytes left on the socket are more frames.
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # closed meanwhile: the consumer is reconnecting
+        return False
+    return bool(readable)

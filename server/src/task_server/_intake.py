@@ -48,7 +48,7 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
     else:
         # On the event loop itself only when its author declared it (`_inline`), unless `--no-inline`.
         on_loop = getattr(task, "on_event_loop", False) and app.conf.get(INLINE_SETTING)
-        pool = LoopPool(threads, task.name, app) if on_loop else threads
+        pool = LoopPool(threads, task.name, app, consumer) if on_loop else threads
         handle = default_strategy(task, app, ServedByThreads(consumer, pool), **options)
         served_by_threads.add(task.name)
     limit = int(app.conf.get(MAX_MESSAGE_BYTES_SETTING) or DEFAULT_MAX_MESSAGE_BYTES)
