@@ -88,9 +88,14 @@ class LedgeredQoS(kombu_redis.QoS):
 
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
         channel = self.channel
-        with channel.conn_or_acquire() as client:
-            bookkeeping.repair_keys(client, self.unacked_index_key, self.unacked_key, self.unacked_mutex_key)
-        super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
+        try:
+            with channel.conn_or_acquire() as client:
+                bookkeeping.repair_keys(client, self.unacked_index_key, self.unacked_key, self.unacked_mutex_key)
+            super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
+        except redis.exceptions.OutOfMemoryError as error:
+            # A full Redis refuses the sweep's lock (SET NX): the next sweep tries again. Raised, it
+            # was a traceback in the log every sweep, or stopped a consumer draining events.
+            logger.warning("the unacked-message sweep waits for a full Redis: %s", error)
 
     def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
         """kombu's, except that an entry that is not `[message, exchange, routing key]` is removed and
@@ -217,7 +222,8 @@ class _Guarded(BatchPopping):
             logger.error("the broker refused a write of the unacked-message record: %s", error)
             return super().take_popped(key, item, full)
         except self.connection_errors:  # type: ignore[attr-defined]
-            unrecorded.keep(None, key, item)  # popped and recorded nowhere: a working channel requeues it
+            # Popped, and maybe recorded (the reply alone lost): the requeue also removes a record by `tag`.
+            unrecorded.keep(tag, key, item)
             raise
         rotate_queue(self, queue)
         if is_full(reply):
@@ -309,7 +315,12 @@ class _Guarded(BatchPopping):
             ledger.flush_all()  # nothing stays held while the worker waits for the next message
         if unrecorded.pending():  # before this channel pops anything
             qos = self.qos  # type: ignore[attr-defined]
-            unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
+            try:
+                unrecorded.requeue(self.create_client(), qos.unacked_index_key, qos.unacked_key)
+            except redis.exceptions.ResponseError as error:
+                # A full Redis refuses the RPUSH: they stay kept for the next pop. Raised here, in
+                # kombu's event loop, the error would stop the worker.
+                logger.warning("could not requeue the messages held since the broker connection was lost: %s", error)
         super().start_pop(timeout)
 
     def create_client(self, asynchronous: bool = False) -> Any:

@@ -1,16 +1,20 @@
-"""A BRPOP's item is never lost when the connection fails between the BRPOP's reply and the reply of
-the probe sent behind it (`_recorded_pop`): the item is kept and requeued by the next working channel."""
+"""Items the worker's Redis channel popped and could not deliver are kept (`_unrecorded`), never lost:
+when the connection fails between a BRPOP's reply and its probe's (`_recorded_pop`), and while a
+full Redis refuses to take them back (the channel goes on without raising in the event loop)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from kombu import Queue
 
+from task_server import _unrecorded as unrecorded
 from task_server._internals.channel import polling
 from task_server._transport import GuardedConnection
 from task_server.testing import RedisProcess, wait_until
@@ -20,8 +24,8 @@ pytestmark = pytest.mark.e2e
 QUEUE = "probe-lost"
 
 
-def consuming(url: str, received: list[Any]) -> GuardedConnection:
-    connection = GuardedConnection(url, transport_options={"polling_interval": 60.0})
+def consuming(url: str, received: list[Any], polling_interval: float = 60.0) -> GuardedConnection:
+    connection = GuardedConnection(url, transport_options={"polling_interval": polling_interval})
     channel = connection.default_channel
     Queue(QUEUE, channel=channel).declare()
     channel.basic_consume(QUEUE, True, received.append, "probe-lost-consumer")
@@ -72,3 +76,36 @@ def _drained(connection: GuardedConnection) -> bool:
     with contextlib.suppress(socket.timeout):
         connection.drain_events(timeout=0.2)
     return False
+
+
+def test_a_kept_item_waits_while_redis_is_full_and_the_channel_goes_on(tmp_path: Path) -> None:
+    """A kept item (`_unrecorded`) that a full Redis refuses to requeue stays kept; the channel's
+    pop raises nothing (an error there would stop the worker) and requeues it once Redis has room."""
+    envelope = {
+        "body": "",
+        "headers": {"id": "kept"},
+        "properties": {"delivery_tag": "kept-tag", "delivery_info": {"exchange": "", "routing_key": QUEUE}},
+    }
+    with RedisProcess(workdir=str(tmp_path), extra_args=["--maxmemory-policy", "noeviction"]) as process:
+        process.start()
+        server = redis.Redis.from_url(process.url)
+        received: list[Any] = []
+        connection = consuming(process.url, received, polling_interval=0.2)  # the next pop comes soon
+        unrecorded.keep(None, QUEUE, json.dumps(envelope))
+        limit = int(server.info("memory")["used_memory"]) - 100_000
+        server.config_set("maxmemory", limit)
+        try:
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                server.set("probe", "x")
+            with contextlib.suppress(socket.timeout):
+                connection.drain_events(timeout=0.5)  # the requeue is refused: no error, nothing taken
+            assert unrecorded.pending()
+            assert server.llen(QUEUE) == 0
+        finally:
+            server.config_set("maxmemory", 0)
+        try:
+            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
+        finally:
+            connection.close()
+        assert [message.headers["id"] for message in received] == ["kept"]
+        assert not unrecorded.pending()
