@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +60,20 @@ def test_an_item_the_brpop_popped_before_the_close_is_delivered(private_redis: R
     connection.close()
 
     assert [message.payload for message in received] == [{"n": 1}]
+
+
+def test_closing_ends_a_pending_brpop_at_once_over_ipv6(tmp_path: Path) -> None:
+    """Redis names an IPv6 client `[::1]:port` in CLIENT LIST; the BRPOP's connection is found there too."""
+    with RedisProcess(workdir=str(tmp_path), extra_args=["--bind", "127.0.0.1", "::1"]) as process:
+        process.start()
+        url = f"redis://[::1]:{process.port}/0"
+        server = redis.Redis.from_url(url)
+        connection = pending_pop(url, [])
+        assert server.info("clients")["blocked_clients"] == 1
+
+        began = time.monotonic()
+        connection.close()
+
+        assert time.monotonic() - began < LONG_POP / 2  # not the BRPOP's timeout
+        assert server.info("clients")["blocked_clients"] == 0
+        server.close()

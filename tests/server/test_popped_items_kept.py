@@ -109,3 +109,37 @@ def test_a_kept_item_waits_while_redis_is_full_and_the_channel_goes_on(tmp_path:
             connection.close()
         assert [message.headers["id"] for message in received] == ["kept"]
         assert not unrecorded.pending()
+
+
+def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost(tmp_path: Path) -> None:
+    """With a global key prefix the channel keeps kombu's record, written after the pop: a full Redis
+    refuses it; the item is kept (not delivered, no error out of the event loop) and delivered once
+    Redis has room."""
+    with RedisProcess(workdir=str(tmp_path), extra_args=["--maxmemory-policy", "noeviction"]) as process:
+        process.start()
+        server = redis.Redis.from_url(process.url)
+        options = {"polling_interval": 0.2, "global_keyprefix": "pfx:"}
+        with GuardedConnection(process.url, transport_options=options) as producing, producing.Producer() as producer:
+            producer.publish({"n": 1}, routing_key=QUEUE, declare=[Queue(QUEUE)])
+        assert server.llen(f"pfx:{QUEUE}") == 1
+        received: list[Any] = []
+        connection = GuardedConnection(process.url, transport_options=options)
+        channel = connection.default_channel
+        Queue(QUEUE, channel=channel).declare()
+        channel.basic_consume(QUEUE, False, received.append, "prefixed-consumer")  # acked: recorded
+        server.config_set("maxmemory", int(server.info("memory")["used_memory"]) - 100_000)
+        try:
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                server.set("probe", "x")
+            with contextlib.suppress(socket.timeout):
+                connection.drain_events(timeout=0.5)  # pops the item; its record is refused
+            assert received == []
+            assert unrecorded.pending()
+        finally:
+            server.config_set("maxmemory", 0)
+        try:
+            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
+        finally:
+            connection.close()
+        assert [message.payload for message in received] == [{"n": 1}]
+        assert not unrecorded.pending()

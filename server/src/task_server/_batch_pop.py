@@ -34,7 +34,7 @@ from ._internals.channel import (
     start_wait,
     stop_polling,
 )
-from ._recorded_pop import POP_AND_RECORD, PROBE, FullBackoff, is_full
+from ._recorded_pop import POP_AND_RECORD, PROBE, FullBackoff, RecordRefused, is_full
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,9 @@ class BatchPopping(ChannelHooks):
                 return False
             except UNREADABLE as error:
                 _dropped(error)
+                return False
+            except RecordRefused:
+                self.full_backoff().refused(", ".join(self.active_queues))  # type: ignore[attr-defined]
                 return False
             if delivered:
                 # Calls run on the event loop finish before the next pop, so the count of calls in

@@ -134,6 +134,11 @@ return 0
 )
 
 
+class RecordRefused(Exception):
+    """A full Redis refused the unacked record of a message popped without it (kombu's record, on a
+    channel with a global key prefix): the message is kept (`_unrecorded`) and not delivered."""
+
+
 def is_full(reply: object) -> bool:
     """Whether a script's reply says that Redis was full and nothing was taken."""
     return reply in (FULL, FULL.decode())

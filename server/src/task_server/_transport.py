@@ -28,6 +28,7 @@ from kombu.utils.json import dumps, loads
 
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
+from ._backend import out_of_memory
 from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope
 from ._internals.amqp_frames import guard_property_decoding
 from ._internals.channel import (
@@ -44,7 +45,7 @@ from ._internals.channel import (
 )
 from ._internals.event_loop import quiet_transport_turn
 from ._message_checks import MAX_NESTING, nesting_exceeds
-from ._recorded_pop import RECORD_OR_PUT_BACK, is_full
+from ._recorded_pop import RECORD_OR_PUT_BACK, RecordRefused, is_full
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -66,7 +67,15 @@ class LedgeredQoS(kombu_redis.QoS):
             return
         ledger = self.channel.unacked_ledger()
         if ledger is None:
-            super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+            try:
+                super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+            except redis.exceptions.ResponseError as error:
+                if not out_of_memory(error):
+                    raise
+                # Popped, and a full Redis refuses its record: kept for a requeue once Redis has room,
+                # not run (a worker lost meanwhile would lose it), not raised in the event loop.
+                _keep(self.channel, None, message)
+                raise RecordRefused(str(error)) from None
             return
         delivery = message.delivery_info
         record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]

@@ -107,7 +107,9 @@ def pop_client_address(channel: Any) -> str | None:
         host, port = sock.getsockname()[:2] if sock is not None else (None, None)
     except OSError:
         return None
-    return f"{host}:{port}" if host is not None else None
+    if host is None:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as Redis writes an IPv6 address
 
 
 def stop_polling(channel: Any) -> None:
