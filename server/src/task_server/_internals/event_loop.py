@@ -67,7 +67,7 @@ def quiet_remove_writer(hub: Any) -> None:
 
     def guarded(fd: Any) -> None:
         try:
-            number = fileno(fd)
+            number = fileno(fd)  # type: ignore[no-untyped-call]
         except (OSError, ValueError, AttributeError):
             number = None  # the hub's own removal says what to make of it
         registered = number in hub.writers or number in hub.readers or number in hub.consolidate
