@@ -16,6 +16,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
+from ._internals.event_loop import quiet_remove_writer
 from ._refusals import identity, refuse
 from ._signal_wakeup import wake_on_signals
 from ._threads import served_by_threads
@@ -54,6 +55,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
     def register_with_event_loop(self, hub: Any) -> None:
         super().register_with_event_loop(hub)
         wake_on_signals(hub)  # a SIGTERM stops the worker at once, not on the loop's next turn
+        quiet_remove_writer(hub)  # no failing unregistration of idle pool pipes on every turn
 
     def connect(self) -> Any:
         connection = super().connect()

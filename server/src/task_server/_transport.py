@@ -43,6 +43,7 @@ from ._internals.channel import (
     restore_message,
     rotate_queue,
 )
+from ._internals.event_loop import quiet_transport_turn
 from ._message_checks import MAX_NESTING, nesting_exceeds
 from ._recorded_pop import RECORD_OR_PUT_BACK, RecordRefused, is_full
 from ._unacked import UnackedLedger
@@ -350,11 +351,19 @@ class GuardedSentinelChannel(_Guarded, kombu_redis.SentinelChannel):
     pass
 
 
-class GuardedTransport(kombu_redis.Transport):
+class _QuietTurns:
+    """kombu's Redis transport, whose event-loop turn adds no reader the hub has already (`_internals.event_loop`)."""
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        register = super().register_with_event_loop  # type: ignore[misc]
+        quiet_transport_turn(self, loop, lambda: register(connection, loop))
+
+
+class GuardedTransport(_QuietTurns, kombu_redis.Transport):
     Channel = GuardedChannel
 
 
-class GuardedSentinelTransport(kombu_redis.SentinelTransport):
+class GuardedSentinelTransport(_QuietTurns, kombu_redis.SentinelTransport):
     Channel = GuardedSentinelChannel
 
 

@@ -10,7 +10,8 @@ mixins defined here, and override only public-named methods (of kombu's Redis Qo
 - `channel`: kombu's Redis channel and QoS (the batch pop, the unacked record, requeues);
 - `backend`: Celery's Redis result backend (how a record is built and stored);
 - `worker`: Celery's consumer, pool and current task;
-- `amqp_frames`: py-amqp's decoding of a delivered message's properties (a hostile header).
+- `amqp_frames`: py-amqp's decoding of a delivered message's properties (a hostile header);
+- `event_loop`: kombu's event loop, without registrations that fail on every turn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 
-from . import amqp_frames, backend, channel, prefork, worker
+from . import amqp_frames, backend, channel, event_loop, prefork, worker
 
 #: (owner, attribute) pairs: a class, and a name on it or set on its instances.
 RELIED_ON: tuple[tuple[type, str], ...] = (
@@ -27,6 +28,7 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     *worker.RELIED_ON,
     *prefork.RELIED_ON,
     *amqp_frames.RELIED_ON,
+    *event_loop.RELIED_ON,
 )
 
 
