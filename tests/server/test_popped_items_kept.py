@@ -111,7 +111,9 @@ def test_a_kept_item_waits_while_redis_is_full_and_the_channel_goes_on(tmp_path:
         assert not unrecorded.pending()
 
 
-def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost(tmp_path: Path) -> None:
+def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """With a global key prefix the channel keeps kombu's record, written after the pop: a full Redis
     refuses it; the item is kept (not delivered, no error out of the event loop) and delivered once
     Redis has room."""
@@ -143,3 +145,4 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
             connection.close()
         assert [message.payload for message in received] == [{"n": 1}]
         assert not unrecorded.pending()
+        assert "this worker takes messages again" in caplog.text  # the wait is over, not doubled on the next refusal
