@@ -116,7 +116,7 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
 ) -> None:
     """With a global key prefix the channel keeps kombu's record, written after the pop: a full Redis
     refuses it; the item is kept (not delivered, no error out of the event loop) and delivered once
-    Redis has room."""
+    Redis has room. The consumer's Redis user may use the prefix's keys only."""
     with RedisProcess(workdir=str(tmp_path), extra_args=["--maxmemory-policy", "noeviction"]) as process:
         process.start()
         server = redis.Redis.from_url(process.url)
@@ -124,8 +124,14 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
         with GuardedConnection(process.url, transport_options=options) as producing, producing.Producer() as producer:
             producer.publish({"n": 1}, routing_key=QUEUE, declare=[Queue(QUEUE)])
         assert server.llen(f"pfx:{QUEUE}") == 1
+        # The consumer's user may use only the prefix's keys: every key the channel names has it.
+        server.acl_setuser(
+            "prefixed", enabled=True, passwords=["+pw"], keys=["pfx:*"], channels=["*"], commands=["+@all"]
+        )
         received: list[Any] = []
-        connection = GuardedConnection(process.url, transport_options=options)
+        connection = GuardedConnection(
+            process.url.replace("redis://", "redis://prefixed:pw@"), transport_options=options
+        )
         channel = connection.default_channel
         Queue(QUEUE, channel=channel).declare()
         channel.basic_consume(QUEUE, False, received.append, "prefixed-consumer")  # acked: recorded

@@ -199,4 +199,4 @@ def start_wait(channel: Any, key: str, timeout: float) -> None:
     loop then wakes after `timeout` seconds, as after an empty wait for messages."""
     channel._in_poll = channel.client.connection
     channel._brpop_sent_at = time.monotonic()
-    channel.client.connection.send_command("BRPOP", key, timeout)  # no key prefix: `_recorded_pop` needs none
+    channel.client.connection.send_command("BRPOP", key, timeout)  # raw: `key` carries any key prefix
