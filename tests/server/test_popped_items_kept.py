@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,26 @@ def test_an_item_popped_before_the_probe_reply_is_lost_comes_back(private_redis:
     assert [message.payload for message in received_again] == [{"n": 1}]
 
 
+@contextlib.contextmanager
+def full(server: redis.Redis) -> Iterator[None]:
+    """Redis over its `maxmemory` (noeviction) inside the block, with room again after it."""
+    server.config_set("maxmemory", int(server.info("memory")["used_memory"]) - 100_000)
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            server.set("probe", "x")
+        yield
+    finally:
+        server.config_set("maxmemory", 0)
+
+
+def delivered_again(connection: GuardedConnection, received: list[Any]) -> None:
+    """Drain `connection` until the kept item is delivered, then close it."""
+    try:
+        wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
+    finally:
+        connection.close()
+
+
 def _drained(connection: GuardedConnection) -> bool:
     with contextlib.suppress(socket.timeout):
         connection.drain_events(timeout=0.2)
@@ -92,21 +113,12 @@ def test_a_kept_item_waits_while_redis_is_full_and_the_channel_goes_on(tmp_path:
         received: list[Any] = []
         connection = consuming(process.url, received, polling_interval=0.2)  # the next pop comes soon
         unrecorded.keep(None, QUEUE, json.dumps(envelope))
-        limit = int(server.info("memory")["used_memory"]) - 100_000
-        server.config_set("maxmemory", limit)
-        try:
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
-                server.set("probe", "x")
+        with full(server):
             with contextlib.suppress(socket.timeout):
                 connection.drain_events(timeout=0.5)  # the requeue is refused: no error, nothing taken
             assert unrecorded.pending()
             assert server.llen(QUEUE) == 0
-        finally:
-            server.config_set("maxmemory", 0)
-        try:
-            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
-        finally:
-            connection.close()
+        delivered_again(connection, received)
         assert [message.headers["id"] for message in received] == ["kept"]
         assert not unrecorded.pending()
 
@@ -135,20 +147,12 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
         channel = connection.default_channel
         Queue(QUEUE, channel=channel).declare()
         channel.basic_consume(QUEUE, False, received.append, "prefixed-consumer")  # acked: recorded
-        server.config_set("maxmemory", int(server.info("memory")["used_memory"]) - 100_000)
-        try:
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
-                server.set("probe", "x")
+        with full(server):
             with contextlib.suppress(socket.timeout):
                 connection.drain_events(timeout=0.5)  # pops the item; its record is refused
             assert received == []
             assert unrecorded.pending()
-        finally:
-            server.config_set("maxmemory", 0)
-        try:
-            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
-        finally:
-            connection.close()
+        delivered_again(connection, received)
         assert [message.payload for message in received] == [{"n": 1}]
         assert not unrecorded.pending()
         assert "this worker takes messages again" in caplog.text  # the wait is over, not doubled on the next refusal
