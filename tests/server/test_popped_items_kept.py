@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,26 @@ def test_an_item_popped_before_the_probe_reply_is_lost_comes_back(private_redis:
     assert [message.payload for message in received_again] == [{"n": 1}]
 
 
+@contextlib.contextmanager
+def full(server: redis.Redis) -> Iterator[None]:
+    """Redis over its `maxmemory` (noeviction) inside the block, with room again after it."""
+    server.config_set("maxmemory", int(server.info("memory")["used_memory"]) - 100_000)
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            server.set("probe", "x")
+        yield
+    finally:
+        server.config_set("maxmemory", 0)
+
+
+def delivered_again(connection: GuardedConnection, received: list[Any]) -> None:
+    """Drain `connection` until the kept item is delivered, then close it."""
+    try:
+        wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
+    finally:
+        connection.close()
+
+
 def _drained(connection: GuardedConnection) -> bool:
     with contextlib.suppress(socket.timeout):
         connection.drain_events(timeout=0.2)
@@ -92,29 +113,22 @@ def test_a_kept_item_waits_while_redis_is_full_and_the_channel_goes_on(tmp_path:
         received: list[Any] = []
         connection = consuming(process.url, received, polling_interval=0.2)  # the next pop comes soon
         unrecorded.keep(None, QUEUE, json.dumps(envelope))
-        limit = int(server.info("memory")["used_memory"]) - 100_000
-        server.config_set("maxmemory", limit)
-        try:
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
-                server.set("probe", "x")
+        with full(server):
             with contextlib.suppress(socket.timeout):
                 connection.drain_events(timeout=0.5)  # the requeue is refused: no error, nothing taken
             assert unrecorded.pending()
             assert server.llen(QUEUE) == 0
-        finally:
-            server.config_set("maxmemory", 0)
-        try:
-            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
-        finally:
-            connection.close()
+        delivered_again(connection, received)
         assert [message.headers["id"] for message in received] == ["kept"]
         assert not unrecorded.pending()
 
 
-def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost(tmp_path: Path) -> None:
+def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """With a global key prefix the channel keeps kombu's record, written after the pop: a full Redis
     refuses it; the item is kept (not delivered, no error out of the event loop) and delivered once
-    Redis has room."""
+    Redis has room. The consumer's Redis user may use the prefix's keys only."""
     with RedisProcess(workdir=str(tmp_path), extra_args=["--maxmemory-policy", "noeviction"]) as process:
         process.start()
         server = redis.Redis.from_url(process.url)
@@ -122,24 +136,23 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
         with GuardedConnection(process.url, transport_options=options) as producing, producing.Producer() as producer:
             producer.publish({"n": 1}, routing_key=QUEUE, declare=[Queue(QUEUE)])
         assert server.llen(f"pfx:{QUEUE}") == 1
+        # The consumer's user may use only the prefix's keys: every key the channel names has it.
+        server.acl_setuser(
+            "prefixed", enabled=True, passwords=["+pw"], keys=["pfx:*"], channels=["*"], commands=["+@all"]
+        )
         received: list[Any] = []
-        connection = GuardedConnection(process.url, transport_options=options)
+        connection = GuardedConnection(
+            process.url.replace("redis://", "redis://prefixed:pw@"), transport_options=options
+        )
         channel = connection.default_channel
         Queue(QUEUE, channel=channel).declare()
         channel.basic_consume(QUEUE, False, received.append, "prefixed-consumer")  # acked: recorded
-        server.config_set("maxmemory", int(server.info("memory")["used_memory"]) - 100_000)
-        try:
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
-                server.set("probe", "x")
+        with full(server):
             with contextlib.suppress(socket.timeout):
                 connection.drain_events(timeout=0.5)  # pops the item; its record is refused
             assert received == []
             assert unrecorded.pending()
-        finally:
-            server.config_set("maxmemory", 0)
-        try:
-            wait_until(lambda: _drained(connection) or bool(received), 30, "the kept item to be delivered")
-        finally:
-            connection.close()
+        delivered_again(connection, received)
         assert [message.payload for message in received] == [{"n": 1}]
         assert not unrecorded.pending()
+        assert "this worker takes messages again" in caplog.text  # the wait is over, not doubled on the next refusal

@@ -49,7 +49,7 @@ from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._pipelined import pipeline_for
-from ._preadmission import asked_digest, claim_admission, remember_asked
+from ._preadmission import claim_admission, remember_asked
 
 logger = logging.getLogger(__name__)
 
@@ -175,18 +175,13 @@ def ask_early(request: Any) -> None:
         reply = ledger.send_with_held(*command)
     else:
         reply = pipeline_for(pool).send(*command)
-    remember_asked(request.id, retries, reply, digest)
+    remember_asked(request.id, retries, reply)
 
 
 def unacked_ledger(request: Any) -> Any:
     """The unacked-record writer of the channel that delivered `request`'s message, if it has one."""
     ledger_of = getattr(getattr(request.message, "channel", None), "unacked_ledger", None)
     return ledger_of() if ledger_of is not None else None
-
-
-def arguments_digest(request: Any, args: Any, kwargs: Any) -> str | None:
-    """`call_digest` of a call's arguments: the one its early admission was asked with, if any."""
-    return asked_digest(request.id, int(request.retries or 0)) or call_digest(args, kwargs)
 
 
 @contextlib.contextmanager

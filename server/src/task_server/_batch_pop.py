@@ -66,7 +66,8 @@ class BatchPopping(ChannelHooks):
         channel: Any = self
         waiting = self.full_backoff().remaining()
         if waiting > 0:  # Redis was full: wait, taking nothing, then try again
-            start_wait(channel, f"{channel.qos.unacked_index_key}.full-wait", waiting)
+            # Sent raw, so with the channel's key prefix written here (a Redis user may be kept to it).
+            start_wait(channel, f"{channel.global_keyprefix or ''}{channel.qos.unacked_index_key}.full-wait", waiting)
             self.__dict__["_wait_pending"] = True
             return
         try:

@@ -9,9 +9,9 @@ from typing import Any
 from celery import Celery, Task
 
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
-from task_contracts.wire import SHAPE_HEADER
+from task_contracts.wire import SHAPE_HEADER, call_digest
 
-from ._admission import CONTRACT_ATTRIBUTE, admitted, arguments_digest, forget_start
+from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start
 from ._backend import CALL_DIGEST_ATTRIBUTE
 from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
@@ -35,7 +35,9 @@ def register(
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         # Before anything is stored for the call: every record of it carries this digest.
-        setattr(task.request, CALL_DIGEST_ATTRIBUTE, arguments_digest(task.request, args, kwargs))
+        # Computed here, never taken from the early admission: an admission left unclaimed for this id
+        # and attempt (its call refused) would give another message's digest to this one's records.
+        setattr(task.request, CALL_DIGEST_ATTRIBUTE, call_digest(args, kwargs))
         values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
         with admitted(task, contract, max_deliveries, lease=contract.timeout):
             started = time.perf_counter()

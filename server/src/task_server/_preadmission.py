@@ -23,24 +23,19 @@ from ._pipelined import Reply
 MAX_WAITING = 10_000
 
 
-_asked: collections.OrderedDict[tuple[str, int], tuple[Reply, str | None]] = collections.OrderedDict()
+_asked: collections.OrderedDict[tuple[str, int], Reply] = collections.OrderedDict()
 _asked_lock = threading.Lock()
 
 
-def remember_asked(task_id: str, retries: int, reply: Reply, digest: str | None = None) -> None:
-    """Keep the pending verdict of one start of a call until its thread claims it, with the digest
-    of the call's arguments it was asked with (`task_contracts.wire.call_digest`)."""
+def remember_asked(task_id: str, retries: int, reply: Reply) -> None:
+    """Keep the pending verdict of one start of a call until its thread claims it.
+
+    Keyed by id and attempt only, so an entry left unclaimed may be claimed by another message with
+    the same id: the call's digest is therefore always computed from the arguments it runs with."""
     with _asked_lock:
-        _asked[(task_id, retries)] = (reply, digest)
+        _asked[(task_id, retries)] = reply
         while len(_asked) > MAX_WAITING:
             _asked.popitem(last=False)
-
-
-def asked_digest(task_id: str, retries: int) -> str | None:
-    """The digest this start of the call was asked with, if one was (the call's thread need not
-    compute it again: the same message's arguments); None otherwise."""
-    asked = _asked.get((task_id, retries))
-    return asked[1] if asked is not None else None
 
 
 def claim_admission(task_id: str, retries: int) -> Reply | None:
@@ -48,5 +43,4 @@ def claim_admission(task_id: str, retries: int) -> Reply | None:
     if not _asked:
         return None
     with _asked_lock:
-        asked = _asked.pop((task_id, retries), None)
-    return asked[0] if asked is not None else None
+        return _asked.pop((task_id, retries), None)

@@ -214,7 +214,11 @@ class _Guarded(BatchPopping):
         """Record a BRPOP's item as unacked and hand it on, or put it back if Redis is full (`_recorded_pop`)."""
         ledger = self.unacked_ledger()
         payload = loads(item)  # type: ignore[no-untyped-call]
-        if ledger is None or envelope_refusal(payload, self.codecs) is not None:  # type: ignore[attr-defined]
+        if ledger is None:  # kombu's record (a key prefix): a full Redis refuses it at delivery (`RecordRefused`)
+            delivered = super().take_popped(key, item, full)
+            self.full_backoff().recorded()
+            return delivered
+        if envelope_refusal(payload, self.codecs) is not None:  # type: ignore[attr-defined]
             return super().take_popped(key, item, full)  # a refused envelope is never recorded
         if not full:  # taken while Redis had room: recorded by the QoS with the next write, even if full by then
             self.full_backoff().recorded()

@@ -200,7 +200,7 @@ def start_wait(channel: Any, key: str, timeout: float) -> None:
     loop then wakes after `timeout` seconds, as after an empty wait for messages."""
     channel._in_poll = channel.client.connection
     channel._brpop_sent_at = time.monotonic()
-    channel.client.connection.send_command("BRPOP", key, timeout)  # no key prefix: `_recorded_pop` needs none
+    channel.client.connection.send_command("BRPOP", key, timeout)  # raw: `key` carries any key prefix
 
 
 @contextmanager
@@ -209,7 +209,7 @@ def written_together(channel: Any) -> Iterator[None]:
     probe behind it) go in one write as it ends, even if it raises: one system call and one wake-up
     of Redis instead of one each. A failed write is raised there, as each send raised it."""
     connection = channel.client.connection
-    packed: list[bytes] = []
+    packed: list[bytes | str] = []
 
     def collect(command: Any, check_health: bool = True) -> None:
         packed.extend([command] if isinstance(command, bytes | str) else command)
