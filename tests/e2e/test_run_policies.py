@@ -4,14 +4,19 @@ fleet-wide concurrency limit held across two worker processes."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+import redis
 
 from task_client import TaskClient, TaskFailed
+from task_contracts.wire import CONCURRENCY_KEY_PREFIX
 from task_server.testing import wait_until
 from tests.policies import contracts
 from tests.policies.fixtures import Markers, StartWorker, markers, policy_client, start_worker
+
+from .raw_messages import envelope
 
 __all__ = ["markers", "policy_client", "start_worker"]
 
@@ -97,3 +102,22 @@ def test_the_concurrency_limit_holds_across_two_worker_processes(
     workers = {where.split(":")[1] for where, _, _ in results}
     assert overlap(spans) == 2, spans  # never above the limit, and the limit was reached
     assert len(workers) == 2, workers  # both workers served calls
+
+
+def test_a_call_refused_for_its_arguments_leaves_no_slot_of_the_concurrency_limit_taken(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker
+) -> None:
+    # A call served on a thread has its admission (and its slot) asked for as it is handed over;
+    # one whose arguments are then refused never runs, and must give its slot back.
+    start_worker()
+    store = redis.Redis.from_url(redis_url)
+    task_id = f"invalid-{marker()}"
+    body = json.dumps([["not seconds"], {}, {}]).encode()
+    store.lpush(
+        contracts.QUEUE,
+        envelope(contracts.single.name, body, task_id=task_id, queue=contracts.QUEUE),
+    )
+    wait_until(lambda: store.exists(f"celery-task-meta-{task_id}") == 1, 30, "the refused call's record")
+    assert store.zcard(f"{CONCURRENCY_KEY_PREFIX}{contracts.single.name}") == 0
+    assert policy_client.task(contracts.single)(0.0) == 0.0
+    store.close()

@@ -69,4 +69,10 @@ def stamp(marker: str) -> float:
     ...
 
 
-CATALOG = ContractCatalog(flaky, withdraw, span, tick, hold, hold_steady, stamp)
+@contract(name="policies.single", queue=QUEUE, timeout=30, idempotent=True, cpu_bound=False, concurrency=1)
+def single(seconds: float) -> float:
+    """Sleep `seconds` on a thread of the worker's main process; one runs at a time across all workers."""
+    ...
+
+
+CATALOG = ContractCatalog(flaky, withdraw, span, tick, hold, hold_steady, stamp, single)

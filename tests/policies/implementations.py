@@ -42,6 +42,12 @@ def span(seconds: float) -> tuple[str, float, float]:
     return f"{socket.gethostname()}:{os.getppid()}:{os.getpid()}", start, time.time()
 
 
+@implements(contracts.single)
+def single(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
 @implements(contracts.tick)
 def tick() -> float:
     return time.time()

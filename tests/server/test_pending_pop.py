@@ -77,3 +77,30 @@ def test_closing_ends_a_pending_brpop_at_once_over_ipv6(tmp_path: Path) -> None:
         assert time.monotonic() - began < LONG_POP / 2  # not the BRPOP's timeout
         assert server.info("clients")["blocked_clients"] == 0
         server.close()
+
+
+def test_the_brpop_and_its_probe_go_to_redis_in_one_write(private_redis: RedisProcess, monkeypatch: Any) -> None:
+    connection = GuardedConnection(private_redis.url, transport_options={"polling_interval": LONG_POP})
+    try:
+        channel = connection.default_channel
+        Queue(QUEUE, channel=channel).declare()
+        channel.basic_consume(QUEUE, True, lambda message: None, "one-write-consumer")
+        writes: list[bytes] = []
+        connection_class = channel.client.connection_pool.connection_class
+        send = connection_class.send_packed_command
+
+        def recorded(self: Any, command: Any, check_health: bool = True) -> None:
+            if self is channel.client.connection:
+                chunks = [command] if isinstance(command, bytes | str) else command
+                writes.append(b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks))
+            send(self, command, check_health)
+
+        monkeypatch.setattr(connection_class, "send_packed_command", recorded)
+        with contextlib.suppress(socket.timeout):
+            connection.drain_events(timeout=0.2)  # sends the BRPOP and the probe behind it
+        assert polling(channel)
+        assert len(writes) == 1, writes
+        assert b"BRPOP" in writes[0] and b"EVAL" in writes[0]
+    finally:
+        monkeypatch.undo()
+        connection.close()

@@ -184,6 +184,20 @@ def unacked_ledger(request: Any) -> Any:
     return ledger_of() if ledger_of is not None else None
 
 
+def release_early_admission(task: Task, contract: Contract[..., Any]) -> None:
+    """A call refused before its admission (its arguments): give back the slot of the concurrency
+    limit that its early admission took (else held until the lease ends), and leave no verdict for
+    another message with its id and attempt to claim (`_preadmission`)."""
+    request = task.request
+    asked = claim_admission(request.id, int(request.retries or 0))
+    if asked is None or not contract.concurrency:
+        return
+    with contextlib.suppress(*STORE_ERRORS, redis.exceptions.ResponseError):
+        verdict, _ = asked()
+        if _text(verdict) == "start":
+            task.backend.client.zrem(leases_key(contract), request.id)
+
+
 @contextlib.contextmanager
 def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, lease: float) -> Iterator[None]:
     """Run the body only if this call may start now (see the module docstring); free its slot after.

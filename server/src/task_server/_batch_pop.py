@@ -33,6 +33,7 @@ from ._internals.channel import (
     rotate_queue,
     start_wait,
     stop_polling,
+    written_together,
 )
 from ._recorded_pop import POP_AND_RECORD, PROBE, FullBackoff, RecordRefused, is_full
 
@@ -69,6 +70,17 @@ class BatchPopping(ChannelHooks):
             start_wait(channel, f"{channel.global_keyprefix or ''}{channel.qos.unacked_index_key}.full-wait", waiting)
             self.__dict__["_wait_pending"] = True
             return
+        try:
+            with written_together(channel):  # batch pop, BRPOP and probe: one write
+                self._send_pop(timeout)
+        except channel.connection_errors:
+            # The connection is dropped with whatever was sent on it: no reply is due.
+            self.__dict__.pop("_batch_pending", None)
+            self.__dict__.pop("_probe_pending", None)
+            raise
+
+    def _send_pop(self, timeout: float | None) -> None:
+        channel: Any = self
         batch = self._batch_size()
         if batch > 0:
             queues = next_queues(channel)

@@ -11,7 +11,7 @@ from celery import Celery, Task
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
 from task_contracts.wire import SHAPE_HEADER, call_digest
 
-from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start
+from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start, release_early_admission
 from ._backend import CALL_DIGEST_ATTRIBUTE
 from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
@@ -38,7 +38,11 @@ def register(
         # Computed here, never taken from the early admission: an admission left unclaimed for this id
         # and attempt (its call refused) would give another message's digest to this one's records.
         setattr(task.request, CALL_DIGEST_ATTRIBUTE, call_digest(args, kwargs))
-        values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
+        try:
+            values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
+        except BaseException:
+            release_early_admission(task, contract)  # never admitted: nothing of it may stay taken
+            raise
         with admitted(task, contract, max_deliveries, lease=contract.timeout):
             started = time.perf_counter()
             try:

@@ -8,7 +8,8 @@ private hooks by public-named methods (`start_pop`, `read_pop`, `create_client`,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -200,3 +201,24 @@ def start_wait(channel: Any, key: str, timeout: float) -> None:
     channel._in_poll = channel.client.connection
     channel._brpop_sent_at = time.monotonic()
     channel.client.connection.send_command("BRPOP", key, timeout)  # raw: `key` carries any key prefix
+
+
+@contextmanager
+def written_together(channel: Any) -> Iterator[None]:
+    """Commands sent on the channel's connection inside this block (the batch pop, kombu's BRPOP, the
+    probe behind it) go in one write as it ends, even if it raises: one system call and one wake-up
+    of Redis instead of one each. A failed write is raised there, as each send raised it."""
+    connection = channel.client.connection
+    packed: list[bytes | str] = []
+
+    def collect(command: Any, check_health: bool = True) -> None:
+        packed.extend([command] if isinstance(command, bytes | str) else command)
+
+    connection.send_packed_command = collect  # kombu sends its BRPOP through this, on this instance
+    try:
+        yield
+    finally:
+        del connection.send_packed_command  # the class's own again
+        if packed:
+            chunks = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in packed]
+            connection.send_packed_command([b"".join(chunks)])
