@@ -35,6 +35,8 @@ from __future__ import annotations
 import logging
 import time
 
+from ._errors import ServerError
+
 logger = logging.getLogger(__name__)
 
 #: The reply of either script when Redis was over `maxmemory`: nothing was taken.
@@ -134,9 +136,10 @@ return 0
 )
 
 
-class RecordRefused(Exception):
+class RecordRefused(ServerError):
     """A full Redis refused the unacked record of a message popped without it (kombu's record, on a
-    channel with a global key prefix): the message is kept (`_unrecorded`) and not delivered."""
+    channel with a global key prefix): the message is kept (`_unrecorded`) and not delivered. Caught
+    by the channel; never reaches a caller."""
 
 
 def is_full(reply: object) -> bool:
