@@ -214,7 +214,8 @@ class Runtime:
         """The task's ready record, waiting at most `timeout` seconds, then one bounded read.
 
         `hard_limit`: the worker's hard time limit of the call, when known; a call still running
-        when a bound that reaches it passes gets `KILL_GRACE` more for its TimeLimitExceeded record.
+        when a bound that reaches it passes gets up to `hard_limit + KILL_GRACE` more for its
+        TimeLimitExceeded record (it started before now, so it is killed within `hard_limit`).
 
         `confirmation`: the broker's reply to the call's publish, not read yet (`_wait_published`).
 
@@ -253,10 +254,12 @@ class Runtime:
             return last
         if hard_limit is not None and timeout >= hard_limit and (yield from self._started(contract, task_id)):
             # The bound reached the worker's hard time limit (a prefork contract) and the call has
-            # started: it is being killed now and its TimeLimitExceeded record comes in a moment.
-            # Wait that moment, so that the caller learns the failure, not a TaskTimeout.
+            # started: it is killed at most `hard_limit` after its start, which was before now (it
+            # may have waited behind busy pool processes), and its TimeLimitExceeded record follows.
+            # Wait for it, so that the caller learns the failure, not a TaskTimeout; it usually
+            # comes within moments.
             future = self.watcher.watch(task_id)
-            record = yield Wait(future, KILL_GRACE)
+            record = yield Wait(future, hard_limit + KILL_GRACE)
             self.watcher.forget(task_id, future)
             if record is not TIMED_OUT:
                 return record  # type: ignore[no-any-return]
