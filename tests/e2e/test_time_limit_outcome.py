@@ -6,18 +6,31 @@ the caller's clock starts first)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from task_client import TaskClient, TaskFailed
+from task_server.testing import RedisProcess, WorkerProcess
 
-from ..catalog import diagnostics
+from ..catalog import diagnostics, serving
 
 pytestmark = pytest.mark.e2e
 
 
-def test_a_call_killed_at_its_hard_time_limit_is_a_failure_naming_it(client: TaskClient) -> None:
-    sleep = client.task(diagnostics.sleep)  # prefork, 3 s bound and hard time limit
+@pytest.fixture
+def idle_client(private_redis: RedisProcess, tmp_path: Path) -> Iterator[TaskClient]:
+    """A client of a worker of its own, idle: the session's worker may still be busy with calls an
+    earlier test left running, and a call that has not started when its bound passes is a TaskTimeout."""
+    with WorkerProcess(private_redis.url, concurrency=2, logdir=str(tmp_path), **serving()) as worker:
+        worker.start()
+        with TaskClient(private_redis.url) as client:
+            yield client
+
+
+def test_a_call_killed_at_its_hard_time_limit_is_a_failure_naming_it(idle_client: TaskClient) -> None:
+    sleep = idle_client.task(diagnostics.sleep)  # prefork, 3 s bound and hard time limit
     started = time.monotonic()
     with pytest.raises(TaskFailed) as failure:
         sleep(30.0)
@@ -26,10 +39,10 @@ def test_a_call_killed_at_its_hard_time_limit_is_a_failure_naming_it(client: Tas
     assert sleep(0.0) == 0.0
 
 
-def test_a_call_that_started_late_and_was_killed_is_still_a_failure_naming_it(client: TaskClient) -> None:
+def test_a_call_that_started_late_and_was_killed_is_still_a_failure_naming_it(idle_client: TaskClient) -> None:
     # Both pool processes busy for 2.5 s: the call starts about 2.5 s after its caller's clock, and
     # is killed about 5.5 s after it, past the bound (3 s) plus the 2 s the caller used to wait.
-    sleep = client.task(diagnostics.sleep)
+    sleep = idle_client.task(diagnostics.sleep)
     busy = [sleep.submit(2.5) for _ in range(2)]
     started = time.monotonic()
     with pytest.raises(TaskFailed) as failure:
