@@ -213,16 +213,16 @@ class _Guarded(BatchPopping):
     def take_popped(self, key: str, item: str, full: bool) -> bool:
         """Record a BRPOP's item as unacked and hand it on, or put it back if Redis is full (`_recorded_pop`)."""
         ledger = self.unacked_ledger()
-        payload = loads(item)  # type: ignore[no-untyped-call]
-        if ledger is None:  # kombu's record (a key prefix): a full Redis refuses it at delivery (`RecordRefused`)
+        if ledger is None or not full:
+            # kombu's record (a key prefix; a full Redis refuses it at delivery: `RecordRefused`), or
+            # taken while Redis had room (recorded by the QoS with the next write, even if full by
+            # then). An envelope the delivery refuses raises first: it is never recorded.
             delivered = super().take_popped(key, item, full)
             self.full_backoff().recorded()
             return delivered
+        payload = loads(item)  # type: ignore[no-untyped-call]
         if envelope_refusal(payload, self.codecs) is not None:  # type: ignore[attr-defined]
             return super().take_popped(key, item, full)  # a refused envelope is never recorded
-        if not full:  # taken while Redis had room: recorded by the QoS with the next write, even if full by then
-            self.full_backoff().recorded()
-            return super().take_popped(key, item, full)
         properties = payload["properties"]
         delivery, tag = properties["delivery_info"], properties["delivery_tag"]
         record = dumps([payload, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
