@@ -31,6 +31,16 @@ def control(redis_url: str) -> Iterator[Celery]:
     app.close()
 
 
+def listening(control: Celery, worker: WorkerProcess) -> None:
+    """Wait until the worker answers `ping`: "ready" is logged before its first turn of the event
+    loop subscribes to the broadcast channel, and a broadcast published before that reaches nobody."""
+
+    def pong() -> bool:
+        return bool(control.control.inspect(destination=[worker.hostname], timeout=1).ping())
+
+    wait_until(pong, 30, f"{worker.hostname} to answer ping")
+
+
 def answer(control: Celery, worker: WorkerProcess, command: str, **arguments: Any) -> Any:
     replies = control.control.broadcast(
         command, arguments=arguments, destination=[worker.hostname], reply=True, timeout=5
@@ -51,6 +61,7 @@ def test_a_safe_worker_refuses_shutdown_and_pool_shrink_and_keeps_serving(
         TaskClient(redis_url) as client,
     ):
         worker.start()
+        listening(control, worker)
         for command, arguments in (("shutdown", {}), ("pool_shrink", {"n": 1})):
             reply = answer(control, worker, command, **arguments)
             assert "refused" in reply["error"] and "--remote-control=safe" in reply["error"], reply
@@ -83,6 +94,7 @@ def test_a_safe_worker_still_stops_a_running_interruptible_call_on_a_genuine_can
 def test_by_default_a_worker_obeys_the_operator_commands(redis_url: str, control: Celery, tmp_path: Path) -> None:
     with WorkerProcess(redis_url, concurrency=2, logdir=str(tmp_path), **serving()) as worker:
         worker.start()
+        listening(control, worker)
         assert "ok" in answer(control, worker, "pool_shrink", n=1)
         wait_until(lambda: len(worker.children()) == 1, 30, "the pool to shrink to one process")
         control.control.broadcast("shutdown", destination=[worker.hostname])
