@@ -133,7 +133,7 @@ class BatchPopping(ChannelHooks):
 
     def deliver_text(self, item: str, queue: str, recorded: bool) -> None:
         """Parse a popped item and deliver it; while it is delivered, `popped_text` answers its text."""
-        payload = loads(item)  # kombu's own decoding, as for a BRPOP's item
+        payload = loads(item)  # type: ignore[no-untyped-call]  # kombu's own decoding, as for a BRPOP's item
         self.__dict__["_popped"] = (payload, item)
         try:
             if recorded:
