@@ -5,16 +5,21 @@ alone; a cancel survives a worker restart; the CLI and asyncio handles do the sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from task_client import CancelResult, TaskCancelled, TaskClient
+from task_server.testing import WorkerProcess, wait_until
 from tests.conftest import REPO_ROOT
 from tests.policies import contracts
 from tests.policies.fixtures import Markers, StartWorker, markers, policy_client, start_worker, wait_for_log
@@ -188,3 +193,60 @@ def test_cancelling_a_finished_call_by_id_reads_no_queue(
     monkeypatch.setattr(producer, "find_message", lambda task_id, queues: searched.append(task_id))
     assert policy_client.cancel(handle.id) is CancelResult.FINISHED
     assert searched == []
+
+
+def _local_ports(pid: int) -> set[int]:
+    """The local TCP ports of a process's sockets (Linux: its fds' socket inodes in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _blocked_in_brpop(server: redis.Redis, worker: WorkerProcess) -> bool:
+    """Whether one of the worker's main process's connections waits in BRPOP (it has popped nothing yet)."""
+    ports = _local_ports(worker.pid)
+    return any(
+        int(entry["addr"].rsplit(":", 1)[1]) in ports and entry["cmd"] == "brpop" and "b" in entry["flags"]
+        for entry in server.client_list()
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "countdown"),
+    [(contracts.stamp, 30), (contracts.stamp, None), (contracts.single, 30), (contracts.single, None)],
+    ids=["prefork-countdown", "prefork-now", "threads-countdown", "threads-now"],
+)
+def test_a_call_a_worker_has_popped_and_not_yet_recorded_is_cancelled_not_unknown(
+    redis_url: str, policy_client: TaskClient, start_worker: StartWorker, task: Any, countdown: int | None
+) -> None:
+    """BRPOP takes the message off its queue before the worker writes its unacked entry: in between
+    it is in no queue and no unacked hash (here for as long as the worker is frozen). A cancel by id
+    then still finds the call its client published, stops it and wakes its waiter."""
+    worker = start_worker(concurrency=1)
+    server = redis.Redis.from_url(redis_url)
+    wait_until(lambda: _blocked_in_brpop(server, worker), 30, "the worker to wait in BRPOP")
+    worker.freeze()
+    try:
+        arguments = (marker(),) if task is contracts.stamp else (0.0,)
+        handle = policy_client.task(task).with_options(timeout=LONG, countdown=countdown).submit(*arguments)
+        wait_until(lambda: server.llen(contracts.QUEUE) == 0, 30, "the frozen worker's BRPOP to take the message")
+        assert handle.id.encode() not in b"".join(server.hvals("unacked"))  # kombu's record: not written yet
+        assert policy_client.cancel(handle.id) is CancelResult.CANCELLED
+    finally:
+        worker.thaw()
+    started = time.monotonic()
+    with pytest.raises(TaskCancelled):
+        handle.result()
+    assert time.monotonic() - started < LONG / 4
+    if countdown is None:  # a scheduled call is dropped when due, 30 s from now
+        wait_for_log(worker, f"{handle.id}]: cancelled before it started; not run")
+    server.close()

@@ -6,6 +6,11 @@ either comes before the start (it sets the revoke key, which every worker checks
 that wakes every waiter at once) or after it (it reports the call as running, with whether its
 contract is interruptible). A call already finished is left alone. Expiry uses the same script with
 the reason "expired": a call not started when it expires never runs.
+
+A cancel by id first looks for a message with that id (`Runtime.is_known`), except for a call this
+client published: a worker's BRPOP takes a message off its queue before the worker writes its
+unacked entry, and a search in between found it nowhere and answered UNKNOWN for a call that was
+queued (its mark still stopped it, but no record woke its waiters until it was due).
 """
 
 from __future__ import annotations

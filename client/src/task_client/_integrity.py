@@ -66,6 +66,10 @@ class RecordCheck:
         with self._lock:
             _bounded_put(self._mine, task_id, digest or "")
 
+    def published(self, task_id: str) -> bool:
+        """Whether this client published a call with this id (among the last `_REMEMBERED`)."""
+        return task_id in self._mine
+
     def digest(self, task_id: str) -> str | None:
         """The digest of the arguments of a call this client published, if known."""
         return self._mine.get(task_id) or None

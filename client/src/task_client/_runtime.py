@@ -423,8 +423,11 @@ class Runtime:
         `UNKNOWN` and no record is stored.
         """
         ttl = schedule.revoke_ttl(KEEP_SECONDS) if schedule else int(KEEP_SECONDS)
-        unseen = queues is not None and (yield from self.is_known(task_id, queues)) is False
         check = self.watcher.check
+        # A call this client published is known without a search, which could miss it: a worker's
+        # BRPOP takes a message off its queue before its unacked entry is written (`_cancel`).
+        searched = queues is not None and not check.published(task_id)
+        unseen = searched and (yield from self.is_known(task_id, queues or ())) is False
         token, digest = check.cancel_token(task_id), check.digest(task_id)
         keys, arguments = cancel_call(task_id, reason, ttl, token, digest, unseen=unseen)
         reply = yield from self._backend_reply(contract, task_id, self.watcher.evaluate(CANCEL_SCRIPT, keys, arguments))

@@ -363,6 +363,13 @@ class WorkerProcess(_Process):
             raise ProcessError(f"worker exited with {self.process and self.process.returncode}: {self.log()[-3000:]}")
         return "task-server: ready" in self.log()
 
+    def freeze(self) -> None:
+        """SIGSTOP the main process (its pool processes run on); once this returns, it reads nothing."""
+        self._stop_all_threads()
+
+    def thaw(self) -> None:
+        self.signal(signal.SIGCONT)
+
     def children(self) -> list[int]:
         """Pids of the pool processes (prefork children)."""
         proc = Path(f"/proc/{self.pid}/task/{self.pid}/children")
