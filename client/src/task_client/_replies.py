@@ -51,9 +51,9 @@ _CLOSE_BOUND = 2.0
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
-# What reading a lost connection can raise (redis-py's errors, the socket's; AttributeError when
-# the connection is torn down under the read, as `_watcher` notes).
-_CONNECTION_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError, ValueError)
+# What reading a lost connection can raise: redis-py's errors, the socket's, and AttributeError or
+# (hiredis) TypeError when the connection is torn down under the read (`close`, as `_watcher` notes).
+_CONNECTION_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError, TypeError, ValueError)
 
 # Reconnect 50 ms growing to 1 s, jittered, as the result thread does.
 _BACKOFF = EqualJitterBackoff(cap=1.0, base=0.05)
