@@ -7,7 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kombu.utils.json import dumps
 
+import task_server._batch_pop
+from task_server._message_checks import nesting_exceeds
 from task_server._transport import envelope_refusal
 
 HEADERS = {"task": "math.add", "id": "7"}
@@ -41,3 +46,43 @@ def test_an_envelope_kombu_cannot_read_is_named(changes: dict[str, Any], problem
     assert envelope_refusal(envelope(), CODECS) is None
     assert envelope_refusal(envelope(body_encoding="utf-8"), CODECS) is None
     assert problem in str(envelope_refusal(envelope(**changes), CODECS))
+
+
+# JSON values of any shape, whose strings are often brackets: text that counts brackets must not
+# decide differently from the walk over the parsed value.
+BRACKETS = st.text(alphabet='[]{}"\\x', max_size=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | BRACKETS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(BRACKETS, children, max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=JSON_VALUES, limit=st.integers(min_value=0, max_value=12))
+def test_the_bracket_count_of_the_text_decides_as_the_walk(value: Any, limit: int) -> None:
+    for text in (json.dumps(value), dumps(value), json.dumps(value).encode()):
+        assert nesting_exceeds(json.loads(text), limit, hint=text) == nesting_exceeds(value, limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=st.dictionaries(BRACKETS, JSON_VALUES, max_size=4), depth=st.integers(min_value=0, max_value=120))
+def test_an_envelope_checked_with_its_text_is_refused_as_without(headers: dict[str, Any], depth: int) -> None:
+    item = envelope(headers={**HEADERS, **headers, "deep": json.loads("[" * depth + "]" * depth) if depth else 0})
+    text = dumps(item)
+    assert envelope_refusal(json.loads(text), CODECS, text=text) == envelope_refusal(item, CODECS)
+
+
+def test_a_popped_item_is_checked_with_its_text_while_it_is_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    def deliver(channel: Any, payload: Any, queue: str) -> None:
+        seen.extend([channel.popped_text(payload), channel.popped_text(dict(payload)), queue])
+
+    monkeypatch.setattr(task_server._batch_pop, "deliver", deliver)
+    channel = type("Channel", (task_server._batch_pop.BatchPopping,), {})()
+    text = dumps(envelope())
+    channel.deliver_text(text, "celery", recorded=False)
+    # Only the very object parsed from the text is answered (an equal copy may have been changed).
+    assert seen == [text, None, "celery"]
+    assert channel.popped_text(json.loads(text)) is None  # nothing once delivered

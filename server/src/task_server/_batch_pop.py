@@ -128,8 +128,26 @@ class BatchPopping(ChannelHooks):
         channel: Any = self
         queue = key.rsplit(channel.sep, 1)[0]
         rotate_queue(channel, queue)
-        deliver(channel, loads(item), queue)  # type: ignore[no-untyped-call]
+        self.deliver_text(item, queue, recorded=False)
         return True
+
+    def deliver_text(self, item: str, queue: str, recorded: bool) -> None:
+        """Parse a popped item and deliver it; while it is delivered, `popped_text` answers its text."""
+        payload = loads(item)  # type: ignore[no-untyped-call]  # kombu's own decoding, as for a BRPOP's item
+        self.__dict__["_popped"] = (payload, item)
+        try:
+            if recorded:
+                self.deliver_recorded(payload, queue)
+            else:
+                deliver(self, payload, queue)
+        finally:
+            self.__dict__["_popped"] = None
+
+    def popped_text(self, payload: Any) -> str | None:
+        """The JSON text `payload` was parsed from, while `deliver_text` delivers it (the envelope's
+        nesting check counts its brackets first: `_message_checks.nesting_exceeds`); else None."""
+        popped = self.__dict__.get("_popped")
+        return popped[1] if popped is not None and popped[0] is payload else None
 
     def deliver_recorded(self, payload: Any, queue: str) -> None:
         """Deliver an item the pop script recorded as unacked already."""
@@ -211,12 +229,7 @@ class BatchPopping(ChannelHooks):
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
                 rotate_queue(channel, queue)
-                # kombu's own decoding, as for a BRPOP's item
-                payload = loads(bytes_to_str(item))  # type: ignore[no-untyped-call]
-                if recorded:
-                    self.deliver_recorded(payload, queue)
-                else:
-                    deliver(channel, payload, queue)
+                self.deliver_text(bytes_to_str(item), queue, bool(recorded))  # type: ignore[no-untyped-call]
             except UnreadableEnvelope as unreadable:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:

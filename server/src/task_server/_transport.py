@@ -158,7 +158,7 @@ class CheckedMessage(virtual.Message):
     (with the envelope, whose task id may still be readable) before it is counted as delivered."""
 
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        problem = envelope_refusal(payload, channel.codecs)
+        problem = envelope_refusal(payload, channel.codecs, text=channel.popped_text(payload))
         if problem is None:
             try:
                 super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
@@ -169,9 +169,11 @@ class CheckedMessage(virtual.Message):
         raise UnreadableEnvelope(payload, problem)
 
 
-def envelope_refusal(envelope: Any, codecs: Mapping[str, Any]) -> str | None:
+def envelope_refusal(envelope: Any, codecs: Mapping[str, Any], text: str | None = None) -> str | None:
     """Why a parsed queue item cannot become a message (kombu's reading and the unacked record need
-    these); `codecs`, the body encodings the channel knows besides utf-8."""
+    these); `codecs`, the body encodings the channel knows besides utf-8; `text`, the JSON the
+    envelope was parsed from, if known (its nesting is then walked only when its brackets could
+    nest too deep)."""
     if not isinstance(envelope, dict):
         return "the item is not a JSON object"
     properties = envelope.get("properties")
@@ -190,7 +192,7 @@ def envelope_refusal(envelope: Any, codecs: Mapping[str, Any]) -> str | None:
         return f"unknown body_encoding {encoding!r} (known: {known})"
     if not isinstance(envelope.get("headers") or {}, dict):
         return "the envelope's headers are not an object"
-    if nesting_exceeds(envelope, MAX_NESTING):
+    if nesting_exceeds(envelope, MAX_NESTING, hint=text):
         return f"the envelope is nested too deeply (more than {MAX_NESTING} levels)"
     return None
 
@@ -221,7 +223,7 @@ class _Guarded(BatchPopping):
             self.full_backoff().recorded()
             return delivered
         payload = loads(item)  # type: ignore[no-untyped-call]
-        if envelope_refusal(payload, self.codecs) is not None:  # type: ignore[attr-defined]
+        if envelope_refusal(payload, self.codecs, text=item) is not None:  # type: ignore[attr-defined]
             return super().take_popped(key, item, full)  # a refused envelope is never recorded
         properties = payload["properties"]
         delivery, tag = properties["delivery_info"], properties["delivery_tag"]
