@@ -17,6 +17,7 @@ import pytest
 from celery import Celery
 
 from task_client import TaskClient, TaskFailed
+from task_server._threads import DEFAULT_THREADS
 from task_server.testing import WorkerProcess, wait_until
 
 from ..brokers import Broker
@@ -176,9 +177,10 @@ def test_items_that_are_not_celery_envelopes_are_dropped_and_the_worker_keeps_se
     assert client.add(2, 3) == 5
 
 
-# More messages than a worker's prefetch window (concurrency 2 x 4): before, each of these was
-# delivered and never acknowledged, so after the 8th the worker, alive, served nothing.
-PAST_THE_PREFETCH_WINDOW = 10
+# More messages than a worker's prefetch window (concurrency 2 x 4; on RabbitMQ 4 per serving thread
+# too, `task_server._prefetch`): before, each of these was delivered and never acknowledged, so after
+# the 8th the worker, alive, served nothing.
+PAST_THE_PREFETCH_WINDOW = {"redis": 4 * 2 + 2, "rabbitmq": 4 * (2 + DEFAULT_THREADS) + 2}
 
 
 @pytest.mark.parametrize(
@@ -203,9 +205,8 @@ def test_headers_celery_cannot_read_are_refused_and_the_worker_keeps_consuming(
     problem: str,
 ) -> None:
     body = json.dumps([[1, 2], {}, embed]).encode()
-    task_ids = [
-        push(broker.url, "math.add", body, queue="math", headers=headers) for _ in range(PAST_THE_PREFETCH_WINDOW)
-    ]
+    count = PAST_THE_PREFETCH_WINDOW[broker.kind]
+    task_ids = [push(broker.url, "math.add", body, queue="math", headers=headers) for _ in range(count)]
     for task_id in task_ids:
         error = refusal(client, task_id)
         assert error.remote_type == "RefusedMessage"

@@ -41,3 +41,28 @@ def test_sentinel_names_its_master_for_broker_and_backend() -> None:
     # Both Redis transports keep the guard against items that are no Celery envelope.
     assert GuardedConnection(config["broker_url"]).get_transport_cls() is GuardedSentinelTransport
     assert GuardedConnection("redis://127.0.0.1:9/0").get_transport_cls() is GuardedTransport
+
+
+def _multiplier(settings: WorkerSettings) -> object:
+    return celery_config(settings, TEST_CATALOG)["worker_prefetch_multiplier"]
+
+
+def test_rabbitmq_reserves_ahead_for_the_threads_serving_contracts_too() -> None:
+    urls = resolve_urls("amqp://guest:guest@127.0.0.1:9//", "redis://127.0.0.1:9/0")
+    # Celery multiplies by the processes: 2 x 20 = 4 for each of 2 processes and 8 threads.
+    assert _multiplier(WorkerSettings(urls=urls, concurrency=2)) == 20
+    assert _multiplier(WorkerSettings(urls=urls, autoscale=(4, 1))) == 12
+    # No threads, or threads serving nothing: Celery's 4.
+    for settings in (
+        WorkerSettings(urls=urls, concurrency=2, threads=0),
+        WorkerSettings(urls=urls, concurrency=2, pool="solo"),
+    ):
+        assert _multiplier(settings) == 4
+    # An explicit multiplier is Celery's, untouched (1 keeps reserved messages in strict order).
+    assert _multiplier(WorkerSettings(urls=urls, prefetch_multiplier=1)) == 1
+
+
+def test_redis_keeps_celerys_prefetch() -> None:
+    urls = resolve_urls("redis://127.0.0.1:9/0")
+    assert _multiplier(WorkerSettings(urls=urls, concurrency=2)) == 4
+    assert _multiplier(WorkerSettings(urls=urls, prefetch_multiplier=2)) == 2

@@ -19,6 +19,7 @@ from ._execution import register
 from ._inline import INLINE_SETTING
 from ._intake import MAX_MESSAGE_BYTES_SETTING
 from ._internals.prefork import PREFORK_POOL
+from ._prefetch import prefetch_multiplier
 from ._registry import discover, verify
 from ._remote_control import REMOTE_CONTROL_SETTING
 from ._settings import CELERY_DEFAULT_QUEUE, WorkerSettings
@@ -89,6 +90,8 @@ def celery_config(settings: WorkerSettings, catalog: ContractCatalog) -> dict[st
         REMOTE_CONTROL_SETTING: settings.remote_control,
         OVERRUN_GRACE_SETTING: settings.overrun_grace,
         MAX_LEAKED_SETTING: settings.max_leaked_threads,
+        # Messages reserved ahead: Celery's 4 per process, and on RabbitMQ per serving thread too (`_prefetch`).
+        "worker_prefetch_multiplier": prefetch_multiplier(settings, catalog),
     }
     config.update(broker_config(settings, broker))
     config[MAX_MESSAGE_BYTES_SETTING] = settings.max_message_bytes

@@ -308,10 +308,10 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
 @click.option(
     "--prefetch-multiplier",
     type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
+    default=None,
     help="Messages each pool process reserves ahead (Celery worker_prefetch_multiplier); 1 makes message "
-    "priority strict, since reserved messages run in arrival order.",
+    "priority strict, since reserved messages run in arrival order. [default: 4; on RabbitMQ, 4 per "
+    "thread serving contracts too]",
 )
 @_catalog_option
 @_implementations_option
@@ -343,7 +343,7 @@ def worker(
     metrics_address: str,
     signing_key_file: str | None,
     remote_control: RemoteControl,
-    prefetch_multiplier: int,
+    prefetch_multiplier: int | None,
     catalog: ContractCatalog,
     implementations: tuple[str, ...],
 ) -> None:
@@ -377,10 +377,8 @@ def worker(
         loglevel=loglevel.upper(),
         hostname=hostname,
         mingle=mingle,
-        extra_celery_config={
-            "worker_prefetch_multiplier": prefetch_multiplier,
-            **({"worker_send_task_events": True} if events else {}),
-        },
+        extra_celery_config={"worker_send_task_events": True} if events else {},
+        prefetch_multiplier=prefetch_multiplier,
         threads=threads,
         inline=inline,
         overrun_grace=overrun_grace,

@@ -48,6 +48,8 @@ class WorkerSettings:
     inline: bool = True  # contracts declared on_event_loop=True run on the event loop (see `_inline`)
     overrun_grace: float = DEFAULT_OVERRUN_GRACE  # seconds past its bound before a thread-served call overran
     max_leaked_threads: int = DEFAULT_MAX_LEAKED_THREADS  # threads held by overruns before a restart
+    # Messages each pool process reserves ahead (Celery's worker_prefetch_multiplier); None: see `_prefetch`.
+    prefetch_multiplier: int | None = None
     result_ttl: float | None = None  # seconds every finished record is kept; None: each contract's own
     tracing: bool = False  # OpenTelemetry span per task (needs task-server[otel])
     metrics_port: int = 0  # Prometheus endpoint; 0: off
