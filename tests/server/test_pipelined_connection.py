@@ -4,12 +4,14 @@ commands written by one thread, replies read in order by whichever threads ask f
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 import redis
+from celery.app.task import Context
 
 from task_server._pipelined import PipelinedConnection
-from task_server._preadmission import claim_admission, remember_asked
+from task_server._preadmission import ASKED_KEY, claim_admission, remember_asked
 from task_server.testing import RedisProcess
 
 pytestmark = pytest.mark.e2e
@@ -60,12 +62,19 @@ def test_a_lost_connection_fails_every_pending_reply_and_the_next_command_reconn
     client.close()
 
 
-def test_a_verdict_is_claimed_once_by_its_call_and_attempt() -> None:
-    remember_asked("call-1", 0, lambda: ("start", 1))
-    assert claim_admission("call-1", 1) is None  # another attempt asked for none
-    reply = claim_admission("call-1", 0)
-    assert reply is not None and reply() == ("start", 1)
-    assert claim_admission("call-1", 0) is None
+def test_a_verdict_is_claimed_once_and_only_by_the_delivery_it_was_asked_for(private_redis: RedisProcess) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    reply = PipelinedConnection(client.connection_pool).send("PING")
+    headers = {"id": "call-1", "retries": 0}
+    delivered = SimpleNamespace(request_dict=dict(headers))  # Celery's request of one delivery
+    remember_asked(delivered, reply)
+    assert claim_admission(Context(dict(headers))) is None  # another message with the same id and attempt
+    assert claim_admission(Context({**headers, ASKED_KEY: "start"})) is None  # a header of that name
+    own = Context(delivered.request_dict)  # the task request its thread runs with
+    assert claim_admission(own) is reply
+    assert reply() == b"PONG"
+    assert claim_admission(own) is None  # once
+    client.close()
 
 
 def test_a_connection_dropped_by_another_thread_while_replies_are_unread_fails_them_as_lost(

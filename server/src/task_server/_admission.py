@@ -175,7 +175,7 @@ def ask_early(request: Any) -> None:
         reply = ledger.send_with_held(*command)
     else:
         reply = pipeline_for(pool).send(*command)
-    remember_asked(request.id, retries, reply)
+    remember_asked(request, reply)
 
 
 def unacked_ledger(request: Any) -> Any:
@@ -186,10 +186,9 @@ def unacked_ledger(request: Any) -> Any:
 
 def release_early_admission(task: Task, contract: Contract[..., Any]) -> None:
     """A call refused before its admission (its arguments): give back the slot of the concurrency
-    limit that its early admission took (else held until the lease ends), and leave no verdict for
-    another message with its id and attempt to claim (`_preadmission`)."""
+    limit that its early admission took (else held until the lease ends)."""
     request = task.request
-    asked = claim_admission(request.id, int(request.retries or 0))
+    asked = claim_admission(request)
     if asked is None or not contract.concurrency:
         return
     with contextlib.suppress(*STORE_ERRORS, redis.exceptions.ResponseError):
@@ -213,7 +212,7 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
     client = task.backend.client
     digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None)
     try:
-        asked = claim_admission(task_id, retries)
+        asked = claim_admission(request)
         try:
             if asked is not None:
                 verdict, value = asked()

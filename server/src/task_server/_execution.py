@@ -35,8 +35,7 @@ def register(
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         # Before anything is stored for the call: every record of it carries this digest.
-        # Computed here, never taken from the early admission: an admission left unclaimed for this id
-        # and attempt (its call refused) would give another message's digest to this one's records.
+        # Computed here from the arguments it runs with, never taken from anything asked for earlier.
         setattr(task.request, CALL_DIGEST_ATTRIBUTE, call_digest(args, kwargs))
         try:
             values = validated_arguments(contract, args, kwargs, caller_shape(task.request))

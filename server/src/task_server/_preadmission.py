@@ -9,38 +9,35 @@ by the time the thread has woken and set the call up, the reply is usually there
 Only then: a call that would wait for a thread keeps asking from its thread, so its start is
 counted, its running mark set and its concurrency slot taken when it starts, not while it waits
 (a cancel meanwhile still stops it). The verdict and what the worker does with it are unchanged.
+
+The pending verdict travels with the delivery it was asked for: in Celery's request dict, which the
+thread's task request is built from. It was kept by task id and attempt in a table of its own,
+where a verdict left unclaimed (its call dropped before it ran) or asked for one delivery could be
+claimed by another message with the same id and attempt, which then ran on a verdict computed for
+another call's arguments instead of being refused as `DuplicateTaskId`.
 """
 
 from __future__ import annotations
 
-import collections
-import threading
+from typing import Any
 
-from ._pipelined import Reply
+from ._pipelined import PendingReply
 
-#: Verdicts asked for and not yet claimed, at most (one for a call that was then not run, e.g.
-#: its arguments were invalid, is dropped after this many newer ones).
-MAX_WAITING = 10_000
+#: Key of Celery's request dict (so an attribute of the task's request on the thread): the verdict asked for.
+ASKED_KEY = "task_sdk_early_admission"
 
 
-_asked: collections.OrderedDict[tuple[str, int], Reply] = collections.OrderedDict()
-_asked_lock = threading.Lock()
+def remember_asked(request: Any, reply: PendingReply) -> None:
+    """Keep the pending verdict of a Celery request (one delivery) for the thread that starts it."""
+    request.request_dict[ASKED_KEY] = reply
 
 
-def remember_asked(task_id: str, retries: int, reply: Reply) -> None:
-    """Keep the pending verdict of one start of a call until its thread claims it.
+def claim_admission(task_request: Any) -> PendingReply | None:
+    """The verdict asked for this delivery as it was handed over (once), or None if none was.
 
-    Keyed by id and attempt only, so an entry left unclaimed may be claimed by another message with
-    the same id: the call's digest is therefore always computed from the arguments it runs with."""
-    with _asked_lock:
-        _asked[(task_id, retries)] = reply
-        while len(_asked) > MAX_WAITING:
-            _asked.popitem(last=False)
-
-
-def claim_admission(task_id: str, retries: int) -> Reply | None:
-    """The verdict asked for this start of the call as it was handed over, or None if none was."""
-    if not _asked:
+    A message header of the same name is a JSON value, never a pending reply: it claims nothing."""
+    asked = getattr(task_request, ASKED_KEY, None)
+    if not isinstance(asked, PendingReply):
         return None
-    with _asked_lock:
-        return _asked.pop((task_id, retries), None)
+    setattr(task_request, ASKED_KEY, None)
+    return asked

@@ -19,7 +19,7 @@ import weakref
 from typing import Any
 
 from celery import Celery, signals
-from celery.worker.state import reserved_requests, task_reserved
+from celery.worker.state import reserved_requests, revoked, task_reserved
 
 from ._admission import ask_early
 from ._internals.worker import task_processor
@@ -91,7 +91,10 @@ class ServedByThreads:
         """Hand a request to the threads; when one is free to start it now, ask for its admission
         on the way (`_preadmission`). Received and unfinished requests include it and any other
         request of this worker, so a free thread is counted conservatively."""
-        if not request.expires and len(reserved_requests) <= self.pool.limit:
+        # Not for a call that `_process_task` drops below (revoked in its memory, e.g. while held for its
+        # eta): its admission would start it (start counted, running mark, concurrency slot) for nothing.
+        dropped = request.id in revoked and request.revoked()
+        if not request.expires and not dropped and len(reserved_requests) <= self.pool.limit:
             try:
                 ask_early(request)
             except self._consumer.connection_errors:
