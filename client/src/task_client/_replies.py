@@ -1,8 +1,9 @@
 """Records on the client's reply channel, read by whichever waiting thread is free to read them.
 
 Every call this client publishes names its reply channel (`reply_to`); the worker publishes the
-call's records there. One connection, subscribed to that channel only, carries them all, and
-one thread at a time reads it (leader/follower):
+call's records there (and some only there: a `DuplicateTaskId` refusal). One connection,
+subscribed to that channel only from the client's first use, carries them all, and one thread at
+a time reads it (leader/follower); every watch of the client is registered here:
 
 - a sync caller waiting for its call's record that finds nobody reading becomes the reader: it
   hands each record it reads to that call's waiter, and its own comes to it in its own thread,
@@ -77,12 +78,14 @@ class ReplyReader:
         check: RecordCheck,
         fetch: Callable[[list[str]], concurrent.futures.Future[list[Record | None]]],
         latest: dict[str, Record],
+        answered: Callable[[str], None],
     ) -> None:
         self.channel = channel
         self._settings = settings
         self._check = check
         self._fetch = fetch  # the records stored now (the result thread's MGET)
         self._latest = latest  # the latest non-final record per watched id (`ResultWatcher.latest`)
+        self._answered = answered  # tells the result thread a call was answered here
         self._condition = threading.Condition(threading.Lock())
         self._waiters: dict[str, list[ReplyFuture]] = {}
         self._reading = False  # a thread reads the connection now (at most one)
@@ -96,7 +99,7 @@ class ReplyReader:
 
     # -- any thread ------------------------------------------------------------
     def watch(self, task_ids: list[str], *, serve: bool) -> list[ReplyFuture]:
-        """Futures for the records of calls about to be published with this reply channel.
+        """Futures for the records of these calls, as they come on the reply channel.
 
         `serve`: the reader thread reads for them (a batch, a stream); otherwise the caller waits
         with `lead` (sync) or calls `serve` when it starts waiting (async).
@@ -107,7 +110,7 @@ class ReplyReader:
                 self._waiters.setdefault(task_id, []).append(future)
             ready = self._pubsub is not None
         if not ready:
-            self._start()
+            self.start()
         if serve:
             self.serve()
         return futures
@@ -186,21 +189,20 @@ class ReplyReader:
                 self._disconnect()
 
     # -- reading (one thread at a time) --------------------------------------------
-    def _start(self) -> None:
-        """Subscribe once, before the first call is published, and start the reader thread."""
+    def start(self) -> None:
+        """Start the reader thread, which subscribes at once (the first use of the client).
+
+        Not in the caller's thread: a frozen server would hold it for a socket timeout. A record
+        published before the subscription is found by the read that follows its confirmation.
+        """
         with self._condition:
             if self._pubsub is not None or self._closed:
                 return
-            self._client = self._connect()
+            self._client = self._connect()  # no I/O yet
             self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
-            self._reading = True  # nobody reads while we subscribe
-        try:
-            self._subscribe()
-        finally:
-            with self._condition:
-                self._reading = False
-                self._thread = threading.Thread(target=self._run, name="task-client-replies", daemon=True)
-                self._thread.start()
+            self._wanted = True
+            self._thread = threading.Thread(target=self._run, name="task-client-replies", daemon=True)
+            self._thread.start()
 
     def _connect(self) -> redis.Redis:
         settings = self._settings
@@ -249,11 +251,11 @@ class ReplyReader:
                     return
                 self._reading, self._wanted = True, False
             try:
-                while not self._closed and self._waiters:
+                if not self._subscribed:
+                    self._subscribe()
                     if not self._subscribed:
-                        self._subscribe()
-                        if not self._subscribed:
-                            raise redis.exceptions.ConnectionError("could not subscribe to the reply channel")
+                        raise redis.exceptions.ConnectionError("could not subscribe to the reply channel")
+                while not self._closed and self._waiters:
                     self._read_one(_SLICE)
                     failures = 0
             except _CONNECTION_ERRORS as error:
@@ -295,7 +297,7 @@ class ReplyReader:
     def _fetch_waited(self) -> None:
         with self._condition:
             task_ids = list(self._waiters)
-        if not task_ids:
+        if not task_ids or self._closed:
             return
         try:
             reads = self._fetch(task_ids)
@@ -325,6 +327,8 @@ class ReplyReader:
             # A waiter whose bound ran out may have cancelled it; another path may have answered it.
             with contextlib.suppress(concurrent.futures.InvalidStateError):
                 future.set_result(record)
+        if futures:
+            self._answered(task_id)
 
     def _drop_connection(self) -> None:
         # The next read connects again; redis-py's PubSub then subscribes again by itself.

@@ -223,7 +223,7 @@ class Runtime:
         bound: at expiry a call not yet started is revoked as expired (its REVOKED record then
         arrives like any other), so a call no worker ever saw ends there too.
         """
-        future = future or self.watcher.watch(task_id)
+        future = future or self.watcher.watch(task_id, waited=True)
         expires_in = schedule.expires_in() if schedule else None
         try:
             if expires_in is not None and expires_in < timeout:
@@ -233,7 +233,7 @@ class Runtime:
                     # A new watch: an async wait that ran out has cancelled the first future.
                     self.watcher.forget(task_id, future)
                     yield from self.cancel(contract, task_id, REVOKED_EXPIRED, schedule)
-                    future = self.watcher.watch(task_id)
+                    future = self.watcher.watch(task_id, waited=True)
                     record = yield Wait(future, max(0.0, deadline - time.monotonic()))
             elif confirmation is not None:
                 record = yield from self._wait_published(task_id, future, timeout, confirmation)
@@ -258,7 +258,7 @@ class Runtime:
             # may have waited behind busy pool processes), and its TimeLimitExceeded record follows.
             # Wait for it, so that the caller learns the failure, not a TaskTimeout; it usually
             # comes within moments.
-            future = self.watcher.watch(task_id)
+            future = self.watcher.watch(task_id, waited=True)
             record = yield Wait(future, hard_limit + KILL_GRACE)
             self.watcher.forget(task_id, future)
             if record is not TIMED_OUT:

@@ -41,7 +41,7 @@ from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 from ._errors import ClientClosed
 from ._integrity import RecordCheck
 from ._pools import AsyncBoundedPool, AsyncBoundedSentinelPool
-from ._replies import ReplyFuture, ReplyReader
+from ._replies import ReplyReader
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -95,7 +95,9 @@ class ResultWatcher:
         #: The channel named in `reply_to` of every call this client publishes.
         self.reply_channel = f"{REPLY_CHANNEL_PREFIX}{uuid.uuid4().hex}"
         # Read apart from this thread's connection (see above).
-        self.replies = ReplyReader(settings, self.reply_channel, self.check, self.fetch_many, self._latest)
+        self.replies = ReplyReader(
+            settings, self.reply_channel, self.check, self.fetch_many, self._latest, self._answered_elsewhere
+        )
         # This thread's pub/sub connection is subscribed to it even with no task channel to watch, so
         # that it always has a subscription to read; nothing is published on it.
         self._quiet_channel = f"{self.reply_channel}.quiet"
@@ -107,7 +109,8 @@ class ResultWatcher:
     def watch(self, task_id: str, *, replied: bool = False, waited: bool = False) -> concurrent.futures.Future[Record]:
         """A future resolved with the task's record once it is ready (SUCCESS, FAILURE, REVOKED).
 
-        `replied`: the call is not published yet and will name `reply_channel` in its `reply_to`.
+        `replied`: the call is not published yet and will name `reply_channel` in its `reply_to`
+        (otherwise its task's channel is subscribed now too).
         `waited`: the caller will wait for it with a `Wait` step, which reads the reply channel itself
         (a sync caller) or asks for its reader (async); otherwise its reader serves it at once.
         """
@@ -119,11 +122,7 @@ class ResultWatcher:
     ) -> list[concurrent.futures.Future[Record]]:
         since = time.monotonic() if replied else None
         task_ids = list(task_ids)
-        futures: list[concurrent.futures.Future[Record]]
-        if replied:
-            futures = list(self.replies.watch(task_ids, serve=not waited))
-        else:
-            futures = [concurrent.futures.Future() for _ in task_ids]
+        futures: list[concurrent.futures.Future[Record]] = list(self.replies.watch(task_ids, serve=not waited))
         with self._lock:
             for task_id, future in zip(task_ids, futures, strict=True):
                 self._requests.append((task_id, future, since))
@@ -138,8 +137,7 @@ class ResultWatcher:
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
         """Stop waiting with `future` (after a timeout); unsubscribes when no one else waits."""
         future.cancel()
-        if isinstance(future, ReplyFuture):
-            self.replies.forget(task_id, future)
+        self.replies.forget(task_id, future)
         self._request(task_id, None)
 
     def fetch(self, task_id: str) -> concurrent.futures.Future[Record | None]:
@@ -150,15 +148,18 @@ class ResultWatcher:
 
     def fetch_many(self, task_ids: list[str]) -> concurrent.futures.Future[list[Record | None]]:
         """The records stored now, in order (None for each pending task), in one round trip."""
-        return asyncio.run_coroutine_threadsafe(self._get_many(task_ids), self._running_loop())
+        loop = self._running_loop()  # first: a closed client must leave no coroutine unawaited
+        return asyncio.run_coroutine_threadsafe(self._get_many(task_ids), loop)
 
     def evaluate(self, script: str, keys: list[str], args: list[Any]) -> concurrent.futures.Future[Any]:
         """Run a Lua script on the result backend (one atomic step); its reply."""
-        return asyncio.run_coroutine_threadsafe(self._evaluate(script, keys, args), self._running_loop())
+        loop = self._running_loop()
+        return asyncio.run_coroutine_threadsafe(self._evaluate(script, keys, args), loop)
 
     def evaluate_many(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> concurrent.futures.Future[Any]:
         """Run a Lua script once per `(keys, args)` on the result backend, pipelined; the replies."""
-        return asyncio.run_coroutine_threadsafe(self._evaluate_many(script, calls), self._running_loop())
+        loop = self._running_loop()
+        return asyncio.run_coroutine_threadsafe(self._evaluate_many(script, calls), loop)
 
     def latest(self, task_id: str) -> Record | None:
         """The latest non-final record (PROGRESS, STARTED, ...) seen for a watched id, else None."""
@@ -210,7 +211,15 @@ class ResultWatcher:
                 )
                 self._thread.start()
                 started.wait()
-            return self._loop
+                start_replies = True
+            else:
+                start_replies = False
+            loop = self._loop
+        if start_replies:
+            # From the first use, as the first call may be a handle's wait: some records (a
+            # `DuplicateTaskId` refusal) are published on the reply channel only.
+            self.replies.start()
+        return loop
 
     def _run(self, loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
         asyncio.set_event_loop(loop)
@@ -257,7 +266,7 @@ class ResultWatcher:
             armed = self._fallback_armed
         new_channels = []
         for task_id, future, since in requests:
-            if since is not None and future is not None and future.done():
+            if future is not None and future.done():
                 continue  # answered on the reply channel before this thread ever saw it
             waiters = self._waiters.get(task_id)
             if future is None:  # a forget
@@ -305,6 +314,23 @@ class ResultWatcher:
             self._spawn(self._subscribe([RESULT_KEY_PREFIX + task_id for task_id in due]))
         if self._unsubscribed and self._fallback_timer is None:
             self._arm_fallback()
+
+    def _answered_elsewhere(self, task_id: str) -> None:
+        """A call was answered on the reply channel (any thread): drop what this thread holds for it."""
+        loop = self._loop
+        if task_id in self._waiters and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(self._drop_answered, task_id)
+
+    def _drop_answered(self, task_id: str) -> None:
+        waiters = self._waiters.get(task_id)
+        if waiters is None:
+            return
+        waiters.difference_update([f for f in waiters if f.done()])
+        if not waiters:
+            del self._waiters[task_id]
+            self._latest.pop(task_id, None)
+            self._stop_watching(task_id)
 
     def _still_waited(self, task_id: str) -> bool:
         # Calls answered on the reply channel (`_replies`) leave done futures here: drop them.
