@@ -9,6 +9,7 @@ issue (2 s refused, 5 s frozen), with a margin for a loaded machine; not speed b
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import amqp
 import pytest
 import redis
 
@@ -240,6 +242,56 @@ def test_messages_rabbitmq_refuses_are_a_typed_error_not_a_silent_loss(
         assert isinstance(error, BrokerUnavailable), repr(error)
         assert "RabbitMQ refused the message" in str(error)
         assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_threads_publishing_at_once_each_learn_their_own_fate(
+    rabbitmq: RabbitMQProcess, private_redis: RedisProcess
+) -> None:
+    # The client's threads share one connection and its confirm rounds (`task_client._amqp`): a
+    # basic.nack must fail the call it belongs to, and only that one. Half of 32 threads publish at
+    # once into a full queue that refuses publishes, half into a queue with room.
+    vhost, url = rabbitmq.fresh_vhost("full-at-once")
+    policy = '{"max-length": 2, "overflow": "reject-publish"}'
+    rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
+    threads = 32
+    start = threading.Barrier(threads)
+
+    with TaskClient(url, private_redis.url) as client:  # no worker here: the queues keep what they take
+        open_queue = client.add.with_options(queue="open")
+        open_queue.submit(0, 0)  # declared
+        # A quorum queue applies its limit once it is passed: fill it until it refuses.
+        for n in range(50):
+            try:
+                client.add.submit(n, n)
+            except BrokerUnavailable:
+                break
+        else:
+            pytest.fail("RabbitMQ took 50 messages into a queue limited to 2")
+
+        def submit(n: int) -> str | BaseException:
+            start.wait(30)
+            try:
+                return (open_queue if n % 2 else client.add).submit(n, n).id
+            except BrokerUnavailable as error:
+                return error
+
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            outcomes = list(pool.map(submit, range(threads)))
+    refused, published = outcomes[0::2], outcomes[1::2]
+    for error in refused:
+        assert isinstance(error, BrokerUnavailable) and "RabbitMQ refused the message" in str(error), repr(error)
+    assert all(isinstance(task_id, str) for task_id in published), published
+    connection = amqp.Connection(f"127.0.0.1:{rabbitmq.port}", userid="guest", password="guest", virtual_host=vhost)
+    connection.connect()
+    try:
+        channel = connection.channel()
+        queued = set()
+        while message := channel.basic_get("open", no_ack=True):
+            queued.add(message.properties["correlation_id"])
+    finally:
+        connection.close()
+        rabbitmq.delete_vhost_later(vhost)
+    assert set(published) <= queued and len(queued) == len(published) + 1  # and the first call's
 
 
 # Last of the tests on a broker of their own: the RabbitMQ node they share then need not restart.

@@ -35,8 +35,8 @@ def test_a_call_reads_its_publish_reply_only_after_its_record_came(
         confirm = PendingPush.confirm
 
         def noted(pending: PendingPush) -> None:
-            # Watched calls still waiting when the reply is read: none, the record came first.
-            order.append(f"reply read, {len(watcher._waiters)} waiting")
+            # Calls still waiting on the reply channel when the reply is read: none, the record came first.
+            order.append(f"reply read, {len(watcher.replies._waiters)} waiting")
             confirm(pending)
 
         monkeypatch.setattr(PendingPush, "confirm", noted)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kombu.utils.json import dumps
 
 import task_server._batch_pop
-from task_server._message_checks import nesting_exceeds
+from task_server._message_checks import MAX_NESTING, _text_within, nesting_exceeds
 from task_server._transport import envelope_refusal
 
 HEADERS = {"task": "math.add", "id": "7"}
@@ -50,7 +50,7 @@ def test_an_envelope_kombu_cannot_read_is_named(changes: dict[str, Any], problem
 
 # JSON values of any shape, whose strings are often brackets: text that counts brackets must not
 # decide differently from the walk over the parsed value.
-BRACKETS = st.text(alphabet='[]{}"\\x', max_size=12)
+BRACKETS = st.text(alphabet='[]{}"\\x\u00e9\u2028\x00', max_size=12)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | BRACKETS,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(BRACKETS, children, max_size=4),
@@ -61,8 +61,26 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(value=JSON_VALUES, limit=st.integers(min_value=0, max_value=12))
 def test_the_bracket_count_of_the_text_decides_as_the_walk(value: Any, limit: int) -> None:
-    for text in (json.dumps(value), dumps(value), json.dumps(value).encode()):
+    raw = json.dumps(value, ensure_ascii=False)
+    for text in (json.dumps(value), dumps(value), raw.encode(), raw.encode("utf-16"), raw.encode("utf-8-sig")):
         assert nesting_exceeds(json.loads(text), limit, hint=text) == nesting_exceeds(value, limit)
+
+
+def test_a_text_deeper_than_its_value_leaves_the_verdict_to_the_walk() -> None:
+    # Parsing keeps the last of two equal keys: the text nests 201 deep, the value 2.
+    text = '{"a": ' + "[" * 200 + "]" * 200 + ', "a": [1]}'
+    for hint in (text, text.encode()):
+        assert not nesting_exceeds(json.loads(text), MAX_NESTING, hint=hint)
+    distinct = text.replace('"a": [1]', '"b": [1]')
+    assert nesting_exceeds(json.loads(distinct), MAX_NESTING, hint=distinct)
+
+
+def test_a_chunk_of_calls_is_counted_on_its_text() -> None:
+    # 250 calls put 250 brackets more than the limit in the text, but nest 3 deep: no walk over them.
+    body = json.dumps([[[i, i] for i in range(250)], {}, {"chain": None, "note": "[[[["}]).encode()
+    assert _text_within(body, 3)
+    assert not _text_within(body, 2)
+    assert not nesting_exceeds(json.loads(body), MAX_NESTING, hint=body)
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from task_client import VerifyKeyError
 from task_client._integrity import RecordCheck
 from task_client._settings import ClientSettings
 from task_contracts import resolve_urls
-from task_contracts.wire import call_digest, cancel_hash
+from task_contracts.wire import call_digest, cancel_hash, canonical_json
 from task_server._errors import SigningKeyError
 from task_server._signing import RecordSigner, generate_key_pair
 
@@ -41,6 +43,20 @@ def test_the_digest_is_sha256_of_canonical_json() -> None:
     assert call_digest((4, 7), {}) == call_digest([4, 7], {})
     assert call_digest([], {"b": 1, "a": 2}) == call_digest([], {"a": 2, "b": 1})
     assert call_digest([object()], {}) is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_canonical_json_is_what_its_documentation_says(value: object) -> None:
+    # Other languages' callers compute digests from this definition (docs/wire.md).
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    assert canonical_json(value) == expected.encode()
 
 
 def test_a_record_of_another_call_with_the_same_id_is_refused() -> None:

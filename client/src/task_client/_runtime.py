@@ -160,7 +160,7 @@ class Runtime:
         the client's reply channel: no command of its own (see `_watcher`).
         """
         message = self.prepare_call(contract, args, kwargs, options)
-        future = self.watcher.watch(message.task_id, replied=True)
+        future = self.watcher.watch(message.task_id, replied=True, waited=True)
         confirmation: Confirmation | None = None
         try:
             if self.tracing is None:

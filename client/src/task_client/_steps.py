@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from ._coalesce import tick_publisher
 from ._producer import Outgoing, Producer
+from ._replies import ReplyFuture
 
 T = TypeVar("T")
 
@@ -81,9 +83,15 @@ def run_sync(producer: Producer, steps: Steps[T]) -> T:
 
 
 def _wait_sync(step: Wait) -> Any:
-    future = step.future
+    future, timeout = step.future, step.timeout
+    if isinstance(future, ReplyFuture) and not future.done():
+        # Read the reply channel in this thread while nobody else does: no hand-off between threads.
+        started = time.monotonic()
+        future.replies.lead(future, timeout)
+        if timeout is not None:
+            timeout = max(0.0, timeout - (time.monotonic() - started))
     try:
-        return future.result(_bounded(step.timeout))
+        return future.result(_bounded(timeout))
     except TimeoutError:
         if not future.done():
             return TIMED_OUT
@@ -126,6 +134,8 @@ async def _wait_async(step: Wait) -> Any:
     future = step.future
     if future.done():  # e.g. a record already in the watcher's memory: no hop through the loop
         return future.result()
+    if isinstance(future, ReplyFuture):
+        future.replies.serve()  # a loop cannot read a blocking socket: the reply channel's thread does
     if step.timeout is None:
         return await asyncio.wrap_future(future)
     bound = asyncio.timeout(_bounded(step.timeout))

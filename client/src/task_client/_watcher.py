@@ -1,12 +1,13 @@
 """Result records from Celery's Redis result backend, delivered by publish/subscribe.
 
-One background thread runs an event loop that owns one pub/sub connection; every waiting
-call, sync or async, shares it. Records reach it two ways:
+One background thread runs an event loop that owns one pub/sub connection and the reads of the
+backend; every waiting call, sync or async, shares them. Records reach a call two ways:
 
 - on the client's reply channel (`reply_channel`), subscribed once: a call this client publishes
   names it in `reply_to`, and the worker publishes the call's records there too
   (`task_contracts.wire.REPLY_CHANNEL_PREFIX`). Such a watch is registered before the publish and
-  costs no command at all; it does not even wake this thread.
+  costs no command at all; it does not even wake this thread: the reply channel has a connection
+  of its own, read by a waiting sync caller itself or by a thread of its own (`_replies`).
 - on the task's own channel, for any other watch (a handle re-attached by id, a call published
   before its watch): it subscribes and, once Redis has confirmed, reads the stored record once. A
   record stored before the subscription is found by that read, one stored after is published to us.
@@ -40,6 +41,7 @@ from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 from ._errors import ClientClosed
 from ._integrity import RecordCheck
 from ._pools import AsyncBoundedPool, AsyncBoundedSentinelPool
+from ._replies import ReplyFuture, ReplyReader
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -92,27 +94,39 @@ class ResultWatcher:
         self._pubsub: Any = None
         #: The channel named in `reply_to` of every call this client publishes.
         self.reply_channel = f"{REPLY_CHANNEL_PREFIX}{uuid.uuid4().hex}"
+        # Read apart from this thread's connection (see above).
+        self.replies = ReplyReader(settings, self.reply_channel, self.check, self.fetch_many, self._latest)
+        # This thread's pub/sub connection is subscribed to it even with no task channel to watch, so
+        # that it always has a subscription to read; nothing is published on it.
+        self._quiet_channel = f"{self.reply_channel}.quiet"
         self._broken = False  # the reader lost its connection: resubscribe before reading on
         self._fallback_timer: asyncio.TimerHandle | None = None
         self.last_error: BaseException | None = None
 
     # -- any thread ------------------------------------------------------------
-    def watch(self, task_id: str, *, replied: bool = False) -> concurrent.futures.Future[Record]:
+    def watch(self, task_id: str, *, replied: bool = False, waited: bool = False) -> concurrent.futures.Future[Record]:
         """A future resolved with the task's record once it is ready (SUCCESS, FAILURE, REVOKED).
 
         `replied`: the call is not published yet and will name `reply_channel` in its `reply_to`.
+        `waited`: the caller will wait for it with a `Wait` step, which reads the reply channel itself
+        (a sync caller) or asks for its reader (async); otherwise its reader serves it at once.
         """
-        (future,) = self.watch_many([task_id], replied=replied)
+        (future,) = self.watch_many([task_id], replied=replied, waited=waited)
         return future
 
-    def watch_many(self, task_ids: Iterable[str], *, replied: bool = False) -> list[concurrent.futures.Future[Record]]:
+    def watch_many(
+        self, task_ids: Iterable[str], *, replied: bool = False, waited: bool = False
+    ) -> list[concurrent.futures.Future[Record]]:
         since = time.monotonic() if replied else None
-        futures = []
+        task_ids = list(task_ids)
+        futures: list[concurrent.futures.Future[Record]]
+        if replied:
+            futures = list(self.replies.watch(task_ids, serve=not waited))
+        else:
+            futures = [concurrent.futures.Future() for _ in task_ids]
         with self._lock:
-            for task_id in task_ids:
-                future: concurrent.futures.Future[Record] = concurrent.futures.Future()
+            for task_id, future in zip(task_ids, futures, strict=True):
                 self._requests.append((task_id, future, since))
-                futures.append(future)
             # Hot path: a reply-channel watch needs nothing of the loop thread until a record
             # comes, so it is not woken for it, except to arm the fallback timer.
             wake = not replied or not self._fallback_armed
@@ -124,6 +138,8 @@ class ResultWatcher:
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
         """Stop waiting with `future` (after a timeout); unsubscribes when no one else waits."""
         future.cancel()
+        if isinstance(future, ReplyFuture):
+            self.replies.forget(task_id, future)
         self._request(task_id, None)
 
     def fetch(self, task_id: str) -> concurrent.futures.Future[Record | None]:
@@ -150,10 +166,10 @@ class ResultWatcher:
 
     def is_watching(self, task_id: str) -> bool:
         """True while some caller waits on this id (its records are then remembered)."""
-        return task_id in self._waiters
+        return task_id in self._waiters or self.replies.is_watching(task_id)
 
     def is_disconnected(self) -> bool:
-        return self.last_error is not None
+        return self.last_error is not None or self.replies.last_error is not None
 
     def close(self) -> None:
         with self._lock:
@@ -165,6 +181,7 @@ class ResultWatcher:
             return
         with contextlib.suppress(concurrent.futures.TimeoutError):  # each step inside is bounded too
             asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=_CLOSE_BOUND * 3)
+        self.replies.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=_CLOSE_BOUND)
 
@@ -240,6 +257,8 @@ class ResultWatcher:
             armed = self._fallback_armed
         new_channels = []
         for task_id, future, since in requests:
+            if since is not None and future is not None and future.done():
+                continue  # answered on the reply channel before this thread ever saw it
             waiters = self._waiters.get(task_id)
             if future is None:  # a forget
                 if waiters is not None:
@@ -281,10 +300,21 @@ class ResultWatcher:
         due = [task_id for task_id, since in self._unsubscribed.items() if since <= deadline]
         for task_id in due:
             del self._unsubscribed[task_id]
+        due = [task_id for task_id in due if self._still_waited(task_id)]
         if due:
             self._spawn(self._subscribe([RESULT_KEY_PREFIX + task_id for task_id in due]))
         if self._unsubscribed and self._fallback_timer is None:
             self._arm_fallback()
+
+    def _still_waited(self, task_id: str) -> bool:
+        # Calls answered on the reply channel (`_replies`) leave done futures here: drop them.
+        waiters = self._waiters.get(task_id)
+        if waiters is not None:
+            waiters.difference_update([f for f in waiters if f.done()])
+            if not waiters:
+                del self._waiters[task_id]
+                self._latest.pop(task_id, None)
+        return waiters is not None and bool(waiters)
 
     def _stop_watching(self, task_id: str) -> None:
         # Only a task channel of its own is unsubscribed; a reply-channel watch has none.
@@ -353,21 +383,12 @@ class ResultWatcher:
         assert self._commands is not None
         channels = [RESULT_KEY_PREFIX + task_id for task_id in self._waiters if task_id not in self._unsubscribed]
         async with self._commands:
-            await self._pubsub.subscribe(self.reply_channel, *channels)
+            await self._pubsub.subscribe(self._quiet_channel, *channels)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else channel
-        if channel == self.reply_channel:
-            self._flush()  # reply-channel watches registered without waking this thread
-            if message["type"] == "subscribe":
-                # (Re)subscribed: records published to it before this moment are found by one read.
-                self._fetch_soon(list(self._unsubscribed))
-            elif message["type"] == "message":
-                record = _decode(message["data"])
-                task_id = record.get("task_id") if record else None
-                if isinstance(task_id, str):
-                    self._deliver(task_id, record)
+        if channel == self._quiet_channel:
             return
         if not channel.startswith(RESULT_KEY_PREFIX):
             return
@@ -419,12 +440,12 @@ class ResultWatcher:
                 self._latest[task_id] = record
             return
         self._latest.pop(task_id, None)
+        self.replies.deliver(task_id, record)  # a call waiting on the reply channel too (a slow one)
         waiters = self._waiters.pop(task_id, None)
         if waiters is None:
             return
-        for future in waiters:
-            if not future.done():
-                future.set_result(record)
+        # The reply channel's reader may have answered some of them meanwhile.
+        _settle([future for future in waiters if not future.done()], record)
         self._stop_watching(task_id)
 
     def _queue_read(self, task_id: str, future: concurrent.futures.Future[Record | None]) -> None:

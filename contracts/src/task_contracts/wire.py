@@ -177,10 +177,14 @@ SIGNATURE_CONTEXT: Final = b"task-sdk-record-v1\n"
 REMOTE_DUPLICATE_ID: Final = "DuplicateTaskId"
 
 
+# Built once: `json.dumps` with these options builds an encoder per call (a third of a digest's work).
+_CANONICAL = _json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+
+
 def canonical_json(value: object) -> bytes:
     """The canonical JSON the digests and signatures cover: keys sorted, no spaces, ASCII only
     (Python's `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`)."""
-    return _json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def call_digest(args: Sequence[object], kwargs: Mapping[str, object]) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.exceptions
+from hiredis import pack_command
 
 Reply = Callable[[], Any]
 
@@ -62,7 +63,7 @@ class PipelinedConnection:
                 connection = self._connection
                 replies = [PendingReply(self, connection, self._unread) for _ in commands]
                 # No health check: its PING would read a reply that belongs to an earlier command.
-                connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+                connection.send_packed_command(_packed(commands), check_health=False)
             except (redis.exceptions.ConnectionError, OSError) as error:
                 if connection is not None:
                     self._drop(connection)
@@ -130,3 +131,9 @@ class PendingReply:
         if isinstance(self._value, BaseException):
             raise self._value
         return self._value
+
+
+def _packed(commands: Sequence[Sequence[Any]]) -> list[bytes]:
+    # By hiredis straight away (redis-py's packer calls it too, after a look at every argument in
+    # Python), in one piece: redis-py writes each piece of the list with a system call of its own.
+    return [b"".join([pack_command(tuple(command)) for command in commands])]

@@ -13,6 +13,7 @@ worker down. Message bodies and headers are checked later, per task, by `_intake
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -79,8 +80,7 @@ class LedgeredQoS(kombu_redis.QoS):
                 _keep(self.channel, None, message)
                 raise RecordRefused(str(error)) from None
             return
-        delivery = message.delivery_info
-        record = dumps([raw_payload(message), delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        record = unacked_record(self.channel, message)
         # Written with the next write, at the latest before the message is handed on (`_unacked`);
         # if that write fails, the message was popped and is recorded nowhere: kept for a requeue.
         ledger.remember(
@@ -150,6 +150,18 @@ class LedgeredQoS(kombu_redis.QoS):
                     _keep(self.channel, tag, message)
             delivered_messages(self).clear()
             raise
+
+
+def unacked_record(channel: Any, message: Any) -> str:
+    """kombu's unacked entry of `message`, the JSON of `[envelope, exchange, routing key]`: around the
+    text the envelope was popped as, when the channel still has it (as the pop script writes it,
+    `_recorded_pop`), instead of encoding the envelope again (~10x the instructions)."""
+    payload, delivery = raw_payload(message), message.delivery_info
+    exchange, routing_key = delivery["exchange"], delivery["routing_key"]
+    text = channel.popped_text(payload)
+    if text is None or not (isinstance(exchange, str) and isinstance(routing_key, str)):
+        return dumps([payload, exchange, routing_key])  # type: ignore[no-any-return, no-untyped-call]
+    return f"[{text},{json.dumps(exchange)},{json.dumps(routing_key)}]"
 
 
 def _keep(channel: Any, tag: str | None, message: Any) -> None:

@@ -1,0 +1,151 @@
+"""Who reads the reply channel (`task_client._replies`): a sync caller waiting alone reads its own
+record; a caller reading hands the records of other calls to their waiters; a connection killed
+under a reader is reconnected and no call is lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from task_client import TaskClient
+from task_client._replies import ReplyFuture
+from task_contracts.wire import RESULT_KEY_PREFIX
+from task_server.testing import WorkerProcess, wait_until
+
+from .raw_messages import envelope, json_body
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def deliveries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """(thread that made the future, thread that set its result) for every reply-channel future."""
+    seen: list[tuple[str, str]] = []
+    made = ReplyFuture.__init__
+    settle = ReplyFuture.set_result
+
+    def init(self: ReplyFuture, replies: Any) -> None:
+        made(self, replies)
+        self.owner = threading.current_thread().name  # type: ignore[attr-defined]
+
+    def set_result(self: ReplyFuture, result: Any) -> None:
+        seen.append((self.owner, threading.current_thread().name))  # type: ignore[attr-defined]
+        settle(self, result)
+
+    monkeypatch.setattr(ReplyFuture, "__init__", init)
+    monkeypatch.setattr(ReplyFuture, "set_result", set_result)
+    yield seen
+
+
+def test_a_lone_sync_call_is_read_by_its_own_thread(
+    redis_url: str, worker: WorkerProcess, deliveries: list[tuple[str, str]]
+) -> None:
+    with TaskClient(redis_url) as client:
+        for i in range(20):
+            assert client.add(i, 1) == i + 1
+    assert len(deliveries) == 20
+    own = sum(owner == setter for owner, setter in deliveries)
+    # Nearly every call: one slower than the lead period (a loaded machine) is read by the reader thread.
+    assert own >= 10, deliveries
+
+
+def push_call(url: str, reply_to: str, task_id: str, args: list[Any]) -> None:
+    """LPUSH a `math.add` call with this id whose `reply_to` is `reply_to`."""
+    message = json.loads(envelope("math.add", json_body(args, {}), task_id=task_id, queue="math"))
+    message["properties"]["reply_to"] = reply_to
+    connection = redis.Redis.from_url(url)
+    try:
+        connection.lpush("math", json.dumps(message))
+    finally:
+        connection.close()
+
+
+def test_a_reading_caller_hands_another_calls_record_to_its_waiter(redis_url: str, worker: WorkerProcess) -> None:
+    with TaskClient(redis_url) as client:
+        assert client.add(1, 1) == 2  # the reply channel is subscribed
+        replies = client._runtime.watcher.replies
+        mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+        my_future, other_future = replies.watch([mine, other], serve=False)
+        setters: list[str] = []
+        other_future.add_done_callback(lambda _: setters.append(threading.current_thread().name))
+        # The other call's record is published, and waits in the connection, before anyone reads it.
+        push_call(redis_url, replies.channel, other, [20, 2])
+        store = redis.Redis.from_url(redis_url)
+        try:
+            wait_until(lambda: store.exists(RESULT_KEY_PREFIX + other), 10, "the other call's record")
+        finally:
+            store.close()
+        push_call(redis_url, replies.channel, mine, [1, 2])
+        replies.lead(my_future, 10.0)  # reads the other record first, then (most likely) its own
+        assert other_future.result(10)["result"] == 22
+        assert setters == [threading.current_thread().name]
+        assert my_future.result(10)["result"] == 3
+
+
+def test_many_threads_sharing_a_client_each_get_their_own_values(
+    redis_url: str, worker: WorkerProcess, deliveries: list[tuple[str, str]]
+) -> None:
+    failures: list[BaseException] = []
+
+    def caller(base: int) -> None:
+        try:
+            for i in range(25):
+                assert client.add(base, i) == base + i
+        except BaseException as error:
+            failures.append(error)
+
+    with TaskClient(redis_url) as client:
+        threads = [threading.Thread(target=caller, args=(1000 * n,), name=f"caller-{n}") for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert not failures
+    assert len(deliveries) == 200
+
+
+def test_a_call_longer_than_the_lead_period_is_handed_to_the_reader_thread(
+    redis_url: str, worker: WorkerProcess
+) -> None:
+    with TaskClient(redis_url) as client:
+        assert client.count_to(4, delay=0.05) == 4  # about 0.2 s: four lead periods
+        assert client.add(4, 7) == 11
+
+
+@pytest.mark.parametrize("killed", ["pubsub", "normal"])
+def test_a_call_after_the_clients_connections_were_killed_succeeds(
+    redis_url: str, worker: WorkerProcess, killed: str
+) -> None:
+    with TaskClient(redis_url) as client:
+        admin = redis.Redis.from_url(redis_url)
+        try:
+            for round_ in range(3):
+                assert client.add(round_, 1) == round_ + 1
+                admin.client_kill_filter(_type=killed, skipme=True)
+            assert client.add(4, 7) == 11
+        finally:
+            admin.close()
+
+
+def test_a_connection_killed_while_a_caller_waits_loses_no_call(redis_url: str, worker: WorkerProcess) -> None:
+    with TaskClient(redis_url) as client:
+        assert client.add(1, 1) == 2
+        replies = client._runtime.watcher.replies
+        answer: list[Any] = []
+        waiting = threading.Thread(target=lambda: answer.append(client.count_to(10, delay=0.05)))
+        waiting.start()
+        wait_until(lambda: bool(replies._waiters), 10, "the call to wait")
+        admin = redis.Redis.from_url(redis_url)
+        try:
+            admin.client_kill_filter(_type="pubsub", skipme=True)
+        finally:
+            admin.close()
+        waiting.join(60)
+        assert answer == [10]
+        assert client.add(4, 7) == 11  # and the next call is read again
