@@ -8,12 +8,14 @@ caller's encoded call with its shape to the worker's `accept_call`, as the worke
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pydantic
 import pytest
 
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError, contract, wire_name
+from task_contracts._compat import read_shape
 
 
 def call(caller: Contract[..., Any], worker: Contract[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -227,3 +229,14 @@ def test_a_result_field_added_with_a_default_is_filled_in_for_new_callers_of_old
 def test_a_result_field_removed_is_an_error_naming_it() -> None:
     with pytest.raises(ResultError, match="total: Field required"):
         total_old.decode_result(total_removed.encode_result(Count(count=2)))
+
+
+def test_the_calls_of_a_chunk_read_their_shared_shape_once() -> None:
+    shape = json.loads(json.dumps(add.shape))  # as a message's header decodes
+    first = read_shape("math.add", shape)
+    assert read_shape("math.add", shape) is first  # the next call of the chunk: not read again
+    other = json.loads(json.dumps(add_str.shape))  # another message's shape is read anew
+    assert read_shape("math.add", other) != first
+    with pytest.raises(ArgumentsError, match="malformed contract_shape"):
+        read_shape("math.add", {"version": "1"})
+    assert read_shape("math.add", shape) == first

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from task_client import CancelResult, TaskCancelled, TaskClient
+from task_contracts.wire import DEFERRED_KEY, TAKING_KEY
 from task_server.testing import WorkerProcess, wait_until
 from tests.conftest import REPO_ROOT
 from tests.policies import contracts
@@ -211,6 +212,11 @@ def _local_ports(pid: int) -> set[int]:
     return ports
 
 
+def _redis_time(server: redis.Redis) -> float:
+    seconds, microseconds = server.time()
+    return seconds + microseconds / 1e6
+
+
 def _blocked_in_brpop(server: redis.Redis, worker: WorkerProcess) -> bool:
     """Whether one of the worker's main process's connections waits in BRPOP (it has popped nothing yet)."""
     ports = _local_ports(worker.pid)
@@ -220,33 +226,61 @@ def _blocked_in_brpop(server: redis.Redis, worker: WorkerProcess) -> bool:
     )
 
 
+@pytest.mark.parametrize("canceller", ["same-client", "other-client"])
 @pytest.mark.parametrize(
     ("task", "countdown"),
     [(contracts.stamp, 30), (contracts.stamp, None), (contracts.single, 30), (contracts.single, None)],
     ids=["prefork-countdown", "prefork-now", "threads-countdown", "threads-now"],
 )
 def test_a_call_a_worker_has_popped_and_not_yet_recorded_is_cancelled_not_unknown(
-    redis_url: str, policy_client: TaskClient, start_worker: StartWorker, task: Any, countdown: int | None
+    redis_url: str, start_worker: StartWorker, task: Any, countdown: int | None, canceller: str
 ) -> None:
     """BRPOP takes the message off its queue before the worker writes its unacked entry: in between
     it is in no queue and no unacked hash (here for as long as the worker is frozen). A cancel by id
-    then still finds the call its client published, stops it and wakes its waiter."""
+    still stops the call and wakes its waiter: the client that published it knows it did; another
+    (sharing its cancel secret: the command line, say) sees the BRPOP's member in the taking set and,
+    since the frozen worker does not record the message within the search's bound, cannot tell
+    that the id is unknown."""
+    secret = uuid.uuid4().hex
     worker = start_worker(concurrency=1)
     server = redis.Redis.from_url(redis_url)
-    wait_until(lambda: _blocked_in_brpop(server, worker), 30, "the worker to wait in BRPOP")
-    worker.freeze()
-    try:
-        arguments = (marker(),) if task is contracts.stamp else (0.0,)
-        handle = policy_client.task(task).with_options(timeout=LONG, countdown=countdown).submit(*arguments)
-        wait_until(lambda: server.llen(contracts.QUEUE) == 0, 30, "the frozen worker's BRPOP to take the message")
-        assert handle.id.encode() not in b"".join(server.hvals("unacked"))  # kombu's record: not written yet
-        assert policy_client.cancel(handle.id) is CancelResult.CANCELLED
-    finally:
-        worker.thaw()
-    started = time.monotonic()
-    with pytest.raises(TaskCancelled):
-        handle.result()
-    assert time.monotonic() - started < LONG / 4
-    if countdown is None:  # a scheduled call is dropped when due, 30 s from now
-        wait_for_log(worker, f"{handle.id}]: cancelled before it started; not run")
+    with TaskClient(redis_url, cancel_secret=secret) as caller, TaskClient(redis_url, cancel_secret=secret) as other:
+        wait_until(lambda: _blocked_in_brpop(server, worker), 30, "the worker to wait in BRPOP")
+        worker.freeze()
+        frozen = _redis_time(server)
+        try:
+            arguments = (marker(),) if task is contracts.stamp else (0.0,)
+            handle = caller.task(task).with_options(timeout=LONG, countdown=countdown).submit(*arguments)
+            wait_until(lambda: server.llen(contracts.QUEUE) == 0, 30, "the frozen worker's BRPOP to take the message")
+            assert handle.id.encode() not in b"".join(server.hvals("unacked"))  # kombu's record: not written yet
+            assert (caller if canceller == "same-client" else other).cancel(handle.id) is CancelResult.CANCELLED
+        finally:
+            thawed = _redis_time(server)
+            worker.thaw()
+        started = time.monotonic()
+        with pytest.raises(TaskCancelled):
+            handle.result()
+        assert time.monotonic() - started < LONG / 4
+        if countdown is None:  # a scheduled call is dropped when due, 30 s from now
+            wait_for_log(worker, f"{handle.id}]: cancelled before it started; not run")
+        # Its entry written, the member of the frozen BRPOP is gone with it: a later search waits for nothing.
+        wait_until(lambda: not server.zrangebyscore(TAKING_KEY, frozen, thawed), 30, "its BRPOP's member to go")
     server.close()
+
+
+def test_a_call_held_far_ahead_in_the_deferred_set_is_found_by_a_cancel_by_id(
+    redis_url: str, start_worker: StartWorker
+) -> None:
+    """A call due beyond the worker's `--eta-horizon` waits in the sorted set `task-sdk-deferred`,
+    acknowledged: in no queue and no unacked hash. Another client's cancel by id finds it there."""
+    secret = uuid.uuid4().hex
+    worker = start_worker("--eta-horizon", "5", concurrency=1)
+    with TaskClient(redis_url, cancel_secret=secret) as caller, TaskClient(redis_url, cancel_secret=secret) as other:
+        handle = caller.task(contracts.stamp).with_options(countdown=3600).submit(marker())
+        with redis.Redis.from_url(redis_url) as server:
+            wait_until(lambda: handle.id.encode() in b"".join(server.zrange(DEFERRED_KEY, 0, -1)), 30, "the deferral")
+            wait_until(lambda: handle.id.encode() not in b"".join(server.hvals("unacked")), 30, "its acknowledgement")
+        assert other.cancel(handle.id) is CancelResult.CANCELLED
+        with pytest.raises(TaskCancelled):
+            handle.result()
+    assert worker.alive()

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from task_client import BrokerUnavailable, TaskClient
+from task_contracts.wire import TAKING_KEY
 from task_server._recorded_pop import POP_AND_RECORD, PROBE, RECORD_OR_PUT_BACK
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
@@ -173,10 +174,10 @@ def test_the_pop_scripts_take_nothing_from_a_full_redis_and_pop_with_the_record_
             assert connection.eval(RECORD_OR_PUT_BACK, 3, *keys, 1.0, "tag-0", "[]", taken) == b"FULL"
             assert connection.lrange("math", 0, -1) == [item.encode() for item in reversed(items)]
             assert connection.hlen("unacked") == connection.zcard("unacked_index") == 0
-            assert connection.eval(PROBE, 1, "unacked_index") == b"FULL"
+            assert connection.eval(PROBE, 1, TAKING_KEY, "brpop-1", 1.0) == b"FULL"
         finally:
             drain(connection, written)
-        assert connection.eval(PROBE, 1, "unacked_index") == 0
+        assert connection.eval(PROBE, 1, TAKING_KEY, "brpop-2", 1.0) == 0
         popped = connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 2, 1.0)
         assert popped == [b"math", items[0].encode(), 1, b"math", items[1].encode(), 1]
         assert json.loads(connection.hget("unacked", "tag-0")) == [json.loads(items[0]), "", "math"]

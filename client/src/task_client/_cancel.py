@@ -10,7 +10,10 @@ the reason "expired": a call not started when it expires never runs.
 A cancel by id first looks for a message with that id (`Runtime.is_known`), except for a call this
 client published: a worker's BRPOP takes a message off its queue before the worker writes its
 unacked entry, and a search in between found it nowhere and answered UNKNOWN for a call that was
-queued (its mark still stopped it, but no record woke its waiters until it was due).
+queued (its mark still stopped it, but no record woke its waiters until it was due). Another
+client's search covers that window through the workers' taking set (`task_contracts.wire.TAKING_KEY`,
+read by `_direct.DirectPublisher.find`): UNKNOWN only when no message was found and no worker still
+held one unrecorded.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from task_contracts.wire import DEFERRED_KEY, TAKING_KEY
 
 from ._pools import BoundedPool
 
@@ -36,6 +39,13 @@ _UNACKED = "unacked"
 #: Messages read per queue when looking for one id; a longer queue cannot be searched.
 _SEARCH_LIMIT = 100_000
 _SEARCH_PAGE = 1_000
+#: A search waits at most this long (seconds) for workers to record messages their BRPOPs have just
+#: taken (a few hundred microseconds, normally). A member's score is the time its BRPOP was sent, by
+#: the worker's clock (an idle BRPOP waits up to 1 s); one older than `_TAKING_STALE` (by Redis's
+#: clock) is taken for a lost worker's.
+_TAKING_WAIT = 2.0
+_TAKING_STALE = 5.0
+_TAKING_POLL = 0.005
 
 
 def _short_repr(value: Any) -> str:
@@ -177,6 +187,15 @@ class DirectPublisher:
             return None
 
     def _find(self, needle: bytes, queues: Sequence[str]) -> bool | None:
+        """The places a message moves through, each read after the one it may have come from: the
+        deferred set (a call due far ahead goes back to its queue from there), the queues, the
+        workers' BRPOPs not yet recorded (`wire.TAKING_KEY`), the unacked hash, the deferred set again
+        (a held call goes there from the unacked hash). Each move between them is one atomic step,
+        except BRPOP's: a message it took is named by its BRPOP's member until its unacked entry is
+        written, so a member seen then is waited for, and the unacked hash read again."""
+        found = self._find_deferred(needle)
+        if found is not False:
+            return found
         # The id is in any producer's envelope: its id, correlation id or root id.
         lists = [queue + suffix for queue in dict.fromkeys(queues) for suffix in _PRIORITY_SUFFIXES]
         for key in lists:
@@ -186,12 +205,53 @@ class DirectPublisher:
             for start in range(0, length, _SEARCH_PAGE):
                 if any(_names(item, needle) for item in self._redis.lrange(key, start, start + _SEARCH_PAGE - 1)):
                     return True
+        taking = self._taking()
+        found = self._find_unacked(needle)
+        if found is False:
+            found = self._find_deferred(needle)
+        if found is not False or not taking:
+            return found
+        if not self._taken(taking):
+            return None  # a worker keeps a message it popped unrecorded (frozen?): cannot tell
+        found = self._find_unacked(needle)
+        return found if found is not False else self._find_deferred(needle)
+
+    def _find_unacked(self, needle: bytes) -> bool | None:
         for seen, (_tag, value) in enumerate(self._redis.hscan_iter(_UNACKED, count=_SEARCH_PAGE)):
             if _names(value, needle):
                 return True
             if seen >= _SEARCH_LIMIT:
                 return None
         return False
+
+    def _find_deferred(self, needle: bytes) -> bool | None:
+        length = self._redis.zcard(DEFERRED_KEY)
+        if length > _SEARCH_LIMIT:
+            return None
+        for start in range(0, length, _SEARCH_PAGE):
+            page: list[Any] = list(self._redis.zrange(DEFERRED_KEY, start, start + _SEARCH_PAGE - 1))
+            if any(_names(member, needle) for member in page):  # `[queue, envelope]`
+                return True
+        return False
+
+    def _taking(self) -> list[Any]:
+        """The members of the BRPOPs that have popped and not yet recorded (a lost worker's, once
+        older than `_TAKING_STALE`, are left out)."""
+        seconds, microseconds = self._redis.time()
+        oldest = seconds + microseconds / 1e6 - _TAKING_STALE
+        return list(self._redis.zrangebyscore(TAKING_KEY, oldest, "+inf"))
+
+    def _taken(self, members: list[Any]) -> bool:
+        """Wait (at most `_TAKING_WAIT`) until `members` are gone: their messages recorded or none popped."""
+        deadline = time.monotonic() + _TAKING_WAIT
+        while True:
+            scores = self._redis.zmscore(TAKING_KEY, members)
+            members = [member for member, score in zip(members, scores, strict=True) if score is not None]
+            if not members:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_TAKING_POLL)
 
     def close(self) -> None:
         self._redis.close()

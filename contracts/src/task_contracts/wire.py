@@ -93,6 +93,15 @@ def chunk_task_name(contract_name: str) -> str:
 #: so a caller learns whether it came too late (and whether the call may be terminated).
 REVOKED_KEY_PREFIX: Final = "task-sdk-revoked-"
 RUNNING_KEY_PREFIX: Final = "task-sdk-running-"
+#: Broker (Redis) keys a cancel by id searches besides the queues and kombu's `unacked` hash. A
+#: worker's BRPOP takes a message off its queue before the worker writes its unacked entry: right
+#: after each pop, Redis adds to the sorted set `TAKING_KEY` a member naming that BRPOP (score: Redis
+#: time), and the worker removes it in the script that writes the entry (or once it knows it popped
+#: nothing). A canceller that found the id nowhere waits until the members it saw are gone, then
+#: looks in the unacked hash again. `DEFERRED_KEY`: the sorted set of calls due far ahead, each
+#: member `[queue, envelope]` (a worker's `--eta-horizon`).
+TAKING_KEY: Final = "task-sdk-taking"
+DEFERRED_KEY: Final = "task-sdk-deferred"
 #: `<DELIVERIES_KEY_PREFIX><id>`: how many times a call has started (kept until its final record is stored).
 DELIVERIES_KEY_PREFIX: Final = "task-sdk-deliveries-"
 #: Celery's exception type in a REVOKED record, and the reasons it carries as its message.

@@ -26,7 +26,7 @@ from task_contracts.wire import (
 )
 
 from ._errors import OutcomeUnknown
-from ._internals.backend import BackendHooks, max_value_size
+from ._internals.backend import BackendHooks, max_value_size, plain_record_meta
 from ._pipelined import pipeline_for
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
 
@@ -118,6 +118,8 @@ class _ReportsLostResults(BackendHooks):
         self._ttls: Mapping[str, float] = app.conf.get(RESULT_TTLS_SETTING) or {}
         key_file = app.conf.get(SIGNING_KEY_SETTING)
         self._signer = RecordSigner.from_file(key_file) if key_file else None
+        # Read once, as the settings above: Celery looks it up for every record (50k instructions).
+        self._extended = bool(app.conf.find_value_for_key("extended", "result"))
 
     def store_record(
         self,
@@ -251,7 +253,10 @@ class _ReportsLostResults(BackendHooks):
     def record_meta(
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
-        meta = super().record_meta(result, state, traceback, request, format_date, encode)
+        if format_date and not self._extended:
+            meta = plain_record_meta(self, result, state, traceback, request)
+        else:
+            meta = super().record_meta(result, state, traceback, request, format_date, encode)
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).
         retries = int(getattr(request, "retries", 0) or 0) if request is not None else 0
         if retries or state == states.RETRY:

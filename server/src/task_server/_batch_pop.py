@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import redis.exceptions
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+
+from task_contracts.wire import TAKING_KEY
 
 from . import _unrecorded as unrecorded
 from ._internals.channel import (
@@ -77,6 +80,7 @@ class BatchPopping(ChannelHooks):
             # The connection is dropped with whatever was sent on it: no reply is due.
             self.__dict__.pop("_batch_pending", None)
             self.__dict__.pop("_probe_pending", None)
+            self.__dict__.pop("_taking", None)  # a member written before the failure ages out (`task_client`)
             raise
 
     def _send_pop(self, timeout: float | None) -> None:
@@ -93,9 +97,40 @@ class BatchPopping(ChannelHooks):
             self.__dict__["_batch_pending"] = True
         super().start_pop(timeout)
         if self.records_at_pop() and polling(channel):
-            # Run by Redis right after the BRPOP pops: was Redis full then? (`_recorded_pop`)
-            channel.client.connection.send_command("EVAL", PROBE, 1, channel.qos.unacked_index_key)
+            # Run by Redis right after the BRPOP pops: was Redis full then? And, for a cancel looking
+            # for a message: this BRPOP may hold one not yet recorded (`_recorded_pop`).
+            taking = self._next_taking()
+            channel.client.connection.send_command("EVAL", PROBE, 1, TAKING_KEY, taking, time.time())
             self.__dict__["_probe_pending"] = True
+            self.__dict__["_taking"] = taking
+
+    def _next_taking(self) -> str:
+        """A member of the taking set naming the next BRPOP of this channel (unique among all workers')."""
+        count = self.__dict__["_takings"] = self.__dict__.get("_takings", 0) + 1
+        name: str | None = self.__dict__.get("_taking_name")
+        if name is None:
+            name = self.__dict__["_taking_name"] = uuid.uuid4().hex
+        return f"{name}:{count}"
+
+    def claim_taking(self) -> str:
+        """The taking member of the BRPOP whose message is being delivered now ("" if none): its
+        unacked entry removes it (`_unacked`)."""
+        taking: str = self.__dict__.pop("_taking", None) or ""
+        return taking
+
+    def taken_nothing(self, taking: str) -> None:
+        """Remove the member `taking` of a BRPOP that recorded no message (the channel knows how)."""
+
+    def _read_single(self, **options: Any) -> bool:
+        """Read the pending BRPOP (and its probe) and deliver its item; its taking member is then
+        gone from the channel: claimed by the item's unacked entry, or removed here."""
+        try:
+            delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
+        finally:
+            taking = self.__dict__.pop("_taking", None)
+            if taking:
+                self.taken_nothing(taking)
+        return delivered
 
     def records_at_pop(self) -> bool:
         """Whether this channel's pops record their messages as unacked (`_recorded_pop`)."""
@@ -178,7 +213,7 @@ class BatchPopping(ChannelHooks):
             return False
         if not self.__dict__.pop("_batch_pending", False):
             try:
-                delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
+                delivered = self._read_single(**options)
             except self.connection_errors:  # type: ignore[attr-defined]
                 self.__dict__.pop("_probe_pending", None)  # the connection is dropped with its reply
                 self.client.connection.disconnect()  # type: ignore[attr-defined]

@@ -20,11 +20,13 @@ import json
 import logging
 from typing import Any
 
+from task_contracts import wire
+
 from ._internals.channel import raw_payload
 
 #: `app.conf` key: seconds ahead a worker holds a scheduled call in memory (None: defer nothing).
 ETA_HORIZON_SETTING = "task_sdk_eta_horizon"
-DEFERRED_KEY = "task-sdk-deferred"
+DEFERRED_KEY = wire.DEFERRED_KEY
 RELEASE_INTERVAL = 1.0
 RELEASE_BATCH = 500
 

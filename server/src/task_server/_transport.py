@@ -27,6 +27,8 @@ from kombu.transport import pyamqp, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.json import dumps, loads
 
+from task_contracts.wire import TAKING_KEY
+
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._backend import out_of_memory
@@ -81,7 +83,12 @@ class LedgeredQoS(kombu_redis.QoS):
         record = unacked_record(self.channel, message)
         # Written with the next write, at the latest before the message is handed on (`_unacked`);
         # if that write fails, the message was popped and is recorded nowhere: kept for a requeue.
-        ledger.remember(delivery_tag, record, on_unsent=functools.partial(_keep, self.channel, None, message))
+        ledger.remember(
+            delivery_tag,
+            record,
+            on_unsent=functools.partial(_keep, self.channel, None, message),
+            taking=self.channel.claim_taking(),
+        )
         virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
 
     def ack(self, delivery_tag: str) -> None:
@@ -223,6 +230,16 @@ class _Guarded(BatchPopping):
 
     def records_at_pop(self) -> bool:
         return self.unacked_ledger() is not None
+
+    def taken_nothing(self, taking: str) -> None:
+        ledger: UnackedLedger | None = self.__dict__.get("_unacked_ledger")
+        try:
+            if ledger is not None:
+                ledger.taken(taking)
+            else:  # closing (kombu's close reads the pending BRPOP after the ledger is closed)
+                self.create_client().zrem(TAKING_KEY, taking)
+        except redis.exceptions.ResponseError as error:  # a full Redis, the key of the wrong type: it ages out
+            logger.debug("could not remove a BRPOP's member of the taking set: %s", error)
 
     def take_popped(self, key: str, item: str, full: bool) -> bool:
         """Record a BRPOP's item as unacked and hand it on, or put it back if Redis is full (`_recorded_pop`)."""

@@ -37,23 +37,36 @@ from typing import Any
 
 import redis.exceptions
 
+from task_contracts.wire import TAKING_KEY
+
 from ._pipelined import PendingReply, PipelinedConnection
 
 logger = logging.getLogger(__name__)
 
-# KEYS: unacked index, unacked hash. ARGV: delivery time, delivery tag, [message, exchange, routing key].
+# KEYS: unacked index, unacked hash, taking set. ARGV: delivery time, delivery tag, [message,
+# exchange, routing key], the taking member of the BRPOP that popped it ("" if none).
 # The message has left its queue already: the HDEL, which removes nothing and needs no memory, is
 # a first write after which Redis lets the record through even if it is full by now (`_recorded_pop`).
+# The taking member goes in the same step as the entry: a cancel sees the message in one or the other.
 _REMEMBER = """
 redis.call('HDEL', KEYS[2], '')
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then redis.pcall('ZREM', KEYS[3], ARGV[4]) end
 """
 # KEYS: unacked index, unacked hash. ARGV: delivery tag.
 _FORGET = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 """
+
+# KEYS: taking set. ARGV: a member, the oldest time kept.
+_TAKEN = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+"""
+#: Seconds a member of the taking set is kept (a lost worker's: cancels ignore it after a few seconds).
+_TAKING_KEPT = 60.0
 
 
 #: Ledgers holding entries not written yet (see the module doc); `flush_held` writes them.
@@ -86,10 +99,11 @@ class UnackedLedger:
         self._lock = threading.Lock()  # the hub thread writes; a close may come from another
         self._shares: tuple[Any, bool] | None = None  # the last pool `shares_server` was asked about
 
-    def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None]) -> None:
+    def remember(self, delivery_tag: str, record: str, on_unsent: Callable[[], None], taking: str = "") -> None:
         """Add a delivered message (its `[message, exchange, routing key]` JSON), written with the next
-        write or `flush`. `on_unsent` is called if that write fails."""
-        command = ("EVAL", _REMEMBER, 2, *self._keys, time.time(), delivery_tag, record)
+        write or `flush`, and remove `taking`, the member its BRPOP left in the taking set. `on_unsent`
+        is called if that write fails."""
+        command = ("EVAL", _REMEMBER, 3, *self._keys, TAKING_KEY, time.time(), delivery_tag, record, taking)
         with self._lock:
             self._hub_thread = threading.get_ident()
             self._held.append((command, on_unsent))
@@ -108,6 +122,12 @@ class UnackedLedger:
                 self._held_forgets.append(command)
             return
         self._send(*command)
+
+    def taken(self, taking: str) -> None:
+        """Remove `taking`, the member of a BRPOP that delivered no message (an idle wait's end, about
+        once a second): written at once, so that no cancel waits for it; and members left by lost
+        workers."""
+        self._send("EVAL", _TAKEN, 1, TAKING_KEY, taking, time.time() - _TAKING_KEPT)
 
     def shares_server(self, pool: Any) -> bool:
         """Whether `pool` (the result backend's) reaches the same Redis database as this ledger's."""

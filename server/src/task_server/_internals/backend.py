@@ -7,6 +7,7 @@ overrides and chains with `super()`, ending in Celery's own.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from celery.backends.redis import RedisBackend
@@ -46,6 +47,25 @@ class BackendHooks:
             result, state, traceback, request, format_date, encode
         )
         return meta
+
+
+def plain_record_meta(backend: Any, result: Any, state: str, traceback: Any, request: Any) -> dict[str, Any]:
+    """Celery's `_get_result_meta` (5.6, 5.7) for a backend without `result_extended`, formatted date:
+    the same fields, without its look-up of that setting and its time-zone round trip per record
+    (148k -> 26k instructions a record, callgrind). tests/server/test_record_meta.py compares the two."""
+    date_done = datetime.now(backend.app.timezone).isoformat() if state in backend.READY_STATES else None
+    meta = {
+        "status": state,
+        "result": result,
+        "traceback": traceback,
+        "children": backend.current_task_children(request),
+        "date_done": date_done,
+    }
+    if request and getattr(request, "group", None):
+        meta["group_id"] = request.group
+    if request and getattr(request, "parent_id", None):
+        meta["parent_id"] = request.parent_id
+    return meta
 
 
 def max_value_size(backend: Any) -> int:
