@@ -4,6 +4,7 @@ under a reader is reconnected and no call is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from task_client import TaskClient
+from task_client import AsyncTaskClient, TaskClient
 from task_client._replies import ReplyFuture
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import WorkerProcess, wait_until
@@ -149,3 +150,26 @@ def test_a_connection_killed_while_a_caller_waits_loses_no_call(redis_url: str, 
         waiting.join(60)
         assert answer == [10]
         assert client.add(4, 7) == 11  # and the next call is read again
+
+
+def test_async_calls_waiting_while_the_reply_connection_is_killed_all_get_their_values(
+    redis_url: str, worker: WorkerProcess
+) -> None:
+    """Async callers never read the connection themselves: the reader thread reconnects for them."""
+
+    async def main() -> list[int]:
+        async with AsyncTaskClient(redis_url) as client:
+            assert await client.add(1, 1) == 2
+            calls = [asyncio.ensure_future(client.count_to(6, delay=0.05)) for _ in range(3)]
+            replies = client._runtime.watcher.replies
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(replies._waiters) < 3:
+                assert asyncio.get_running_loop().time() < deadline, "the calls never started waiting"
+                await asyncio.sleep(0.01)
+            with redis.Redis.from_url(redis_url) as admin:
+                admin.client_kill_filter(_type="pubsub", skipme=True)
+            values = list(await asyncio.gather(*calls))
+            values.append(await client.add(4, 7))
+            return values
+
+    assert asyncio.run(main()) == [6, 6, 6, 11]
