@@ -71,6 +71,8 @@ def test_a_reading_caller_hands_another_calls_record_to_its_waiter(redis_url: st
     with TaskClient(redis_url) as client:
         assert client.add(1, 1) == 2  # the reply channel is subscribed
         replies = client._runtime.watcher.replies
+        # The reader thread may still be on its last slice (it read the first call's subscription).
+        wait_until(lambda: not replies._reading, 10, "the reader thread to stop reading")
         mine, other = str(uuid.uuid4()), str(uuid.uuid4())
         my_future, other_future = replies.watch([mine, other], serve=False)
         setters: list[str] = []
