@@ -24,14 +24,16 @@ def test_queue_depth_and_counts_on_this_broker(private_broker: Broker, tmp_path:
         result_backend=private_broker.result_backend,
         concurrency=1,
         queues=["diagnostics"],
-        extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
+        # A window of one message (the default also counts the serving threads: 36 here, more than the
+        # 20 calls below), so that calls wait on the broker for the queue depth to show.
+        extra_args=["--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--prefetch-multiplier", "1"],
         logdir=str(tmp_path),
         **serving(),
     )
     with worker, TaskClient(private_broker.url, private_broker.result_backend) as client:
         worker.start()
         assert value(scrape(port), "task_server_broker_up") == 1
-        # More slow calls than one process reserves: the rest wait on the broker.
+        # More slow calls than the worker reserves: the rest wait on the broker.
         handles = [client.task(diagnostics.sleep).submit(0.2) for _ in range(20)]
         wait_until(
             lambda: value(scrape(port), "task_server_queue_depth", queue="diagnostics") >= 1,
