@@ -286,7 +286,7 @@ class ReplyReader:
             return
         kind = response[0].decode() if isinstance(response[0], bytes) else response[0]
         if kind == "message":
-            record = _decode(response[2])
+            record = decode_record(response[2])
             task_id = record.get("task_id") if record else None
             if record is not None and isinstance(task_id, str):
                 self.deliver(task_id, record)
@@ -346,7 +346,8 @@ class ReplyReader:
                 self._client.connection_pool.disconnect()
 
 
-def _decode(raw: bytes | str) -> Record | None:
+def decode_record(raw: bytes | str) -> Record | None:
+    """A published or stored record as a dict, or None for anything that is not one."""
     try:
         value = json.loads(raw)
     except ValueError:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -41,7 +40,7 @@ from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 from ._errors import ClientClosed
 from ._integrity import RecordCheck
 from ._pools import AsyncBoundedPool, AsyncBoundedSentinelPool
-from ._replies import ReplyReader
+from ._replies import ReplyReader, decode_record
 from ._settings import ClientSettings
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
@@ -423,7 +422,7 @@ class ResultWatcher:
             # Subscribed: a record stored before this moment is found by one read.
             self._fetch_soon([task_id])
         elif message["type"] == "message":
-            self._deliver(task_id, _decode(message["data"]))
+            self._deliver(task_id, decode_record(message["data"]))
 
     def _fetch_soon(self, task_ids: list[str]) -> None:
         waited = [task_id for task_id in task_ids if task_id in self._waiters]
@@ -455,7 +454,7 @@ class ResultWatcher:
         values = await _UNTIL_BACK.call_with_retry(read, self._note_error)
         for task_id, value in zip(task_ids, values, strict=True):
             if value is not None:
-                self._deliver(task_id, _decode(value), published=False)
+                self._deliver(task_id, decode_record(value), published=False)
 
     def _deliver(self, task_id: str, record: Record | None, *, published: bool = True) -> None:
         if record is None or not self.check.accepts(task_id, record):
@@ -498,7 +497,7 @@ class ResultWatcher:
     async def _get_many(self, task_ids: list[str]) -> list[Record | None]:
         assert self._redis is not None
         values = await self._redis.mget([RESULT_KEY_PREFIX + task_id for task_id in task_ids])
-        records = [None if value is None else _decode(value) for value in values]
+        records = [None if value is None else decode_record(value) for value in values]
         accepts = self.check.accepts
         return [
             None if record is None or not accepts(task_id, record) else record
@@ -550,14 +549,6 @@ class ResultWatcher:
         for closer in closers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer, _CLOSE_BOUND)
-
-
-def _decode(raw: bytes | str) -> Record | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None  # not a Celery record; ignore rather than crash the reader
-    return value if isinstance(value, dict) else None
 
 
 def _settle(
