@@ -81,6 +81,19 @@ def json_body(args: list[Any], kwargs: dict[str, Any]) -> bytes:
     return json.dumps([args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
 
 
+def push_add_with_reply_to(url: str, reply_to: str, args: list[Any], task_id: str | None = None) -> str:
+    """LPUSH a `math.add` call (this id, or a new one) whose `reply_to` property is `reply_to`; its task id."""
+    task_id = task_id or str(uuid.uuid4())
+    message = json.loads(envelope("math.add", json_body(args, {}), task_id=task_id, queue="math"))
+    message["properties"]["reply_to"] = reply_to
+    connection = redis.Redis.from_url(url)
+    try:
+        connection.lpush("math", json.dumps(message))
+    finally:
+        connection.close()
+    return task_id
+
+
 def push_raw(url: str, queue: str, item: bytes, **properties: Any) -> None:
     """Put anything at all on `queue`: an LPUSH of `item`, or an AMQP message with `item` as its body."""
     if is_amqp(url):

@@ -9,6 +9,7 @@ issue (2 s refused, 5 s frozen), with a margin for a loaded machine; not speed b
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 import traceback
@@ -220,14 +221,20 @@ def test_a_batch_to_a_frozen_broker_fails_within_5_s(protected_broker: Protected
     assert took < 6.0
 
 
+def vhost_refusing_publishes(rabbitmq: RabbitMQProcess, name: str, *, max_length: int) -> tuple[str, str]:
+    """A fresh virtual host whose `math` queue refuses publishes past `max_length` messages, and its URL."""
+    vhost, url = rabbitmq.fresh_vhost(name)
+    policy = json.dumps({"max-length": max_length, "overflow": "reject-publish"})
+    rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
+    return vhost, url
+
+
 def test_messages_rabbitmq_refuses_are_a_typed_error_not_a_silent_loss(
     rabbitmq: RabbitMQProcess, private_redis: RedisProcess
 ) -> None:
     # A queue over its length limit that rejects publishes (a policy an operator may set) nacks them.
     # A quorum queue applies the limit once it is passed, so the first publishes may still be taken.
-    vhost, url = rabbitmq.fresh_vhost("full")
-    policy = '{"max-length": 1, "overflow": "reject-publish"}'
-    rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
+    _, url = vhost_refusing_publishes(rabbitmq, "full", max_length=1)
     with TaskClient(url, private_redis.url) as client:  # no worker here: the queue fills up
         refused: list[BrokerUnavailable] = []
         for n in range(5):
@@ -250,9 +257,7 @@ def test_threads_publishing_at_once_each_learn_their_own_fate(
     # The client's threads share one connection and its confirm rounds (`task_client._amqp`): a
     # basic.nack must fail the call it belongs to, and only that one. Half of 32 threads publish at
     # once into a full queue that refuses publishes, half into a queue with room.
-    vhost, url = rabbitmq.fresh_vhost("full-at-once")
-    policy = '{"max-length": 2, "overflow": "reject-publish"}'
-    rabbitmq.ctl("set_policy", "-p", vhost, "--apply-to", "queues", "full", "^math$", policy)
+    vhost, url = vhost_refusing_publishes(rabbitmq, "full-at-once", max_length=2)
     threads = 32
     start = threading.Barrier(threads)
 

@@ -26,24 +26,11 @@ from task_contracts.wire import REPLY_CHANNEL_PREFIX, RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
 from ..conftest import REPO_ROOT
-from .raw_messages import envelope, json_body
+from .raw_messages import envelope, json_body, push_add_with_reply_to
 
 pytestmark = pytest.mark.e2e
 
 STOCK_WORKER = (sys.executable, "-m", "celery", "-A", "tests.e2e.stock_worker_app", "worker", "-Q", "math")
-
-
-def push_with_reply_to(url: str, reply_to: str, args: list[Any]) -> str:
-    """LPUSH a `math.add` call whose `reply_to` property is `reply_to`; its task id."""
-    task_id = str(uuid.uuid4())
-    message = json.loads(envelope("math.add", json_body(args, {}), task_id=task_id, queue="math"))
-    message["properties"]["reply_to"] = reply_to
-    connection = redis.Redis.from_url(url)
-    try:
-        connection.lpush("math", json.dumps(message))
-    finally:
-        connection.close()
-    return task_id
 
 
 def next_message(pubsub: Any, timeout: float = 10.0) -> dict[str, Any]:
@@ -65,7 +52,7 @@ def test_the_worker_publishes_each_record_on_the_callers_reply_channel(redis_url
     pubsub = connection.pubsub()
     pubsub.subscribe(reply_channel)
     try:
-        task_ids = [push_with_reply_to(redis_url, reply_channel, [i, 1]) for i in range(3)]
+        task_ids = [push_add_with_reply_to(redis_url, reply_channel, [i, 1]) for i in range(3)]
         records = {}
         for _ in task_ids:
             message = next_message(pubsub)

@@ -5,7 +5,6 @@ under a reader is reconnected and no call is lost."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from task_client._replies import ReplyFuture
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import WorkerProcess, wait_until
 
-from .raw_messages import envelope, json_body
+from .raw_messages import push_add_with_reply_to
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +55,6 @@ def test_a_lone_sync_call_is_read_by_its_own_thread(
     assert own >= 10, deliveries
 
 
-def push_call(url: str, reply_to: str, task_id: str, args: list[Any]) -> None:
-    """LPUSH a `math.add` call with this id whose `reply_to` is `reply_to`."""
-    message = json.loads(envelope("math.add", json_body(args, {}), task_id=task_id, queue="math"))
-    message["properties"]["reply_to"] = reply_to
-    connection = redis.Redis.from_url(url)
-    try:
-        connection.lpush("math", json.dumps(message))
-    finally:
-        connection.close()
-
-
 def test_a_reading_caller_hands_another_calls_record_to_its_waiter(redis_url: str, worker: WorkerProcess) -> None:
     with TaskClient(redis_url) as client:
         assert client.add(1, 1) == 2  # the reply channel is subscribed
@@ -78,13 +66,13 @@ def test_a_reading_caller_hands_another_calls_record_to_its_waiter(redis_url: st
         setters: list[str] = []
         other_future.add_done_callback(lambda _: setters.append(threading.current_thread().name))
         # The other call's record is published, and waits in the connection, before anyone reads it.
-        push_call(redis_url, replies.channel, other, [20, 2])
+        push_add_with_reply_to(redis_url, replies.channel, [20, 2], other)
         store = redis.Redis.from_url(redis_url)
         try:
             wait_until(lambda: store.exists(RESULT_KEY_PREFIX + other), 10, "the other call's record")
         finally:
             store.close()
-        push_call(redis_url, replies.channel, mine, [1, 2])
+        push_add_with_reply_to(redis_url, replies.channel, [1, 2], mine)
         replies.lead(my_future, 10.0)  # reads the other record first, then (most likely) its own
         assert other_future.result(10)["result"] == 22
         assert setters == [threading.current_thread().name]
