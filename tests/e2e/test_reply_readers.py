@@ -16,11 +16,24 @@ import redis
 from task_client import AsyncTaskClient, TaskClient
 from task_client._replies import ReplyFuture
 from task_contracts.wire import RESULT_KEY_PREFIX
-from task_server.testing import WorkerProcess, wait_until
+from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import serving
 from .raw_messages import push_add_with_reply_to
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def killable_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis and worker of this module's own: its tests CLIENT KILL every connection of a type, which on
+    the session's shared Redis also killed other tests' long-lived connections (a Celery control app's)."""
+    with RedisProcess(workdir=str(tmp_path_factory.mktemp("killable-redis"))) as server:
+        server.start()
+        logdir = str(tmp_path_factory.mktemp("killable-worker"))
+        with WorkerProcess(server.url, concurrency=2, logdir=logdir, **serving()) as process:
+            process.start()
+            yield server.url
 
 
 @pytest.fixture
@@ -110,11 +123,9 @@ def test_a_call_longer_than_the_lead_period_is_handed_to_the_reader_thread(
 
 
 @pytest.mark.parametrize("killed", ["pubsub", "normal"])
-def test_a_call_after_the_clients_connections_were_killed_succeeds(
-    redis_url: str, worker: WorkerProcess, killed: str
-) -> None:
-    with TaskClient(redis_url) as client:
-        admin = redis.Redis.from_url(redis_url)
+def test_a_call_after_the_clients_connections_were_killed_succeeds(killable_url: str, killed: str) -> None:
+    with TaskClient(killable_url) as client:
+        admin = redis.Redis.from_url(killable_url)
         try:
             for round_ in range(3):
                 assert client.add(round_, 1) == round_ + 1
@@ -124,15 +135,15 @@ def test_a_call_after_the_clients_connections_were_killed_succeeds(
             admin.close()
 
 
-def test_a_connection_killed_while_a_caller_waits_loses_no_call(redis_url: str, worker: WorkerProcess) -> None:
-    with TaskClient(redis_url) as client:
+def test_a_connection_killed_while_a_caller_waits_loses_no_call(killable_url: str) -> None:
+    with TaskClient(killable_url) as client:
         assert client.add(1, 1) == 2
         replies = client._runtime.watcher.replies
         answer: list[Any] = []
         waiting = threading.Thread(target=lambda: answer.append(client.count_to(10, delay=0.05)))
         waiting.start()
         wait_until(lambda: bool(replies._waiters), 10, "the call to wait")
-        admin = redis.Redis.from_url(redis_url)
+        admin = redis.Redis.from_url(killable_url)
         try:
             admin.client_kill_filter(_type="pubsub", skipme=True)
         finally:
@@ -142,13 +153,11 @@ def test_a_connection_killed_while_a_caller_waits_loses_no_call(redis_url: str, 
         assert client.add(4, 7) == 11  # and the next call is read again
 
 
-def test_async_calls_waiting_while_the_reply_connection_is_killed_all_get_their_values(
-    redis_url: str, worker: WorkerProcess
-) -> None:
+def test_async_calls_waiting_while_the_reply_connection_is_killed_all_get_their_values(killable_url: str) -> None:
     """Async callers never read the connection themselves: the reader thread reconnects for them."""
 
     async def main() -> list[int]:
-        async with AsyncTaskClient(redis_url) as client:
+        async with AsyncTaskClient(killable_url) as client:
             assert await client.add(1, 1) == 2
             calls = [asyncio.ensure_future(client.count_to(6, delay=0.05)) for _ in range(3)]
             replies = client._runtime.watcher.replies
@@ -156,7 +165,7 @@ def test_async_calls_waiting_while_the_reply_connection_is_killed_all_get_their_
             while len(replies._waiters) < 3:
                 assert asyncio.get_running_loop().time() < deadline, "the calls never started waiting"
                 await asyncio.sleep(0.01)
-            with redis.Redis.from_url(redis_url) as admin:
+            with redis.Redis.from_url(killable_url) as admin:
                 admin.client_kill_filter(_type="pubsub", skipme=True)
             values = list(await asyncio.gather(*calls))
             values.append(await client.add(4, 7))
