@@ -195,6 +195,22 @@ def read_popped(
         channel._flush_brpop_reauth()
 
 
+def send_brpop(channel: Any, packed: list[bytes]) -> None:
+    """Send `packed`, a BRPOP of the channel's priority lists in the fair cycle's order, as the
+    channel's pending BRPOP: kombu's `_brpop_start`, whose keys are built (12 `_q_for_pri` for 3
+    queues) and packed anew on every turn; the caller keeps them (`_batch_pop`)."""
+    connection = channel.client.connection
+    channel._in_poll = connection
+    channel._brpop_sent_at = time.monotonic()
+    connection.send_packed_command(packed)
+
+
+def brpop_timeout(channel: Any, timeout: float | None) -> float:
+    """The timeout kombu's `_brpop_start` gives its BRPOP when it is given `timeout`."""
+    seconds: float = channel.brpop_timeout if timeout is None else timeout
+    return seconds or 0
+
+
 def start_wait(channel: Any, key: str, timeout: float) -> None:
     """Send a BRPOP of `key` alone (a list nobody fills) as the channel's pending BRPOP: the event
     loop then wakes after `timeout` seconds, as after an empty wait for messages."""
