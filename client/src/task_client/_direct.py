@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -33,6 +34,30 @@ if TYPE_CHECKING:
 #: Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize`: the repr shown by monitors is cut here.
 _REPR_MAXSIZE = 1024
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: The headers every envelope has; a message header of the same name takes its place (`EnvelopeBuilder.build`).
+_STANDARD_HEADERS = frozenset(
+    (
+        "lang",
+        "task",
+        "id",
+        "shadow",
+        "eta",
+        "expires",
+        "group",
+        "group_index",
+        "retries",
+        "timelimit",
+        "root_id",
+        "parent_id",
+        "argsrepr",
+        "kwargsrepr",
+        "origin",
+        "ignore_result",
+        "replaced_task_nesting",
+        "stamped_headers",
+        "stamps",
+    )
+)
 #: kombu's Redis priority lists beside a queue's own (steps 3, 6, 9) and its unacked hash.
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 _UNACKED = "unacked"
@@ -48,6 +73,11 @@ _TAKING_STALE = 5.0
 _TAKING_POLL = 0.005
 
 
+def _string(text: str) -> str:
+    """A string as `json.dumps` writes it (ASCII, quoted)."""
+    return encode_basestring_ascii(text)
+
+
 def _short_repr(value: Any) -> str:
     # The builtin repr matches Celery's saferepr for the JSON values a call carries and is many
     # times faster; a long one is cut by saferepr as Celery would.
@@ -61,6 +91,8 @@ class EnvelopeBuilder:
     def __init__(self, reply_to: str) -> None:
         self.origin = anon_nodename()
         self.reply_to = reply_to
+        # The envelope's text around the fields that change per call (see `build`).
+        self._origin_text, self._reply_to_text = _string(self.origin), _string(reply_to)
 
     def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
         """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
@@ -91,25 +123,72 @@ class EnvelopeBuilder:
         }
         return body, headers
 
-    def build(self, message: Outgoing) -> str:
+    def fields(self, message: Outgoing, delivery_tag: str) -> dict[str, Any]:
         """The whole envelope as kombu's Redis transport puts it on a list (body in base64)."""
         body, headers = self.parts(message)
-        return json.dumps(
-            {
-                "body": base64.b64encode(body).decode(),
-                "content-encoding": "utf-8",
-                "content-type": "application/json",
-                "headers": headers,
-                "properties": {
-                    "correlation_id": message.task_id,
-                    "reply_to": self.reply_to,
-                    "delivery_mode": 2,
-                    "delivery_info": {"exchange": "", "routing_key": message.queue},
-                    "priority": 0,
-                    "body_encoding": "base64",
-                    "delivery_tag": str(uuid.uuid4()),
-                },
-            }
+        return {
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                "correlation_id": message.task_id,
+                "reply_to": self.reply_to,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": message.queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": delivery_tag,
+            },
+        }
+
+    def build(self, message: Outgoing) -> str:
+        """`json.dumps(self.fields(message, <a new uuid>))`, character for character.
+
+        Hot path (measured): the fixed text between the fields is written out, not encoded per call:
+        13-15 -> 8.5 µs per envelope (tests/client/test_envelope.py compares the two).
+        """
+        delivery_tag = str(uuid.uuid4())
+        extra = message.headers
+        if not _STANDARD_HEADERS.isdisjoint(extra) or not all(type(key) is str for key in extra):
+            return json.dumps(self.fields(message, delivery_tag))  # a header replacing a standard one
+        args, kwargs = list(message.args), dict(message.kwargs)
+        body = base64.b64encode(json.dumps([args, kwargs, _EMBED]).encode()).decode()
+        extra_text = json.dumps(extra if type(extra) is dict else dict(extra))
+        time_limit = message.time_limit
+        task_id = _string(message.task_id)
+        return "".join(
+            (
+                '{"body": "',
+                body,
+                '", "content-encoding": "utf-8", "content-type": "application/json", '
+                '"headers": {"lang": "py", "task": ',
+                _string(message.name),
+                ', "id": ',
+                task_id,
+                ', "shadow": null, "eta": null, "expires": null, "group": null, "group_index": null, "retries": 0, '
+                '"timelimit": [',
+                "null" if time_limit is None else json.dumps(time_limit),
+                ', null], "root_id": ',
+                task_id,
+                ', "parent_id": null, "argsrepr": ',
+                _string(_short_repr(args)),
+                ', "kwargsrepr": ',
+                _string(_short_repr(kwargs)),
+                ', "origin": ',
+                self._origin_text,
+                ', "ignore_result": null, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}',
+                "" if extra_text == "{}" else ", " + extra_text[1:-1],
+                '}, "properties": {"correlation_id": ',
+                task_id,
+                ', "reply_to": ',
+                self._reply_to_text,
+                ', "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": ',
+                _string(message.queue),
+                '}, "priority": 0, "body_encoding": "base64", "delivery_tag": "',
+                delivery_tag,
+                '"}}',
+            )
         )
 
 

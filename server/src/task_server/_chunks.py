@@ -20,6 +20,7 @@ from ._admission import admitted
 from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, InvalidArguments
 from ._execution import caller_shape, checked_result, task_options, validated_arguments
+from ._internals.worker import keep_requests_per_thread
 from ._registry import Implementation
 
 logger = get_task_logger(__name__)
@@ -80,4 +81,5 @@ def register_chunks(
     run.__module__ = function.__module__
     # Each call keeps its own bound; the client sends the exact limit of each chunk in the message.
     task: Task = app.task(run, name=name, time_limit=contract.timeout * MAX_CHUNK_SIZE, **task_options(contract))
+    keep_requests_per_thread(task)
     return task

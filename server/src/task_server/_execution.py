@@ -17,6 +17,7 @@ from ._deliveries import DEFAULT_MAX_DELIVERIES
 from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, InvalidResult, OutcomeUnknown
 from ._inline import note_run
 from ._intake import STRATEGY
+from ._internals.worker import keep_requests_per_thread
 from ._registry import Implementation
 
 
@@ -65,6 +66,7 @@ def register(
         **task_options(contract),
     )
     setattr(task, CONTRACT_ATTRIBUTE, contract)  # for an admission asked as a thread is given the call
+    keep_requests_per_thread(task)
     return task
 
 

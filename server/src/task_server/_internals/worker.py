@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from celery import current_task
+from celery import Task, current_task
 from celery.concurrency.base import BasePool
 from celery.local import Proxy
 from celery.worker.worker import WorkController
@@ -14,6 +15,7 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (WorkController, "_process_task"),
     (BasePool, "_get_info"),
     (Proxy, "_get_current_object"),
+    (Task, "request_stack"),
 )
 
 
@@ -39,3 +41,49 @@ def task_processor(consumer: Any) -> Callable[[Any], None]:
 def running_task() -> Any:
     """The Celery task running in this thread or process, or None."""
     return current_task._get_current_object()
+
+
+class RequestStack(threading.local):
+    """A task's stack of requests (Celery's `Task.request_stack`: `push`, `pop`, `top`, `len`), one per thread.
+
+    Celery's own keeps each thread's stack in a `Local` whose every read first fails a normal
+    attribute look-up and formats an `AttributeError` (its `__getattr__`); a call reads it about
+    eight times (the tracer's push and pop, `task.request` in the body). `threading.local` gives
+    each thread its own `stack` in C. The methods are the class's, so the tracer, which binds
+    `push` and `pop` once in the thread that builds it, still reaches the calling thread's stack.
+    """
+
+    def __init__(self) -> None:  # run again in each thread, on its first use there
+        self.stack: list[Any] = []
+
+    def push(self, request: Any) -> None:
+        self.stack.append(request)
+
+    def pop(self) -> Any:
+        """The top request, removed, or None when the stack is empty (as Celery's)."""
+        stack = self.stack
+        return stack.pop() if stack else None
+
+    @property
+    def top(self) -> Any:
+        stack = self.stack
+        return stack[-1] if stack else None
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def __call__(self) -> Proxy:
+        """A proxy of the top request (as Celery's stack gives)."""
+
+        def top() -> Any:
+            request = self.top
+            if request is None:
+                raise RuntimeError("object unbound")
+            return request
+
+        return Proxy(top)
+
+
+def keep_requests_per_thread(task: Task) -> None:
+    """Give `task` a `RequestStack`, before the worker builds its tracer (which binds the stack's methods)."""
+    task.request_stack = RequestStack()
