@@ -131,3 +131,49 @@ def test_properties_celery_reads_are_checked() -> None:
     assert "property 'delivery_info' must be an object" in str(properties_refusal({"delivery_info": []}))
     assert "property 'priority' must be" in str(properties_refusal({"priority": "high"}))
     assert properties_refusal([]) == "message properties are not an object"
+
+
+def _kombu_message(body: bytes) -> Any:
+    from kombu.message import Message
+
+    return Message(
+        body=body,
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers=dict(HEADERS),
+        properties={"delivery_info": {}},
+        accept={"application/json"},
+    )
+
+
+def test_a_checked_body_is_decoded_once_when_kombu_decodes_it_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kombu.message
+
+    from task_server._intake import message_refusal
+
+    message = _kombu_message(b'[[4, 7], {}, {"callbacks": null}]')
+    assert message_refusal(message, None, 1_000_000, JSON) is None
+
+    def decoded_again(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("kombu decoded the checked body again")
+
+    monkeypatch.setattr(kombu.message, "loads", decoded_again)
+    assert message.payload == [[4, 7], {}, {"callbacks": None}]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[[{"__type__": "datetime", "__value__": "2026-01-01T00:00:00"}], {}, {}]',  # kombu decodes a datetime
+        b'[["\\u005f_type__"], {}, {}]',  # an escape could spell the marker
+        '[["caf\u00e9"], {}, {}]'.encode(),  # not ASCII
+    ],
+)
+def test_a_body_kombu_may_decode_otherwise_is_left_to_kombu(body: bytes) -> None:
+    from task_server._intake import decodes_alike, message_refusal
+
+    message = _kombu_message(body)
+    assert message_refusal(message, None, 1_000_000, JSON) is None
+    assert not decodes_alike(message)
+    if b"datetime" in body:
+        assert type(message.payload[0][0]).__name__ == "datetime"

@@ -23,6 +23,7 @@ from kombu.serialization import prepare_accept_content
 from ._cancelled_ahead import drop_on_arrival
 from ._deferral import deferrer_for
 from ._inline import INLINE_SETTING, LoopPool
+from ._internals.channel import json_decoded_by_kombu, preset_payload
 from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
 from ._refusals import identity, refuse
 from ._revoke_guard import pardon
@@ -88,4 +89,24 @@ def message_refusal(message: Any, payload: Any, limit: int, accepted: set[str]) 
         return problem
     if isinstance(decoded, dict) and "args" in decoded:  # Celery's hybrid form: v2 headers, a v1 body
         return converted_refusal(message, decoded)
-    return v2_refusal(decoded, message.headers)
+    problem = v2_refusal(decoded, message.headers)
+    if problem is None and decodes_alike(message):
+        preset_payload(message, decoded)  # Celery's strategy decodes it again otherwise (`message.payload`)
+    return problem
+
+
+def decodes_alike(message: Any) -> bool:
+    """Whether kombu decodes `message`'s body to what `json.loads` gave: JSON in ASCII bytes with no
+    `__type__` key (kombu's JSON turns `{"__type__": ..., "__value__": ...}` into a date, a UUID...)
+    and no escape that could spell one; its content type one the message accepts, decoded by kombu's JSON."""
+    body = message.body
+    accept = message.accept
+    return (
+        isinstance(body, bytes)
+        and message.content_type == "application/json"
+        and (accept is None or "application/json" in accept)
+        and body.isascii()
+        and b"__type__" not in body
+        and b"\\u" not in body
+        and json_decoded_by_kombu()
+    )

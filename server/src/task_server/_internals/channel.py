@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kombu.message import Message
+from kombu.serialization import SerializerRegistry, registry
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 from redis.connection import AbstractConnection
 
@@ -33,6 +36,8 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "conn_or_acquire"),
     (virtual.Transport, "_deliver"),
     (virtual.Message, "_raw"),
+    (Message, "_decoded_cache"),
+    (SerializerRegistry, "_decoders"),
     (virtual.Channel, "_lookup"),
     (virtual.Channel, "_get_message_priority"),
     (kombu_redis.Channel, "_do_restore_message"),
@@ -126,6 +131,16 @@ def deliver(channel: Any, payload: Any, queue: str) -> None:
 def raw_payload(message: Any) -> Any:
     """The envelope a kombu message was decoded from, as kombu stores it in the unacked record."""
     return message._raw
+
+
+def preset_payload(message: Any, payload: Any) -> None:
+    """Have `message.payload` (kombu's decoding of its body, cached on first use) answer `payload`."""
+    message._decoded_cache = payload
+
+
+def json_decoded_by_kombu() -> bool:
+    """Whether kombu decodes application/json with its own JSON decoder (no other one registered)."""
+    return registry._decoders.get("application/json") is kombu_json.loads
 
 
 def bound_queues(channel: Any, exchange: str, routing_key: str) -> list[str]:
