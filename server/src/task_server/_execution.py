@@ -19,6 +19,7 @@ from ._inline import note_run
 from ._intake import STRATEGY
 from ._internals.worker import keep_requests_per_thread
 from ._registry import Implementation
+from ._threads import IN_PROCESS_REQUEST, served_by_this_process
 
 
 def register(
@@ -64,6 +65,7 @@ def register(
         cpu_bound=contract.cpu_bound,
         on_event_loop=contract.on_event_loop,
         **task_options(contract),
+        **({"Request": IN_PROCESS_REQUEST} if served_by_this_process(app, contract.cpu_bound) else {}),
     )
     setattr(task, CONTRACT_ATTRIBUTE, contract)  # for an admission asked as a thread is given the call
     keep_requests_per_thread(task)

@@ -19,6 +19,7 @@ import weakref
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.request import Request
 from celery.worker.state import reserved_requests, revoked, task_reserved
 
 from ._admission import ask_early
@@ -37,11 +38,43 @@ DEFAULT_THREADS = 8
 OVERRUN_GRACE_SETTING = "task_sdk_overrun_grace"
 MAX_LEAKED_SETTING = "task_sdk_max_leaked_threads"
 
+#: Dotted path of the request class of the tasks this process serves from its threads (`Task.Request`).
+IN_PROCESS_REQUEST = f"{__name__}:InProcessRequest"
+
 _pools: weakref.WeakKeyDictionary[Celery, WatchedThreads] = weakref.WeakKeyDictionary()
 
 #: Names of the tasks whose messages `ServedByThreads` hands on: it writes their held unacked
 #: entries itself, with their admission when it can (`_unacked`), so the consumer need not first.
 served_by_threads: set[str] = set()
+
+
+def served_by_this_process(app: Celery, cpu_bound: bool) -> bool:
+    """Whether a contract's calls run in the worker's main process (its threads, or its event loop)."""
+    return not cpu_bound and int(app.conf.get(THREADS_SETTING) or 0) >= 1
+
+
+class InProcessRequest(Request):  # type: ignore[misc]
+    """Celery's request, handing its pool the body as already decoded for it.
+
+    Celery gives its pool a message's raw body, for a pool process to decode, although it has
+    decoded it once already to make the request (kombu keeps that on the message). A pool in this
+    process would decode it a second time (kombu's `loads`, a JSON decode with its object hook);
+    it takes the decoded `[args, kwargs, embed]` instead, as Celery hands over a protocol-v1 body.
+    """
+
+    @property
+    def body(self) -> Any:
+        if super().content_type is None:  # decoded by Celery already (a converted protocol-v1 body)
+            return super().body
+        return self.message.payload
+
+    @property
+    def content_type(self) -> None:
+        return None
+
+    @property
+    def content_encoding(self) -> None:
+        return None
 
 
 def thread_pool(app: Celery) -> WatchedThreads | None:

@@ -1,0 +1,100 @@
+"""Contracts served in the worker's main process hand their pool the body Celery already decoded
+(no Redis: Celery's request class is made and handed to a pool that only records what it gets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from celery.worker.request import create_request_cls
+from celery.worker.strategy import proto1_to_proto2
+from kombu.message import Message
+
+from task_contracts import resolve_urls
+from task_server._app import create_app
+from task_server._settings import WorkerSettings
+from task_server._threads import InProcessRequest
+
+URL = "redis://127.0.0.1:1/0"
+
+
+class RecordingPool:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def apply_async(self, target: Any, args: Any = None, **options: Any) -> None:
+        self.calls.append({"target": target, "args": args})
+
+
+def handed_over(request_class: Any, message: Message, **request_options: Any) -> tuple[Any, ...]:
+    """The arguments Celery's request gives its pool for `message` (as the worker's strategy makes it)."""
+    app = create_app(WorkerSettings(urls=resolve_urls(URL)))
+    task = app.tasks["math.add"]
+    pool = RecordingPool()
+    request = create_request_cls(request_class, task, pool, "worker@test", None, app=app)(
+        message, app=app, task=task, **request_options
+    )
+    request.execute_using_pool(pool)
+    (call,) = pool.calls
+    args: tuple[Any, ...] = call["args"]
+    return args
+
+
+def v2_message(body: Any) -> Message:
+    headers = {"id": "t-1", "task": "math.add", "lang": "py", "retries": 0, "contract_shape": None}
+    message = Message(
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers=headers,
+        properties={"correlation_id": "t-1", "reply_to": None},
+        delivery_info={"exchange": "", "routing_key": "math"},
+        accept={"application/json"},
+    )
+    return message
+
+
+def test_math_add_is_served_in_process_and_cpu_bound_contracts_keep_celerys_request() -> None:
+    threads = create_app(WorkerSettings(urls=resolve_urls(URL)))
+    assert threads.tasks["math.add"].Request.endswith(":InProcessRequest")
+    assert threads.tasks["math.mul"].Request.endswith(":InProcessRequest")
+    no_threads = create_app(WorkerSettings(urls=resolve_urls(URL), threads=0))
+    assert no_threads.tasks["math.add"].Request == "celery.worker.request:Request"  # its pool may be a process
+    assert threads.tasks["reports.count_to"].Request == "celery.worker.request:Request"  # cpu_bound: prefork
+    assert threads.tasks["math.add:chunk"].Request == "celery.worker.request:Request"
+
+
+def test_the_pool_gets_the_decoded_body_of_a_v2_message() -> None:
+    body = [[4, 7], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    name, task_id, request_dict, handed_body, content_type, content_encoding = handed_over(
+        InProcessRequest, v2_message(body)
+    )
+    assert (name, task_id, content_type, content_encoding) == ("math.add", "t-1", None, None)
+    assert handed_body == body
+    assert request_dict["args"] == [4, 7] and request_dict["kwargs"] == {}
+
+
+def test_celerys_own_request_hands_the_raw_body() -> None:
+    body = [[4, 7], {}, {}]
+    message = v2_message(body)
+    *_, handed_body, content_type, _ = handed_over(InProcessRequest.__mro__[1], message)
+    assert (handed_body, content_type) == (message.body, "application/json")
+
+
+def test_a_converted_protocol_v1_body_is_handed_as_celery_converted_it() -> None:
+    v1 = {"id": "t-1", "task": "math.add", "args": [4, 7], "kwargs": {}}
+    message = Message(
+        body=json.dumps(v1).encode(),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={},
+        properties={"correlation_id": "t-1"},
+        delivery_info={"exchange": "", "routing_key": "math"},
+        accept={"application/json"},
+    )
+    converted, headers, decoded, utc = proto1_to_proto2(message, message.decode())
+    *_, handed_body, content_type, _ = handed_over(
+        InProcessRequest, message, body=converted, headers=headers, decoded=decoded, utc=utc
+    )
+    assert content_type is None
+    assert handed_body is converted
