@@ -56,8 +56,9 @@ def test_workers_and_the_same_client_recover_from_a_redis_restart(tmp_path: Path
 
 
 def test_results_are_stored_after_redis_forgot_its_scripts(tmp_path: Path) -> None:
-    """The worker stores records by the store script's SHA; a Redis that lost its scripts (SCRIPT
-    FLUSH, a restart, a failover to a replica that never saw them) is sent the script itself."""
+    """The worker stores records, asks for admissions and pops backlogs by the scripts' SHAs; a Redis
+    that lost its scripts (SCRIPT FLUSH, a restart, a failover to a replica that never saw them) is
+    sent the script itself, and nothing is lost or run twice."""
     redis = RedisProcess(workdir=str(tmp_path)).start()
     try:
         with (
@@ -71,6 +72,9 @@ def test_results_are_stored_after_redis_forgot_its_scripts(tmp_path: Path) -> No
                 assert client.add(round_, 2) == round_ + 2  # on the event loop
                 assert client.mul(round_, 3) == 3 * round_  # on a thread
                 assert client.add.map([(round_, 1), (1, 1)]) == [round_ + 1, 2]  # a chunk, in a pool process
+                admin.script_flush()
+                with concurrent.futures.ThreadPoolExecutor(8) as callers:  # a backlog: batch pops
+                    assert list(callers.map(client.add, range(32), [round_] * 32)) == [n + round_ for n in range(32)]
             assert "NOSCRIPT" not in worker.log()
     finally:
         redis.stop()

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,21 @@ def test_a_worker_that_does_not_publish_on_reply_channels_still_answers_every_ca
         assert client.add.map([(i, i) for i in range(20)], chunk_size=1) == [2 * i for i in range(20)]
         assert list(client.add.imap([(i, 1) for i in range(10)], chunk_size=1)) == [i + 1 for i in range(10)]
     assert "Task math.add[" in stock_worker.read_text()  # the stock worker served them
+
+
+def test_calls_answered_on_the_reply_channel_leave_nothing_in_the_result_thread(
+    redis_url: str, worker: WorkerProcess
+) -> None:
+    # Calls of 0.3 s outlive a turn of the fallback timer (every REPLY_FALLBACK / 2 s), which
+    # registers them with the result thread; answered on the reply channel, they are dropped there
+    # when the timer comes round (no wake-up per call), so its tables empty within a bounded time.
+    with TaskClient(redis_url) as client:
+        values: list[int] = []
+        threads = [threading.Thread(target=lambda: values.append(client.count_to(1, delay=0.3))) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert values == [1] * 6
+        watcher = client._runtime.watcher
+        wait_until(lambda: not watcher._waiters and not watcher._unsubscribed, 10, "empty result-thread tables")

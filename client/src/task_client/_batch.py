@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from task_contracts.wire import CANCEL_HASH_HEADER, MAX_CHUNK_SIZE, chunk_task_n
 
 from ._chunks import WireCall, capture_outcome, chunk_arguments, chunk_outcomes
 from ._errors import BatchFailed, InvalidArguments, TaskError
+from ._ids import new_id
 from ._producer import Outgoing, call_headers
 from ._schedule import Schedule
 
@@ -169,9 +169,7 @@ class Batch(Generic[R]):
 
 def _plan(calls: list[WireCall], chunk_size: int) -> list[BatchMessage]:
     if chunk_size == 1:
-        return [
-            BatchMessage(str(uuid.uuid4()), index, 1, False, args, kwargs) for index, (args, kwargs) in enumerate(calls)
-        ]
+        return [BatchMessage(new_id(), index, 1, False, args, kwargs) for index, (args, kwargs) in enumerate(calls)]
     # Even chunks: 260 calls by 250 make two messages of 130, not 250 and 10.
     count = math.ceil(len(calls) / chunk_size)
     messages = []
@@ -179,7 +177,7 @@ def _plan(calls: list[WireCall], chunk_size: int) -> list[BatchMessage]:
     for number in range(count):
         size = (len(calls) - first) // (count - number)
         part = calls[first : first + size]
-        messages.append(BatchMessage(str(uuid.uuid4()), first, size, True, chunk_arguments(part), {}))
+        messages.append(BatchMessage(new_id(), first, size, True, chunk_arguments(part), {}))
         first += size
     return messages
 

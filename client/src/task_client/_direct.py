@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from redis.retry import Retry
 
 from task_contracts.wire import DEFERRED_KEY, TAKING_KEY
 
+from ._ids import new_id
 from ._pools import BoundedPool
 
 if TYPE_CHECKING:
@@ -143,12 +143,12 @@ class EnvelopeBuilder:
         }
 
     def build(self, message: Outgoing) -> str:
-        """`json.dumps(self.fields(message, <a new uuid>))`, character for character.
+        """`json.dumps(self.fields(message, new_id()))`, character for character.
 
         Hot path (measured): the fixed text between the fields is written out, not encoded per call:
         13-15 -> 8.5 µs per envelope (tests/client/test_envelope.py compares the two).
         """
-        delivery_tag = str(uuid.uuid4())
+        delivery_tag = new_id()
         extra = message.headers
         if not _STANDARD_HEADERS.isdisjoint(extra) or not all(type(key) is str for key in extra):
             return json.dumps(self.fields(message, delivery_tag))  # a header replacing a standard one

@@ -199,7 +199,8 @@ class ReplyReader:
             if self._pubsub is not None or self._closed:
                 return
             self._client = self._connect()  # no I/O yet
-            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+            # Messages as read: redis-py's default handler logs each one's repr, at debug level.
+            self._pubsub = self._client.pubsub(push_handler_func=_as_read)  # type: ignore[no-untyped-call]
             self._wanted = True
             self._thread = threading.Thread(target=self._run, name="task-client-replies", daemon=True)
             self._thread.start()
@@ -344,6 +345,10 @@ class ReplyReader:
             if self._client is not None:
                 self._client.close()
                 self._client.connection_pool.disconnect()
+
+
+def _as_read(response: Any) -> Any:
+    return response
 
 
 def decode_record(raw: bytes | str) -> Record | None:

@@ -12,7 +12,6 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +35,7 @@ from ._batch import Batch, when_all_done
 from ._cancel import KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
 from ._errors import BrokerUnavailable, ClientClosed, InvalidArguments, InvalidOptions, TaskError
+from ._ids import new_id
 from ._outcome import timeout_error
 from ._producer import Confirmation, Outgoing, Producer, call_headers
 from ._reasons import connection_failure
@@ -117,7 +117,7 @@ class Runtime:
                 f"{contract.name}: countdown/expires too far in the future ({error}): at most year 9999",
                 contract=contract.name,
             ) from None
-        task_id = str(uuid.uuid4())
+        task_id = new_id()
         # Records of another call that reuses this id are refused by this digest (`_integrity`).
         self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
         return Outgoing(

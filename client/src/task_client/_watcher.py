@@ -166,7 +166,8 @@ class ResultWatcher:
 
     def is_watching(self, task_id: str) -> bool:
         """True while some caller waits on this id (its records are then remembered)."""
-        return task_id in self._waiters or self.replies.is_watching(task_id)
+        # An answered reply-channel watch may wait in `_waiters` for the fallback timer to drop it.
+        return self.replies.is_watching(task_id) or (task_id in self._waiters and task_id not in self._unsubscribed)
 
     def is_disconnected(self) -> bool:
         return self.last_error is not None or self.replies.last_error is not None
@@ -315,9 +316,14 @@ class ResultWatcher:
             self._arm_fallback()
 
     def _answered_elsewhere(self, task_id: str) -> None:
-        """A call was answered on the reply channel (any thread): drop what this thread holds for it."""
+        """A call was answered on the reply channel (any thread): drop what this thread holds for it.
+
+        Not for a reply-channel watch without a channel of its own yet (most calls): that leaves
+        nothing to undo, and the fallback timer drops its done future when it comes due, instead of
+        this thread being woken once per call (measured: 1 call in 8 with 32 threads calling).
+        """
         loop = self._loop
-        if task_id in self._waiters and loop is not None:
+        if task_id in self._waiters and task_id not in self._unsubscribed and loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(self._drop_answered, task_id)
 

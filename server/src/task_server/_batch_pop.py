@@ -40,7 +40,7 @@ from ._internals.channel import (
     stop_polling,
     written_together,
 )
-from ._recorded_pop import POP_AND_RECORD, PROBE, FullBackoff, RecordRefused, is_full
+from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,15 @@ class BatchPopping(ChannelHooks):
             if batch > 0:
                 qos = channel.qos
                 bookkeeping = (qos.unacked_index_key, qos.unacked_key)
-                channel.client.connection.send_command(
-                    "EVAL", POP_AND_RECORD, len(keys) + 2, *bookkeeping, *keys, batch, time.time()
+                # By its SHA once Redis has run it on this channel (its 1.8 kB text is hashed by Redis
+                # on every EVAL); its reply is read before anything it pops is handed on, and a
+                # NOSCRIPT refusal pops nothing (`_batch_read` sends the text again next time).
+                script = (
+                    ("EVALSHA", POP_AND_RECORD_SHA)
+                    if self.__dict__.get("_pop_script_known")
+                    else ("EVAL", POP_AND_RECORD)
                 )
+                channel.client.connection.send_command(*script, len(keys) + 2, *bookkeeping, *keys, batch, time.time())
                 self.__dict__["_batch_pending"] = True
             send_brpop(channel, packed)
         if self.records_at_pop() and polling(channel):
@@ -274,11 +280,17 @@ class BatchPopping(ChannelHooks):
             client.connection.disconnect()
             stop_polling(channel)
             raise
+        except redis.exceptions.NoScriptError:
+            # Redis has forgotten the script (a restart, SCRIPT FLUSH): it popped nothing; its
+            # text goes with the next batch pop.
+            self.__dict__["_pop_script_known"] = False
+            return self._read_behind(**options)
         except redis.exceptions.ResponseError as error:
             # Refused (an ACL without RPOP, say): the BRPOP behind it still works, one message at a time.
             logger.warning("the broker refused the batch pop (%s); taking one message per BRPOP", error)
             self.__dict__["_batch_refused"] = True
             return False
+        self.__dict__["_pop_script_known"] = True
         if is_full(popped):  # nothing popped; the BRPOP behind it puts back what it takes
             self.__dict__["_backlog"] = False
             self.full_backoff().refused(", ".join(channel.active_queues))

@@ -33,6 +33,7 @@ to `BACKOFF_MOST` seconds) and tries again, and logs when Redis has taken a reco
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -107,6 +108,9 @@ end
 return popped
 """
 )
+
+#: The name Redis gives `POP_AND_RECORD` in its script cache (EVALSHA).
+POP_AND_RECORD_SHA = hashlib.sha1(POP_AND_RECORD.encode()).hexdigest()
 
 #: KEYS: unacked index, unacked hash, the list BRPOP took the item from.
 #: ARGV: delivery time, delivery tag, record, the item. Returns 1 (recorded) or FULL (put back).

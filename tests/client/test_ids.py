@@ -1,0 +1,52 @@
+"""Task ids and delivery tags: version-4 UUID text, never handed out twice (threads, forks)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+
+from task_client._ids import new_id
+
+
+def test_ids_are_version_4_uuids_as_uuid_prints_them() -> None:
+    for _ in range(1000):
+        text = new_id()
+        value = uuid.UUID(text)
+        assert value.version == 4 and value.variant == uuid.RFC_4122
+        assert str(value) == text
+
+
+def test_ids_taken_by_many_threads_at_once_are_all_different() -> None:
+    taken: list[list[str]] = [[] for _ in range(8)]
+
+    def take(into: list[str]) -> None:
+        into.extend(new_id() for _ in range(2000))
+
+    threads = [threading.Thread(target=take, args=(into,)) for into in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    every = [text for part in taken for text in part]
+    assert len(every) == 16000 and len(set(every)) == 16000
+
+
+# Python 3.12+ warns about fork() in a process with threads; this child only writes to a pipe.
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_does_not_repeat_its_parents_next_ids() -> None:
+    new_id()  # the parent holds unused random bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids, then leave at once
+        os.close(read)
+        os.write(write, " ".join(new_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_id() for _ in range(10)}
+    assert len(child) == 10 and not child & parent
