@@ -46,6 +46,17 @@ def test_a_retried_call_shows_retry_and_its_attempt_then_succeeds(
     assert markers.starts(name) == 2
 
 
+def test_a_call_served_from_threads_is_retried_too(
+    policy_client: TaskClient, start_worker: StartWorker, markers: Markers
+) -> None:
+    # Its admission is asked as the call is handed to a thread and kept in Celery's request dict:
+    # it must not travel with the retry's message (Celery copies the request's custom headers).
+    start_worker(concurrency=1)
+    name = marker()
+    assert policy_client.task(contracts.flaky_light).with_options(timeout=30)(name, 2) == 3
+    assert markers.starts(name) == 3
+
+
 def test_the_last_failure_is_raised_by_its_declared_type_when_attempts_run_out(
     policy_client: TaskClient, start_worker: StartWorker, markers: Markers
 ) -> None:

@@ -30,6 +30,20 @@ def flaky(marker: str, failures: int) -> int:
     ...
 
 
+@contract(
+    name="policies.flaky_light",
+    queue=QUEUE,
+    timeout=10,
+    idempotent=True,
+    cpu_bound=False,
+    retry=Retry(on=(Flaky,), attempts=3, backoff=0.5, max_delay=1.0, jitter=False),
+    raises=(Flaky,),
+)
+def flaky_light(marker: str, failures: int) -> int:
+    """As `policies.flaky`, served from the worker's threads (whose calls are admitted as they are handed over)."""
+    ...
+
+
 @contract(name="policies.withdraw", queue=QUEUE, timeout=5, raises=(InsufficientFunds,))
 def withdraw(amount: int) -> int:
     """Take `amount` from an account holding 100; `InsufficientFunds` above that. Returns what is left."""
@@ -75,4 +89,4 @@ def single(seconds: float) -> float:
     ...
 
 
-CATALOG = ContractCatalog(flaky, withdraw, span, tick, hold, hold_steady, stamp, single)
+CATALOG = ContractCatalog(flaky, flaky_light, withdraw, span, tick, hold, hold_steady, stamp, single)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from celery.app.task import Context
 from celery.worker.request import create_request_cls
 from celery.worker.strategy import proto1_to_proto2
 from kombu.message import Message
 
 from task_contracts import resolve_urls
 from task_server._app import create_app
+from task_server._internals.worker import custom_headers
 from task_server._settings import WorkerSettings
 from task_server._threads import InProcessRequest
 
@@ -40,8 +43,8 @@ def handed_over(request_class: Any, message: Message, **request_options: Any) ->
     return args
 
 
-def v2_message(body: Any) -> Message:
-    headers = {"id": "t-1", "task": "math.add", "lang": "py", "retries": 0, "contract_shape": None}
+def v2_message(body: Any, **extra_headers: Any) -> Message:
+    headers = {"id": "t-1", "task": "math.add", "lang": "py", "retries": 0, "contract_shape": None, **extra_headers}
     message = Message(
         body=json.dumps(body).encode(),
         content_type="application/json",
@@ -98,3 +101,45 @@ def test_a_converted_protocol_v1_body_is_handed_as_celery_converted_it() -> None
     )
     assert content_type is None
     assert handed_body is converted
+
+
+def celerys_context(request_dict: dict[str, Any], body: Any) -> Context:
+    """The task context Celery's tracer (`fast_trace_task`, `trace_task`) builds for a request."""
+    args, kwargs, embed = body
+    request = dict(request_dict)
+    request.update({"args": args, "kwargs": kwargs, "hostname": "worker@test", "is_eager": False}, **embed or {})
+    return Context(request, args=args, called_directly=False, kwargs=kwargs)
+
+
+def test_the_context_gets_the_custom_headers_celery_would_find() -> None:
+    body = [[4, 7], {}, {"callbacks": None, "chain": None, "embedded_extra": "e"}]
+    message = v2_message(body, cancel_hash="c" * 64, foreign_header={"nested": [1]}, argsrepr="[4, 7]")
+    _, _, request_dict, handed_body, _, _ = handed_over(InProcessRequest, message)
+    raw = handed_over(InProcessRequest.__mro__[1], message)
+    celerys = celerys_context(raw[2], body).headers
+    assert celerys == {
+        "contract_shape": None,
+        "cancel_hash": "c" * 64,
+        "foreign_header": {"nested": [1]},
+        "embedded_extra": "e",
+    }
+    assert celerys_context(request_dict, handed_body).headers == celerys
+
+
+def test_a_headers_field_of_the_message_is_kept_as_celery_keeps_it() -> None:
+    body = [[4, 7], {}, {}]
+    _, _, request_dict, handed_body, _, _ = handed_over(InProcessRequest, v2_message(body, headers={"h": 1}))
+    assert celerys_context(request_dict, handed_body).headers == {"h": 1}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"id": "t", "task": "x", "lang": "py", "argsrepr": "", "kwargsrepr": "", "compression": None},
+        {"id": "t", "retries": 0, "stamps": {}, "custom": 1, "another": None},
+        {name: name for name in Context.__dict__ if not name.startswith("__")} | {"mine": [1]},
+    ],
+)
+def test_custom_headers_are_celerys_rule(fields: dict[str, Any]) -> None:
+    assert custom_headers(fields) == Context._get_custom_headers(Context(), fields)

@@ -40,4 +40,9 @@ def claim_admission(task_request: Any) -> PendingReply | None:
     if not isinstance(asked, PendingReply):
         return None
     setattr(task_request, ASKED_KEY, None)
+    headers = getattr(task_request, "headers", None)
+    if isinstance(headers, dict):
+        # Celery's context may count it among the request's custom headers, which a retry's message
+        # carries: a pending reply there failed the retry (not JSON) and meant nothing to its worker.
+        headers.pop(ASKED_KEY, None)
     return asked

@@ -23,7 +23,7 @@ from celery.worker.request import Request
 from celery.worker.state import reserved_requests, revoked, task_reserved
 
 from ._admission import ask_early
-from ._internals.worker import task_processor
+from ._internals.worker import custom_headers, task_processor
 from ._restart import request_restart
 from ._unacked import flush_held
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
@@ -54,13 +54,25 @@ def served_by_this_process(app: Celery, cpu_bound: bool) -> bool:
 
 
 class InProcessRequest(Request):  # type: ignore[misc]
-    """Celery's request, handing its pool the body as already decoded for it.
+    """Celery's request, handing its pool the body as already decoded for it, and the task
+    context's custom headers sorted out once.
 
     Celery gives its pool a message's raw body, for a pool process to decode, although it has
     decoded it once already to make the request (kombu keeps that on the message). A pool in this
     process would decode it a second time (kombu's `loads`, a JSON decode with its object hook);
     it takes the decoded `[args, kwargs, embed]` instead, as Celery hands over a protocol-v1 body.
+    The task context Celery builds from the request dict sorts its custom headers out of the
+    dict's fields on every run; they are found here once, by the same rule, from the same fields.
     """
+
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(message, *args, **kwargs)
+        fields = self.request_dict
+        embed = self.body[2]
+        # As the tracer builds the context: the request dict, then the body's embedded fields.
+        context_fields = {**fields, **embed} if isinstance(embed, dict) else fields
+        if context_fields.get("headers") is None:
+            fields["headers"] = custom_headers(context_fields)
 
     @property
     def body(self) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Task, current_task
+from celery.app.task import Context
 from celery.concurrency.base import BasePool
 from celery.local import Proxy
 from celery.worker.worker import WorkController
@@ -16,7 +17,12 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (BasePool, "_get_info"),
     (Proxy, "_get_current_object"),
     (Task, "request_stack"),
+    (Context, "_get_custom_headers"),
 )
+
+#: The fields Celery's task context keeps as its own rather than as custom headers (as its
+#: `Context._get_custom_headers` reckons them, 5.6 and 5.7).
+_CONTEXT_FIELDS = frozenset({*Context.__dict__, "lang", "task", "argsrepr", "kwargsrepr", "compression"})
 
 
 class PoolHooks:
@@ -87,3 +93,11 @@ class RequestStack(threading.local):
 def keep_requests_per_thread(task: Task) -> None:
     """Give `task` a `RequestStack`, before the worker builds its tracer (which binds the stack's methods)."""
     task.request_stack = RequestStack()
+
+
+def custom_headers(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `headers` Celery's task context finds in a request's `fields` when it has none: every
+    field that is not one of its own (as `Context._get_custom_headers`, which builds that set of
+    about 50 names and pops each from a copy of the fields, on every run), or None."""
+    headers = {name: value for name, value in fields.items() if name not in _CONTEXT_FIELDS}
+    return headers or None
