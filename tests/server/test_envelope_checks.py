@@ -112,8 +112,7 @@ def test_a_popped_item_is_checked_with_its_text_while_it_is_delivered(monkeypatc
         '{"body": "e30=", "headers": {"id": "1", "eta": null}, "properties": {"delivery_tag": "t"}}',
         '{"headers": {"when": {"__type__": "datetime", "__value__": "2026-01-01T00:00:00"}}}',
         # an escape kombu's hook sees through: the key is __type__ once parsed
-        '{"headers": {"argsrepr": "(\'caf\\u00e9\',)", '
-        '"k": {"\\u005f_type__": "date", "__value__": "2026-01-01"}}}',
+        '{"headers": {"argsrepr": "(\'caf\\u00e9\',)", "k": {"\\u005f_type__": "date", "__value__": "2026-01-01"}}}',
     ],
 )
 def test_a_popped_item_is_parsed_as_kombu_parses_it(item: str) -> None:
