@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from task_client import TaskClient
+from task_server._admission import _ADMIT_SHA as ADMIT_SHA
 from task_server._unacked import UnackedLedger, flush_held
 from task_server.testing import RedisProcess, WorkerProcess, free_port
 
@@ -118,5 +119,5 @@ def test_a_call_on_the_event_loop_writes_its_unacked_entry_and_admission_on_one_
     assert len(entries) == 3, seen
     for index in entries:
         admission = seen[index + 1]
-        assert "local digest" in admission[1], seen  # the admission script follows the entry...
+        assert admission[1].startswith(f"EVALSHA {ADMIT_SHA} "), seen  # the admission script follows the entry...
         assert admission[0] == seen[index][0]  # ...on the same connection

@@ -9,37 +9,30 @@ reads its own bytes (a parent's unused ids must not repeat there).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import deque
 
 _PER_READ = 256
 # Version 4 and the RFC 4122 variant, as `uuid.UUID(bytes=..., version=4)` sets them.
 _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _SET = (0x4000 << 64) | (0x8000 << 48)
 
+# A deque's appends and pops are thread-safe: each value is handed out once, whichever threads
+# take ids at once (two that find it empty together both refill it: more ids, none repeated).
+_values: deque[int] = deque()
 
-def _read() -> Iterator[int]:
-    data = os.urandom(16 * _PER_READ)
-    return iter([int.from_bytes(data[start : start + 16]) & _CLEAR | _SET for start in range(0, len(data), 16)])
-
-
-_values: Iterator[int] = iter(())
-
-
-def _forget() -> None:
-    global _values
-    _values = iter(())
-
-
-os.register_at_fork(after_in_child=_forget)
+os.register_at_fork(after_in_child=_values.clear)
 
 
 def new_id() -> str:
     """A new random UUID as text, e.g. `'0b7e3c9a-5d1f-4e2b-9c3d-7a8b6f5e4d3c'`; any thread."""
-    global _values
-    # `next` on a list iterator hands each value out once, whichever threads call it at once.
-    value = next(_values, None)
-    while value is None:
-        _values = _read()
-        value = next(_values, None)
+    while True:
+        try:
+            value = _values.popleft()
+            break
+        except IndexError:
+            data = os.urandom(16 * _PER_READ)
+            _values.extend(
+                int.from_bytes(data[start : start + 16]) & _CLEAR | _SET for start in range(0, len(data), 16)
+            )
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

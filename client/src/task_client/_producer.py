@@ -162,8 +162,10 @@ class Confirmation:
         self.producer._confirm(self)
 
     def release(self) -> None:
-        with contextlib.suppress(*BROKER_ERRORS):
+        try:  # noqa: SIM105 - once per call: contextlib.suppress is an object and two Python calls
             self.pending.confirm()
+        except BROKER_ERRORS:
+            pass  # the record came: the broker took the message, whatever its reply's fate
 
     def discard(self) -> None:
         self.pending.discard()

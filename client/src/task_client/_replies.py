@@ -86,7 +86,9 @@ class ReplyReader:
         self._fetch = fetch  # the records stored now (the result thread's MGET)
         self._latest = latest  # the latest non-final record per watched id (`ResultWatcher.latest`)
         self._answered = answered  # tells the result thread a call was answered here
-        self._condition = threading.Condition(threading.Lock())
+        # Taken as `with self._lock` (C), the condition's own `with` is a Python call per use.
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self._waiters: dict[str, list[ReplyFuture]] = {}
         self._reading = False  # a thread reads the connection now (at most one)
         self._wanted = False  # the reader thread is asked to read
@@ -105,7 +107,7 @@ class ReplyReader:
         with `lead` (sync) or calls `serve` when it starts waiting (async).
         """
         futures = [ReplyFuture(self) for _ in task_ids]
-        with self._condition:
+        with self._lock:
             for task_id, future in zip(task_ids, futures, strict=True):
                 self._waiters.setdefault(task_id, []).append(future)
             ready = self._pubsub is not None
@@ -116,7 +118,7 @@ class ReplyReader:
         return futures
 
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
-        with self._condition:
+        with self._lock:
             futures = self._waiters.get(task_id)
             if futures is not None:
                 with contextlib.suppress(ValueError):
@@ -129,7 +131,7 @@ class ReplyReader:
 
     def serve(self) -> None:
         """Make sure someone reads while calls wait: wake the reader thread if nobody reads."""
-        with self._condition:
+        with self._lock:
             if not self._reading and not self._wanted and self._waiters and not self._closed:
                 self._wanted = True
                 self._condition.notify_all()
@@ -137,7 +139,7 @@ class ReplyReader:
     def lead(self, future: ReplyFuture, timeout: float | None) -> None:
         """Wait for `future` by reading the connection in this thread, if nobody else reads it,
         for at most `timeout` and `LEAD_PERIOD`; return at once otherwise (then wait on the future)."""
-        with self._condition:
+        with self._lock:
             if self._reading or self._closed or future.done():
                 return
             if not self._subscribed:  # the connection was lost: the reader thread subscribes again
@@ -160,7 +162,7 @@ class ReplyReader:
 
     def _step_down(self) -> None:
         """Stop reading; the reader thread reads on while calls still wait."""
-        with self._condition:
+        with self._lock:
             self._reading = False
             if self._closed:
                 self._disconnect()
@@ -169,7 +171,7 @@ class ReplyReader:
                 self._condition.notify_all()
 
     def close(self) -> None:
-        with self._condition:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -183,7 +185,7 @@ class ReplyReader:
                 pubsub.connection.disconnect()
         if thread is not None:
             thread.join(timeout=_CLOSE_BOUND)
-        with self._condition:
+        with self._lock:
             # A thread still reading (a frozen server) closes it when it stops (`_step_down`).
             if not self._reading:
                 self._disconnect()
@@ -195,7 +197,7 @@ class ReplyReader:
         Not in the caller's thread: a frozen server would hold it for a socket timeout. A record
         published before the subscription is found by the read that follows its confirmation.
         """
-        with self._condition:
+        with self._lock:
             if self._pubsub is not None or self._closed:
                 return
             self._client = self._connect()  # no I/O yet
@@ -245,7 +247,7 @@ class ReplyReader:
     def _run(self) -> None:
         failures = 0
         while True:
-            with self._condition:
+            with self._lock:
                 while not self._closed and (self._reading or not self._wanted):
                     self._condition.wait()
                 if self._closed:
@@ -263,7 +265,7 @@ class ReplyReader:
                 self.last_error = error
                 self._drop_connection()
                 failures += 1
-                with self._condition:
+                with self._lock:
                     self._condition.wait_for(lambda: self._closed, timeout=_BACKOFF.compute(failures))
             finally:
                 self._step_down()
@@ -296,7 +298,7 @@ class ReplyReader:
             self._fetch_waited()
 
     def _fetch_waited(self) -> None:
-        with self._condition:
+        with self._lock:
             task_ids = list(self._waiters)
         if not task_ids or self._closed:
             return
@@ -321,13 +323,14 @@ class ReplyReader:
         if record.get("status") not in READY_STATES:
             self._latest[task_id] = record
             return
-        with self._condition:
+        with self._lock:
             futures = self._waiters.pop(task_id, ())
         self._latest.pop(task_id, None)
         for future in futures:
-            # A waiter whose bound ran out may have cancelled it; another path may have answered it.
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
+            try:  # noqa: SIM105 - once per call: contextlib.suppress is an object and two Python calls
                 future.set_result(record)
+            except concurrent.futures.InvalidStateError:
+                pass  # a waiter whose bound ran out cancelled it, or another path answered it
         if futures:
             self._answered(task_id)
 
