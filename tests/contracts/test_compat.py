@@ -240,3 +240,26 @@ def test_the_calls_of_a_chunk_read_their_shared_shape_once() -> None:
     with pytest.raises(ArgumentsError, match="malformed contract_shape"):
         read_shape("math.add", {"version": "1"})
     assert read_shape("math.add", shape) == first
+
+
+def test_a_shape_equal_to_the_workers_own_reads_as_its_own() -> None:
+    received = json.loads(json.dumps(add.shape))  # a fresh copy, as each message brings
+    assert received == add.shape and received is not add.shape
+    assert add.accept_call([4, 7], {}, received) == {"x": 4, "y": 7}
+    assert add.accept_call([4], {"y": 7}, json.loads(json.dumps(add.shape))) == {"x": 4, "y": 7}
+    with pytest.raises(ArgumentsError, match="parameter 'z' is not known to this worker"):
+        add.accept_call([4, 7], {"z": 1}, received)
+    with pytest.raises(ArgumentsError, match="y") as caught:
+        add.accept_call([4, "seven"], {}, received)
+    assert not isinstance(caught.value, IncompatibleCall)
+
+
+@pytest.mark.parametrize("version", [1.0, True])
+def test_a_version_equal_to_the_workers_but_of_another_type_is_read_as_before(version: Any) -> None:
+    received = {**json.loads(json.dumps(add.shape)), "version": version}
+    assert received == add.shape
+    if isinstance(version, float):
+        with pytest.raises(ArgumentsError, match="malformed contract_shape header"):
+            add.accept_call([4, 7], {}, received)
+    else:  # an int to read_shape, as before
+        assert add.accept_call([4, 7], {}, received) == {"x": 4, "y": 7}

@@ -75,6 +75,8 @@ _holding: weakref.WeakSet[UnackedLedger] = weakref.WeakSet()
 
 def flush_held() -> None:
     """Write every held entry of every ledger now (before a message is handed on); raise what a write meets."""
+    if not _holding:  # asked twice per call: mostly nothing is held
+        return
     for ledger in list(_holding):
         ledger.flush()
 

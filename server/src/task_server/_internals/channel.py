@@ -8,8 +8,7 @@ private hooks by public-named methods (`start_pop`, `read_pop`, `create_client`,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from kombu.message import Message
@@ -234,22 +233,25 @@ def start_wait(channel: Any, key: str, timeout: float) -> None:
     channel.client.connection.send_command("BRPOP", key, timeout)  # raw: `key` carries any key prefix
 
 
-@contextmanager
-def written_together(channel: Any) -> Iterator[None]:
+class written_together:
     """Commands sent on the channel's connection inside this block (the batch pop, kombu's BRPOP, the
     probe behind it) go in one write as it ends, even if it raises: one system call and one wake-up
-    of Redis instead of one each. A failed write is raised there, as each send raised it."""
-    connection = channel.client.connection
-    packed: list[bytes | str] = []
+    of Redis instead of one each. A failed write is raised there, as each send raised it. (A class,
+    not a generator: it is entered on every turn of the event loop.)"""
 
-    def collect(command: Any, check_health: bool = True) -> None:
-        packed.extend([command] if isinstance(command, bytes | str) else command)
+    def __init__(self, channel: Any) -> None:
+        self._connection = channel.client.connection
+        self._packed: list[bytes | str] = []
 
-    connection.send_packed_command = collect  # kombu sends its BRPOP through this, on this instance
-    try:
-        yield
-    finally:
+    def collect(self, command: Any, check_health: bool = True) -> None:
+        self._packed.extend([command] if isinstance(command, bytes | str) else command)
+
+    def __enter__(self) -> None:
+        self._connection.send_packed_command = self.collect  # kombu sends its BRPOP through this, on this instance
+
+    def __exit__(self, *exc_info: object) -> None:
+        connection = self._connection
         del connection.send_packed_command  # the class's own again
-        if packed:
-            chunks = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in packed]
+        if self._packed:
+            chunks = [chunk.encode() if isinstance(chunk, str) else chunk for chunk in self._packed]
             connection.send_packed_command([b"".join(chunks)])
