@@ -49,5 +49,7 @@ def test_compressed_results_are_encoded_by_celery() -> None:
     app = worker_app()
     app.conf.result_compression = "zlib"
     backend = app.backend
+    if not hasattr(backend, "compression"):
+        pytest.skip("Celery before 5.7 compresses no results")
     assert backend.encode_record(dict(METAS[0])) == backend.encode(dict(METAS[0]))
     assert isinstance(backend.encode_record(dict(METAS[0])), bytes)  # compressed

@@ -125,7 +125,8 @@ class _ReportsLostResults(BackendHooks):
         # Celery encodes each record through kombu's serializer registry, whose JSON makes a new
         # encoder every time: the same encoder, made once, while results are kombu's JSON, uncompressed.
         backend: Any = self
-        plain_json = backend.encoder is kombu_json.dumps and not backend.compression
+        # (Celery 5.6 has no result compression, nor the attribute.)
+        plain_json = backend.encoder is kombu_json.dumps and not getattr(backend, "compression", None)
         self._record_encoder = kombu_json.JSONEncoder() if plain_json else None
 
     def store_record(
