@@ -3,6 +3,8 @@ which records a client accepts (`task_client._integrity`), and clear errors for 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -78,6 +80,13 @@ def test_a_cancel_is_this_clients_only_with_its_token() -> None:
     assert not check.accepts(TASK_ID, {**revoked, "cancel_token": other.cancel_token(TASK_ID)})
     assert check.accepts(TASK_ID, {**revoked, "cancel_token": check.cancel_token(TASK_ID)})
     assert check.accepts(TASK_ID, revoked)  # a worker's REVOKED record carries no token
+
+
+def test_a_cancel_token_is_hmac_sha256_of_the_id_under_the_secret() -> None:
+    # What another client holding the secret (any language) computes; the same for every call.
+    check = RecordCheck(settings())
+    for task_id in (TASK_ID, "another-id", TASK_ID):
+        assert check.cancel_token(task_id) == hmac.new(b"s" * 32, task_id.encode(), hashlib.sha256).hexdigest()
 
 
 def test_with_a_verify_key_only_signed_records_or_own_cancels_are_accepted(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import redis.exceptions
 from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
+from kombu.exceptions import EncodeError
+from kombu.utils import json as kombu_json
 
 from task_contracts import redact_url, wire
 from task_contracts.wire import (
@@ -120,6 +122,11 @@ class _ReportsLostResults(BackendHooks):
         self._signer = RecordSigner.from_file(key_file) if key_file else None
         # Read once, as the settings above: Celery looks it up for every record (50k instructions).
         self._extended = bool(app.conf.find_value_for_key("extended", "result"))
+        # Celery encodes each record through kombu's serializer registry, whose JSON makes a new
+        # encoder every time: the same encoder, made once, while results are kombu's JSON, uncompressed.
+        backend: Any = self
+        plain_json = backend.encoder is kombu_json.dumps and not backend.compression
+        self._record_encoder = kombu_json.JSONEncoder() if plain_json else None
 
     def store_record(
         self,
@@ -157,9 +164,19 @@ class _ReportsLostResults(BackendHooks):
         digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
         if digest:
             meta[CALL_DIGEST_FIELD] = digest
-        backend: Any = self
-        value = backend.encode(meta)
+        value = self.encode_record(meta)
         return value if self._signer is None else self._signer.sign_json(value)
+
+    def encode_record(self, meta: dict[str, Any]) -> Any:
+        """`encode` (Celery's), through the encoder made once when there is one."""
+        encoder = self._record_encoder
+        if encoder is None:
+            backend: Any = self
+            return backend.encode(meta)
+        try:
+            return encoder.encode(meta)
+        except Exception as error:  # as kombu's registry reports it (Celery's tracer expects it)
+            raise EncodeError(error) from error
 
     def publish_refusal(self, task_id: str, error: Exception, request: Any) -> None:
         """Publish a FAILURE record for `error` on the message's reply channel only: it must not
