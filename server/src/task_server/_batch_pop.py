@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 import redis.exceptions
+from hiredis import pack_command
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
@@ -110,14 +111,17 @@ class BatchPopping(ChannelHooks):
                     if self.__dict__.get("_pop_script_known")
                     else ("EVAL", POP_AND_RECORD)
                 )
-                channel.client.connection.send_command(*script, len(keys) + 2, *bookkeeping, *keys, batch, time.time())
+                command: tuple[Any, ...] = (*script, len(keys) + 2, *bookkeeping, *keys, batch, time.time())
+                channel.client.connection.send_packed_command([pack_command(command)])
                 self.__dict__["_batch_pending"] = True
             send_brpop(channel, packed)
         if self.records_at_pop() and polling(channel):
             # Run by Redis right after the BRPOP pops: was Redis full then? And, for a cancel looking
             # for a message: this BRPOP may hold one not yet recorded (`_recorded_pop`).
             taking = self._next_taking()
-            channel.client.connection.send_command("EVAL", PROBE, 1, TAKING_KEY, taking, time.time())
+            probe: tuple[Any, ...] = ("EVAL", PROBE, 1, TAKING_KEY, taking, time.time())
+            # Packed by hiredis as redis-py packs it, without redis-py's look at every argument in Python.
+            channel.client.connection.send_packed_command([pack_command(probe)])
             self.__dict__["_probe_pending"] = True
             self.__dict__["_taking"] = taking
 

@@ -1,0 +1,59 @@
+"""A record read from Redis becomes the dict `json.loads` makes of it, whichever parser reads it
+(`_replies.decode_record`: pydantic-core's, then `json` for what that one refuses), or None."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from task_client._replies import decode_record
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=16,
+)
+
+
+def same(left: Any, right: Any) -> bool:
+    # repr compares NaN with NaN, -0.0 with 0.0 apart, and types (1 is not 1.0).
+    return repr(left) == repr(right)
+
+
+@settings(max_examples=400, deadline=None)
+@given(record=st.dictionaries(st.text(), json_values, max_size=6), ascii_only=st.booleans())
+def test_a_record_decodes_as_json_loads_reads_it(record: dict[str, Any], ascii_only: bool) -> None:
+    raw = json.dumps(record, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(raw)
+    except ValueError:
+        expected = None
+    assert same(decode_record(raw), expected)
+    assert same(decode_record(raw.decode("utf-8", "surrogatepass")), expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"result": "\\ud800"}', {"result": "\ud800"}),  # a lone surrogate escape: json reads it
+        (codecs.BOM_UTF8 + b'{"status": "SUCCESS"}', {"status": "SUCCESS"}),
+        ('{"status": "SUCCESS"}'.encode("utf-16"), {"status": "SUCCESS"}),
+        (
+            b'{"result": NaN, "n": 123456789012345678901234567890}',
+            {"result": float("nan"), "n": 123456789012345678901234567890},
+        ),
+        (b'{"a": 1, "a": 2}', {"a": 2}),
+        (b"[1, 2]", None),
+        (b'"SUCCESS"', None),
+        (b"not json", None),
+        (b'{"a": 1} trailing', None),
+        (b'{"a": "\xc3"}', None),
+    ],
+)
+def test_records_json_reads_and_values_that_are_not_records(raw: bytes, expected: dict[str, Any] | None) -> None:
+    assert same(decode_record(raw), expected)
