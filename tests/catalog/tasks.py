@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+from celery import signals
 
 from task_server import ServerError, implements
 
 from . import contracts as diagnostics
 
 DIAGNOSTICS_DIR_ENV = "TASK_DIAGNOSTICS_DIR"
+#: Names a task: the worker kills itself (SIGKILL, its whole process group) right after storing
+#: that task's result, before acknowledging its message (Celery sends `task_success` in between).
+KILL_AFTER_STORE_ENV = "TASK_DIAGNOSTICS_KILL_AFTER_STORE"
 _POLL_SECONDS = 0.01
 _MARKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a file name in the directory, never a path
 _LONGEST_HOLD = 25.0  # below the contracts' 30 s bound
@@ -87,3 +94,12 @@ def echo(text: str) -> str:
 @implements(diagnostics.echo_v2)
 def echo_v2(text: str, times: int) -> list[str]:
     return [text] * times
+
+
+def _kill_after_store(sender: Any = None, **_: Any) -> None:
+    if getattr(sender, "name", None) == os.environ.get(KILL_AFTER_STORE_ENV):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+if os.environ.get(KILL_AFTER_STORE_ENV):
+    signals.task_success.connect(_kill_after_store, weak=False)

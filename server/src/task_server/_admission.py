@@ -51,6 +51,7 @@ from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._pipelined import pipeline_for
 from ._preadmission import claim_admission, remember_asked
+from ._unacked import plan_removal_at_store
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,10 @@ def ask_early(request: Any) -> None:
     pool = task.backend.client.connection_pool
     ledger = unacked_ledger(request)
     if ledger is not None and ledger.shares_server(pool):
-        # Broker and backend are one Redis: in one write with the message's unacked entry (`_unacked`).
+        # Broker and backend are one Redis: in one write with the message's unacked entry (`_unacked`),
+        # which is therefore in Redis once the verdict is read: the store of the call's record removes it.
         reply = ledger.send_with_held(*command)
+        plan_removal_at_store(request, ledger)
     else:
         reply = pipeline_for(pool).send(*command)
     remember_asked(request, reply)

@@ -31,6 +31,7 @@ from ._errors import OutcomeUnknown
 from ._internals.backend import BackendHooks, max_value_size, plain_record_meta
 from ._pipelined import pipeline_for
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
+from ._unacked import RemovalAtStore, removal_at_store
 
 #: Key of the per-task start counter kept by `_deliveries` (removed once the task has finished).
 DELIVERIES_KEY_PREFIX = wire.DELIVERIES_KEY_PREFIX
@@ -49,8 +50,9 @@ CALL_DIGEST_ATTRIBUTE = "task_sdk_call_digest"
 # publishes on the caller's reply channel, if it named one (`REPLY_CHANNEL_PREFIX`): a client then
 # needs no subscription of its own per call.
 # A SUCCESS is kept unless it lacks the digest of this call's arguments (then someone else wrote it).
-# KEYS: record, start counter, running mark. ARGV: record JSON, lifetime (ms), "1" if final, reply
-# channel or "", the call's digest or "".
+# A stored SUCCESS also removes the message's unacked entry when given (`_unacked.RemovalAtStore`).
+# KEYS: record, start counter, running mark, [unacked index, unacked hash]. ARGV: record JSON,
+# lifetime (ms), "1" if final, reply channel or "", the call's digest or "", [delivery tag].
 _STORE_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -63,6 +65,10 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2], KEYS[3]) end
+if KEYS[5] then
+  redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('HDEL', KEYS[5], ARGV[6])
+end
 return 1
 """
 _STORE_SHA = hashlib.sha1(_STORE_SCRIPT.encode()).hexdigest()
@@ -151,8 +157,9 @@ class _ReportsLostResults(BackendHooks):
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
         digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
+        removal = removal_at_store(request, task_id) if state == states.SUCCESS else None
         try:
-            self._store(keys, value, ttl, final, reply_channel(request), digest or "")
+            self._store(keys, value, ttl, final, reply_channel(request), digest or "", removal)
         except redis.exceptions.ResponseError as error:
             if not out_of_memory(error):
                 raise
@@ -192,17 +199,30 @@ class _ReportsLostResults(BackendHooks):
         meta["task_id"] = task_id
         backend.client.publish(channel, self.record_json(meta, request))
 
-    def _store(self, keys: tuple[bytes, str, str], value: Any, ttl: float, final: str, reply: str, digest: str) -> None:
+    def _store(
+        self,
+        keys: tuple[bytes, str, str],
+        value: Any,
+        ttl: float,
+        final: str,
+        reply: str,
+        digest: str,
+        removal: RemovalAtStore | None,
+    ) -> None:
         # On the backend's pipelined connection (`_pipelined`), not through redis-py's client: its pool
         # checkout, health check and retry wrapper cost more than the command itself (worker CPU per
         # `client.add(4, 7)`, see the commit). Connection errors reach Celery's bounded retries as before.
         backend: Any = self
         pipeline = pipeline_for(backend.client.connection_pool)
-        arguments = (len(keys), *keys, value, max(1, int(ttl * 1000)), final, reply, digest)
+        unacked, tag = (removal.keys, (removal.delivery_tag,)) if removal is not None else ((), ())
+        all_keys = (*keys, *unacked)
+        arguments = (len(all_keys), *all_keys, value, max(1, int(ttl * 1000)), final, reply, digest, *tag)
         try:
-            pipeline.send("EVALSHA", _STORE_SHA, *arguments)()
+            stored = pipeline.send("EVALSHA", _STORE_SHA, *arguments)()
         except redis.exceptions.NoScriptError:  # a Redis restarted (or flushed) since: send the script itself
-            pipeline.send("EVAL", _STORE_SCRIPT, *arguments)()
+            stored = pipeline.send("EVAL", _STORE_SCRIPT, *arguments)()
+        if removal is not None and stored == 1:
+            removal.done()
 
     def _announce_unavailable(self, task_id: str, record_key: bytes, error: BaseException, request: Any) -> None:
         """Tell a waiting caller at once that its record cannot be stored (PUBLISH needs no memory).

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._pipelined import PendingReply
+from ._unacked import REMOVAL_KEY
 
 #: Key of Celery's request dict (so an attribute of the task's request on the thread): the verdict asked for.
 ASKED_KEY = "task_sdk_early_admission"
@@ -45,4 +46,5 @@ def claim_admission(task_request: Any) -> PendingReply | None:
         # Celery's context may count it among the request's custom headers, which a retry's message
         # carries: a pending reply there failed the retry (not JSON) and meant nothing to its worker.
         headers.pop(ASKED_KEY, None)
+        headers.pop(REMOVAL_KEY, None)  # the same for the unacked entry's removal (`_unacked.RemovalAtStore`)
     return asked
