@@ -139,3 +139,27 @@ def _replica_caught_up(group: SentinelGroup) -> bool:
     with redis.Redis(port=master.port) as primary, redis.Redis(port=replica.port) as secondary:
         wanted = int(primary.info("replication")["master_repl_offset"])
         return int(secondary.info("replication")["slave_repl_offset"]) >= wanted
+
+
+def test_broker_and_backend_behind_other_masters_leave_no_unacked_entry(
+    sentinels: SentinelGroup, tmp_path: Path
+) -> None:
+    """Broker and backend behind Sentinel, other masters: a stored success's unacked entry on the broker
+    is removed by its ack. Before, the worker took the two for one Redis (a Sentinel pool has no host
+    of its own), had the store script on the backend remove it there, and the ack wrote nothing:
+    every call's entry stayed on the broker, to be redelivered after the visibility timeout."""
+    with SentinelGroup(str(tmp_path / "results")) as results:
+        results.start()
+        with (
+            WorkerProcess(sentinels.url, result_backend=results.url, logdir=str(tmp_path)) as worker,
+            TaskClient(sentinels.url, result_backend=results.url) as client,
+        ):
+            worker.start()
+            for number in range(3):
+                assert client.add(number, 1) == number + 1
+            broker = redis.Redis(port=sentinels.master_port())
+            try:
+                wait_until(lambda: broker.hlen("unacked") == 0, 15, "the broker's unacked entries to go", interval=0.1)
+                assert broker.zcard("unacked_index") == 0
+            finally:
+                broker.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.sentinel
 
 from task_client import TaskClient
 from task_server._admission import _ADMIT_SHA as ADMIT_SHA
@@ -121,3 +122,22 @@ def test_a_call_on_the_event_loop_writes_its_unacked_entry_and_admission_on_one_
         admission = seen[index + 1]
         assert admission[1].startswith(f"EVALSHA {ADMIT_SHA} "), seen  # the admission script follows the entry...
         assert admission[0] == seen[index][0]  # ...on the same connection
+
+
+def test_sentinel_pools_of_other_masters_are_not_taken_for_the_same_server() -> None:
+    # A Sentinel pool has no host or port of its own: before, any two (another master's name,
+    # other sentinels) compared equal, and a call's unacked entry on the broker was "removed" by
+    # the store script on the backend, its ack writing nothing (b296eb0): redelivered later.
+    # (No server is reached: redis-py's pools connect on first use.)
+    def pool(port: int, master: str) -> redis.ConnectionPool:
+        client = redis.sentinel.Sentinel([("127.0.0.1", port)]).master_for(master)
+        return client.connection_pool  # type: ignore[no-any-return]
+
+    ledger = UnackedLedger(pool(26379, "broker"), "unacked_index", "unacked")
+    try:
+        assert ledger.shares_server(pool(26379, "broker"))
+        assert not ledger.shares_server(pool(26379, "results"))
+        assert not ledger.shares_server(pool(36379, "broker"))
+        assert not ledger.shares_server(redis.ConnectionPool(host="127.0.0.1", port=26379))
+    finally:
+        ledger.close()

@@ -270,7 +270,18 @@ def removal_at_store(task_request: Any, task_id: str) -> RemovalAtStore | None:
 
 
 def _address(pool: Any) -> tuple[Any, ...]:
-    """Where a redis-py pool's connections go: class, host, port or path, database and user."""
+    """Where a redis-py pool's connections go: class, host, port or path, database and user; for a
+    Sentinel pool (no host or port of its own) also its master's name and its sentinels' addresses."""
     kwargs = getattr(pool, "connection_kwargs", {})
     keys = ("host", "port", "path", "db", "username", "password")
-    return (getattr(pool, "connection_class", None), *(kwargs.get(key) for key in keys))
+    manager = getattr(pool, "sentinel_manager", None)
+    sentinels = sorted(
+        (str(kw.get("host")), str(kw.get("port")))
+        for kw in (sentinel.connection_pool.connection_kwargs for sentinel in getattr(manager, "sentinels", ()))
+    )
+    return (
+        getattr(pool, "connection_class", None),
+        *(kwargs.get(key) for key in keys),
+        getattr(pool, "service_name", None),
+        tuple(sentinels),
+    )
