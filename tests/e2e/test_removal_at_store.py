@@ -9,9 +9,6 @@ the entry is gone, in one step.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
 from ..catalog import serving
 from ..catalog.tasks import KILL_AFTER_STORE_ENV
+from ..redis_monitor import evals_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -31,41 +29,13 @@ pytestmark = pytest.mark.e2e
 UNACKED_KEYS = " unacked_index unacked "
 
 
-@contextmanager
-def evals_seen(url: str) -> Iterator[list[str]]:
-    """The EVAL and EVALSHA commands Redis runs inside the block, as MONITOR shows them."""
-    monitor = redis.Redis.from_url(url)
-    seen: list[str] = []
-    listening = threading.Event()
-
-    def watch() -> None:
-        with monitor.monitor() as commands:
-            listening.set()
-            for command in commands.listen():
-                text = command["command"]
-                if text.startswith("EVAL"):
-                    seen.append(text)
-                if "stop-watching" in text:
-                    return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    assert listening.wait(10)
-    try:
-        yield seen
-    finally:
-        monitor.echo("stop-watching")
-        watcher.join(timeout=10)
-        monitor.close()
-
-
-def separate_removals(seen: list[str]) -> int:
+def separate_removals(seen: list[tuple[str, str]]) -> int:
     """The EVALs of kombu's unacked entry removal at the ack (`_unacked._FORGET`)."""
-    return sum("ZREM', KEYS[1], ARGV[1]" in text and "HDEL', KEYS[2], ARGV[1]" in text for text in seen)
+    return sum("ZREM', KEYS[1], ARGV[1]" in text and "HDEL', KEYS[2], ARGV[1]" in text for _, text in seen)
 
 
-def stores(seen: list[str]) -> list[str]:
-    return [text for text in seen if text.startswith(f"EVALSHA {STORE_SHA} ")]
+def stores(seen: list[tuple[str, str]]) -> list[str]:
+    return [text for _, text in seen if text.startswith(f"EVALSHA {STORE_SHA} ")]
 
 
 @pytest.mark.parametrize("task", ["add", "mul"], ids=["on-the-event-loop", "on-a-thread"])

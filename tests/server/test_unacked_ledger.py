@@ -15,6 +15,8 @@ from task_server._admission import _ADMIT_SHA as ADMIT_SHA
 from task_server._unacked import UnackedLedger, flush_held
 from task_server.testing import RedisProcess, WorkerProcess, free_port
 
+from ..redis_monitor import evals_seen
+
 pytestmark = pytest.mark.e2e
 
 ENTRY = '[{"body": "e30="}, "", "math"]'
@@ -94,28 +96,9 @@ def test_a_call_on_the_event_loop_writes_its_unacked_entry_and_admission_on_one_
     with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
         worker.start()
         assert client.add(1, 1) == 2  # connections made
-        monitor = redis.Redis.from_url(private_redis.url)
-        seen: list[tuple[str, str]] = []
-        listening = threading.Event()
-
-        def watch() -> None:
-            with monitor.monitor() as commands:
-                listening.set()
-                for command in commands.listen():
-                    text = command["command"]
-                    if text.startswith("EVAL"):
-                        seen.append((str(command.get("client_address")) + str(command.get("client_port")), text))
-                    if "stop-watching" in text:
-                        return
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        assert listening.wait(10)
-        for _ in range(3):
-            assert client.add(4, 7) == 11
-        monitor.echo("stop-watching")
-        watcher.join(timeout=10)
-        monitor.close()
+        with evals_seen(private_redis.url) as seen:
+            for _ in range(3):
+                assert client.add(4, 7) == 11
     entries = [index for index, (_, text) in enumerate(seen) if "HSET" in text]
     assert len(entries) == 3, seen
     for index in entries:
