@@ -42,6 +42,7 @@ from ._internals.channel import (
     stop_polling,
     written_together,
 )
+from ._message_checks import may_hold_kombu_type
 from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
 
 logger = logging.getLogger(__name__)
@@ -343,9 +344,8 @@ class BatchPopping(ChannelHooks):
 
 def envelope_of(item: str) -> Any:
     """A popped item parsed as kombu parses it. kombu's JSON calls a Python hook on every object to
-    turn `{"__type__": ..., "__value__": ...}` into a date, a UUID...; an item that cannot hold
-    one (no `__type__`, and no escape that could spell it) is parsed by `json.loads` alone, alike."""
-    if "__type__" in item or "\\u" in item:
+    find its typed values; an item that cannot hold one is parsed by `json.loads` alone, alike."""
+    if may_hold_kombu_type(item):
         return loads(item)  # type: ignore[no-untyped-call]
     return json.loads(item)
 

@@ -24,7 +24,14 @@ from ._cancelled_ahead import drop_on_arrival
 from ._deferral import deferrer_for
 from ._inline import INLINE_SETTING, LoopPool
 from ._internals.channel import json_decoded_by_kombu, preset_payload
-from ._message_checks import body_refusal, converted_refusal, properties_refusal, size_refusal, v2_refusal
+from ._message_checks import (
+    body_refusal,
+    converted_refusal,
+    may_hold_kombu_type,
+    properties_refusal,
+    size_refusal,
+    v2_refusal,
+)
 from ._refusals import identity, refuse
 from ._revoke_guard import pardon
 from ._threads import ServedByThreads, served_by_threads, thread_pool
@@ -96,9 +103,9 @@ def message_refusal(message: Any, payload: Any, limit: int, accepted: set[str]) 
 
 
 def decodes_alike(message: Any) -> bool:
-    """Whether kombu decodes `message`'s body to what `json.loads` gave: JSON in ASCII bytes with no
-    `__type__` key (kombu's JSON turns `{"__type__": ..., "__value__": ...}` into a date, a UUID...)
-    and no escape that could spell one; its content type one the message accepts, decoded by kombu's JSON."""
+    """Whether kombu decodes `message`'s body to what `json.loads` gave: JSON in ASCII bytes that
+    cannot hold one of kombu's typed values (`may_hold_kombu_type`); its content type one the
+    message accepts, decoded by kombu's JSON."""
     body = message.body
     accept = message.accept
     return (
@@ -106,7 +113,6 @@ def decodes_alike(message: Any) -> bool:
         and message.content_type == "application/json"
         and (accept is None or "application/json" in accept)
         and body.isascii()
-        and b"__type__" not in body
-        and b"\\u" not in body
+        and not may_hold_kombu_type(body)
         and json_decoded_by_kombu()
     )

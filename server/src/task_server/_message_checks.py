@@ -150,6 +150,14 @@ _PROPERTIES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def may_hold_kombu_type(text: bytes | str) -> bool:
+    """Whether kombu's JSON could decode `text` otherwise than `json.loads`: it turns an object
+    `{"__type__": ..., "__value__": ...}` into a date, a UUID..., and a `\\u` escape could spell that key."""
+    if isinstance(text, bytes):
+        return b"__type__" in text or b"\\u" in text
+    return "__type__" in text or "\\u" in text
+
+
 def body_refusal(content_type: Any, body: bytes | str, limit: int, accepted: set[str]) -> tuple[str | None, Any]:
     """Why a protocol-v2 body must not run (or None), and the body decoded when it could be."""
     problem = size_refusal(body, limit)
