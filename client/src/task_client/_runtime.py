@@ -27,7 +27,6 @@ from task_contracts.wire import (
     REVOKED_CANCELLED,
     REVOKED_EXPIRED,
     RUNNING_KEY_PREFIX,
-    call_digest,
     cancel_hash,
 )
 
@@ -118,8 +117,9 @@ class Runtime:
                 contract=contract.name,
             ) from None
         task_id = new_id()
-        # Records of another call that reuses this id are refused by this digest (`_integrity`).
-        self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
+        # Records of another call that reuses this id are refused by the digest of these arguments,
+        # computed once the message is written (`settle`, `_integrity`).
+        self.watcher.check.expect(task_id, wire_args, wire_kwargs)
         return Outgoing(
             contract.name,
             wire_args,
@@ -144,6 +144,7 @@ class Runtime:
             yield Publish(message, contract.name)
         else:
             yield from self.tracing.traced([message], _publish_one)
+        self.watcher.check.settle(message.task_id)
         return message.task_id, Schedule.of(message)
 
     def call(
@@ -171,6 +172,8 @@ class Runtime:
         except BaseException:
             self.watcher.forget(message.task_id, future)
             raise
+        # The worker has the message now: what the record's check needs is computed while it runs.
+        self.watcher.check.settle(message.task_id)
         schedule = Schedule.of(message)
         # The wait bound of a scheduled call counts from when it is due, not from publication.
         bound = timeout + (schedule.due_in() if schedule else 0.0)
@@ -273,12 +276,23 @@ class Runtime:
     ) -> Steps[Any]:
         """Wait for a call whose publish reply is unread: its record, or `TIMED_OUT` at `timeout`.
 
-        A record that comes within `CONFIRM_AFTER` proves the broker took the message; its reply,
-        there since before the worker started, is then read at once. Otherwise the reply is read
-        first, so that a publish the broker refused or lost fails now (`BrokerUnavailable`, after
-        the retry the publish would have made), not at the bound.
+        A reply that has come already (it usually has: Redis answers within microseconds, the
+        worker runs the call for hundreds) is read now, while the worker runs, never waited for.
+        Otherwise a record that comes within `CONFIRM_AFTER` proves the broker took the message;
+        its reply, there since before the worker started, is then read at once. Otherwise the
+        reply is read first. Either way a publish the broker refused or lost fails now
+        (`BrokerUnavailable`, after the retry the publish would have made), not at the bound.
         """
         deadline = time.monotonic() + timeout
+        if confirmation.arrived():
+            # Hot path (measured): the read and the connection's release leave the client's work
+            # between the record and the return (its thread CPU there 76-100 -> 54-56 us).
+            try:
+                yield Blocking(confirmation)
+            except BrokerUnavailable:
+                self.watcher.forget(task_id, future)
+                raise
+            return (yield Wait(future, max(0.0, deadline - time.monotonic())))
         try:
             record = yield Wait(future, min(timeout, CONFIRM_AFTER))
         except BaseException:
