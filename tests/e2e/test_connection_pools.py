@@ -6,6 +6,7 @@ with `CLIENT PAUSE WRITE`, so a publish keeps its connection for as long as the 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,3 +162,108 @@ def test_the_workflow_backend_pool_waits_too(backend: str) -> None:
         assert (pool.max_connections, pool.timeout) == (3, settings.pool_timeout)
     finally:
         canvas.close()
+
+
+# -- how BoundedPool hands connections out (its own steps, not redis-py 8's: see `_pools`) ---------
+
+
+def test_a_connection_holding_an_unread_reply_is_not_handed_to_the_next_user(private_redis: RedisProcess) -> None:
+    """A connection given back with a reply still unread is reconnected before it is handed out, so
+    the next user never reads another's reply. On the old main, with redis-py 8 (RESP3, its maintenance
+    notifications "auto"), the next ECHO read b"stale"."""
+    pool = BoundedPool.from_url(private_redis.url, max_connections=1, timeout=1)
+    try:
+        held = pool.get_connection()
+        held.send_command("ECHO", "stale")
+        wait_until(held.can_read)  # the reply has come, unread
+        pool.release(held)
+        again = pool.get_connection()
+        again.send_command("ECHO", "fresh")
+        assert again.read_response() == b"fresh"
+        pool.release(again)
+    finally:
+        pool.disconnect()
+
+
+def test_a_connection_the_server_closed_is_reconnected_before_it_is_handed_out(private_redis: RedisProcess) -> None:
+    pool = BoundedPool.from_url(private_redis.url, max_connections=1, timeout=1)
+    admin = redis.Redis.from_url(private_redis.url)
+    try:
+        held = pool.get_connection()
+        held.send_command("CLIENT", "SETNAME", "pooled")
+        assert held.read_response() == b"OK"
+        pool.release(held)
+        assert admin.client_kill_filter(skipme=True, _type="normal") >= 1
+        wait_until(lambda: not any(client["name"] == "pooled" for client in admin.client_list()))
+        again = pool.get_connection()
+        again.send_command("PING")
+        assert again.read_response() in (b"PONG", "PONG")
+        pool.release(again)
+    finally:
+        admin.close()
+        pool.disconnect()
+
+
+def test_the_pool_never_opens_more_than_max_connections_across_threads(private_redis: RedisProcess) -> None:
+    """Eight threads take turns on two connections: each reads its own replies, and the server
+    never sees more than the pool's two connections."""
+    pool = BoundedPool.from_url(private_redis.url, max_connections=2, timeout=30, client_name="pooled")
+    admin = redis.Redis.from_url(private_redis.url)
+    seen: list[int] = []
+
+    def turns(n: int) -> int:
+        for turn in range(50):
+            connection = pool.get_connection()
+            try:
+                connection.send_command("ECHO", f"{n}-{turn}")
+                assert connection.read_response() == f"{n}-{turn}".encode()
+                if turn % 10 == 0:
+                    seen.append(sum(1 for client in admin.client_list() if client["name"] == "pooled"))
+            finally:
+                pool.release(connection)
+        return n
+
+    try:
+        threads, outcomes = run_callers(8, turns)
+        for thread in threads:
+            thread.join(timeout=60)
+        assert outcomes == {n: n for n in range(8)}, outcomes
+        assert seen and max(seen) <= 2, seen
+    finally:
+        admin.close()
+        pool.disconnect()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_pool_used_after_a_fork_gives_the_child_connections_of_its_own(private_redis: RedisProcess) -> None:
+    """The child of a fork never writes on its parent's socket (redis-py resets the pool there)."""
+    pool = BoundedPool.from_url(private_redis.url, max_connections=1, timeout=1)
+    try:
+        parent = pool.get_connection()
+        parent.send_command("CLIENT", "ID")
+        parent_id = parent.read_response()
+        pool.release(parent)
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through the pipe
+            code = 1
+            try:
+                connection = pool.get_connection()
+                connection.send_command("CLIENT", "ID")
+                os.write(write_end, str(connection.read_response()).encode())
+                pool.release(connection)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end) as report:
+            child_id = report.read()
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert child_id and int(child_id) != parent_id
+        again = pool.get_connection()  # the parent's connection still serves the parent
+        again.send_command("CLIENT", "ID")
+        assert again.read_response() == parent_id
+        pool.release(again)
+    finally:
+        pool.disconnect()
