@@ -14,6 +14,7 @@ from kombu.message import Message
 
 from task_contracts import resolve_urls
 from task_server._app import create_app
+from task_server._inline import _OnTheLoop, running_on_the_loop
 from task_server._internals.worker import custom_headers
 from task_server._settings import WorkerSettings
 from task_server._threads import InProcessRequest
@@ -143,3 +144,44 @@ def test_a_headers_field_of_the_message_is_kept_as_celery_keeps_it() -> None:
 )
 def test_custom_headers_are_celerys_rule(fields: dict[str, Any]) -> None:
     assert custom_headers(fields) == Context._get_custom_headers(Context(), fields)
+
+
+class RecordingMessage(Message):  # type: ignore[misc]
+    """A message whose ack is recorded rather than sent to a broker."""
+
+    def __init__(self, acked: list[str]) -> None:
+        super().__init__(body=b"[]", delivery_tag="tag-1", content_type="application/json")
+        self._acked = acked
+
+    def ack_log_error(self, logger: Any, errors: Any, multiple: bool = False) -> None:
+        self._acked.append("now")
+
+
+def request_to_acknowledge(deferred: list[str], acked: list[str]) -> InProcessRequest:
+    """A request whose `on_ack` defers, as the consumer's (`call_soon_ack`): appends to `deferred`."""
+    message = RecordingMessage(acked)
+    message.headers.update({"id": "t-1", "task": "math.add", "lang": "py"})
+    app = create_app(WorkerSettings(urls=resolve_urls(URL)))
+    request = InProcessRequest(
+        message,
+        app=app,
+        task=app.tasks["math.add"],
+        on_ack=lambda *args: deferred.append("next turn"),
+        body=[[4, 7], {}, {}],
+        decoded=True,
+    )
+    return request
+
+
+def test_a_call_on_the_event_loop_is_acknowledged_at_once_any_other_on_the_loops_next_turn() -> None:
+    deferred: list[str] = []
+    acked: list[str] = []
+    on_threads = request_to_acknowledge(deferred, acked)
+    on_threads.acknowledge()
+    assert (deferred, acked, on_threads.acknowledged) == (["next turn"], [], True)
+
+    deferred.clear()
+    on_loop = request_to_acknowledge(deferred, acked)
+    _OnTheLoop(on_loop.app).apply_async(lambda: on_loop.acknowledge() or on_loop.acknowledge())
+    assert (deferred, acked, on_loop.acknowledged) == ([], ["now"], True)  # once, not deferred
+    assert not running_on_the_loop()  # only while a call runs there

@@ -88,12 +88,29 @@ class _OnTheLoop(BasePool):  # type: ignore[misc]
         self.start()
 
 
+class _Turn(threading.local):
+    running = False  # whether this thread is running a call on the event loop (`_apply_on_the_loop`) now
+
+
+_turn = _Turn()
+
+
+def running_on_the_loop() -> bool:
+    """Whether this thread is the event loop's, running a call there now (its callbacks included):
+    what Celery defers to the loop's next turn (`call_soon`) may then be done at once, in order."""
+    return _turn.running
+
+
 def _apply_on_the_loop(target: Any, args: Any = (), kwargs: Any = None, **options: Any) -> Any:
     """Celery's `apply_target`, except that an error outside the task's body (its failure record
     refused by a full Redis, or Redis gone after the store retries) fails that call, as in a pool
     process, instead of escaping into the consumer loop and stopping the worker."""
     try:
-        return apply_target(target, args, kwargs, **options)
+        _turn.running = True
+        try:
+            return apply_target(target, args, kwargs, **options)
+        finally:
+            _turn.running = False
     except Exception as error:
         logger.error("a call on the event loop failed outside its body: %r", error)
         error_callback = options.get("error_callback")
