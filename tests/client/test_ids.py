@@ -1,14 +1,17 @@
-"""Task ids and delivery tags: version-4 UUID text, never handed out twice (threads, forks)."""
+"""Task ids and delivery tags: version-4 UUID text, never handed out twice (threads, forks), also when made ahead."""
 
 from __future__ import annotations
 
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
+from task_client import TaskClient
 from task_client._ids import new_id
+from task_client._runtime import Runtime
 
 
 def test_ids_are_version_4_uuids_as_uuid_prints_them() -> None:
@@ -50,3 +53,39 @@ def test_a_forked_child_does_not_repeat_its_parents_next_ids() -> None:
     os.waitpid(pid, 0)
     parent = {new_id() for _ in range(10)}
     assert len(child) == 10 and not child & parent
+
+
+@pytest.fixture
+def runtime() -> Iterator[Runtime]:
+    """A client's runtime; nothing connects until a call is made."""
+    with TaskClient("redis://127.0.0.1:1/0") as client:
+        yield client._runtime
+
+
+def test_an_id_made_ahead_goes_to_one_call_with_its_own_cancel_hash(runtime: Runtime) -> None:
+    runtime._make_spare()
+    runtime._make_spare()  # one is enough for a sequential caller
+    assert len(runtime._spares) == 1
+    spare = runtime._spares[0][1]
+    task_id, task_cancel_hash = runtime._identity()
+    assert task_id == spare and task_cancel_hash == runtime.cancel_hash(spare)
+    following, following_hash = runtime._identity()  # none left: made now
+    assert following != spare and following_hash == runtime.cancel_hash(following)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_does_not_use_an_id_its_parent_made_ahead(runtime: Runtime) -> None:
+    runtime._make_spare()
+    spare = runtime._spares[0][1]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the id its next call would get, then leave at once
+        os.close(read)
+        os.write(write, runtime._identity()[0].encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    assert child and child != spare
+    assert runtime._identity()[0] == spare  # the parent's own next call still gets it

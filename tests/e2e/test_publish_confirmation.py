@@ -1,6 +1,7 @@
 """A lone sync call on a plain Redis broker writes its LPUSH and waits for its record; the broker's reply
-is read once the record has come, or at `CONFIRM_AFTER` (`Runtime._wait_published`). Nothing the
-reply can say is lost on the way: a refusal or a lost connection still fails the call at once."""
+is read when the call starts waiting if it has come by then, else once the record has come, or at
+`CONFIRM_AFTER` (`Runtime._wait_published`), never waited for before the record. Nothing the reply can
+say is lost on the way: a refusal or a lost connection still fails the call at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import redis
 
 from task_client import BrokerUnavailable, TaskClient, TaskTimeout
 from task_client._direct import PendingPush
+from task_client._producer import Confirmation
 from task_client._runtime import CONFIRM_AFTER
 from task_server.testing import RedisProcess, WorkerProcess
 
@@ -24,27 +26,52 @@ def in_use(pool: Any) -> int:
     return len(pool._connections) - free
 
 
-def test_a_call_reads_its_publish_reply_only_after_its_record_came(
+def reply_reads(client: TaskClient, calls: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """For each of `calls` calls, how many calls waited on the reply channel when its publish reply was read."""
+    watcher = client._runtime.watcher
+    order: list[str] = []
+    confirm = PendingPush.confirm
+
+    def noted(pending: PendingPush) -> None:
+        order.append(f"reply read, {len(watcher.replies._waiters)} waiting")
+        confirm(pending)
+
+    monkeypatch.setattr(PendingPush, "confirm", noted)
+    for _ in range(calls):
+        assert client.add(4, 7) == 11
+    pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
+    assert in_use(pool) == 0  # every connection given back
+    return order
+
+
+def test_a_publish_reply_that_has_come_is_read_while_the_worker_runs_the_call(
     private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Read before the call waits for its record (the call itself still waits there: 1 waiting),
+    not after the record came, when the caller is on its way back. The check is made to find the
+    reply there, as it usually is by then."""
     with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
         worker.start()
         assert client.add(1, 1) == 2
-        watcher = client._runtime.watcher
-        order: list[str] = []
-        confirm = PendingPush.confirm
+        arrived = Confirmation.arrived
 
-        def noted(pending: PendingPush) -> None:
-            # Calls still waiting on the reply channel when the reply is read: none, the record came first.
-            order.append(f"reply read, {len(watcher.replies._waiters)} waiting")
-            confirm(pending)
+        def once_there(confirmation: Confirmation) -> bool:
+            assert confirmation.pending._connection.can_read(timeout=30)
+            return arrived(confirmation)
 
-        monkeypatch.setattr(PendingPush, "confirm", noted)
-        for _ in range(5):
-            assert client.add(4, 7) == 11
-        assert order == ["reply read, 0 waiting"] * 5
-        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
-        assert in_use(pool) == 0  # every connection given back
+        monkeypatch.setattr(Confirmation, "arrived", once_there)
+        assert reply_reads(client, 5, monkeypatch) == ["reply read, 1 waiting"] * 5
+
+
+def test_a_publish_reply_not_there_yet_is_read_only_after_the_record_came(
+    private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone caller then sleeps once, until its record comes, instead of also waking for the reply."""
+    with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
+        worker.start()
+        assert client.add(1, 1) == 2
+        monkeypatch.setattr(Confirmation, "arrived", lambda confirmation: False)
+        assert reply_reads(client, 5, monkeypatch) == ["reply read, 0 waiting"] * 5
 
 
 def test_a_call_nobody_serves_reads_its_reply_at_confirm_after_and_times_out(private_redis: RedisProcess) -> None:

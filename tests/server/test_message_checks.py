@@ -4,16 +4,20 @@ proofs are tests/e2e/test_protocol_v1.py, test_hostile_messages.py and test_fuzz
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from task_server._message_checks import (
     MAX_NESTING,
     body_refusal,
     converted_refusal,
     headers_refusal,
+    json_value,
     nesting_exceeds,
     properties_refusal,
     v2_refusal,
@@ -177,3 +181,51 @@ def test_a_body_kombu_may_decode_otherwise_is_left_to_kombu(body: bytes) -> None
     assert not decodes_alike(message)
     if b"datetime" in body:
         assert type(message.payload[0][0]).__name__ == "datetime"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=24,
+)
+
+
+def read(parse: Callable[[Any], Any], text: bytes | str) -> str:
+    """What `parse` makes of `text`, as text: repr tells NaN, -0.0 and 1.0 from 1; or the error's type and message."""
+    try:
+        return repr(parse(text))
+    except (ValueError, RecursionError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=JSON_VALUES, ascii_only=st.booleans(), utf=st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_json_is_read_as_json_loads_reads_it(value: Any, ascii_only: bool, utf: str) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert read(json_value, text) == read(json.loads, text)
+    raw = text.encode(utf, "surrogatepass")
+    assert read(json_value, raw) == read(json.loads, raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\ud800"',  # a lone surrogate escape: json reads it, pydantic-core refuses it
+        b"\xef\xbb\xbf[1]",  # a BOM
+        "[" * 300 + "]" * 300,  # past pydantic-core's nesting limit, within json's
+        "[" * 5000 + "]" * 5000,  # past json's: RecursionError, as before
+        '{"a": 1, "a": 2}',
+        "[NaN, Infinity, -Infinity, 1e400, -0, -0.0, 123456789012345678901234567890]",
+        "1" * 5000,  # more digits than Python converts
+        '"a\x01b"',  # a control character in a string
+        "[1,]",
+        "{'a': 1}",
+        "01",
+        "[1] trailing",
+        b'"\xc3"',  # not UTF-8
+        b"",
+        "\x0c1",
+    ],
+)
+def test_json_and_not_json_are_read_as_json_loads_reads_them(text: bytes | str) -> None:
+    assert read(json_value, text) == read(json.loads, text)

@@ -61,9 +61,15 @@ def test_canonical_json_is_what_its_documentation_says(value: object) -> None:
     assert canonical_json(value) == expected.encode()
 
 
-def test_a_record_of_another_call_with_the_same_id_is_refused() -> None:
+@pytest.mark.parametrize("settled", [True, False], ids=["settled", "before-settle"])
+def test_a_record_of_another_call_with_the_same_id_is_refused(settled: bool) -> None:
+    # A record that comes before the call's digest is computed (`settle`, after the LPUSH) is
+    # checked against the same digest, computed then.
     check = RecordCheck(settings())
-    check.expect(TASK_ID, call_digest([4, 7], {}))
+    check.expect(TASK_ID, [4, 7], {})
+    if settled:
+        check.settle(TASK_ID)
+    assert check.digest(TASK_ID) == call_digest([4, 7], {})
     assert not check.accepts(TASK_ID, success(2000, call_digest([1000, 1000], {})))
     assert check.refused(TASK_ID) == "it belongs to another call that reused this id (its arguments differ)"
     assert check.accepts(TASK_ID, success(11, call_digest([4, 7], {})))
@@ -75,7 +81,7 @@ def test_a_cancel_is_this_clients_only_with_its_token() -> None:
     check, other = RecordCheck(settings()), RecordCheck(settings(secret=b"o" * 32))
     assert check.cancel_token(TASK_ID) != other.cancel_token(TASK_ID)
     assert len(cancel_hash(check.cancel_token(TASK_ID))) == 64
-    check.expect(TASK_ID, None)
+    check.expect(TASK_ID, [4, 7], {})
     revoked = {"status": "REVOKED", "task_id": TASK_ID}
     assert not check.accepts(TASK_ID, {**revoked, "cancel_token": other.cancel_token(TASK_ID)})
     assert check.accepts(TASK_ID, {**revoked, "cancel_token": check.cancel_token(TASK_ID)})
@@ -93,7 +99,7 @@ def test_with_a_verify_key_only_signed_records_or_own_cancels_are_accepted(tmp_p
     generate_key_pair(tmp_path / "w.key", tmp_path / "w.pub")
     signer = RecordSigner.from_file(tmp_path / "w.key")
     check = RecordCheck(settings(tmp_path / "w.pub"))
-    check.expect(TASK_ID, call_digest([4, 7], {}))
+    check.expect(TASK_ID, [4, 7], {})
     signed = json.loads(signer.sign_json(json.dumps(success(11, call_digest([4, 7], {})))))
     assert signed["signer"] == signer.key_id
     assert check.accepts(TASK_ID, signed)
@@ -143,3 +149,11 @@ def test_bad_key_files_are_clear_errors(tmp_path: Path) -> None:
         RecordSigner.from_file(tmp_path / "w.pub")
     with pytest.raises(FileExistsError):
         generate_key_pair(tmp_path / "w.key", tmp_path / "again.pub")  # never overwrites a key
+
+
+def test_arguments_that_are_not_json_have_no_digest_and_records_are_not_compared() -> None:
+    check = RecordCheck(settings())
+    check.expect(TASK_ID, [object()], {})
+    check.settle(TASK_ID)
+    assert check.published(TASK_ID) and check.digest(TASK_ID) is None
+    assert check.accepts(TASK_ID, success(11, call_digest([4, 7], {})))

@@ -19,8 +19,18 @@ _SET = (0x4000 << 64) | (0x8000 << 48)
 # A deque's appends and pops are thread-safe: each value is handed out once, whichever threads
 # take ids at once (two that find it empty together both refill it: more ids, none repeated).
 _values: deque[int] = deque()
+#: Forks between the process that imported this module and this one: anything holding ids made
+#: ahead notes this number with them and drops those made in another process.
+forks = 0
 
-os.register_at_fork(after_in_child=_values.clear)
+
+def _forked() -> None:
+    global forks
+    forks += 1
+    _values.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def new_id() -> str:

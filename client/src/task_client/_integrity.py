@@ -21,6 +21,7 @@ import hmac
 import logging
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from task_contracts.wire import (
     CANCEL_TOKEN_FIELD,
     SIGNATURE_FIELD,
     SIGNER_FIELD,
+    call_digest,
     key_id,
     signed_text,
 )
@@ -43,6 +45,18 @@ _REMEMBERED = 100_000
 _PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
 
+class _Unhashed:
+    """A call's wire arguments whose digest is not computed yet (see `RecordCheck.expect`)."""
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def digest(self) -> str:
+        return call_digest(self.args, self.kwargs) or ""
+
+
 class RecordCheck:
     """The checks above, for one client; thread-safe."""
 
@@ -54,7 +68,8 @@ class RecordCheck:
         self._token_mac = hmac.new(self._secret, digestmod="sha256")
         self._keys = load_verify_keys(settings.verify_key_file) if settings.verify_key_file else None
         self._lock = threading.Lock()
-        self._mine: dict[str, str] = {}  # task id -> digest of its arguments ("" when none)
+        # task id -> digest of its arguments ("" when none), or the arguments until it is computed
+        self._mine: dict[str, str | _Unhashed] = {}
         self._refused: dict[str, str] = {}  # task id -> why its last refused record was refused
 
     @property
@@ -67,10 +82,18 @@ class RecordCheck:
         mac.update(task_id.encode())
         return mac.hexdigest()
 
-    def expect(self, task_id: str, digest: str | None) -> None:
-        """Remember a call this client publishes, with the digest of its arguments."""
+    def expect(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Remember a call this client publishes, with its wire arguments.
+
+        Hot path (measured): their digest is computed by `settle`, once the call's message is written
+        and the worker has it to run, not before; a check that needs it earlier computes it then.
+        """
         with self._lock:
-            _bounded_put(self._mine, task_id, digest or "")
+            _bounded_put(self._mine, task_id, _Unhashed(args, kwargs))
+
+    def settle(self, task_id: str) -> None:
+        """Compute the digest of an expected call's arguments now (`expect`)."""
+        self._digest(task_id)
 
     def published(self, task_id: str) -> bool:
         """Whether this client published a call with this id (among the last `_REMEMBERED`)."""
@@ -78,7 +101,18 @@ class RecordCheck:
 
     def digest(self, task_id: str) -> str | None:
         """The digest of the arguments of a call this client published, if known."""
-        return self._mine.get(task_id) or None
+        return self._digest(task_id) or None
+
+    def _digest(self, task_id: str) -> str | None:
+        """The digest remembered for `task_id` ("" when its arguments have none), None if not remembered."""
+        mine = self._mine.get(task_id)
+        if type(mine) is not _Unhashed:
+            return mine  # type: ignore[return-value]
+        digest = mine.digest()
+        with self._lock:
+            if self._mine.get(task_id) is mine:  # not forgotten (`_REMEMBERED`) or expected again meanwhile
+                self._mine[task_id] = digest
+        return digest
 
     def accepts(self, task_id: str, record: dict[str, Any]) -> bool:
         """True if `record` may be taken as the call's; else the refusal is logged and remembered."""
@@ -95,7 +129,7 @@ class RecordCheck:
         return self._refused.get(task_id)
 
     def _refusal(self, task_id: str, record: dict[str, Any]) -> str | None:
-        mine = self._mine.get(task_id)
+        mine = self._digest(task_id)
         theirs = record.get(CALL_DIGEST_FIELD)
         if mine and isinstance(theirs, str) and not hmac.compare_digest(theirs, mine):
             return "it belongs to another call that reused this id (its arguments differ)"
@@ -151,7 +185,7 @@ def load_verify_keys(path: str) -> dict[str, Any]:
     return keys
 
 
-def _bounded_put(table: dict[str, str], key: str, value: str) -> None:
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
     table[key] = value
     if len(table) > _REMEMBERED:
         del table[next(iter(table))]

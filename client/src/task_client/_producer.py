@@ -161,6 +161,10 @@ class Confirmation:
     def __call__(self) -> None:
         self.producer._confirm(self)
 
+    def arrived(self) -> bool:
+        """Whether calling it now reads the reply without waiting for it (see `PendingPush.arrived`)."""
+        return self.pending.arrived()
+
     def release(self) -> None:
         try:  # noqa: SIM105 - once per call: contextlib.suppress is an object and two Python calls
             self.pending.confirm()

@@ -27,10 +27,10 @@ from task_contracts.wire import (
     REVOKED_CANCELLED,
     REVOKED_EXPIRED,
     RUNNING_KEY_PREFIX,
-    call_digest,
     cancel_hash,
 )
 
+from . import _ids
 from ._batch import Batch, when_all_done
 from ._cancel import KEEP_SECONDS, CancelResult, cancel_call, read_verdict
 from ._canvas import CanvasPublisher
@@ -90,11 +90,32 @@ class Runtime:
         self.closed = False
         # None unless tracing is asked for: the untraced path stays one `is None` test per publish.
         self.tracing = Tracing() if settings.tracing else None
+        # Ids and cancel hashes for the next calls, made while earlier calls waited (`_identity`),
+        # each with the fork count it was made at: a forked child never uses its parent's.
+        self._spares: list[tuple[int, str, str]] = []
 
     # -- publishing --------------------------------------------------------------
     def cancel_hash(self, task_id: str) -> str:
         """The `cancel_hash` header of a call: only a mark with its token (`_integrity`) cancels it."""
         return cancel_hash(self.watcher.check.cancel_token(task_id))
+
+    def _identity(self) -> tuple[str, str]:
+        """A new call's id and its cancel hash: made ahead, while an earlier call waited (`_make_spare`), or now."""
+        try:
+            made_at, task_id, task_cancel_hash = self._spares.pop()  # atomic: each spare goes to one call
+            if made_at == _ids.forks:
+                return task_id, task_cancel_hash
+        except IndexError:
+            pass
+        task_id = new_id()
+        return task_id, self.cancel_hash(task_id)
+
+    def _make_spare(self) -> None:
+        """Make the next call's id and cancel hash while this one waits: a sequential caller's next
+        call then starts without them (threads that find none at once make one each: a few more)."""
+        if not self._spares:
+            task_id = new_id()
+            self._spares.append((_ids.forks, task_id, self.cancel_hash(task_id)))
 
     def prepare_call(
         self,
@@ -117,16 +138,17 @@ class Runtime:
                 f"{contract.name}: countdown/expires too far in the future ({error}): at most year 9999",
                 contract=contract.name,
             ) from None
-        task_id = new_id()
-        # Records of another call that reuses this id are refused by this digest (`_integrity`).
-        self.watcher.check.expect(task_id, call_digest(wire_args, wire_kwargs))
+        task_id, task_cancel_hash = self._identity()
+        # Records of another call that reuses this id are refused by the digest of these arguments,
+        # computed once the message is written (`settle`, `_integrity`).
+        self.watcher.check.expect(task_id, wire_args, wire_kwargs)
         return Outgoing(
             contract.name,
             wire_args,
             wire_kwargs,
             options.queue or contract.queue,
             task_id,
-            {**call_headers(contract), CANCEL_HASH_HEADER: self.cancel_hash(task_id)},
+            {**call_headers(contract), CANCEL_HASH_HEADER: task_cancel_hash},
             None,
             *((schedule.eta, schedule.expires, schedule.priority) if schedule else ()),
         )
@@ -144,6 +166,7 @@ class Runtime:
             yield Publish(message, contract.name)
         else:
             yield from self.tracing.traced([message], _publish_one)
+        self.watcher.check.settle(message.task_id)
         return message.task_id, Schedule.of(message)
 
     def call(
@@ -171,6 +194,10 @@ class Runtime:
         except BaseException:
             self.watcher.forget(message.task_id, future)
             raise
+        # The worker has the message now: what the record's check needs, and the next call's id, are
+        # made while it runs (measured: -8 to -15 us of thread CPU before the next call's LPUSH).
+        self.watcher.check.settle(message.task_id)
+        self._make_spare()
         schedule = Schedule.of(message)
         # The wait bound of a scheduled call counts from when it is due, not from publication.
         bound = timeout + (schedule.due_in() if schedule else 0.0)
@@ -273,12 +300,23 @@ class Runtime:
     ) -> Steps[Any]:
         """Wait for a call whose publish reply is unread: its record, or `TIMED_OUT` at `timeout`.
 
-        A record that comes within `CONFIRM_AFTER` proves the broker took the message; its reply,
-        there since before the worker started, is then read at once. Otherwise the reply is read
-        first, so that a publish the broker refused or lost fails now (`BrokerUnavailable`, after
-        the retry the publish would have made), not at the bound.
+        A reply that has come already (it usually has: Redis answers within microseconds, the
+        worker runs the call for hundreds) is read now, while the worker runs, never waited for.
+        Otherwise a record that comes within `CONFIRM_AFTER` proves the broker took the message;
+        its reply, there since before the worker started, is then read at once. Otherwise the
+        reply is read first. Either way a publish the broker refused or lost fails now
+        (`BrokerUnavailable`, after the retry the publish would have made), not at the bound.
         """
         deadline = time.monotonic() + timeout
+        if confirmation.arrived():
+            # Hot path (measured): the read and the connection's release leave the client's work
+            # between the record and the return (its thread CPU there 76-100 -> 54-56 us).
+            try:
+                yield Blocking(confirmation)
+            except BrokerUnavailable:
+                self.watcher.forget(task_id, future)
+                raise
+            return (yield Wait(future, max(0.0, deadline - time.monotonic())))
         try:
             record = yield Wait(future, min(timeout, CONFIRM_AFTER))
         except BaseException:

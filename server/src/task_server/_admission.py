@@ -138,10 +138,7 @@ def admission_command(
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the admission script for one start of a call; `digest`: of its
     arguments (`task_contracts.wire.call_digest`)."""
-    running_mark: dict[str, Any] = {"interruptible": contract.interruptible, "attempt": retries + 1}
-    if digest:
-        running_mark["digest"] = digest
-    running = json.dumps(running_mark)
+    running = running_mark(contract.interruptible, retries + 1, digest)
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
@@ -155,6 +152,24 @@ def admission_command(
     lease_end = lease + LEASE_MARGIN
     passed = "1" if pass_revoke_mark else "0"
     return keys, [COUNT_TTL_SECONDS, running, int(lease_end), task_id, limit, lease_end, digest or "", passed]
+
+
+def running_mark(interruptible: bool, attempt: int, digest: str | None) -> str:
+    """The running mark of a started call: `json.dumps` of `{"interruptible", "attempt", "digest"}`
+    (no digest when it has none), written without the encoder for a bool, an int and a digest of
+    letters and digits (half of `admission_command`'s time, measured)."""
+    if type(interruptible) is not bool or type(attempt) is not int or (digest and not _plain(digest)):
+        mark: dict[str, Any] = {"interruptible": interruptible, "attempt": attempt}
+        if digest:
+            mark["digest"] = digest
+        return json.dumps(mark)
+    start = '{"interruptible": true, "attempt": ' if interruptible else '{"interruptible": false, "attempt": '
+    return f'{start}{attempt}, "digest": "{digest}"}}' if digest else f"{start}{attempt}}}"
+
+
+def _plain(text: str) -> bool:
+    # JSON writes ASCII letters and digits as they are, between quotes.
+    return text.isascii() and text.isalnum()
 
 
 #: Attribute of a Celery task serving single calls of a contract: the contract.

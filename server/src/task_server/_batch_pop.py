@@ -14,7 +14,6 @@ unacked by the script that pops it (`_recorded_pop`) and delivered exactly as a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -42,7 +41,7 @@ from ._internals.channel import (
     stop_polling,
     written_together,
 )
-from ._message_checks import may_hold_kombu_type
+from ._message_checks import json_value, may_hold_kombu_type
 from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
 
 logger = logging.getLogger(__name__)
@@ -344,10 +343,10 @@ class BatchPopping(ChannelHooks):
 
 def envelope_of(item: str) -> Any:
     """A popped item parsed as kombu parses it. kombu's JSON calls a Python hook on every object to
-    find its typed values; an item that cannot hold one is parsed by `json.loads` alone, alike."""
+    find its typed values; an item that cannot hold one is parsed as `json.loads` parses it, alike."""
     if may_hold_kombu_type(item):
         return loads(item)  # type: ignore[no-untyped-call]
-    return json.loads(item)
+    return json_value(item)
 
 
 def _keep_popped(key: str, item: str) -> None:
