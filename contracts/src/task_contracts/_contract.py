@@ -77,6 +77,7 @@ class Contract(Generic[P, R]):
     __slots__ = (
         "_arguments_model",
         "_fingerprint",
+        "_plain_types",
         "_positional",
         "_result_adapter",
         "_shape",
@@ -159,6 +160,7 @@ class Contract(Generic[P, R]):
         self.parameters, self.result_type = _read_signature(name, stub)
         self._positional = tuple(p.name for p in self.parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self._arguments_model = _arguments_model(name, self.parameters)
+        self._plain_types = _plain_types(self._arguments_model, self.parameters)
         self._result_adapter: pydantic.TypeAdapter[R] = pydantic.TypeAdapter(self.result_type)
         self._fingerprint = _fingerprint(self.name, self.arguments_schema(), self.result_schema())
         self._shape = call_shape(self)
@@ -277,6 +279,17 @@ class Contract(Generic[P, R]):
         Only the parameters the caller gave travel: the worker fills in its own defaults, so a
         worker that does not know a newer optional parameter still runs calls that leave it out.
         """
+        kinds = self._plain_types
+        if kinds is not None and not kwargs and len(args) == len(kinds):
+            # Hot path (measured): every parameter given by position, each an int, str or bool
+            # without constraints, each value of exactly that type: validation would return the
+            # values as given, and they are their own JSON (`_plain_types`). 18 -> 3.5 us per call
+            # in a sequential caller, where pydantic-core's code is cold after each wait.
+            for value, kind in zip(args, kinds, strict=True):
+                if type(value) is not kind:
+                    break
+            else:
+                return list(args), {}
         model = self._validate_model(self.bind(args, kwargs))
         given = model.model_fields_set
         plain = model.model_dump(mode="json")
@@ -450,6 +463,50 @@ def _arguments_model(name: str, parameters: Sequence[inspect.Parameter]) -> type
     return pydantic.create_model(  # type: ignore[call-overload,unused-ignore]
         title, __config__=pydantic.ConfigDict(extra="forbid"), **fields
     )
+
+
+#: Core schemas that return a value of exactly this type unchanged, whose JSON form is the value itself.
+_PLAIN_SCHEMAS: dict[str, type] = {"int": int, "str": str, "bool": bool}
+#: The arguments model's own config: what `_arguments_model` sets, nothing that changes a value.
+_PLAIN_CONFIG = {"extra_fields_behavior", "title"}
+
+
+def _plain_types(model: type[pydantic.BaseModel], parameters: Sequence[inspect.Parameter]) -> tuple[type, ...] | None:
+    """The type of each parameter when every one is positional and a plain int, str or bool (no
+    default, constraint, validator or config), read from the model's compiled schema; else None.
+
+    For such a contract, arguments all given by position and each of exactly its parameter's type
+    are what validation and `model_dump(mode="json")` would return (`encode_arguments`); anything
+    else (a bool for an int, a subclass, a missing or named argument) is validated as always.
+    """
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+        return None
+    schema: Any = model.__pydantic_core_schema__
+    if schema.get("type") != "model" or not set(schema.get("config", {})) <= _PLAIN_CONFIG:
+        return None
+    fields = schema["schema"]
+    if (
+        fields.get("type") != "model-fields"
+        or fields.get("computed_fields")
+        or set(fields)
+        - {
+            "type",
+            "fields",
+            "computed_fields",
+            "model_name",
+        }
+    ):
+        return None
+    kinds: list[type] = []
+    for parameter in parameters:
+        field = fields["fields"].get(parameter.name)
+        if field is None or field.get("metadata") or set(field) - {"type", "schema", "metadata"}:
+            return None
+        inner = field["schema"]
+        if set(inner) != {"type"} or inner["type"] not in _PLAIN_SCHEMAS:
+            return None
+        kinds.append(_PLAIN_SCHEMAS[inner["type"]])
+    return tuple(kinds) if len(kinds) == len(fields["fields"]) else None
 
 
 def _fingerprint(name: str, arguments: dict[str, Any], result: dict[str, Any]) -> str:
