@@ -129,7 +129,11 @@ def test_a_worker_keeps_celerys_current_task_stack_per_thread_and_current_task_r
     keep_current_tasks_per_thread()  # once is enough; again changes nothing
     assert isinstance(_task_stack._local, _ThreadLocal)
     app = Celery("test-current-task", set_as_current=False)
-    task = app.task(lambda: None, name="t")
+
+    def noop() -> None:
+        return None
+
+    task = app.task(noop, name="t", shared=False)  # shared: added to every app made later
     _task_stack.push(task)
     try:
         assert current_task._get_current_object() is task
