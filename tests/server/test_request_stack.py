@@ -6,13 +6,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, current_task
+from celery._state import _task_stack
 from celery.app.trace import build_tracer
 from celery.utils.threads import LocalStack
 
 from task_contracts import resolve_urls
 from task_server._app import create_app
-from task_server._internals.worker import RequestStack, keep_requests_per_thread
+from task_server._internals.worker import (
+    RequestStack,
+    _ThreadLocal,
+    keep_current_tasks_per_thread,
+    keep_requests_per_thread,
+)
 from task_server._settings import WorkerSettings
 
 
@@ -86,3 +92,51 @@ def test_concurrent_calls_through_celerys_tracer_each_see_their_own_request() ->
         thread.join(timeout=10)
     assert results == {"a": ["id-a", "id-a", "a", 1], "b": ["id-b", "id-b", "b", 1]}
     assert real.request_stack.top is None  # nothing left behind in this thread either
+
+
+def stack_steps(stack: Any) -> list[Any]:
+    """What Celery's `LocalStack` answers through a short run of pushes and pops (its `stack` too)."""
+    seen = [stack.top, len(stack), stack.pop(), list(stack.stack)]
+    stack.push("a")
+    stack.push("b")
+    seen += [stack.top, len(stack), list(stack.stack), stack.pop(), stack.top, stack.pop(), stack.top]
+    seen += [len(stack), stack.pop(), list(stack.stack)]
+    return seen
+
+
+def test_celerys_current_task_stack_kept_per_thread_behaves_as_its_own() -> None:
+    ours = LocalStack()
+    ours._local = _ThreadLocal()  # as keep_current_tasks_per_thread sets Celery's
+    assert stack_steps(ours) == stack_steps(LocalStack())
+    push, pop = ours.push, ours.pop  # bound once, as the tracer binds them
+    push("main")
+    seen: list[Any] = []
+
+    def other() -> None:
+        seen.extend([ours.top, len(ours)])
+        push("other")
+        seen.extend([ours.top, pop(), ours.top])
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(timeout=10)
+    assert seen == [None, 0, "other", "other", None]
+    assert ours.top == "main" and pop() == "main" and ours.top is None
+
+
+def test_a_worker_keeps_celerys_current_task_stack_per_thread_and_current_task_reads_it() -> None:
+    keep_current_tasks_per_thread()
+    keep_current_tasks_per_thread()  # once is enough; again changes nothing
+    assert isinstance(_task_stack._local, _ThreadLocal)
+    app = Celery("test-current-task", set_as_current=False)
+
+    def noop() -> None:
+        return None
+
+    task = app.task(noop, name="t", shared=False)  # shared: added to every app made later
+    _task_stack.push(task)
+    try:
+        assert current_task._get_current_object() is task
+    finally:
+        _task_stack.pop()
+    assert current_task._get_current_object() is None

@@ -177,7 +177,7 @@ class BatchPopping(ChannelHooks):
         """Read the reply of the `PROBE` sent behind the BRPOP, if one is due: whether Redis was full."""
         if not self.__dict__.pop("_probe_pending", False):
             return False
-        client: Any = self.client  # type: ignore[attr-defined]
+        client: Any = self.client
         try:
             reply = client.parse_response(client.connection, "EVAL")
         except redis.exceptions.ResponseError:  # the index of the wrong type, say: the record script tells
@@ -253,7 +253,7 @@ class BatchPopping(ChannelHooks):
                 delivered = self._read_single(**options)
             except self.connection_errors:  # type: ignore[attr-defined]
                 self.__dict__.pop("_probe_pending", None)  # the connection is dropped with its reply
-                self.client.connection.disconnect()  # type: ignore[attr-defined]
+                self.client.connection.disconnect()
                 raise
             except UnreadableEnvelope as unreadable:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)

@@ -17,6 +17,7 @@ from typing import Any
 from celery.worker.consumer import Consumer
 
 from ._internals.event_loop import quiet_remove_writer
+from ._internals.worker import keep_current_tasks_per_thread, write_results_plainly
 from ._refusals import identity, refuse
 from ._signal_wakeup import wake_on_signals
 from ._threads import served_by_threads
@@ -56,6 +57,9 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
         super().register_with_event_loop(hub)
         wake_on_signals(hub)  # a SIGTERM stops the worker at once, not on the loop's next turn
         quiet_remove_writer(hub)  # no failing unregistration of idle pool pipes on every turn
+        # Less of Celery's tracer work per call run in this process, the same outcome (see each).
+        keep_current_tasks_per_thread()
+        write_results_plainly()
 
     def connect(self) -> Any:
         connection = super().connect()

@@ -7,6 +7,7 @@ overrides and chains with `super()`, ending in Celery's own.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,11 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
 
 class BackendHooks:
     """Celery's private hooks of its result backend, under public names (see the module doc)."""
+
+    #: Celery's redis-py client of the backend, made by Celery's own function and kept in the
+    #: instance's `__dict__` as Celery's `cached_property` keeps it, then read as a plain attribute:
+    #: Celery's (kombu's) takes a lock on every read, three times per call served in the main process.
+    client = functools.cached_property(RedisBackend.client.func)
 
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
