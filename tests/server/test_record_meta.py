@@ -54,10 +54,3 @@ def test_a_record_in_another_time_zone_is_dated_there() -> None:
     done = backend.record_meta(11, states.SUCCESS, None, None)["date_done"]
     assert done.endswith("+05:30")
 
-
-def test_the_backends_client_is_celerys_read_as_a_plain_attribute() -> None:
-    backend = create_app(WorkerSettings(urls=resolve_urls("redis://127.0.0.1:1/0"))).backend
-    client = backend.client
-    assert backend.client is client and backend.__dict__["client"] is client  # made once (no connection yet)
-    descriptor = next(vars(owner)["client"] for owner in type(backend).__mro__ if "client" in vars(owner))
-    assert not hasattr(descriptor, "__set__")  # kombu's cached property, which locks on every read, has one

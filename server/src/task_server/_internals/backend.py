@@ -24,9 +24,9 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
 class BackendHooks:
     """Celery's private hooks of its result backend, under public names (see the module doc)."""
 
-    # Celery's `client` is kombu's cached property, a data descriptor that takes a lock on every
-    # read (three a call); made by Celery's own function, then read as a plain attribute (as the
-    # broker channel's, `channel.computed_once`).
+    #: Celery's redis-py client of the backend, made by Celery's own function and kept in the
+    #: instance's `__dict__` as Celery's `cached_property` keeps it, then read as a plain attribute:
+    #: Celery's (kombu's) takes a lock on every read, three times per call served in the main process.
     client = functools.cached_property(RedisBackend.client.func)
 
     def _store_result(

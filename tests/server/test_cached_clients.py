@@ -1,12 +1,17 @@
-"""The worker's Redis channel keeps kombu's `client` and `subclient` as kombu does (made once by
-kombu's own function, kept in the channel's `__dict__`, closed with the channel), read as plain
-attributes once made (`_internals.channel`)."""
+"""The worker's Redis channel keeps kombu's `client` and `subclient`, and its result backend Celery's
+`client`, as kombu and Celery do (made once by their own function, kept in the instance's
+`__dict__`, closed with the channel), read as plain attributes once made (`_internals`)."""
 
 from __future__ import annotations
 
 import pytest
+from celery.backends.redis import RedisBackend
 from kombu.transport import redis as kombu_redis
 
+from task_contracts import resolve_urls
+from task_server._app import create_app
+from task_server._backend import ResultBackend, SentinelResultBackend
+from task_server._settings import WorkerSettings
 from task_server._transport import GuardedConnection, GuardedSentinelChannel
 from task_server.testing import RedisProcess
 
@@ -34,3 +39,15 @@ def test_a_channel_client_is_read_without_a_lock_once_made() -> None:
             descriptor = getattr(channel_class, name)
             assert not hasattr(descriptor, "__set__")
             assert descriptor.func is getattr(kombu_redis.Channel, name).func
+
+
+def test_the_result_backend_client_is_made_once_by_celery(private_redis: RedisProcess) -> None:
+    backend = create_app(WorkerSettings(urls=resolve_urls(private_redis.url))).backend
+    made = backend.client
+    assert backend.client is made
+    assert backend.__dict__["client"] is made
+    assert made.ping()
+    assert made.connection_pool.connection_kwargs["port"] == private_redis.port  # Celery's connection parameters
+    for backend_class in (ResultBackend, SentinelResultBackend):
+        assert not hasattr(backend_class.client, "__set__")
+        assert backend_class.client.func is RedisBackend.client.func
