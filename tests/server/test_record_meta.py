@@ -53,4 +53,3 @@ def test_a_record_in_another_time_zone_is_dated_there() -> None:
     backend = app.backend  # made after: reads the app's zone once
     done = backend.record_meta(11, states.SUCCESS, None, None)["date_done"]
     assert done.endswith("+05:30")
-
