@@ -44,3 +44,12 @@ def test_the_worker_stores_plain_records_unless_extended_ones_are_asked_for() ->
     extended.conf.result_extended = True
     assert "args" not in plain.backend.record_meta(11, states.SUCCESS, None, request)
     assert extended.backend.record_meta(11, states.SUCCESS, None, request)["args"] == [4, 7]
+
+
+def test_a_record_in_another_time_zone_is_dated_there() -> None:
+    settings = WorkerSettings(urls=resolve_urls("redis://127.0.0.1:1/0"))
+    app = create_app(settings)
+    app.conf.timezone = "Asia/Kolkata"
+    backend = app.backend  # made after: reads the app's zone once
+    done = backend.record_meta(11, states.SUCCESS, None, None)["date_done"]
+    assert done.endswith("+05:30")

@@ -134,6 +134,8 @@ class _ReportsLostResults(BackendHooks):
         # (Celery 5.6 has no result compression, nor the attribute.)
         plain_json = backend.encoder is kombu_json.dumps and not getattr(backend, "compression", None)
         self._record_encoder = kombu_json.JSONEncoder() if plain_json else None
+        self._timezone = app.timezone  # read once too (Celery's app reads it through a locked property)
+        self._max_value_size = max_value_size(backend)
 
     def store_record(
         self,
@@ -148,15 +150,15 @@ class _ReportsLostResults(BackendHooks):
         meta = self.record_meta(result=result, state=state, traceback=traceback, request=request)
         task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
         meta["task_id"] = task_id
-        value = self.record_json(meta, request)
-        if isinstance(value, str) and len(value) > max_value_size(backend):
+        digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
+        value = self.record_json(meta, request, digest)
+        if isinstance(value, str) and len(value) > self._max_value_size:
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
         ttl = self._ttls.get(getattr(request, "task", None) or "", backend.expires or 86_400)
         final = "1" if state in states.READY_STATES else "0"
         keys = (backend.get_key_for_task(task_id), DELIVERIES_KEY_PREFIX + task_id, RUNNING_KEY_PREFIX + task_id)
         # No `ensure` (Celery's `set` retries ~20 s in it): a failure goes straight to the bounded
         # retries of `store_result` (`store_retry_config`), as Celery's first step (a GET) does.
-        digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
         removal = removal_at_store(request, task_id) if state == states.SUCCESS else None
         try:
             self._store(keys, value, ttl, final, reply_channel(request), digest or "", removal)
@@ -167,9 +169,11 @@ class _ReportsLostResults(BackendHooks):
             raise BackendOutOfMemory(f"the result backend is out of memory: {error}", task_id=task_id) from None
         return result
 
-    def record_json(self, meta: dict[str, Any], request: Any) -> Any:
-        """The record as stored: with the digest of the call's arguments, signed if the worker has a key."""
-        digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None) if request is not None else None
+    def record_json(self, meta: dict[str, Any], request: Any, digest: str | None = None) -> Any:
+        """The record as stored: with the digest of the call's arguments (`digest`, else the request's),
+        signed if the worker has a key."""
+        if digest is None and request is not None:
+            digest = getattr(request, CALL_DIGEST_ATTRIBUTE, None)
         if digest:
             meta[CALL_DIGEST_FIELD] = digest
         value = self.encode_record(meta)
@@ -292,7 +296,7 @@ class _ReportsLostResults(BackendHooks):
         self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
     ) -> dict[str, Any]:
         if format_date and not self._extended:
-            meta = plain_record_meta(self, result, state, traceback, request)
+            meta = plain_record_meta(self, result, state, traceback, request, self._timezone)
         else:
             meta = super().record_meta(result, state, traceback, request, format_date, encode)
         # Which attempt stored this record, once a call has been retried (`handle.attempt` on the client).

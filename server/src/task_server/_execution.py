@@ -37,11 +37,12 @@ def register(
     name, on_loop = contract.name, contract.on_event_loop  # its runs on the loop are watched (`_inline`)
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
+        request = task.request
         # Before anything is stored for the call: every record of it carries this digest, of the
         # arguments it runs with (the one its early admission computed from these same objects).
-        setattr(task.request, CALL_DIGEST_ATTRIBUTE, digest_of_call(task.request, args, kwargs))
+        setattr(request, CALL_DIGEST_ATTRIBUTE, digest_of_call(request, args, kwargs))
         try:
-            values = validated_arguments(contract, args, kwargs, caller_shape(task.request))
+            values = validated_arguments(contract, args, kwargs, caller_shape(request))
         except BaseException:
             release_early_admission(task, contract)  # never admitted: nothing of it may stay taken
             raise

@@ -73,7 +73,7 @@ def loop_serving() -> LoopServing:
 def note_run(name: str, seconds: float) -> None:
     """Record how long a run of a contract declared for the loop took, when it ran there."""
     serving = _serving
-    if serving is not None and serving.pid == os.getpid() and threading.current_thread() is threading.main_thread():
+    if serving is not None and _turn.running:  # only the loop's pool sets it, in this process
         serving.record(name, seconds)
 
 
