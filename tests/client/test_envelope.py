@@ -4,14 +4,16 @@ character, `json.dumps` of the envelope's fields: the wire stays what `send_task
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from task_client._direct import EnvelopeBuilder
+from task_client._direct import EnvelopeBuilder, _dumps
 from task_client._producer import Outgoing
+from task_contracts.wire import CANCEL_HASH_HEADER, SHAPE_HEADER
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -77,3 +79,60 @@ def test_header_values_of_any_mapping_type_are_written() -> None:
     message = Outgoing("math.add", (4, 7), MappingProxyType({}), "math", "id", MappingProxyType({"when": "now"}), None)
     _check(EnvelopeBuilder("task-client-x"), message)
     assert json.loads(EnvelopeBuilder("r").build(message))["headers"]["when"] == "now"
+
+
+def test_a_calls_own_headers_are_written_as_json_dumps_writes_them() -> None:
+    shape = {"version": 1, "parameters": [["x", "int", "f0765dbf"], ["y", "int", "f0765dbf"]]}
+    for headers in ({SHAPE_HEADER: shape, CANCEL_HASH_HEADER: "ab" * 32}, {CANCEL_HASH_HEADER: "\u00e9"}, {}):
+        _check(EnvelopeBuilder("task-client-x"), Outgoing("math.add", [4, 7], {}, "math", "id", headers))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values | st.floats() | st.integers(min_value=10**4400, max_value=10**4401) | st.just(object()))
+def test_dumps_is_json_dumps(value: Any) -> None:
+    try:
+        expected: Any = json.dumps(value)
+    except (TypeError, ValueError) as error:
+        expected = type(error)
+    try:
+        got: Any = _dumps(value)
+    except (TypeError, ValueError) as error:
+        got = type(error)
+    assert got == expected
+
+
+def test_a_circular_value_is_refused_as_json_dumps_refuses_it() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        _dumps([loop])
+
+
+def test_a_delivery_tag_made_ahead_goes_to_one_envelope() -> None:
+    builder = EnvelopeBuilder("task-client-x")
+    message = Outgoing("math.add", [4, 7], {}, "math", "id", {})
+    builder.make_spare()
+    builder.make_spare()  # one is enough for a sequential caller
+    spare = builder._spare_tags[0][1]
+    first, second = (_delivery_tag(builder.build(message)) for _ in range(2))
+    assert first == spare and second != spare
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_does_not_use_a_delivery_tag_its_parent_made_ahead() -> None:
+    builder = EnvelopeBuilder("task-client-x")
+    message = Outgoing("math.add", [4, 7], {}, "math", "id", {})
+    builder.make_spare()
+    spare = builder._spare_tags[0][1]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next envelope's tag, then leave at once
+        os.close(read)
+        os.write(write, _delivery_tag(builder.build(message)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    assert child and child != spare
+    assert _delivery_tag(builder.build(message)) == spare
