@@ -41,7 +41,6 @@ from task_contracts.wire import (
     REVOKED_CANCELLED,
     REVOKED_KEY_PREFIX,
     RUNNING_KEY_PREFIX,
-    call_digest,
     cancel_hash,
 )
 
@@ -50,7 +49,7 @@ from ._backend import CALL_DIGEST_ATTRIBUTE, DELIVERIES_KEY_PREFIX, STORE_ERRORS
 from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._pipelined import pipeline_for
-from ._preadmission import claim_admission, remember_asked
+from ._preadmission import claim_admission, digest_asked_with, remember_asked
 from ._unacked import plan_removal_at_store
 
 logger = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ def ask_early(request: Any) -> None:
     if contract is None:
         return
     retries = int(request.request_dict.get("retries") or 0)
-    digest = call_digest(request.args, request.kwargs)
+    digest = digest_asked_with(request)  # kept for the call's body, which would compute the same again
     keys, arguments = admission_command(contract, request.id, retries, contract.timeout, digest)
     # By its SHA, not its 1.7 kB text (which Redis hashes on every EVAL: ~3 µs of its CPU a call,
     # measured): the verdict is read before the body runs (`admitted`), which asks again, the script

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery, Task
 
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError
-from task_contracts.wire import SHAPE_HEADER, call_digest
+from task_contracts.wire import SHAPE_HEADER
 
 from ._admission import CONTRACT_ATTRIBUTE, admitted, forget_start, release_early_admission
 from ._backend import CALL_DIGEST_ATTRIBUTE
@@ -18,6 +18,7 @@ from ._errors import ContractMismatch, DeliveryLimitExceeded, InvalidArguments, 
 from ._inline import note_run
 from ._intake import STRATEGY
 from ._internals.worker import keep_requests_per_thread
+from ._preadmission import digest_of_call
 from ._registry import Implementation
 from ._threads import IN_PROCESS_REQUEST, served_by_this_process
 
@@ -37,9 +38,9 @@ def register(
 
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
         request = task.request
-        # Before anything is stored for the call: every record of it carries this digest.
-        # Computed here from the arguments it runs with, never taken from anything asked for earlier.
-        setattr(request, CALL_DIGEST_ATTRIBUTE, call_digest(args, kwargs))
+        # Before anything is stored for the call: every record of it carries this digest, of the
+        # arguments it runs with (the one its early admission computed from these same objects).
+        setattr(request, CALL_DIGEST_ATTRIBUTE, digest_of_call(request, args, kwargs))
         try:
             values = validated_arguments(contract, args, kwargs, caller_shape(request))
         except BaseException:

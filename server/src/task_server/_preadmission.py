@@ -19,13 +19,59 @@ another call's arguments instead of being refused as `DuplicateTaskId`.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from task_contracts.wire import call_digest
 
 from ._pipelined import PendingReply
 from ._unacked import REMOVAL_KEY
 
 #: Key of Celery's request dict (so an attribute of the task's request on the thread): the verdict asked for.
 ASKED_KEY = "task_sdk_early_admission"
+#: Key of Celery's request dict: the argument digest the verdict was asked with (`EarlyDigest`).
+DIGEST_KEY = "task_sdk_early_digest"
+
+
+class EarlyDigest:
+    """The digest of one delivery's arguments (`call_digest`) as its admission was asked early,
+    with the very argument objects it was computed from."""
+
+    __slots__ = ("args", "digest", "kwargs")
+
+    def __init__(self, args: Sequence[Any], kwargs: Mapping[str, Any], digest: str | None) -> None:
+        self.args, self.kwargs, self.digest = args, kwargs, digest
+
+    def covers(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+        """Whether `args` and `kwargs` hold the same objects it was computed from, so the same JSON."""
+        mine, named = self.args, self.kwargs
+        return (
+            len(args) == len(mine)
+            and all(map(operator.is_, args, mine))
+            and len(kwargs) == len(named)
+            and all(kwargs.get(name, self) is value for name, value in named.items())
+        )
+
+
+def digest_asked_with(request: Any) -> str | None:
+    """The digest of a Celery request's (one delivery's) arguments, kept for its call's body (`digest_of_call`)."""
+    args, kwargs = request.args, request.kwargs
+    digest = call_digest(args, kwargs)
+    request.request_dict[DIGEST_KEY] = EarlyDigest(args, kwargs, digest)
+    return digest
+
+
+def digest_of_call(task_request: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+    """`call_digest(args, kwargs)` of the arguments a call runs with: the one its early admission was
+    asked with when computed from these very objects (nothing runs between, so they hold the same
+    values), else computed now. A message header of the same name is never an `EarlyDigest`."""
+    early = getattr(task_request, DIGEST_KEY, None)
+    if isinstance(early, EarlyDigest):
+        setattr(task_request, DIGEST_KEY, None)
+        if early.covers(args, kwargs):
+            return early.digest
+    return call_digest(args, kwargs)
 
 
 def remember_asked(request: Any, reply: PendingReply) -> None:
@@ -47,4 +93,5 @@ def claim_admission(task_request: Any) -> PendingReply | None:
         # carries: a pending reply there failed the retry (not JSON) and meant nothing to its worker.
         headers.pop(ASKED_KEY, None)
         headers.pop(REMOVAL_KEY, None)  # the same for the unacked entry's removal (`_unacked.RemovalAtStore`)
+        headers.pop(DIGEST_KEY, None)  # and the digest it was asked with
     return asked
