@@ -10,7 +10,7 @@ import pydantic
 from hypothesis import given
 from hypothesis import strategies as st
 
-from task_contracts import ArgumentsError, Contract, contract, math
+from task_contracts import ArgumentsError, Contract, ResultError, contract, math
 
 
 @contract(name="plain.mixed", queue="plain", timeout=5)
@@ -108,3 +108,25 @@ def test_the_values_travel_as_given() -> None:
     assert defaulted.encode_arguments((4,), {}) == ([4], {})
     huge = 10**5000  # past JSON's 4,300 digits: refused when the envelope is written, as before
     assert encoded(math.add, (huge, 1)) == validated(math.add, (huge, 1)) == ([(int, huge), (int, 1)], {})
+
+
+def decoded(subject: Contract[..., Any], value: Any, *, slow: bool = False) -> tuple[type, Any] | str:
+    if slow:
+        subject = copy.copy(subject)
+        subject._plain_result = None
+    try:
+        result = subject.decode_result(value)
+    except ResultError as error:
+        return str(error)
+    return type(result), result
+
+
+def test_only_plain_int_str_bool_results_skip_validation() -> None:
+    assert (math.add._plain_result, mixed._plain_result, bounded._plain_result) == (int, str, int)
+    assert (math.div._plain_result, math.stats._plain_result, literal._plain_result) == (None, None, int)
+
+
+@given(VALUES)
+def test_plain_results_decode_as_validation_does(value: Any) -> None:
+    for subject in (math.add, mixed):
+        assert decoded(subject, value) == decoded(subject, value, slow=True)
