@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from task_client import AsyncTaskClient, TaskClient
-from task_client._replies import ReplyFuture
+from task_client._replies import ReplyFuture, ReplyReader
 from task_contracts.wire import RESULT_KEY_PREFIX
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
@@ -172,3 +172,25 @@ def test_async_calls_waiting_while_the_reply_connection_is_killed_all_get_their_
             return values
 
     assert asyncio.run(main()) == [6, 6, 6, 11]
+
+
+def test_the_next_calls_future_is_made_while_a_call_waits(
+    redis_url: str, worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made after the LPUSH (`ReplyReader.make_spare`), used by one watch only."""
+    with TaskClient(redis_url) as client:
+        assert client.add(1, 1) == 2
+        replies = client._runtime.watcher.replies
+        (spare,) = replies._spare_futures
+        led: list[ReplyFuture] = []
+        lead = ReplyReader.lead
+
+        def noted(self: ReplyReader, future: ReplyFuture, timeout: float | None) -> None:
+            led.append(future)
+            lead(self, future, timeout)
+
+        monkeypatch.setattr(ReplyReader, "lead", noted)
+        assert client.add(2, 2) == 4
+        assert led == [spare]
+        assert len(replies._spare_futures) == 1 and replies._spare_futures[0] is not spare
+        assert not replies._spare_futures[0].done()

@@ -99,6 +99,7 @@ class ReplyReader:
         self._pubsub: Any = None
         self._subscribed = False  # SUBSCRIBE sent on the current connection
         self.last_error: BaseException | None = None
+        self._spare_futures: list[ReplyFuture] = []  # made while earlier calls waited (`make_spare`)
 
     # -- any thread ------------------------------------------------------------
     def watch(self, task_ids: list[str], *, serve: bool) -> list[ReplyFuture]:
@@ -107,7 +108,7 @@ class ReplyReader:
         `serve`: the reader thread reads for them (a batch, a stream); otherwise the caller waits
         with `lead` (sync) or calls `serve` when it starts waiting (async).
         """
-        futures = [ReplyFuture(self) for _ in task_ids]
+        futures = [self._future() for _ in task_ids]
         with self._lock:
             for task_id, future in zip(task_ids, futures, strict=True):
                 self._waiters.setdefault(task_id, []).append(future)
@@ -117,6 +118,18 @@ class ReplyReader:
         if serve:
             self.serve()
         return futures
+
+    def make_spare(self) -> None:
+        """Make the next call's future now, while this call waits (a sequential caller's next call
+        then starts without building one: a Future builds a Condition and its RLock)."""
+        if not self._spare_futures:
+            self._spare_futures.append(ReplyFuture(self))
+
+    def _future(self) -> ReplyFuture:
+        try:
+            return self._spare_futures.pop()  # atomic: each goes to one watch, whichever threads watch
+        except IndexError:
+            return ReplyFuture(self)
 
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
         with self._lock:

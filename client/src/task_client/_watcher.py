@@ -133,6 +133,10 @@ class ResultWatcher:
             self._schedule_flush()
         return futures
 
+    def make_spare(self) -> None:
+        """Make what the next watch needs now, while a call waits (`ReplyReader.make_spare`)."""
+        self.replies.make_spare()
+
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
         """Stop waiting with `future` (after a timeout); unsubscribes when no one else waits."""
         future.cancel()
