@@ -161,7 +161,13 @@ def unacked_record(channel: Any, message: Any) -> str:
     text = channel.popped_text(payload)
     if text is None or not (isinstance(exchange, str) and isinstance(routing_key, str)):
         return dumps([payload, exchange, routing_key])  # type: ignore[no-any-return, no-untyped-call]
-    return f"[{text},{json.dumps(exchange)},{json.dumps(routing_key)}]"
+    return f"[{text},{_delivery_suffix(exchange, routing_key)}]"
+
+
+@functools.lru_cache(maxsize=64)
+def _delivery_suffix(exchange: str, routing_key: str) -> str:
+    # The same few queues on every call: encoded once each.
+    return f"{json.dumps(exchange)},{json.dumps(routing_key)}"
 
 
 def _keep(channel: Any, tag: str | None, message: Any) -> None:

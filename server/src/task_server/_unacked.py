@@ -40,7 +40,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,8 +84,10 @@ _REMOVED_KEPT = 10_000
 _TAKING_KEPT = 60.0
 
 
-#: Ledgers holding entries not written yet (see the module doc); `flush_held` writes them.
-_holding: weakref.WeakSet[UnackedLedger] = weakref.WeakSet()
+#: Ledgers holding entries not written yet (see the module doc); `flush_held` writes them. A plain
+#: set, asked about and changed a few times per call (a WeakSet did each in Python): a ledger leaves
+#: it as its held entries are written (`_write`, also on `close`), never dropped with entries held.
+_holding: set[UnackedLedger] = set()
 
 
 def flush_held() -> None:
