@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import threading
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+import redis.connection
 import redis.exceptions
 import redis.sentinel
 from pydantic_core import from_json
@@ -56,6 +58,11 @@ READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 # What reading a lost connection can raise: redis-py's errors, the socket's, and AttributeError or
 # (hiredis) TypeError when the connection is torn down under the read (`close`, as `_watcher` notes).
 _CONNECTION_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError, TypeError, ValueError)
+
+# redis-py 8 bounds one read itself (`timeout=`); redis-py 6.4, the declared floor, has no such
+# argument: there the socket is polled first, as `PubSub.get_message` does (a TypeError there had
+# every read drop the connection, and each call waited for the reader thread: 0.5 s a call).
+_READ_TAKES_TIMEOUT = "timeout" in inspect.signature(redis.connection.Connection.read_response).parameters
 
 # Reconnect 50 ms growing to 1 s, jittered, as the result thread does.
 _BACKOFF = EqualJitterBackoff(cap=1.0, base=0.05)
@@ -295,7 +302,12 @@ class ReplyReader:
             raise redis.exceptions.ConnectionError("the reply channel's connection is closed")
         try:
             # Not disconnected on a timeout: a message read in part is read on next time.
-            response = connection.read_response(push_request=True, disconnect_on_error=False, timeout=timeout)
+            if _READ_TAKES_TIMEOUT:
+                response = connection.read_response(push_request=True, disconnect_on_error=False, timeout=timeout)
+            elif connection.can_read(timeout=timeout):
+                response = connection.read_response(push_request=True, disconnect_on_error=False)
+            else:
+                return  # nothing came
         except redis.exceptions.TimeoutError:
             return  # nothing came
         self.last_error = None
