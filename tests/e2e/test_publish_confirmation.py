@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from task_client import BrokerUnavailable, TaskClient, TaskTimeout
+from task_client import BrokerUnavailable, InvalidArguments, TaskClient, TaskTimeout
 from task_client._direct import PendingPush
 from task_client._producer import Confirmation
 from task_client._runtime import CONFIRM_AFTER
@@ -97,3 +97,16 @@ def test_a_publish_the_broker_refuses_fails_the_call_at_once_not_at_its_bound(pr
         pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
         assert in_use(pool) == 0
     admin.close()
+
+
+def test_a_call_whose_publish_failed_keeps_only_the_digest_of_its_arguments(private_redis: RedisProcess) -> None:
+    """The record check keeps a call's arguments only until their digest is computed after the
+    publish (`RecordCheck.settle`); a publish that failed must not leave them held (up to 100,000 calls)."""
+    huge = 10**5000  # JSON cannot write it: refused while the envelope is built
+    with TaskClient(private_redis.url) as client:
+        with pytest.raises(InvalidArguments):
+            client.add(huge, 1)
+        with pytest.raises(InvalidArguments):
+            client.add.submit(huge, 1)
+        kept = client._runtime.watcher.check._mine
+        assert len(kept) == 2 and all(type(value) is str for value in kept.values()), kept
