@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -152,8 +153,12 @@ def test_bad_key_files_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_arguments_that_are_not_json_have_no_digest_and_records_are_not_compared() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):  # deeper than JSON is written: RecursionError inside, no digest
+        deep = [deep]
     check = RecordCheck(settings())
-    check.expect(TASK_ID, [object()], {})
-    check.settle(TASK_ID)
-    assert check.published(TASK_ID) and check.digest(TASK_ID) is None
-    assert check.accepts(TASK_ID, success(11, call_digest([4, 7], {})))
+    for arguments in ([object()], [deep]):
+        check.expect(TASK_ID, arguments, {})
+        check.settle(TASK_ID)
+        assert check.published(TASK_ID) and check.digest(TASK_ID) is None
+        assert check.accepts(TASK_ID, success(11, call_digest([4, 7], {})))

@@ -75,7 +75,7 @@ class BoundedPool(redis.BlockingConnectionPool):
         super().set_in_maintenance(in_maintenance)
 
     def _plain(self) -> bool:
-        """Whether `_check_out` and `_check_in` may serve: see the class's docstring."""
+        """Whether `_check_out` and the short `release` may serve: see the class's docstring."""
         return self.pid == os.getpid() and self.cache is None and not self._moving and not _observed()
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:

@@ -194,8 +194,8 @@ class Runtime:
             else:
                 yield from self.tracing.traced([message], _publish_one)
         except BaseException:
-            self.watcher.check.settle(message.task_id)  # the arguments are not kept, only their digest
             self.watcher.forget(message.task_id, future)
+            self.watcher.check.settle(message.task_id)  # the arguments are not kept, only their digest
             raise
         # The worker has the message now: what the record's check needs, and the next call's id, are
         # made while it runs (measured: -8 to -15 us of thread CPU before the next call's LPUSH).
