@@ -135,3 +135,27 @@ def test_no_auth_is_written_behind_a_pop_in_flight(in_flight: bool) -> None:
     read_popped(channel, lambda key, item, behind: True, lambda: None, lambda key, item: None)
     assert channel.reauths == (0 if in_flight else 1)  # kombu writes a pending AUTH at the next idle read
     assert channel._in_poll is None
+
+
+def test_a_pop_written_ahead_stays_the_pending_pop_when_the_delivery_raises(private_redis: RedisProcess) -> None:
+    server = redis.Redis.from_url(private_redis.url)
+    seen: list[Any] = []
+
+    def on_message(message: Any) -> None:
+        seen.append(message.payload)
+        if len(seen) == 1:
+            _batch_pop.pop_ahead()
+            raise RuntimeError("the worker is stopping")  # as a shutdown raised inside a call
+
+    connection, channel = consuming(private_redis.url, on_message)
+    try:
+        publish(private_redis.url, {"n": 1})
+        with pytest.raises(RuntimeError):
+            drain(connection)
+        assert polling(channel) and not channel.pop_in_flight()  # known to the channel, not dropped
+        wait_until(lambda: blocked(server) == 1, 10, "the pop written ahead to block in Redis")
+        publish(private_redis.url, {"n": 2})
+        drain(connection)
+        assert seen == [{"n": 1}, {"n": 2}]
+    finally:
+        connection.close()

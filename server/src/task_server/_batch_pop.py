@@ -272,20 +272,23 @@ class BatchPopping(ChannelHooks):
     def read_pop(self, **options: Any) -> bool:
         _delivering.append(self)
         try:
-            delivered = self._read_pop(**options)
-        except BaseException:
-            ahead = self.__dict__.pop("_ahead", None)
-            if ahead is not None:  # nothing may stay in flight that the channel does not know of
+            return self._read_pop(**options)
+        except self.connection_errors:  # type: ignore[attr-defined]
+            if self.__dict__.pop("_ahead", None) is not None:  # lost with the connection, as any pending pop
                 self.client.connection.disconnect()
             raise
         finally:
             _delivering.pop()
+            self._install_pop_ahead()
+
+    def _install_pop_ahead(self) -> None:
+        """The read is over (or raised: a worker stopping, say): a pop written ahead is the channel's
+        pending pop now, read, or ended by the channel's close, as any pending pop."""
         ahead = self.__dict__.pop("_ahead", None)
-        if ahead is not None:  # the read is over: the pop written ahead is the pending one now
+        if ahead is not None:
             pending, state = ahead
             set_pending_pop(self, pending)
             self.__dict__.update(state)
-        return delivered
 
     def pop_ahead(self) -> None:
         """Write the next pop now, while the message this channel is delivering runs (see
