@@ -209,3 +209,22 @@ def test_a_message_whose_id_is_not_utf8_is_dropped_with_a_log_line(node: Node) -
     wait_until(lambda: logged in node.worker.log(), BOUND, f"the drop to be logged\n{node.worker.log()[-2000:]}")
     assert "could not be handled" not in node.worker.log()
     still_serving(node)
+
+
+def test_a_body_its_content_encoding_reads_as_a_lone_surrogate_gets_a_record(node: Node) -> None:
+    # py-amqp decodes a body by its content_encoding: "unicode_escape" turns the JSON escape \udcff
+    # into a lone surrogate in a str. json.loads reads such a str (its arguments then refused);
+    # pydantic-core's from_json raised TypeError for it: the message was refused as unreadable.
+    task_id = str(uuid.uuid4())
+    message = amqp.Message(
+        json_body(["\udcff"], {}),
+        content_type="application/json",
+        content_encoding="unicode_escape",
+        application_headers={"lang": "py", "task": "math.add", "id": task_id},
+        correlation_id=task_id,
+        delivery_mode=2,
+    )
+    publish_amqp(node.url, "math", message)
+    stored = record(node, task_id)
+    assert stored["status"] == "FAILURE" and stored["result"]["exc_type"] == "InvalidArguments", stored
+    still_serving(node)

@@ -11,6 +11,7 @@ from celery.app.task import Context
 from celery.worker.request import create_request_cls
 from celery.worker.strategy import proto1_to_proto2
 from kombu.message import Message
+from vine import promise
 
 from task_contracts import resolve_urls
 from task_server._app import create_app
@@ -157,7 +158,7 @@ class RecordingMessage(Message):  # type: ignore[misc]
         self._acked.append("now")
 
 
-def request_to_acknowledge(deferred: list[str], acked: list[str]) -> InProcessRequest:
+def request_to_acknowledge(deferred: list[str], acked: list[str], on_ack: Any = None) -> InProcessRequest:
     """A request whose `on_ack` defers, as the consumer's (`call_soon_ack`): appends to `deferred`."""
     message = RecordingMessage(acked)
     message.headers.update({"id": "t-1", "task": "math.add", "lang": "py"})
@@ -166,7 +167,7 @@ def request_to_acknowledge(deferred: list[str], acked: list[str]) -> InProcessRe
         message,
         app=app,
         task=app.tasks["math.add"],
-        on_ack=lambda *args: deferred.append("next turn"),
+        on_ack=on_ack or (lambda *args: deferred.append("next turn")),
         body=[[4, 7], {}, {}],
         decoded=True,
     )
@@ -185,3 +186,22 @@ def test_a_call_on_the_event_loop_is_acknowledged_at_once_any_other_on_the_loops
     _OnTheLoop(on_loop.app).apply_async(lambda: on_loop.acknowledge() or on_loop.acknowledge())
     assert (deferred, acked, on_loop.acknowledged) == ([], ["now"], True)  # once, not deferred
     assert not running_on_the_loop()  # only while a call runs there
+
+
+def test_an_ack_with_callbacks_chained_by_celery_is_acknowledged_as_celery_does() -> None:
+    """After a reconnect Celery chains the restoration of its prefetch count to each message's ack
+    promise (`Consumer._restore_prefetch_count_after_connection_restart`): an ack at once on the loop
+    skipped the promise, so that count stayed reduced. Such an ack goes Celery's way; others at once."""
+    deferred: list[str] = []
+    acked: list[str] = []
+    restored: list[str] = []
+    chained = promise(lambda *args: deferred.append("next turn"))
+    chained.then(lambda *args: restored.append("prefetch count"))
+    on_loop = request_to_acknowledge(deferred, acked, chained)
+    _OnTheLoop(on_loop.app).apply_async(on_loop.acknowledge)
+    assert (deferred, acked, restored, on_loop.acknowledged) == (["next turn"], [], ["prefetch count"], True)
+
+    deferred.clear()
+    plain = request_to_acknowledge(deferred, acked, promise(lambda *args: deferred.append("next turn")))
+    _OnTheLoop(plain.app).apply_async(plain.acknowledge)
+    assert (deferred, acked, plain.acknowledged) == ([], ["now"], True)

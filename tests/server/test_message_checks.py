@@ -211,6 +211,7 @@ def test_json_is_read_as_json_loads_reads_it(value: Any, ascii_only: bool, utf: 
     "text",
     [
         '"\\ud800"',  # a lone surrogate escape: json reads it, pydantic-core refuses it
+        '["\udcff"]',  # a lone surrogate itself in a str (py-amqp's body in a codec that yields one): TypeError there
         b"\xef\xbb\xbf[1]",  # a BOM
         "[" * 300 + "]" * 300,  # past pydantic-core's nesting limit, within json's
         "[" * 5000 + "]" * 5000,  # past json's: RecursionError, as before

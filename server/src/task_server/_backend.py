@@ -27,7 +27,9 @@ from task_contracts.wire import (
     RUNNING_KEY_PREFIX,
 )
 
+from ._batch_pop import pop_ahead
 from ._errors import OutcomeUnknown
+from ._inline import running_on_the_loop
 from ._internals.backend import BackendHooks, max_value_size, plain_record_meta
 from ._pipelined import pipeline_for
 from ._signing import SIGNING_KEY_SETTING, RecordSigner
@@ -222,7 +224,10 @@ class _ReportsLostResults(BackendHooks):
         all_keys = (*keys, *unacked)
         arguments = (len(all_keys), *all_keys, value, max(1, int(ttl * 1000)), final, reply, digest, *tag)
         try:
-            stored = pipeline.send("EVALSHA", _STORE_SHA, *arguments)()
+            written = pipeline.send("EVALSHA", _STORE_SHA, *arguments)
+            if running_on_the_loop():
+                pop_ahead()  # while Redis is awake with the record (`_batch_pop.pop_ahead`)
+            stored = written()
         except redis.exceptions.NoScriptError:  # a Redis restarted (or flushed) since: send the script itself
             stored = pipeline.send("EVAL", _STORE_SCRIPT, *arguments)()
         if removal is not None and stored == 1:

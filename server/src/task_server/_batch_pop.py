@@ -32,11 +32,13 @@ from ._internals.channel import (
     brpop_timeout,
     deliver,
     next_queues,
+    pending_pop,
     polling,
     priority_key,
     read_popped,
     rotate_queue,
     send_brpop,
+    set_pending_pop,
     start_wait,
     stop_polling,
     written_together,
@@ -45,6 +47,28 @@ from ._message_checks import json_value, may_hold_kombu_type
 from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
 
 logger = logging.getLogger(__name__)
+
+#: A channel's state of its pending pop (with kombu's `_in_poll` and `_brpop_sent_at`).
+_POP_STATE = ("_batch_pending", "_probe_pending", "_taking")
+
+#: The channels whose pop's message is being delivered now, innermost last (the event loop's thread only).
+_delivering: list[Any] = []
+
+
+def pop_ahead() -> None:
+    """Have the channel whose message is being delivered write its next pop now.
+
+    Called by the result store of a call run on the event loop right after writing the call's
+    record, before reading Redis's reply: the pop reaches Redis while it is awake with the record
+    (one wake-up fewer a call) and about 0.1 ms earlier than on the loop's next turn. Only once the
+    delivered message's BRPOP reply is read, with room for another message while this one is still
+    counted (prefetch), and never while Redis is full. Its reply is read on a later turn, after this
+    call is acknowledged, exactly as the pop written on the next turn would be (measured: see the
+    commit).
+    """
+    if _delivering:
+        _delivering[-1].pop_ahead()
+
 
 #: Most messages taken by one script call (the prefetch room left also bounds it).
 MAX_BATCH = 16
@@ -162,8 +186,10 @@ class BatchPopping(ChannelHooks):
         """Read the pending BRPOP (and its probe) and deliver its item; its taking member is then
         gone from the channel: claimed by the item's unacked entry, or removed here."""
         try:
+            self.__dict__["_popped_read"] = True  # what it pops is being delivered: a pop may go ahead
             delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
         finally:
+            self.__dict__["_popped_read"] = False
             taking = self.__dict__.pop("_taking", None)
             if taking:
                 self.taken_nothing(taking)
@@ -244,6 +270,54 @@ class BatchPopping(ChannelHooks):
         return min(MAX_BATCH, int(room) - 1)
 
     def read_pop(self, **options: Any) -> bool:
+        _delivering.append(self)
+        try:
+            return self._read_pop(**options)
+        except self.connection_errors:  # type: ignore[attr-defined]
+            if self.__dict__.pop("_ahead", None) is not None:  # lost with the connection, as any pending pop
+                self.client.connection.disconnect()
+            raise
+        finally:
+            _delivering.pop()
+            self._install_pop_ahead()
+
+    def _install_pop_ahead(self) -> None:
+        """The read is over (or raised: a worker stopping, say): a pop written ahead is the channel's
+        pending pop now, read, or ended by the channel's close, as any pending pop."""
+        ahead = self.__dict__.pop("_ahead", None)
+        if ahead is not None:
+            pending, state = ahead
+            set_pending_pop(self, pending)
+            self.__dict__.update(state)
+
+    def pop_ahead(self) -> None:
+        """Write the next pop now, while the message this channel is delivering runs (see
+        `pop_ahead`); it becomes the channel's pending pop once that delivery's read is over."""
+        channel: Any = self
+        if not self.__dict__.get("_popped_read") or "_ahead" in self.__dict__:
+            return  # only once the BRPOP's reply is read, and once
+        if not channel.qos.can_consume() or self.full_backoff().remaining() > 0:
+            return  # no room with this message counted, or Redis was full: the loop's turn decides
+        current = {key: self.__dict__.pop(key) for key in _POP_STATE if key in self.__dict__}
+        reading = pending_pop(channel)
+        try:
+            self.start_pop(None)
+            state = {key: self.__dict__.pop(key) for key in _POP_STATE if key in self.__dict__}
+            self.__dict__["_ahead"] = (pending_pop(channel), state)
+        except Exception as error:
+            # Whatever was written goes with the connection; the loop's next turn reconnects and pops.
+            for key in _POP_STATE:
+                self.__dict__.pop(key, None)
+            channel.client.connection.disconnect()
+            logger.warning("the next pop could not be written ahead (%r); it is written on the next turn", error)
+        finally:
+            set_pending_pop(channel, reading)
+            self.__dict__.update(current)
+
+    def pop_in_flight(self) -> bool:
+        return "_ahead" in self.__dict__
+
+    def _read_pop(self, **options: Any) -> bool:
         if self.__dict__.pop("_wait_pending", False):
             # The wait's list is nobody's queue: whatever someone pushed there is dropped.
             read_popped(self, lambda key, item, behind: False, lambda: None, lambda key, item: None, **options)

@@ -26,8 +26,10 @@ Here both ways a worker takes messages write the record in the same Lua script a
   record script's reply before each call instead cost about +6% on the round trip (measured).
 
 A worker lost between BRPOP's reply and the record script loses the message, as with stock kombu
-(a window of a round trip, before the call starts); a full Redis no longer widens it to the whole
-call. While Redis is full the channel takes nothing: it logs once, waits (`BACKOFF_FIRST` doubling
+(a window of a round trip, before the call starts; a BRPOP written ahead, as a call run on the
+event loop stores its record (`_batch_pop.pop_ahead`), may pop the next message up to ~0.2 ms
+before that call is over, which widens the window by as much); a full Redis no longer widens it
+to the whole call. While Redis is full the channel takes nothing: it logs once, waits (`BACKOFF_FIRST` doubling
 to `BACKOFF_MOST` seconds) and tries again, and logs when Redis has taken a record again.
 """
 

@@ -81,7 +81,7 @@ class InProcessRequest(Request):  # type: ignore[misc]
         on another thread; on the loop's own thread that turn comes before the next pop anyway, and
         the deferral cost a callback object, the hub's queue and a turn's dispatch (see the commit)."""
         request: Any = self  # Celery's request (untyped)
-        if running_on_the_loop() and not request.acknowledged:
+        if running_on_the_loop() and not request.acknowledged and not _chained(request.on_ack):
             request.message.ack_log_error(logger, request.connection_errors)  # what Celery's deferred ack runs
             request.acknowledged = True
             return
@@ -172,3 +172,11 @@ class ServedByThreads:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
+
+
+def _chained(on_ack: Any) -> bool:
+    """Whether Celery chained callbacks to this ack promise (vine's public `listeners`): after a
+    reconnect, the restoration of the consumer's prefetch count. They run only when the promise is
+    called, so such an ack goes Celery's way (deferred to the loop's next turn, as before)."""
+    listeners = getattr(on_ack, "listeners", None)
+    return listeners is not None and any(listener is not None for listener in listeners)

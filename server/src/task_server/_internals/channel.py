@@ -81,6 +81,10 @@ class ChannelHooks:
     def _connparams(self, asynchronous: bool = False) -> Any:
         return self.connection_params(asynchronous)
 
+    def pop_in_flight(self) -> bool:
+        """Whether the next pop was already written while the current one is being read."""
+        return False
+
     def start_pop(self, timeout: float | None = None) -> None:
         """Send the BRPOP for the next message (kombu's `_brpop_start`)."""
         super()._brpop_start(timeout)  # type: ignore[misc]
@@ -132,6 +136,16 @@ def pop_client_address(channel: Any) -> str | None:
     if host is None:
         return None
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as Redis writes an IPv6 address
+
+
+def pending_pop(channel: Any) -> tuple[Any, Any]:
+    """The channel's pending BRPOP as kombu keeps it: its connection (or a false value) and when it was sent."""
+    return channel._in_poll, getattr(channel, "_brpop_sent_at", None)
+
+
+def set_pending_pop(channel: Any, pending: tuple[Any, Any]) -> None:
+    """Make `pending` (from `pending_pop`) the channel's pending BRPOP."""
+    channel._in_poll, channel._brpop_sent_at = pending
 
 
 def stop_polling(channel: Any) -> None:
@@ -223,7 +237,8 @@ def read_popped(
         return take(bytes_to_str(key), bytes_to_str(item), behind)  # type: ignore[no-untyped-call]
     finally:
         channel._in_poll = None
-        channel._flush_brpop_reauth()
+        if not channel.pop_in_flight():  # a pop written ahead (`_batch_pop`): no AUTH may go behind it
+            channel._flush_brpop_reauth()
 
 
 def send_brpop(channel: Any, packed: list[bytes]) -> None:
