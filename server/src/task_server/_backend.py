@@ -225,7 +225,7 @@ class _ReportsLostResults(BackendHooks):
         arguments = (len(all_keys), *all_keys, value, max(1, int(ttl * 1000)), final, reply, digest, *tag)
         try:
             written = pipeline.send("EVALSHA", _STORE_SHA, *arguments)
-            if running_on_the_loop():
+            if final == "1" and running_on_the_loop():  # not a progress report: the call goes on
                 pop_ahead()  # while Redis is awake with the record (`_batch_pop.pop_ahead`)
             stored = written()
         except redis.exceptions.NoScriptError:  # a Redis restarted (or flushed) since: send the script itself
