@@ -7,10 +7,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.app.task import Context
+from kombu.utils import json as kombu_json
 
 import task_server._preadmission as preadmission
 from task_contracts.wire import call_digest
-from task_server._preadmission import DIGEST_KEY, EarlyDigest, digest_asked_with, digest_of_call
+from task_server._internals.worker import custom_headers
+from task_server._preadmission import DIGEST_KEY, EarlyDigest, claim_admission, digest_asked_with, digest_of_call
 
 
 @pytest.fixture
@@ -74,3 +77,17 @@ def test_arguments_without_a_digest_keep_none(computed: list[Any]) -> None:
     assert isinstance(getattr(task_request, DIGEST_KEY), EarlyDigest)
     assert digest_of_call(task_request, tuple(args), {}) is None
     assert len(computed) == 1
+
+
+def test_a_digest_asked_with_leaves_no_object_in_the_headers_a_retry_carries() -> None:
+    """An early admission whose write failed (a RabbitMQ broker, its Redis backend briefly gone: the
+    thread then asks itself) leaves its digest but no verdict. Celery's context counts the digest
+    among the request's custom headers, which `Task.retry` sends with the retry's message: there
+    an `EarlyDigest` failed the retry's encoding (kombu's JSON) instead of sending it."""
+    request = SimpleNamespace(args=[4, 7], kwargs={}, request_dict={"id": "t-1", "task": "math.add"})
+    digest_asked_with(request)  # asked early; the admission's write then raised: no verdict
+    fields = dict(request.request_dict)
+    task_request = Context({**fields, "headers": custom_headers(fields)})
+    digest_of_call(task_request, (4, 7), {})
+    assert claim_admission(task_request) is None
+    kombu_json.dumps(task_request.headers)  # as a retry's message carries them

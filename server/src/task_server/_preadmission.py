@@ -69,6 +69,9 @@ def digest_of_call(task_request: Any, args: Sequence[Any], kwargs: Mapping[str, 
     early = getattr(task_request, DIGEST_KEY, None)
     if isinstance(early, EarlyDigest):
         setattr(task_request, DIGEST_KEY, None)
+        headers = getattr(task_request, "headers", None)
+        if isinstance(headers, dict):  # nor in the custom headers a retry's message carries (as `claim_admission`)
+            headers.pop(DIGEST_KEY, None)
         if early.covers(args, kwargs):
             return early.digest
     return call_digest(args, kwargs)
