@@ -30,6 +30,7 @@ from . import _unrecorded as unrecorded
 from ._internals.channel import (
     ChannelHooks,
     brpop_timeout,
+    closing,
     deliver,
     next_queues,
     pending_pop,
@@ -187,7 +188,8 @@ class BatchPopping(ChannelHooks):
         gone from the channel: claimed by the item's unacked entry, or removed here."""
         try:
             self.__dict__["_popped_read"] = True  # what it pops is being delivered: a pop may go ahead
-            delivered: bool = read_popped(self, self.take_popped, self.read_probe, _keep_popped, **options)
+            take = _keep_at_close if closing(self) else self.take_popped
+            delivered: bool = read_popped(self, take, self.read_probe, _keep_popped, **options)
         finally:
             self.__dict__["_popped_read"] = False
             taking = self.__dict__.pop("_taking", None)
@@ -378,6 +380,9 @@ class BatchPopping(ChannelHooks):
         delivered = False
         triples = list(zip(popped[::3], popped[1::3], popped[2::3], strict=True))
         for number, (key, item, recorded) in enumerate(triples):
+            if closing(channel):
+                _keep_at_close(bytes_to_str(key), bytes_to_str(item), recorded=bool(recorded))  # type: ignore[no-untyped-call]
+                continue
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
                 rotate_queue(channel, queue)
@@ -421,6 +426,26 @@ def envelope_of(item: str) -> Any:
     if may_hold_kombu_type(item):
         return loads(item)  # type: ignore[no-untyped-call]
     return json_value(item)
+
+
+def _keep_at_close(key: str, item: str, full: Any = None, *, recorded: bool = False) -> bool:
+    """Keep an item popped by the pop kombu's `close` reads (a consumer restart after another of the
+    connection's sockets failed: the BRPOP's own connection still works, and Redis may have popped a
+    message into its reply meanwhile). Its consumers are going away and the unacked ledger is
+    closed, so a delivery now would lose it; a working channel requeues it (`_unrecorded`), and a
+    batch pop's record of it goes with the requeue."""
+    tag = _delivery_tag(item) if recorded else None
+    unrecorded.keep(tag, key, item)
+    logger.warning("kept a message popped while the broker channel closed; it is requeued on reconnection")
+    return False
+
+
+def _delivery_tag(item: str) -> str | None:
+    try:
+        tag = json_value(item)["properties"]["delivery_tag"]
+    except (*UNREADABLE, IndexError):
+        return None
+    return tag if isinstance(tag, str) else None
 
 
 def _keep_popped(key: str, item: str) -> None:

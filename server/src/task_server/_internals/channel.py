@@ -28,6 +28,7 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_queue_cycle"),
     (kombu_redis.Channel, "_q_for_pri"),
     (kombu_redis.Channel, "_in_poll"),
+    (kombu_redis.Channel, "_closing"),
     (kombu_redis.Channel, "_brpop_sent_at"),
     (kombu_redis.Channel, "_flush_brpop_reauth"),
     (AbstractConnection, "_sock"),
@@ -123,6 +124,11 @@ def priority_key(channel: Any, queue: str, priority: int) -> str:
 def polling(channel: Any) -> bool:
     """Whether a BRPOP of this channel is waiting for its reply."""
     return bool(channel._in_poll)
+
+
+def closing(channel: Any) -> bool:
+    """Whether the channel is closing (kombu's `close` then reads the pop still waiting for its reply)."""
+    return bool(channel._closing)
 
 
 def pop_client_address(channel: Any) -> str | None:
