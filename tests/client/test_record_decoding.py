@@ -57,3 +57,38 @@ def test_a_record_decodes_as_json_loads_reads_it(record: dict[str, Any], ascii_o
 )
 def test_records_json_reads_and_values_that_are_not_records(raw: bytes, expected: dict[str, Any] | None) -> None:
     assert same(decode_record(raw), expected)
+
+
+def misread(value: Any) -> Any:
+    """What pydantic-core 2.18.1's from_json makes of JSON written with escapes (`ensure_ascii`):
+    each escaped non-ASCII character read as the Latin-1 reading of its UTF-8 bytes (\\u00e9: "Ã©")."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("latin-1")
+    if isinstance(value, list):
+        return [misread(item) for item in value]
+    if isinstance(value, dict):
+        return {misread(key): misread(item) for key, item in value.items()}
+    return value
+
+
+def floors_from_json(real: Any) -> Any:
+    """pydantic-core 2.18.1's from_json, what pydantic 2.7 (the declared floor) pins."""
+
+    def read(text: bytes | str, **options: Any) -> Any:
+        escaped = b"\\u" in text if isinstance(text, bytes) else "\\u" in text
+        value = real(text, **options)
+        return misread(value) if escaped else value
+
+    return read
+
+
+def test_an_escaped_non_ascii_character_is_never_read_by_the_floors_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery writes records with JSON's escapes; pydantic-core 2.18.1 read "café" as "cafÃ©" (checked
+    under make test-lowest's virtualenv): such a record is read by json."""
+    import task_client._replies as replies
+
+    monkeypatch.setattr(replies, "from_json", floors_from_json(replies.from_json))
+    record = {"status": "SUCCESS", "result": ["café", "\U0001f600"], "é": 1}
+    raw = json.dumps(record).encode()
+    assert decode_record(raw) == record
+    assert decode_record(raw.decode()) == record

@@ -230,3 +230,21 @@ def test_json_is_read_as_json_loads_reads_it(value: Any, ascii_only: bool, utf: 
 )
 def test_json_and_not_json_are_read_as_json_loads_reads_them(text: bytes | str) -> None:
     assert read(json_value, text) == read(json.loads, text)
+
+
+def test_an_escaped_non_ascii_character_is_never_read_by_the_floors_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery and kombu write JSON with escapes; pydantic-core 2.18.1 (what pydantic 2.7, the declared
+    floor, pins) read each escaped non-ASCII character as the Latin-1 reading of its UTF-8 bytes
+    ("caf\\u00e9": "cafÃ©", checked under make test-lowest's virtualenv): such text is read by json."""
+    import task_server._message_checks as checks
+
+    real = checks.from_json
+
+    def floors_from_json(text: bytes | str, **options: Any) -> Any:
+        escaped = b"\\u" in text if isinstance(text, bytes) else "\\u" in text
+        value = real(text, **options)
+        return json.loads(json.dumps(value).replace("\\u00e9", "\\u00c3\\u00a9")) if escaped else value
+
+    monkeypatch.setattr(checks, "from_json", floors_from_json)
+    body = json.dumps([["café"], {"é": 1}, {}])
+    assert json_value(body) == json_value(body.encode()) == [["café"], {"é": 1}, {}]
