@@ -436,7 +436,9 @@ def _keep_at_close(key: str, item: str, full: Any = None, *, recorded: bool = Fa
     batch pop's record of it goes with the requeue."""
     tag = _delivery_tag(item) if recorded else None
     unrecorded.keep(tag, key, item)
-    logger.warning("kept a message popped while the broker channel closed; it is requeued on reconnection")
+    logger.warning(
+        "kept a message popped while the broker channel closed; it is requeued (by the close, else on reconnection)"
+    )
     return False
 
 

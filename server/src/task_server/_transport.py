@@ -16,7 +16,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.exceptions
@@ -332,7 +332,26 @@ class _Guarded(BatchPopping):
                 ledger.close()
             except (redis.exceptions.RedisError, OSError) as error:
                 logger.warning("closing the broker channel: %s", error)
+        requeue = self._requeuer_for_close()  # made now: the closed channel has no connection to make it
         super().close()
+        if requeue is not None and unrecorded.pending():  # an item kombu's close popped (`_batch_pop._keep_at_close`)
+            try:
+                requeue()
+            except (redis.exceptions.RedisError, OSError) as error:
+                logger.warning("the messages held at the channel's close stay held for the next connection: %s", error)
+
+    def _requeuer_for_close(self) -> Callable[[], None] | None:
+        """Requeue what is kept (`_unrecorded`) right after the close, while this channel's Redis
+        answers: the worker may be stopping for good (a warm shutdown), and then no later channel
+        would; if Redis fails, all stay kept for the next channel. None when no client can be made."""
+        client = self.__dict__.get("_sync_client")
+        try:
+            qos = self.qos  # type: ignore[attr-defined]
+            if client is None:
+                client = self.create_client()
+        except (redis.exceptions.RedisError, OSError, AttributeError):  # no connection to make one from
+            return None
+        return functools.partial(unrecorded.requeue, client, qos.unacked_index_key, qos.unacked_key)
 
     def _end_pending_pop(self) -> None:
         """kombu's close reads the reply of a pending BRPOP, so that an item it popped is not lost:
