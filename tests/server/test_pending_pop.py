@@ -1,5 +1,6 @@
 """Closing the worker's broker channel ends its pending BRPOP at once (CLIENT UNBLOCK) instead of
-waiting out the BRPOP's timeout, and an item the BRPOP had already popped is still delivered."""
+waiting out the BRPOP's timeout, and an item the BRPOP had already popped goes back to its queue
+(`tests/server/test_pop_at_close.py`: never to consumers that are going away)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_closing_ends_a_pending_brpop_at_once(private_redis: RedisProcess) -> No
     assert server.info("clients")["blocked_clients"] == 0
 
 
-def test_an_item_the_brpop_popped_before_the_close_is_delivered(private_redis: RedisProcess) -> None:
+def test_an_item_the_brpop_popped_before_the_close_goes_back_to_its_queue(private_redis: RedisProcess) -> None:
     server = redis.Redis.from_url(private_redis.url)
     received: list[Any] = []
     connection = pending_pop(private_redis.url, received)
@@ -59,7 +60,8 @@ def test_an_item_the_brpop_popped_before_the_close_is_delivered(private_redis: R
 
     connection.close()
 
-    assert [message.payload for message in received] == [{"n": 1}]
+    assert received == []  # not handed to a consumer that is going away
+    assert server.llen(QUEUE) == 1  # requeued by the close itself
 
 
 def test_closing_ends_a_pending_brpop_at_once_over_ipv6(tmp_path: Path) -> None:
