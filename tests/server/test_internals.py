@@ -39,6 +39,11 @@ def test_a_missing_name_is_reported_by_its_full_name(monkeypatch: pytest.MonkeyP
     assert missing() == [f"{__name__}.{Lacking.__qualname__}._gone"]
 
 
+def test_a_missing_module_name_is_reported_by_its_full_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_internals, "RELIED_ON", (*RELIED_ON, (inspect, "getsource"), (inspect, "_gone")))
+    assert missing() == ["inspect._gone"]
+
+
 def foreign_private_names(path: Path) -> list[str]:
     """`x._name` attribute uses in `path` whose name the file does not define itself (by a `def`,
     a class attribute or an assignment), i.e. private names of other libraries' objects."""
@@ -96,5 +101,7 @@ def test_every_private_name_the_internals_use_is_in_the_registry() -> None:
             elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
                 used |= set() if on_self else {node.attr}
-    used -= {"_has"}  # the registry's own helper
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LIBRARIES:
+                used |= {alias.name for alias in node.names if alias.name.startswith("_")}  # `from x import _y`
+    used -= {"_has", "_full_name"}  # the registry's own helpers
     assert used - registered == set()

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import inspect
 import re
+from types import ModuleType
 
 from . import amqp_frames, backend, channel, event_loop, prefork, worker
 
-#: (owner, attribute) pairs: a class, and a name on it or set on its instances.
-RELIED_ON: tuple[tuple[type, str], ...] = (
+#: (owner, attribute) pairs: a class, and a name on it or set on its instances; or a module and a name in it.
+RELIED_ON: tuple[tuple[type | ModuleType, str], ...] = (
     *channel.RELIED_ON,
     *backend.RELIED_ON,
     *worker.RELIED_ON,
@@ -34,13 +35,20 @@ RELIED_ON: tuple[tuple[type, str], ...] = (
 
 def missing() -> list[str]:
     """`module.Class.attribute` of each relied-on name that the installed versions lack."""
-    return [f"{owner.__module__}.{owner.__qualname__}.{name}" for owner, name in RELIED_ON if not _has(owner, name)]
+    return [f"{_full_name(owner)}.{name}" for owner, name in RELIED_ON if not _has(owner, name)]
 
 
-def _has(owner: type, name: str) -> bool:
-    """A class attribute, or an instance attribute assigned (`self.name = ...`) in the class or a base."""
+def _full_name(owner: type | ModuleType) -> str:
+    return owner.__name__ if isinstance(owner, ModuleType) else f"{owner.__module__}.{owner.__qualname__}"
+
+
+def _has(owner: type | ModuleType, name: str) -> bool:
+    """A class attribute, or an instance attribute assigned (`self.name = ...`) in the class or a
+    base; a module's own name."""
     if hasattr(owner, name):
         return True
+    if isinstance(owner, ModuleType):
+        return False
     assigned = re.compile(rf"\bself\.{re.escape(name)}\s*(:[^=]*)?=")
     for klass in owner.__mro__:
         try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
+import celery._state
 import celery.app.trace
 from celery import Task, current_task
 from celery._state import _task_stack
@@ -16,7 +18,9 @@ from celery.utils.saferepr import saferepr
 from celery.utils.threads import LocalStack
 from celery.worker.worker import WorkController
 
-RELIED_ON: tuple[tuple[type, str], ...] = (
+RELIED_ON: tuple[tuple[type | ModuleType, str], ...] = (
+    (celery._state, "_task_stack"),  # Celery's stack of current tasks (`keep_current_tasks_per_thread`)
+    (celery.app.trace, "saferepr"),  # what its tracer writes a result's text with (`write_results_plainly`)
     (WorkController, "_process_task"),
     (BasePool, "_get_info"),
     (Proxy, "_get_current_object"),
