@@ -4,7 +4,6 @@ character, `json.dumps` of the envelope's fields: the wire stays what `send_task
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from task_client._direct import EnvelopeBuilder, _dumps
 from task_client._producer import Outgoing
 from task_contracts.wire import CANCEL_HASH_HEADER, SHAPE_HEADER
+from tests.forking import reported_by_forked_child
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -113,7 +113,7 @@ def test_a_delivery_tag_made_ahead_goes_to_one_envelope() -> None:
     message = Outgoing("math.add", [4, 7], {}, "math", "id", {})
     builder.make_spare()
     builder.make_spare()  # one is enough for a sequential caller
-    spare = builder._spare_tags[0][1]
+    spare = builder._delivery_tags.waiting()[0]
     first, second = (_delivery_tag(builder.build(message)) for _ in range(2))
     assert first == spare and second != spare
 
@@ -123,16 +123,7 @@ def test_a_forked_child_does_not_use_a_delivery_tag_its_parent_made_ahead() -> N
     builder = EnvelopeBuilder("task-client-x")
     message = Outgoing("math.add", [4, 7], {}, "math", "id", {})
     builder.make_spare()
-    spare = builder._spare_tags[0][1]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report its next envelope's tag, then leave at once
-        os.close(read)
-        os.write(write, _delivery_tag(builder.build(message)).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child = pipe.read()
-    os.waitpid(pid, 0)
+    spare = builder._delivery_tags.waiting()[0]
+    child = reported_by_forked_child(lambda: _delivery_tag(builder.build(message)))  # its next envelope's tag
     assert child and child != spare
     assert _delivery_tag(builder.build(message)) == spare

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ import pytest
 from task_client import TaskClient
 from task_client._ids import new_id
 from task_client._runtime import Runtime
+from tests.forking import reported_by_forked_child
 
 
 def test_ids_are_version_4_uuids_as_uuid_prints_them() -> None:
@@ -41,16 +41,7 @@ def test_ids_taken_by_many_threads_at_once_are_all_different() -> None:
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_a_forked_child_does_not_repeat_its_parents_next_ids() -> None:
     new_id()  # the parent holds unused random bytes now
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report its next ids, then leave at once
-        os.close(read)
-        os.write(write, " ".join(new_id() for _ in range(10)).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child = set(pipe.read().split())
-    os.waitpid(pid, 0)
+    child = set(reported_by_forked_child(lambda: " ".join(new_id() for _ in range(10))).split())
     parent = {new_id() for _ in range(10)}
     assert len(child) == 10 and not child & parent
 
@@ -63,29 +54,20 @@ def runtime() -> Iterator[Runtime]:
 
 
 def test_an_id_made_ahead_goes_to_one_call_with_its_own_cancel_hash(runtime: Runtime) -> None:
-    runtime._make_spare()
-    runtime._make_spare()  # one is enough for a sequential caller
-    assert len(runtime._spares) == 1
-    spare = runtime._spares[0][1]
-    task_id, task_cancel_hash = runtime._identity()
+    runtime._identities.prepare()
+    runtime._identities.prepare()  # one is enough for a sequential caller
+    assert len(runtime._identities.waiting()) == 1
+    spare = runtime._identities.waiting()[0][0]
+    task_id, task_cancel_hash = runtime._identities.take()
     assert task_id == spare and task_cancel_hash == runtime.cancel_hash(spare)
-    following, following_hash = runtime._identity()  # none left: made now
+    following, following_hash = runtime._identities.take()  # none left: made now
     assert following != spare and following_hash == runtime.cancel_hash(following)
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_a_forked_child_does_not_use_an_id_its_parent_made_ahead(runtime: Runtime) -> None:
-    runtime._make_spare()
-    spare = runtime._spares[0][1]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report the id its next call would get, then leave at once
-        os.close(read)
-        os.write(write, runtime._identity()[0].encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child = pipe.read()
-    os.waitpid(pid, 0)
+    runtime._identities.prepare()
+    spare = runtime._identities.waiting()[0][0]
+    child = reported_by_forked_child(lambda: runtime._identities.take()[0])  # the id its next call would get
     assert child and child != spare
-    assert runtime._identity()[0] == spare  # the parent's own next call still gets it
+    assert runtime._identities.take()[0] == spare  # the parent's own next call still gets it

@@ -181,7 +181,7 @@ def test_the_next_calls_future_is_made_while_a_call_waits(
     with TaskClient(redis_url) as client:
         assert client.add(1, 1) == 2
         replies = client._runtime.watcher.replies
-        (spare,) = replies._spare_futures
+        (spare,) = replies._futures.waiting()
         led: list[ReplyFuture] = []
         lead = ReplyReader.lead
 
@@ -192,5 +192,5 @@ def test_the_next_calls_future_is_made_while_a_call_waits(
         monkeypatch.setattr(ReplyReader, "lead", noted)
         assert client.add(2, 2) == 4
         assert led == [spare]
-        assert len(replies._spare_futures) == 1 and replies._spare_futures[0] is not spare
-        assert not replies._spare_futures[0].done()
+        assert len(replies._futures.waiting()) == 1 and replies._futures.waiting()[0] is not spare
+        assert not replies._futures.waiting()[0].done()

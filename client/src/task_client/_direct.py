@@ -25,8 +25,7 @@ from redis.retry import Retry
 
 from task_contracts.wire import CANCEL_HASH_HEADER, DEFERRED_KEY, SHAPE_HEADER, TAKING_KEY
 
-from . import _ids
-from ._ids import new_id
+from ._ids import MadeAhead, new_id
 from ._pools import BoundedPool
 
 if TYPE_CHECKING:
@@ -113,23 +112,13 @@ class EnvelopeBuilder:
         self.reply_to = reply_to
         # The envelope's text around the fields that change per call (see `build`).
         self._origin_text, self._reply_to_text = _string(self.origin), _string(reply_to)
-        # Delivery tags made ahead (`make_spare`), each with the fork count it was made at: a forked
-        # child never uses its parent's (kombu keys its unacked hash by them).
-        self._spare_tags: list[tuple[int, str]] = []
+        # The next envelope's delivery tag, made after an LPUSH is written (`make_spare`): off the
+        # next call's path. A forked child never uses its parent's (kombu keys its unacked hash by them).
+        self._delivery_tags = MadeAhead(new_id)
 
     def make_spare(self) -> None:
         """Make the next envelope's delivery tag now (after an LPUSH is written: off the next call's path)."""
-        if not self._spare_tags:
-            self._spare_tags.append((_ids.forks, new_id()))
-
-    def _delivery_tag(self) -> str:
-        try:
-            made_at, tag = self._spare_tags.pop()  # atomic: each goes to one envelope, whichever threads build
-            if made_at == _ids.forks:
-                return tag
-        except IndexError:
-            pass
-        return new_id()
+        self._delivery_tags.prepare()
 
     def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
         """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
@@ -185,7 +174,7 @@ class EnvelopeBuilder:
         Hot path (measured): the fixed text between the fields is written out, not encoded per call:
         13-15 -> 8.5 µs per envelope (tests/client/test_envelope.py compares the two).
         """
-        delivery_tag = self._delivery_tag()
+        delivery_tag = self._delivery_tags.take()
         extra = message.headers
         if not extra.keys() <= _CALL_HEADERS and (
             not _STANDARD_HEADERS.isdisjoint(extra) or not all(type(key) is str for key in extra)

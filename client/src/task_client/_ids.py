@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _PER_READ = 256
 # Version 4 and the RFC 4122 variant, as `uuid.UUID(bytes=..., version=4)` sets them.
@@ -46,3 +50,34 @@ def new_id() -> str:
             )
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class MadeAhead(Generic[T]):
+    """A value made ahead of its use (`prepare`, while a call waits) and taken by the next user
+    (`take`), or made then if none waits. Each goes to one taker, whichever threads take (a list's
+    append and pop are atomic; threads that find none at once make one each), and a forked child
+    never takes one its parent made (`forks`)."""
+
+    __slots__ = ("_make", "_spare")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._spare: list[tuple[int, T]] = []  # (the fork count it was made at, the value)
+
+    def prepare(self) -> None:
+        """Make the next value now, unless one waits already (one is enough for a sequential caller)."""
+        if not self._spare:
+            self._spare.append((forks, self._make()))
+
+    def take(self) -> T:
+        try:
+            made_at, value = self._spare.pop()
+            if made_at == forks:
+                return value
+        except IndexError:
+            pass
+        return self._make()
+
+    def waiting(self) -> list[T]:
+        """The values made ahead and not taken yet (for inspection)."""
+        return [value for _, value in self._spare]

@@ -40,6 +40,7 @@ from redis.retry import Retry
 
 from task_contracts import sentinel_address
 
+from ._ids import MadeAhead
 from ._integrity import RecordCheck
 from ._pools import BoundedSentinelPool
 from ._settings import ClientSettings
@@ -106,7 +107,7 @@ class ReplyReader:
         self._pubsub: Any = None
         self._subscribed = False  # SUBSCRIBE sent on the current connection
         self.last_error: BaseException | None = None
-        self._spare_futures: list[ReplyFuture] = []  # made while earlier calls waited (`make_spare`)
+        self._futures = MadeAhead(lambda: ReplyFuture(self))  # made while earlier calls waited (`make_spare`)
 
     # -- any thread ------------------------------------------------------------
     def watch(self, task_ids: list[str], *, serve: bool) -> list[ReplyFuture]:
@@ -115,7 +116,7 @@ class ReplyReader:
         `serve`: the reader thread reads for them (a batch, a stream); otherwise the caller waits
         with `lead` (sync) or calls `serve` when it starts waiting (async).
         """
-        futures = [self._future() for _ in task_ids]
+        futures = [self._futures.take() for _ in task_ids]
         with self._lock:
             for task_id, future in zip(task_ids, futures, strict=True):
                 self._waiters.setdefault(task_id, []).append(future)
@@ -129,14 +130,7 @@ class ReplyReader:
     def make_spare(self) -> None:
         """Make the next call's future now, while this call waits (a sequential caller's next call
         then starts without building one: a Future builds a Condition and its RLock)."""
-        if not self._spare_futures:
-            self._spare_futures.append(ReplyFuture(self))
-
-    def _future(self) -> ReplyFuture:
-        try:
-            return self._spare_futures.pop()  # atomic: each goes to one watch, whichever threads watch
-        except IndexError:
-            return ReplyFuture(self)
+        self._futures.prepare()
 
     def forget(self, task_id: str, future: concurrent.futures.Future[Record]) -> None:
         with self._lock:
