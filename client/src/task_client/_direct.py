@@ -123,7 +123,7 @@ class EnvelopeBuilder:
     def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
         """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
         args, kwargs = list(message.args), dict(message.kwargs)
-        body = json.dumps([args, kwargs, _EMBED]).encode()
+        body = _dumps([args, kwargs, _EMBED]).encode()
         task_id = message.task_id
         headers = {
             "lang": "py",
