@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from task_client._amqp import _TableMessage, _Unusual, header_table
 from task_client._direct import EnvelopeBuilder
 from task_client._producer import Outgoing
+from task_contracts.wire import SHAPE_HEADER
 
 keys = st.text(max_size=8) | st.binary(max_size=8)
 values = st.recursive(
@@ -86,3 +87,18 @@ def test_the_published_frames_are_those_of_py_amqps_message() -> None:
     assert _frames(ours) == _frames(theirs)
     empty = _TableMessage(b"", application_headers=header_table({}), **properties)
     assert _frames(empty) == _frames(Message(b"", application_headers={}, **properties))
+
+
+def test_each_contracts_shape_is_written_as_its_own() -> None:
+    first = {"version": 1, "parameters": [["x", "int", "f0765dbf"]]}
+    second = {"version": 2, "parameters": []}
+    for shape in (first, first, second, first, dict(first), None, "text"):
+        headers = {"id": "an-id", SHAPE_HEADER: shape, "cancel_hash": "h"}
+        assert header_table(headers) == _py_amqp(headers)
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=values, other=st.dictionaries(keys, values, max_size=3))
+def test_a_shape_written_before_is_written_the_same(shape: Any, other: dict[Any, Any]) -> None:
+    for headers in ({SHAPE_HEADER: shape, **other}, {SHAPE_HEADER: shape}, {**other, SHAPE_HEADER: shape}):
+        assert header_table(headers) == _py_amqp(headers)
