@@ -74,3 +74,11 @@ def test_a_closed_connection_fails_as_in_redis_py_and_is_dropped(connection: Any
     assert connection._sock is None  # dropped: the next command reconnects
     connection.send_command("PING")
     assert read_reply(connection) in (b"PONG", "PONG", True)
+
+
+def test_a_reply_redis_py_took_to_see_whether_one_is_in_comes_first(connection: Any) -> None:
+    # redis-py before 7 keeps the reply its `can_read` parsed (the batch pop's read behind asks it).
+    connection.send_packed_command([pack_command(("ECHO", "first")) + pack_command(("ECHO", "second"))])
+    assert connection.can_read(timeout=5)  # reads the socket
+    assert connection.can_read(timeout=0)  # finds a reply: redis-py 6 parses and keeps it
+    assert [read_reply(connection), read_reply(connection)] == [b"first", b"second"]

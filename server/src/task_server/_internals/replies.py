@@ -36,7 +36,7 @@ def read_reply(connection: Any) -> Any:
     """`connection.read_response()`: the next reply, or the error redis-py raises for it."""
     parser = connection._parser
     reader = getattr(parser, "_reader", None)
-    if reader is None:  # another parser, or not connected: redis-py's own way
+    if reader is None or reply_held(parser):  # another parser, not connected, or a reply held: redis-py's way
         return connection.read_response()
     try:
         reply = reader.gets()
@@ -69,3 +69,14 @@ def read_reply(connection: Any) -> Any:
     if isinstance(reply, ResponseError):
         raise reply
     return reply
+
+
+_ABSENT = object()
+
+
+def reply_held(parser: Any) -> bool:
+    """Whether redis-py before 7 holds a reply its `can_read` took from the reader (its parser's
+    `_next_response`, absent from later versions, so looked up by name and not in `RELIED_ON`):
+    that reply comes first, and redis-py's read hands it on."""
+    held = getattr(parser, "_next_response", _ABSENT)
+    return held is not _ABSENT and type(held) is not object  # `object()` is its "none held" mark
