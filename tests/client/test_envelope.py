@@ -127,3 +127,26 @@ def test_a_forked_child_does_not_use_a_delivery_tag_its_parent_made_ahead() -> N
     child = reported_by_forked_child(lambda: _delivery_tag(builder.build(message)))  # its next envelope's tag
     assert child and child != spare
     assert _delivery_tag(builder.build(message)) == spare
+
+
+@settings(max_examples=300, deadline=None)
+@given(shape=json_values, cancel=json_values, order=st.booleans())
+def test_a_calls_own_headers_of_any_value_are_written_as_json_dumps_writes_them(
+    shape: Any, cancel: Any, order: bool
+) -> None:
+    builder = EnvelopeBuilder("task-client-x")
+    headers = {SHAPE_HEADER: shape, CANCEL_HASH_HEADER: cancel}
+    if order:
+        headers = {CANCEL_HASH_HEADER: cancel, SHAPE_HEADER: shape}
+    for _ in range(2):  # the second time with the shape's text kept from the first
+        _check(builder, Outgoing("math.add", [4, 7], {}, "math", "id", headers))
+
+
+def test_each_contracts_shape_is_written_as_its_own() -> None:
+    builder = EnvelopeBuilder("task-client-x")
+    first = {"version": 1, "parameters": [["x", "int", "f0765dbf"]]}
+    second = {"version": 2, "parameters": []}
+    for shape in (first, first, second, first, dict(first), None):
+        _check(builder, Outgoing("math.add", [4, 7], {}, "math", "id", {SHAPE_HEADER: shape, CANCEL_HASH_HEADER: "h"}))
+        written = json.loads(builder.build(Outgoing("math.add", [], {}, "q", "id", {SHAPE_HEADER: shape})))
+        assert written["headers"][SHAPE_HEADER] == shape

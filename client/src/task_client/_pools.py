@@ -90,10 +90,18 @@ class BoundedPool(redis.BlockingConnectionPool):
             raise
 
     def _check_out(self) -> Any:
-        try:
-            connection = self.pool.get(block=True, timeout=self.timeout)
-        except queue.Empty:
-            raise redis.exceptions.ConnectionError("No connection available.") from None
+        free = self.pool
+        # Hot path (measured): a free connection is taken under the queue's own lock, as
+        # `LifoQueue.get` takes it, without its Condition's Python steps; the queue's `get`, with its
+        # bounded wait, when none is free. (Its `get` would also wake a `put` waiting for room:
+        # there is none, connections go back with `put_nowait`.)
+        with free.mutex:
+            connection = free.queue.pop() if free.queue and type(free) is queue.LifoQueue else _NONE_FREE
+        if connection is _NONE_FREE:
+            try:
+                connection = free.get(block=True, timeout=self.timeout)
+            except queue.Empty:
+                raise redis.exceptions.ConnectionError("No connection available.") from None
         if connection is None:  # a free slot (one of `max_connections`): its connection is made now
             connection = self.make_connection()  # type: ignore[no-untyped-call]
         try:
@@ -118,10 +126,18 @@ class BoundedPool(redis.BlockingConnectionPool):
             return
         if getattr(connection, "should_reconnect", _never)():  # redis-py 8: marked by a notification
             connection.disconnect()
-        try:  # noqa: SIM105 - once per call: contextlib.suppress is an object and two Python calls
-            self.pool.put_nowait(connection)
-        except queue.Full:  # the pool was reset meanwhile: the connection is dropped, as redis-py does
-            pass
+        free = self.pool
+        # `put_nowait`'s steps under the queue's own lock, without its Condition's Python steps; a
+        # full queue (the pool was reset meanwhile) drops the connection, as redis-py does.
+        with free.mutex:
+            if free.maxsize <= 0 or len(free.queue) < free.maxsize:
+                free.queue.append(connection)
+                free.unfinished_tasks += 1
+                free.not_empty.notify()  # a caller waiting in `get` for a free connection
+
+
+#: `_check_out` found no free connection without waiting.
+_NONE_FREE: Any = object()
 
 
 def _never() -> bool:

@@ -117,6 +117,19 @@ def _admit_script(client: Any) -> Any:
     return client.register_script(_ADMIT)
 
 
+def _admit_now(client: Any, keys: list[str], arguments: list[Any]) -> Any:
+    """The admission script's reply, asked by its SHA on the worker's pipelined connection
+    (`_pipelined`), as an early admission is: a call that waited for a thread asks from it (under
+    32 RabbitMQ callers, most calls), and redis-py's client costs more CPU than the command (its
+    pool checkout, health check and retry wrapper). A forgotten script (NOSCRIPT: nothing ran) or
+    a lost connection goes through redis-py's Script as before, which loads the script and retries
+    the connection as the backend's client is configured to."""
+    try:
+        return pipeline_for(client.connection_pool).send("EVALSHA", _ADMIT_SHA, len(keys), *keys, *arguments)()
+    except (redis.exceptions.NoScriptError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return _admit_script(client)(keys=keys, args=arguments)
+
+
 def deliveries_key(task_id: str, retries: int) -> str:
     # Each attempt of a retried call is a start of its own, counted apart from the others.
     return DELIVERIES_KEY_PREFIX + task_id + (f":{retries}" if retries else "")
@@ -246,7 +259,7 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
                     asked = None
             if asked is None:
                 keys, arguments = admission_command(contract, task_id, retries, lease, digest)
-                verdict, value = _admit_script(client)(keys=keys, args=arguments)
+                verdict, value = _admit_now(client, keys, arguments)
         except redis.exceptions.ResponseError as refused:
             if out_of_memory(refused):
                 raise

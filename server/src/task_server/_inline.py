@@ -27,6 +27,8 @@ from billiard.einfo import ExceptionInfo
 from celery.concurrency.base import BasePool, apply_target
 from celery.worker.state import reserved_requests
 
+from ._internals.amqp_reads import buffered
+
 #: `app.conf` key: whether contracts declared `on_event_loop=True` run there (`--inline/--no-inline`).
 INLINE_SETTING = "task_sdk_inline"
 SLOW = 0.010
@@ -151,11 +153,11 @@ class LoopPool:
     def _busy(self) -> bool:
         """On RabbitMQ: whether other calls are in the worker's hands (received, not finished), more
         frames wait on the broker's socket, or either was so less than `BUSY_SPELL` ago."""
-        sock = broker_socket(self._consumer)
-        if sock is None:
+        connection = broker_connection(self._consumer)
+        if connection is None:
             return False  # Redis: the loop, as its bench rows were measured
         now = self._clock()
-        if now < self._busy_until or len(reserved_requests) > 1 or _readable(sock):
+        if now < self._busy_until or len(reserved_requests) > 1 or buffered(connection) or _readable(connection.sock):
             self._busy_until = now + BUSY_SPELL
             return True
         return False
@@ -164,17 +166,18 @@ class LoopPool:
         return getattr(self._threads, name)
 
 
-def broker_socket(consumer: Any) -> Any:
-    """The socket of the consumer's RabbitMQ connection (py-amqp's), or None: another broker, or
+def broker_connection(consumer: Any) -> Any:
+    """The consumer's RabbitMQ connection (py-amqp's, with its socket), or None: another broker, or
     a connection not established (asking kombu for it then would connect, on the loop)."""
     connection = getattr(consumer, "connection", None)
     if connection is None or connection.transport.driver_type != "amqp" or not connection.connected:
         return None
-    return getattr(connection.connection, "sock", None)
+    amqp_connection = connection.connection
+    return amqp_connection if getattr(amqp_connection, "sock", None) is not None else None
 
 
 def _readable(sock: Any) -> bool:
-    # py-amqp reads a frame's exact length, never ahead, so bytes left on the socket are more frames.
+    # Bytes left on the socket are more frames (those already read wait in py-amqp's buffer).
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):  # closed meanwhile: the consumer is reconnecting

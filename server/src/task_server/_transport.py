@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.exceptions
+from amqp.exceptions import RecoverableConnectionError
 from celery.app.amqp import AMQP
 from celery.worker import state as worker_state
 from kombu.connection import Connection
@@ -34,6 +35,7 @@ from . import _unrecorded as unrecorded
 from ._backend import out_of_memory
 from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope
 from ._internals.amqp_frames import guard_property_decoding
+from ._internals.amqp_reads import read_available, reads_in_bursts
 from ._internals.channel import (
     bound_queues,
     delivered_messages,
@@ -427,8 +429,25 @@ class GuardedSentinelTransport(_QuietTurns, kombu_redis.SentinelTransport):
     Channel = GuardedSentinelChannel
 
 
+class BurstReadingTransport(pyamqp.Transport):
+    """kombu's RabbitMQ transport, whose event loop reads every frame the socket holds in one turn
+    (`_internals.amqp_reads`) rather than one method per turn."""
+
+    def on_readable(self, connection: Any, loop: Any) -> None:
+        if not reads_in_bursts(connection):
+            super().on_readable(connection, loop)  # type: ignore[no-untyped-call]
+            return
+        if not connection.connected:
+            raise RecoverableConnectionError("Socket was disconnected")
+        read_available(connection)
+
+
 # RabbitMQ keeps headers and body apart, so no item can break kombu's parsing there.
-_GUARDED = {kombu_redis.Transport: GuardedTransport, kombu_redis.SentinelTransport: GuardedSentinelTransport}
+_GUARDED = {
+    kombu_redis.Transport: GuardedTransport,
+    kombu_redis.SentinelTransport: GuardedSentinelTransport,
+    pyamqp.Transport: BurstReadingTransport,
+}
 
 
 class GuardedConnection(Connection):
