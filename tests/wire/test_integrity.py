@@ -55,6 +55,13 @@ JSON = st.recursive(
 )
 
 
+@given(st.lists(JSON, max_size=4), st.dictionaries(st.text(), JSON, max_size=4))
+def test_the_digest_is_hashlib_s_sha256_of_canonical_json(args: list[object], kwargs: dict[str, object]) -> None:
+    # Computed by CPython's own SHA-256 where it has one: the same digest as OpenSSL's.
+    expected = hashlib.sha256(canonical_json([args, kwargs])).hexdigest()
+    assert call_digest(args, kwargs) == expected
+
+
 @given(JSON)
 def test_canonical_json_is_what_its_documentation_says(value: object) -> None:
     # Other languages' callers compute digests from this definition (docs/wire.md).
