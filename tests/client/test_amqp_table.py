@@ -136,7 +136,13 @@ def test_a_calls_table_from_its_fixed_bytes_is_py_amqps_of_its_headers(
     headers = {key: {SHAPE_HEADER: shape, CANCEL_HASH_HEADER: cancel}[key] for key in own}
     message = Outgoing(name, args, kwargs, "math", task_id, headers, time_limit)
     body, expected = envelopes.parts(message)
-    assert AmqpPublisher(None, envelopes, 1.0, 10)._standard(message) == (body, _py_amqp(expected))
+    try:
+        written = AmqpPublisher(None, envelopes, 1.0, 10)._standard(message)
+    except _Unusual:  # left to py-amqp, as its dict would be (a name longer than 255 bytes)
+        with pytest.raises(_Unusual):
+            header_table(expected)
+        return
+    assert written == (body, _py_amqp(expected))
 
 
 def test_a_message_with_other_headers_is_written_from_its_dict() -> None:
