@@ -16,10 +16,10 @@ from amqp.spec import Basic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from task_client._amqp import _TableMessage, _Unusual, header_table
+from task_client._amqp import AmqpPublisher, _TableMessage, _Unusual, header_table
 from task_client._direct import EnvelopeBuilder
 from task_client._producer import Outgoing
-from task_contracts.wire import SHAPE_HEADER
+from task_contracts.wire import CANCEL_HASH_HEADER, SHAPE_HEADER
 
 keys = st.text(max_size=8) | st.binary(max_size=8)
 values = st.recursive(
@@ -102,3 +102,51 @@ def test_each_contracts_shape_is_written_as_its_own() -> None:
 def test_a_shape_written_before_is_written_the_same(shape: Any, other: dict[Any, Any]) -> None:
     for headers in ({SHAPE_HEADER: shape, **other}, {SHAPE_HEADER: shape}, {**other, SHAPE_HEADER: shape}):
         assert header_table(headers) == _py_amqp(headers)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63) + 1, 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text(),
+    task_id=st.text(),
+    args=st.lists(json_values, max_size=4),
+    kwargs=st.dictionaries(st.text(), json_values, max_size=4),
+    shape=json_values,
+    cancel=json_values,
+    own=st.sampled_from([(), (SHAPE_HEADER,), (CANCEL_HASH_HEADER,), (SHAPE_HEADER, CANCEL_HASH_HEADER)]),
+    time_limit=st.none() | st.integers(0, 10**12) | st.floats(0, 1e6),
+)
+def test_a_calls_table_from_its_fixed_bytes_is_py_amqps_of_its_headers(
+    name: str,
+    task_id: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    shape: Any,
+    cancel: Any,
+    own: tuple[str, ...],
+    time_limit: float | None,
+) -> None:
+    envelopes = EnvelopeBuilder("task-client-\u00e9")
+    headers = {key: {SHAPE_HEADER: shape, CANCEL_HASH_HEADER: cancel}[key] for key in own}
+    message = Outgoing(name, args, kwargs, "math", task_id, headers, time_limit)
+    body, expected = envelopes.parts(message)
+    try:
+        written = AmqpPublisher(None, envelopes, 1.0, 10)._standard(message)
+    except _Unusual:  # left to py-amqp, as its dict would be (a name longer than 255 bytes)
+        with pytest.raises(_Unusual):
+            header_table(expected)
+        return
+    assert written == (body, _py_amqp(expected))
+
+
+def test_a_message_with_other_headers_is_written_from_its_dict() -> None:
+    publisher = AmqpPublisher(None, EnvelopeBuilder("r"), 1.0, 10)
+    for headers in ({"lang": "go"}, {"x": 1}, {SHAPE_HEADER: "s", "x": 1}):
+        with pytest.raises(_Unusual):
+            publisher._standard(Outgoing("math.add", [4, 7], {}, "math", "an-id", headers))

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from task_client import TaskClient, TaskFailed
-from task_server.testing import WorkerProcess, wait_until
+from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
+from ..catalog import diagnostics, serving
 from .raw_messages import envelope, json_body, push_raw, v1_envelope
 
 pytestmark = pytest.mark.e2e
@@ -133,3 +137,44 @@ def test_an_id_that_is_not_utf8_text_is_refused_without_a_record(
     wait_until(lambda: line in worker.log(), 30, f"{line!r}\n{worker.log()[-2000:]}")
     assert client.add(2, 3) == 5
     assert "could not be handled" not in worker.log() and worker.alive()
+
+
+def test_a_message_with_an_empty_delivery_tag_keeps_its_crash_record_while_other_calls_come(
+    private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """kombu files a message's crash record under its producer's delivery tag, any string. The
+    worker's record scripts wrote a no-op first (`HDEL unacked ''`, a write that lets a full Redis
+    take the record): every other call's record removed a record filed under "" (found by the
+    round's review), and the message was lost when its worker died. Now it runs again."""
+    markers = tmp_path / "diagnostics"
+    markers.mkdir()
+    workers: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        extra = ("--visibility-timeout", "5")
+        env = {"TASK_DIAGNOSTICS_DIR": str(markers)}
+        worker = WorkerProcess(private_redis.url, concurrency=1, extra_args=extra, logdir=str(tmp_path), **serving(env))
+        workers.append(worker)
+        return worker.start()
+
+    store = redis.Redis.from_url(private_redis.url)
+    try:
+        first = start()
+        task_id = str(uuid.uuid4())
+        item = json.loads(
+            envelope("diagnostics.hold", json_body(["tagged", 25.0], {}), task_id=task_id, queue="diagnostics")
+        )
+        item["properties"]["delivery_tag"] = ""
+        push_raw(private_redis.url, "diagnostics", json.dumps(item).encode())
+        wait_until(lambda: (markers / "tagged.starts").exists(), 60, "the tagged call to start")
+        with TaskClient(private_redis.url) as client:
+            assert client.add(2, 3) == 5  # another call's record is written meanwhile
+            assert store.hexists("unacked", "")
+            os.killpg(first.pid, signal.SIGKILL)
+            (markers / "tagged.release").touch()
+            start()
+            assert client.task(diagnostics.hold).handle(task_id).result(timeout=60) == 2
+    finally:
+        store.close()
+        for worker in workers:
+            worker.stop()

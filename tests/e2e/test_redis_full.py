@@ -170,8 +170,8 @@ def test_the_pop_scripts_take_nothing_from_a_full_redis_and_pop_with_the_record_
             assert connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 16, 1.0) == b"FULL"
             taken = connection.rpop("math")  # as BRPOP does on a full Redis
             assert taken == items[0].encode()
-            keys = ("unacked_index", "unacked", "math")
-            assert connection.eval(RECORD_OR_PUT_BACK, 3, *keys, 1.0, "tag-0", "[]", taken) == b"FULL"
+            keys = ("unacked_index", "unacked", "math", TAKING_KEY)
+            assert connection.eval(RECORD_OR_PUT_BACK, 4, *keys, 1.0, "tag-0", "[]", taken) == b"FULL"
             assert connection.lrange("math", 0, -1) == [item.encode() for item in reversed(items)]
             assert connection.hlen("unacked") == connection.zcard("unacked_index") == 0
             assert connection.eval(PROBE, 1, TAKING_KEY, "brpop-1", 1.0) == b"FULL"
@@ -184,6 +184,6 @@ def test_the_pop_scripts_take_nothing_from_a_full_redis_and_pop_with_the_record_
         assert connection.zscore("unacked_index", "tag-1") == 1.0
         taken = connection.rpop("math")
         record = json.dumps([json.loads(taken), "", "math"])
-        assert connection.eval(RECORD_OR_PUT_BACK, 3, *keys, 2.0, "tag-2", record, taken) == 1
+        assert connection.eval(RECORD_OR_PUT_BACK, 4, *keys, 2.0, "tag-2", record, taken) == 1
         assert connection.llen("math") == 0
         assert connection.hlen("unacked") == connection.zcard("unacked_index") == 3

@@ -117,10 +117,14 @@ class _Reading:
         self.reauths = 0
         self.client = self
 
-    connection = None
+    global_keyprefix = ""
 
-    def parse_response(self, connection: Any, command: str, **options: Any) -> Any:
-        return [b"q", b"item"]
+    class connection:
+        _parser = None
+
+        @staticmethod
+        def read_response() -> Any:
+            return [b"q", b"item"]
 
     def pop_in_flight(self) -> bool:
         return self._in_flight

@@ -15,6 +15,7 @@ import pytest
 import redis
 from kombu import Queue
 
+from task_server import _batch_pop
 from task_server import _unrecorded as unrecorded
 from task_server._internals.channel import polling
 from task_server._transport import GuardedConnection
@@ -33,7 +34,9 @@ def consuming(url: str, received: list[Any], polling_interval: float = 60.0) -> 
     return connection
 
 
-def test_an_item_popped_before_the_probe_reply_is_lost_comes_back(private_redis: RedisProcess) -> None:
+def test_an_item_popped_before_the_probe_reply_is_lost_comes_back(
+    private_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = redis.Redis.from_url(private_redis.url)
     received: list[Any] = []
     connection = consuming(private_redis.url, received)
@@ -45,21 +48,16 @@ def test_an_item_popped_before_the_probe_reply_is_lost_comes_back(private_redis:
         producer.publish({"n": 1}, routing_key=QUEUE)
     wait_until(lambda: server.llen(QUEUE) == 0, 30, "the BRPOP to pop the item")
 
-    # The connection breaks after the BRPOP's reply is read, before the probe's is.
-    broker = channel.client.connection
-    read_response = broker.read_response
-    replies = iter([read_response])
+    # The connection breaks after the BRPOP's reply is read, before the probe's is (its read drops
+    # the connection and raises, as a failed read does).
+    def break_at_the_probe(connection: Any) -> Any:
+        connection.disconnect()
+        raise redis.exceptions.ConnectionError("connection lost between the BRPOP's and the probe's replies")
 
-    def break_after_brpop(*args: Any, **kwargs: Any) -> Any:
-        read = next(replies, None)
-        if read is None:
-            raise redis.exceptions.ConnectionError("connection lost between the BRPOP's and the probe's replies")
-        return read(*args, **kwargs)
-
-    broker.read_response = break_after_brpop  # type: ignore[method-assign]
-    with pytest.raises(redis.exceptions.ConnectionError):
-        connection.drain_events(timeout=5)
-    del broker.read_response
+    with monkeypatch.context() as patched:
+        patched.setattr(_batch_pop, "read_reply", break_at_the_probe)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            connection.drain_events(timeout=5)
     assert received == []
     connection.close()
 

@@ -75,6 +75,11 @@ class RecordCheck:
         self._mine: dict[str, str | _Unhashed] = {}
         self._refused: dict[str, str] = {}  # task id -> why its last refused record was refused
 
+    def forked(self) -> None:
+        """In a forked child: a lock of its own (a thread of the parent may have held this one at the
+        fork, and no thread is left here to release it)."""
+        self._lock = threading.Lock()
+
     @property
     def verifies_signatures(self) -> bool:
         return self._keys is not None

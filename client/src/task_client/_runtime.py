@@ -11,7 +11,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,14 +78,16 @@ _EXISTS = "return redis.call('EXISTS', KEYS[1], KEYS[2])"
 
 
 class Runtime:
-    """One client's connections (a producer, a result watcher) and the steps that use them."""
+    """One client's connections (a producer, a result watcher) and the steps that use them.
+
+    A forked child gets connections of its own at the fork (`_forked`): a client made before a fork
+    (at import, in a prefork server's master) serves its calls in the child as in the parent.
+    """
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        self.watcher = ResultWatcher(settings)
-        self.producer = Producer(settings, reply_to=self.watcher.reply_channel)
+        self._connect(ResultWatcher(settings))
         self.backend = redact_url(settings.urls.result_backend)
-        self.canvas = CanvasPublisher(settings)  # workflows; builds its Celery app when first used
         # One read of the backend takes at most a connection and a reply.
         self.read_bound = settings.connect_timeout + settings.socket_timeout
         self.closed = False
@@ -91,6 +95,29 @@ class Runtime:
         self.tracing = Tracing() if settings.tracing else None
         # The next call's id and cancel hash, made while an earlier call waited (`call`).
         self._identities = MadeAhead(self._new_identity)
+        _runtimes.add(self)
+
+    def _connect(self, watcher: ResultWatcher) -> None:
+        """This process's connection objects (none connects before its first use)."""
+        self.watcher = watcher
+        self.producer = Producer(self.settings, reply_to=watcher.reply_channel)
+        self.canvas = CanvasPublisher(self.settings)  # workflows; builds its Celery app when first used
+
+    def _forked(self) -> None:
+        """In a forked child: new connection objects and a reply channel of its own.
+
+        The parent's are left as they are, neither used nor closed: their sockets are the parent's
+        connections too (a py-amqp close, a pub/sub read or a half-read reply here would break the
+        parent's), and their threads did not survive the fork. Nothing connects until the child's
+        first call. The calls the parent published stay known (`RecordCheck`), so a handle made
+        before the fork is still waited for, read and cancelled in the child.
+        """
+        if self.closed:
+            return  # its calls raise `ClientClosed`, as in the parent
+        _left_to_parent.append((self.watcher, self.producer, self.canvas))
+        check = self.watcher.check
+        check.forked()
+        self._connect(ResultWatcher(self.settings, check))
 
     # -- publishing --------------------------------------------------------------
     def cancel_hash(self, task_id: str) -> str:
@@ -497,6 +524,24 @@ class Runtime:
         self.watcher.close()
         self.producer.close()
         self.canvas.close()
+
+
+#: Every live client's runtime, for `_after_fork_in_child`.
+_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+#: In a forked child: the parent's connection objects, kept from the garbage collector, which would
+#: close them (see `Runtime._forked`).
+_left_to_parent: list[tuple[ResultWatcher, Producer, CanvasPublisher]] = []
+
+
+def _after_fork_in_child() -> None:
+    for runtime in list(_runtimes):
+        try:
+            runtime._forked()
+        except Exception:  # a fork hook cannot raise: the child's calls then fail as before, bounded
+            logger.exception("task-client: could not give a forked child connections of its own")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _resolve(future: concurrent.futures.Future[None]) -> None:

@@ -62,10 +62,10 @@ _UNTIL_BACK = Retry(EqualJitterBackoff(cap=1.0, base=0.05), retries=-1, supporte
 
 
 class ResultWatcher:
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, check: RecordCheck | None = None) -> None:
         self._settings = settings
         #: Which records are accepted as a call's (`_integrity`); applied to every record read or received.
-        self.check = RecordCheck(settings)
+        self.check = check or RecordCheck(settings)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -44,6 +44,7 @@ from ._internals.channel import (
     stop_polling,
     written_together,
 )
+from ._internals.replies import read_reply
 from ._message_checks import json_value, may_hold_kombu_type
 from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
 
@@ -207,7 +208,7 @@ class BatchPopping(ChannelHooks):
             return False
         client: Any = self.client
         try:
-            reply = client.parse_response(client.connection, "EVAL")
+            reply = read_reply(client.connection)  # as parse_response reads an EVAL's (no callback)
         except redis.exceptions.ResponseError:  # the index of the wrong type, say: the record script tells
             return False
         return is_full(reply)

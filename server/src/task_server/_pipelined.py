@@ -18,6 +18,8 @@ from typing import Any
 import redis.exceptions
 from hiredis import pack_command
 
+from ._internals.replies import read_reply
+
 Reply = Callable[[], Any]
 
 _pipelines: dict[tuple[int, int], PipelinedConnection] = {}
@@ -79,7 +81,7 @@ class PipelinedConnection:
             while not reply.done:
                 unread = reply.unread
                 try:
-                    value: Any = reply.connection.read_response()
+                    value: Any = read_reply(reply.connection)
                 except redis.exceptions.ResponseError as error:
                     value = error
                 except (redis.exceptions.RedisError, OSError, ValueError, AttributeError) as error:

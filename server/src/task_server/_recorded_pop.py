@@ -18,10 +18,10 @@ Here both ways a worker takes messages write the record in the same Lua script a
   taking set, is refused); both replies come in one read. Full: the item goes to
   `RECORD_OR_PUT_BACK`, whose reply is waited for; when the record is refused it puts the item
   back where BRPOP took it (the tail of the same priority list: the next one taken, in order),
-  after an HDEL that removes nothing, a write that needs no memory, after which Redis lets the
+  after a write that needs no memory and changes nothing (`no_op_write`), after which Redis lets the
   script finish (the RPUSH only gives back the memory BRPOP freed). Not full: the item was taken
   while Redis had room, and its record is written as before, with the next write and without
-  waiting (`_unacked`), by a script that starts with the same HDEL, so that Redis lets the record
+  waiting (`_unacked`), by a script that starts with the same write, so that Redis lets the record
   through even if it has filled up since (it grows by about what the pop freed). Waiting for a
   record script's reply before each call instead cost about +6% on the round trip (measured).
 
@@ -114,14 +114,29 @@ return popped
 #: The name Redis gives `POP_AND_RECORD` in its script cache (EVALSHA).
 POP_AND_RECORD_SHA = hashlib.sha1(POP_AND_RECORD.encode()).hexdigest()
 
-#: KEYS: unacked index, unacked hash, the list BRPOP took the item from.
+
+def no_op_write(taking_key: int) -> str:
+    """Lua for a write that needs no memory and changes nothing, after which Redis lets a script's
+    writes through even when it is full: a ZREM of a member the taking set (`KEYS[taking_key]`,
+    `wire.TAKING_KEY`) never holds (its members name BRPOPs). Not an HDEL of an unacked field: a
+    delivery tag may be any string, "" too, and kombu files a message's record under its producer's
+    tag (an `HDEL unacked ''` removed the record of a message tagged "" at every other call's
+    record). pcall: a taking set of the wrong type is no reason to lose a record (the write counts
+    all the same)."""
+    return f"redis.pcall('ZREM', KEYS[{taking_key}], '')\n"
+
+
+#: KEYS: unacked index, unacked hash, the list BRPOP took the item from, the taking set.
 #: ARGV: delivery time, delivery tag, record, the item. Returns 1 (recorded) or FULL (put back).
 RECORD_OR_PUT_BACK = (
     _REFUSED_AS_FULL
     + """
 local stored = redis.pcall('HSET', KEYS[2], ARGV[2], ARGV[3])
 if refused_as_full(stored) then
-  redis.call('HDEL', KEYS[2], '')  -- a write that needs no memory lets the put-back through
+  -- a write that needs no memory lets the put-back through
+  """
+    + no_op_write(4)
+    + """
   redis.call('RPUSH', KEYS[3], ARGV[4])
   return redis.status_reply('FULL')
 end

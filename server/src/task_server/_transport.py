@@ -267,10 +267,10 @@ class _Guarded(BatchPopping):
         delivery, tag = properties["delivery_info"], properties["delivery_tag"]
         record = dumps([payload, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
         qos: Any = self.qos  # type: ignore[attr-defined]
-        bookkeeping = (qos.unacked_index_key, qos.unacked_key, key)
+        bookkeeping = (qos.unacked_index_key, qos.unacked_key, key, TAKING_KEY)
         queue = key.rsplit(self.sep, 1)[0]  # type: ignore[attr-defined]
         try:
-            reply = ledger.send_with_held("EVAL", RECORD_OR_PUT_BACK, 3, *bookkeeping, time.time(), tag, record, item)()
+            reply = ledger.send_with_held("EVAL", RECORD_OR_PUT_BACK, 4, *bookkeeping, time.time(), tag, record, item)()
         except redis.exceptions.ResponseError as error:
             # Refused for another reason (an ACL): handed on and recorded by the QoS, as kombu does.
             logger.error("the broker refused a write of the unacked-message record: %s", error)

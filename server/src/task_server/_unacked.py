@@ -48,20 +48,23 @@ import redis.exceptions
 from task_contracts.wire import TAKING_KEY
 
 from ._pipelined import PendingReply, PipelinedConnection
+from ._recorded_pop import no_op_write
 
 logger = logging.getLogger(__name__)
 
 # KEYS: unacked index, unacked hash, taking set. ARGV: delivery time, delivery tag, [message,
 # exchange, routing key], the taking member of the BRPOP that popped it ("" if none).
-# The message has left its queue already: the HDEL, which removes nothing and needs no memory, is
-# a first write after which Redis lets the record through even if it is full by now (`_recorded_pop`).
+# The message has left its queue already: `no_op_write` is a first write after which Redis lets the
+# record through even if it is full by now (`_recorded_pop`).
 # The taking member goes in the same step as the entry: a cancel sees the message in one or the other.
-_REMEMBER = """
-redis.call('HDEL', KEYS[2], '')
+_REMEMBER = (
+    no_op_write(3)
+    + """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[4] ~= '' then redis.pcall('ZREM', KEYS[3], ARGV[4]) end
 """
+)
 # KEYS: unacked index, unacked hash. ARGV: delivery tag.
 _FORGET = """
 redis.call('ZREM', KEYS[1], ARGV[1])

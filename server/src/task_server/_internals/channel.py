@@ -20,6 +20,8 @@ from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 from redis.connection import AbstractConnection
 
+from .replies import read_reply
+
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (kombu_redis.Channel, "_brpop_start"),
     (kombu_redis.Channel, "_brpop_read"),
@@ -227,7 +229,10 @@ def read_popped(
     client = channel.client
     try:
         try:
-            reply = client.parse_response(client.connection, "BRPOP", **options)
+            if options or channel.global_keyprefix:  # kombu's prefixing client takes the prefix off the key
+                reply = client.parse_response(client.connection, "BRPOP", **options)
+            else:  # only unpacked below: redis-py's BRPOP callback (a tuple of the list) is not needed
+                reply = read_reply(client.connection)
         except channel.connection_errors:
             client.connection.disconnect()  # the next cycle reconnects
             raise
