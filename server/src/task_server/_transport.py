@@ -34,6 +34,7 @@ from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._backend import out_of_memory
 from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope
+from ._internals.amqp_acks import GroupingConnection
 from ._internals.amqp_frames import guard_property_decoding
 from ._internals.amqp_reads import read_available, reads_in_bursts
 from ._internals.channel import (
@@ -431,7 +432,10 @@ class GuardedSentinelTransport(_QuietTurns, kombu_redis.SentinelTransport):
 
 class BurstReadingTransport(pyamqp.Transport):
     """kombu's RabbitMQ transport, whose event loop reads every frame the socket holds in one turn
-    (`_internals.amqp_reads`) rather than one method per turn."""
+    (`_internals.amqp_reads`) rather than one method per turn, and whose channels can send acks in
+    groups (`_internals.amqp_acks`, `_grouped_acks`)."""
+
+    Connection = GroupingConnection
 
     def on_readable(self, connection: Any, loop: Any) -> None:
         if not reads_in_bursts(connection):
