@@ -72,7 +72,7 @@ LOWEST := .venv-lowest
 # Less one test of a stock Celery producer: Celery 5.6's own result consumer leaks a socket there (not ours).
 LOWEST_SUBSET := tests/server/test_internals.py tests/client/test_private_names.py \
 	tests/e2e/test_calls.py tests/e2e/test_batches.py tests/e2e/test_cancel.py \
-	tests/e2e/test_reply_readers.py::test_a_lone_sync_call_is_read_by_its_own_thread \
+	tests/e2e/test_reply_readers.py \
 	tests/e2e/test_publish_confirmation.py tests/e2e/test_connection_pools.py \
 	tests/e2e/test_crash_redelivery.py::test_idempotent_task_runs_again_after_the_whole_worker_is_killed \
 	--deselect tests/e2e/test_batches.py::test_any_producer_can_send_a_chunk_and_each_call_is_validated

@@ -205,7 +205,7 @@ def test_a_message_whose_id_is_not_utf8_is_dropped_with_a_log_line(node: Node) -
         delivery_mode=2,
     )
     publish_amqp(node.url, "math", message)
-    logged = "refused a message for math.add (task id unreadable): header 'id' must be a string of UTF-8 text"
+    logged = "refused a message for math.add (task id unreadable): header 'id' must be a non-empty string of UTF-8 text"
     wait_until(lambda: logged in node.worker.log(), BOUND, f"the drop to be logged\n{node.worker.log()[-2000:]}")
     assert "could not be handled" not in node.worker.log()
     still_serving(node)

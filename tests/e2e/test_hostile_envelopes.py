@@ -133,7 +133,7 @@ def test_an_id_that_is_not_utf8_text_is_refused_without_a_record(
     item = call(str(uuid.uuid4()))
     item["headers"]["id"] = "\udcff"
     pushed(redis_url, item)
-    line = "refused a message for math.add (task id unreadable): header 'id' must be a string of UTF-8 text"
+    line = "refused a message for math.add (task id unreadable): header 'id' must be a non-empty string of UTF-8 text"
     wait_until(lambda: line in worker.log(), 30, f"{line!r}\n{worker.log()[-2000:]}")
     assert client.add(2, 3) == 5
     assert "could not be handled" not in worker.log() and worker.alive()
@@ -178,3 +178,31 @@ def test_a_message_with_an_empty_delivery_tag_keeps_its_crash_record_while_other
         store.close()
         for worker in workers:
             worker.stop()
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v1"])
+@pytest.mark.parametrize("task", ["math.add", "math.mul", "reports.count_to"])  # event loop, threads, prefork
+def test_an_empty_task_id_is_refused_before_anything_runs(
+    private_redis: RedisProcess, tmp_path: Path, protocol: str, task: str
+) -> None:
+    """Celery stores no record for an empty id ("task_id must not be empty"). Before (found by the
+    round's review), such a message ran: a call on the event loop logged that its failure "could not
+    be handled", and its start counter and running mark stayed in Redis under the bare prefixes
+    (`task-sdk-deliveries-`), where the next message with an empty id found them."""
+    queue = task.split(".")[0]
+    args = [2, 0] if task == "reports.count_to" else [1, 2]
+    if protocol == "v2":
+        item = envelope(task, json_body(args, {}), task_id="", queue=queue)
+    else:
+        item, queue = v1_envelope(task, args, {}, task_id=""), "celery"
+    with WorkerProcess(private_redis.url, logdir=str(tmp_path), **serving()) as worker:
+        worker.start()
+        push_raw(private_redis.url, queue, item.encode())
+        line = f"refused a message for {task} (task id ): header 'id' must be a non-empty string of UTF-8 text"
+        wait_until(lambda: line in worker.log(), 30, f"{line!r}\n{worker.log()[-2000:]}")
+        with TaskClient(private_redis.url) as client:
+            assert client.add(2, 3) == 5
+        with redis.Redis.from_url(private_redis.url) as store:
+            assert store.keys("task-sdk-*") == []
+            assert store.hlen("unacked") == 0
+        assert "could not be handled" not in worker.log() and worker.alive()

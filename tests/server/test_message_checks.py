@@ -62,7 +62,7 @@ def test_the_headers_our_client_and_celery_send_pass() -> None:
         ({"eta": 12345}, "header 'eta' must be an ISO 8601 date-time string or null, not 12345"),
         ({"eta": "tomorrow"}, "header 'eta' is not an ISO 8601 date-time ('tomorrow'"),
         ({"expires": "2026-13-45"}, "header 'expires' is not an ISO 8601 date-time"),
-        ({"id": 5}, "header 'id' must be a string of UTF-8 text, not 5"),
+        ({"id": 5}, "header 'id' must be a non-empty string of UTF-8 text, not 5"),
         ({"ignore_result": "yes"}, "header 'ignore_result' must be true, false or null"),
     ],
 )

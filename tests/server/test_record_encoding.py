@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import uuid
 from typing import Any
 
 import pytest
 from celery import Celery
+from hypothesis import given
+from hypothesis import strategies as st
 from kombu.exceptions import EncodeError
+from kombu.utils import json as kombu_json
 
 from task_contracts import resolve_urls
 from task_server._app import create_app
+from task_server._backend import one_shot_json
 from task_server._settings import WorkerSettings
 
 URL = "redis://127.0.0.1:1/0"
@@ -53,3 +58,27 @@ def test_compressed_results_are_encoded_by_celery() -> None:
         pytest.skip("Celery before 5.7 compresses no results")
     assert backend.encode_record(dict(METAS[0])) == backend.encode(dict(METAS[0]))
     assert isinstance(backend.encode_record(dict(METAS[0])), bytes)  # compressed
+
+
+def test_a_looped_value_fails_as_celerys_encoding_fails() -> None:
+    backend = worker_app().backend
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    with pytest.raises(EncodeError) as celerys:
+        backend.encode({"result": looped})
+    with pytest.raises(EncodeError) as ours:
+        backend.encode_record({"result": looped})
+    assert str(ours.value) == str(celerys.value)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_one_shot_json_writes_what_its_encoder_writes(value: Any) -> None:
+    for encoder in (json.JSONEncoder(), json.JSONEncoder(ensure_ascii=False, sort_keys=True), kombu_json.JSONEncoder()):
+        assert one_shot_json(encoder)(value) == encoder.encode(value)

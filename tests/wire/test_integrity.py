@@ -46,6 +46,23 @@ def test_the_digest_is_sha256_of_canonical_json() -> None:
     assert call_digest((4, 7), {}) == call_digest([4, 7], {})
     assert call_digest([], {"b": 1, "a": 2}) == call_digest([], {"a": 2, "b": 1})
     assert call_digest([object()], {}) is None
+    looped: list[object] = []
+    looped.append(looped)
+    assert call_digest([looped], {}) is None  # refused as json.dumps refuses it (ValueError), not a crash
+
+
+def test_canonical_json_fails_as_json_dumps_fails() -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    for value, error in ((looped, ValueError), ({"a": object()}, TypeError), ({1.5: float("nan")}, None)):
+        if error is None:
+            assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+            continue
+        with pytest.raises(error) as expected:
+            json.dumps(value, sort_keys=True, separators=(",", ":"))
+        with pytest.raises(error) as raised:
+            canonical_json(value)
+        assert str(raised.value) == str(expected.value)
 
 
 JSON = st.recursive(

@@ -5,9 +5,11 @@ round trip with its contract's lifetime."""
 from __future__ import annotations
 
 import hashlib
+import json
+import json.encoder
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kombu.exceptions
@@ -135,7 +137,7 @@ class _ReportsLostResults(BackendHooks):
         backend: Any = self
         # (Celery 5.6 has no result compression, nor the attribute.)
         plain_json = backend.encoder is kombu_json.dumps and not getattr(backend, "compression", None)
-        self._record_encoder = kombu_json.JSONEncoder() if plain_json else None
+        self._record_encoder = one_shot_json(kombu_json.JSONEncoder()) if plain_json else None
         self._timezone = app.timezone  # read once too (Celery's app reads it through a locked property)
         self._max_value_size = max_value_size(backend)
 
@@ -188,7 +190,7 @@ class _ReportsLostResults(BackendHooks):
             backend: Any = self
             return backend.encode(meta)
         try:
-            return encoder.encode(meta)
+            return encoder(meta)
         except Exception as error:  # as kombu's registry reports it (Celery's tracer expects it)
             raise EncodeError(error) from error
 
@@ -317,6 +319,25 @@ class ResultBackend(_ReportsLostResults, RedisBackend):  # type: ignore[misc]
 
 class SentinelResultBackend(_ReportsLostResults, SentinelBackend):  # type: ignore[misc]
     """The same for `sentinel://`: the master is found through the sentinels, again after a failover."""
+
+
+def one_shot_json(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """`encoder.encode`: the same text, or the same error raised, through the C encoder it builds
+    itself, without its two Python steps on the way (and the float formatter they make each time,
+    which the C encoder never uses). A record is encoded on the path of every call (see the commit)."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None or encoder.indent is not None:  # a Python without the C accelerator, or indented
+        return encoder.encode
+    strings = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
+    circular = encoder.check_circular
+    default, separators = encoder.default, (encoder.key_separator, encoder.item_separator)
+    sort_keys, skipkeys, allow_nan = encoder.sort_keys, encoder.skipkeys, encoder.allow_nan
+
+    def encode(value: Any) -> str:
+        markers = {} if circular else None
+        return "".join(make(markers, default, strings, None, *separators, sort_keys, skipkeys, allow_nan)(value, 0))
+
+    return encode
 
 
 def reply_channel(request: Any) -> str:

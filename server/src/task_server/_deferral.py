@@ -61,6 +61,17 @@ def due_time(headers: Any) -> dt.datetime | None:
     return due if due.tzinfo is not None else due.replace(tzinfo=dt.UTC)
 
 
+def scheduling_fields(headers: Any, payload: Any) -> Any:
+    """Where a message's eta is: its headers (protocol v2), or for a protocol-v1 message its body,
+    as Celery converts it (`proto1_to_proto2`). A v1 eta in local time (`"utc": false`) is left to
+    Celery: read as UTC here, it could come back hours after it was due."""
+    if not isinstance(payload, dict):
+        return headers
+    if payload.get("utc", True) is not True:
+        return None
+    return {**payload, **(headers if isinstance(headers, dict) else {})}
+
+
 def beyond(headers: Any, horizon: float) -> dt.datetime | None:
     """The due time of a message due more than `horizon` seconds from now, else None."""
     due = due_time(headers)
@@ -99,8 +110,10 @@ class Deferrer:
     def client(self) -> Any:
         return self.consumer.connection.default_channel.create_client()
 
-    def maybe_defer(self, message: Any) -> bool:
-        due = beyond(message.headers, self.horizon)
+    def maybe_defer(self, message: Any, payload: Any = None) -> bool:
+        """Defer `message` if it is due beyond the horizon; `payload`, the body Celery decoded for a
+        protocol-v1 message (its eta is there, not in headers), else None."""
+        due = beyond(scheduling_fields(message.headers, payload), self.horizon)
         return due is not None and defer(self.client(), message, due)
 
     def start_releasing(self) -> None:

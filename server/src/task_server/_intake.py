@@ -69,7 +69,7 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
             ack(logger, connection_errors)
             return None
         problem = message_refusal(message, body, limit, accepted)
-        if problem is None and deferrer is not None and deferrer.maybe_defer(message):
+        if problem is None and deferrer is not None and deferrer.maybe_defer(message, body):
             ack(logger, connection_errors)  # it waits in Redis now (`_deferral`)
             return None
         if problem is None:

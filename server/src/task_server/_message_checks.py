@@ -52,6 +52,12 @@ def is_text(value: Any) -> bool:
     return True
 
 
+def _task_id(value: Any) -> bool:
+    # Celery stores no record for an empty id ("task_id must not be empty"): it ran, and left its
+    # start counter and running mark behind under the bare prefixes.
+    return value != "" and is_text(value)
+
+
 def _optional_text(value: Any) -> bool:
     return value is None or is_text(value)
 
@@ -110,7 +116,7 @@ def _optional_count(value: Any) -> bool:
 
 # Each header Celery's worker (or ours) reads, with the type it assumes; other headers are ignored.
 _HEADERS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "id": (is_text, "a string of UTF-8 text"),
+    "id": (_task_id, "a non-empty string of UTF-8 text"),
     "task": (_is_str, "a string"),
     "lang": (_optional_str, "a string or null"),
     "shadow": (_optional_str, "a string or null"),

@@ -21,8 +21,10 @@ from typing import Any
 from celery import Celery, signals
 from celery.worker.request import Request
 from celery.worker.state import reserved_requests, revoked, task_reserved
+from kombu.asynchronous import get_event_loop
 
 from ._admission import ask_early
+from ._grouped_acks import acks, groups_acks
 from ._inline import running_on_the_loop
 from ._internals.worker import custom_headers, task_processor
 from ._restart import request_restart
@@ -85,6 +87,12 @@ class InProcessRequest(Request):  # type: ignore[misc]
             request.message.ack_log_error(logger, request.connection_errors)  # what Celery's deferred ack runs
             request.acknowledged = True
             return
+        if not request.acknowledged and not _chained(request.on_ack) and groups_acks(request.message):
+            hub = get_event_loop()
+            if hub is not None:  # on RabbitMQ: sent by the loop with the others queued by then (`_grouped_acks`)
+                acks.add(hub, request.message, request.connection_errors)
+                request.acknowledged = True
+                return
         super().acknowledge()
 
     @property

@@ -12,6 +12,7 @@ mixins defined here, and override only public-named methods (of kombu's Redis Qo
 - `worker`: Celery's consumer, pool and current task;
 - `amqp_frames`: py-amqp's decoding of a delivered message's properties (a hostile header);
 - `amqp_reads`: py-amqp's frame reading, every frame the socket holds read in one turn of the loop;
+- `amqp_acks`: kombu's py-amqp channel, sending the acks of several calls in one write;
 - `event_loop`: kombu's event loop, without registrations that fail on every turn;
 - `replies`: redis-py's reading of a reply, without its wrapping per call.
 """
@@ -22,7 +23,7 @@ import inspect
 import re
 from types import ModuleType
 
-from . import amqp_frames, amqp_reads, backend, channel, event_loop, prefork, replies, worker
+from . import amqp_acks, amqp_frames, amqp_reads, backend, channel, event_loop, prefork, replies, worker
 
 #: (owner, attribute) pairs: a class, and a name on it or set on its instances; or a module and a name in it.
 RELIED_ON: tuple[tuple[type | ModuleType, str], ...] = (
@@ -32,6 +33,7 @@ RELIED_ON: tuple[tuple[type | ModuleType, str], ...] = (
     *prefork.RELIED_ON,
     *amqp_frames.RELIED_ON,
     *amqp_reads.RELIED_ON,
+    *amqp_acks.RELIED_ON,
     *event_loop.RELIED_ON,
     *replies.RELIED_ON,
 )

@@ -1,0 +1,87 @@
+"""The worker's RabbitMQ channel sends the acks of several calls at once (`_internals.amqp_acks`):
+one write, one `basic.ack(multiple=True)` for a run covering the oldest deliveries it holds, and
+never an ack for a delivery that was not asked to be acked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import amqp
+import pytest
+from kombu import Connection
+
+from task_server._internals.amqp_acks import GroupingChannel
+from task_server._transport import BurstReadingTransport
+from task_server.testing import RabbitMQProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+
+QUEUE = "grouped-acks"
+
+
+def _ready(rabbitmq: RabbitMQProcess, vhost: str) -> int:
+    connection = amqp.Connection(f"127.0.0.1:{rabbitmq.port}", userid="guest", password="guest", virtual_host=vhost)
+    connection.connect()
+    try:
+        return int(connection.channel().queue_declare(QUEUE, passive=True).message_count)
+    finally:
+        connection.close()
+
+
+def _get(channel: Any) -> Any:
+    """The next message of the queue, as kombu's consumer makes it (a quorum queue may lag its confirm)."""
+    got: list[Any] = []
+    wait_until(lambda: bool(got.append(channel.basic_get(QUEUE)) or got[-1]), 10, "a message to get")
+    return channel.message_to_python(got[-1])
+
+
+def test_a_group_acks_the_oldest_run_at_once_and_leaves_a_delivery_not_asked_for(rabbitmq: RabbitMQProcess) -> None:
+    vhost, url = rabbitmq.fresh_vhost("acks")
+    with Connection(url, transport=BurstReadingTransport) as connection:
+        channel: Any = connection.channel()
+        assert isinstance(channel, GroupingChannel)
+        channel.queue_declare(QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+        channel.confirm_select()  # each publish returns once the quorum queue holds it
+        for number in range(5):
+            channel.basic_publish(amqp.Message(str(number)), routing_key=QUEUE)
+        messages = [_get(channel) for _ in range(5)]
+        assert [message.delivery_tag for message in messages] == [1, 2, 3, 4, 5]
+        writes: list[bytes] = []
+        transport = channel.connection.transport
+        send = transport._write
+
+        def counted(data: bytes) -> None:
+            writes.append(bytes(data))
+            send(data)
+
+        transport._write = counted
+        try:
+            with channel.acks_grouped():
+                for index in (1, 0, 3, 4):  # tags 2, 1, 4, 5; tag 3 is still running
+                    messages[index].ack()
+        finally:
+            transport._write = send
+        assert len(writes) == 1  # three acks, one write
+        assert channel.outstanding == {3}
+        # The channel is still open (an ack of an unknown tag closes it) and holds only tag 3.
+        channel.basic_qos(0, 10, False)
+        assert _ready(rabbitmq, vhost) == 0
+        channel.close()
+    assert _ready(rabbitmq, vhost) == 1  # tag 3, never acked, back in the queue
+
+
+def test_acks_outside_a_group_go_one_by_one(rabbitmq: RabbitMQProcess) -> None:
+    vhost, url = rabbitmq.fresh_vhost("acks")
+    with Connection(url, transport=BurstReadingTransport) as connection:
+        channel: Any = connection.channel()
+        channel.queue_declare(QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+        channel.confirm_select()
+        for number in range(2):
+            channel.basic_publish(amqp.Message(str(number)), routing_key=QUEUE)
+        _, second = (_get(channel) for _ in range(2))
+        second.ack()
+        assert channel.outstanding == {1}
+        declared = channel.queue_declare(QUEUE, passive=True)  # a round trip: still open
+        assert declared.message_count == 0
+        channel.close()
+    assert _ready(rabbitmq, vhost) == 1
