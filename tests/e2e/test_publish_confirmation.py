@@ -134,3 +134,18 @@ def test_a_call_whose_publish_failed_keeps_only_the_digest_of_its_arguments(priv
             client.add.submit(huge, 1)
         kept = client._runtime.watcher.check._mine
         assert len(kept) == 2 and all(type(value) is str for value in kept.values()), kept
+
+
+def test_a_parked_connection_the_server_closed_does_not_fail_the_next_call(
+    private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
+        worker.start()
+        monkeypatch.setattr(Confirmation, "arrived", lambda confirmation: False)
+        assert client.add(1, 1) == 2
+        direct = client._runtime.producer._direct
+        assert direct is not None and len(direct._parked) == 1
+        host, port = direct._parked[0]._connection._sock.getsockname()[:2]
+        redis.Redis.from_url(private_redis.url).client_kill(f"{host}:{port}")
+        for _ in range(3):
+            assert client.add(4, 7) == 11

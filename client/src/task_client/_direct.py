@@ -422,6 +422,11 @@ class DirectPublisher:
         self._redis.close()
 
 
+# What reading a reply can raise: redis-py's errors, the socket's, and AttributeError or (hiredis)
+# TypeError or ValueError when the connection is torn down under the read (as `_replies` notes).
+_READ_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError, TypeError, ValueError)
+
+
 class PendingPush:
     """An LPUSH written whose reply is still unread: its connection stays out of the pool until read."""
 
@@ -464,13 +469,13 @@ class PendingPush:
         if self._pid != os.getpid():
             self._connection = None
             return
-        if self.arrived():
-            try:  # noqa: SIM105 - once per call: contextlib.suppress is an object and two Python calls
+        try:
+            if self.arrived():
                 self.confirm()
-            except redis.exceptions.RedisError:
-                pass
-        else:
-            self.discard()
+            else:
+                self.discard()
+        except _READ_ERRORS:
+            pass  # the connection was dropped: nothing of it reaches the next user
 
     def discard(self) -> None:
         """Give the connection back unread (disconnected: its reply must not reach the next user)."""
