@@ -322,6 +322,10 @@ class Contract(Generic[P, R]):
     # -- result ----------------------------------------------------------------
     def encode_result(self, value: Any) -> Any:
         """Validate a returned value against the result type; return it JSON-ready."""
+        if type(value) is self._plain_result:
+            # Hot path (the worker's, as `decode_result` the caller's): a plain result of exactly its
+            # type is what validation and its JSON dump return.
+            return value
         try:
             return self._result_adapter.dump_python(self._result_adapter.validate_python(value), mode="json")
         except pydantic.ValidationError as error:
