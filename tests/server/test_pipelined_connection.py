@@ -12,7 +12,7 @@ from celery.app.task import Context
 
 from task_contracts.math import add
 from task_server._admission import _admit_now, admission_command
-from task_server._pipelined import PipelinedConnection
+from task_server._pipelined import PipelinedConnection, holding_writes, pipeline_for
 from task_server._preadmission import ASKED_KEY, claim_admission, remember_asked
 from task_server.testing import RedisProcess
 
@@ -106,4 +106,24 @@ def test_an_admission_asked_from_a_thread_is_answered_once_even_after_redis_forg
     keys, arguments = admission_command(add, "asked-after-a-flush", 0, 10.0, None)
     assert _admit_now(client, keys, arguments) == [b"start", 1]
     assert client.get(keys[1]) == b"1"  # its start counter: one start
+    client.close()
+
+
+def test_commands_given_while_holding_are_written_together_and_before_a_reply_is_read(
+    private_redis: RedisProcess,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = pipeline_for(client.connection_pool)
+    pipelined.send("SET", "counter", 0)()  # connected before holding
+    with holding_writes():
+        first, second = pipelined.send("INCR", "counter"), pipelined.send("INCR", "counter")
+        assert client.get("counter") == b"0"  # held: nothing written yet
+        assert second() == 2  # a reply wanted: everything held is written first
+        third = pipelined.send("INCR", "counter")
+        assert client.get("counter") == b"2"
+    assert client.get("counter") == b"3"  # written as the hold ends
+    assert (first(), third()) == (1, 3)
+    pipelined.send("INCR", "counter")()  # no longer holding
+    assert client.get("counter") == b"4"
+    pipelined.close()
     client.close()

@@ -10,9 +10,10 @@ were written.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -37,6 +38,23 @@ def pipeline_for(pool: Any) -> PipelinedConnection:
         return pipeline
 
 
+@contextlib.contextmanager
+def holding_writes() -> Iterator[None]:
+    """The commands this process's pipelined connections are given inside, written at the end in one
+    write each (or earlier, once a reply of one is wanted): the admissions the event loop asks for
+    a burst of deliveries read at once (`_internals.amqp_reads`) go to Redis together."""
+    pid = os.getpid()
+    with _pipelines_lock:
+        pipelines = [pipeline for (owner, _), pipeline in _pipelines.items() if owner == pid]
+    for pipeline in pipelines:
+        pipeline.hold()
+    try:
+        yield
+    finally:
+        for pipeline in pipelines:
+            pipeline.flush(keep_holding=False)
+
+
 class PipelinedConnection:
     """Commands written on one connection without waiting; each reply read, in order, by whoever
     needs one first (any thread). One per result-backend connection pool."""
@@ -47,6 +65,7 @@ class PipelinedConnection:
         self._read_lock = threading.Lock()
         self._connection: Any = None
         self._unread: collections.deque[PendingReply] = collections.deque()
+        self._held: list[bytes] | None = None  # commands packed but not written yet (`holding_writes`)
 
     def send(self, *command: Any) -> PendingReply:
         """Write `command`; call what is returned for its reply (or the error it met)."""
@@ -64,8 +83,11 @@ class PipelinedConnection:
                     self._unread = collections.deque()
                 connection = self._connection
                 replies = [PendingReply(self, connection, self._unread) for _ in commands]
-                # No health check: its PING would read a reply that belongs to an earlier command.
-                connection.send_packed_command(_packed(commands), check_health=False)
+                if self._held is not None:
+                    self._held += _packed(commands)  # written by `flush`, before any reply is read
+                else:
+                    # No health check: its PING would read a reply that belongs to an earlier command.
+                    connection.send_packed_command(_packed(commands), check_health=False)
             except (redis.exceptions.ConnectionError, OSError) as error:
                 if connection is not None:
                     self._drop(connection)
@@ -76,7 +98,21 @@ class PipelinedConnection:
             self._unread.extend(replies)
             return replies
 
+    def flush(self, *, keep_holding: bool = True) -> None:
+        """Write the commands held so far (`holding_writes`), in one write."""
+        with self._send_lock:
+            held, self._held = self._held, ([] if keep_holding and self._held is not None else None)
+            connection = self._connection
+            if not held or connection is None:
+                return
+            try:
+                connection.send_packed_command([b"".join(held)], check_health=False)
+            except (redis.exceptions.ConnectionError, OSError):
+                self._drop(connection)  # whoever reads a reply of it now meets the lost connection
+
     def read_until(self, reply: PendingReply) -> None:
+        if self._held:
+            self.flush()  # the command may be among those held: written before anything is read
         with self._read_lock:
             while not reply.done:
                 unread = reply.unread
@@ -96,6 +132,12 @@ class PipelinedConnection:
                         unread.popleft().fail(error)
                     return
                 unread.popleft().settle(value)
+
+    def hold(self) -> None:
+        """Hold the commands given from now on until `flush` (see `holding_writes`)."""
+        with self._send_lock:
+            if self._held is None:
+                self._held = []
 
     def close(self) -> None:
         """Give the connection back (disconnected: replies still unread must not reach another user)."""

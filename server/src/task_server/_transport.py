@@ -53,6 +53,7 @@ from ._internals.channel import (
 )
 from ._internals.event_loop import quiet_transport_turn
 from ._message_checks import MAX_NESTING, nesting_exceeds
+from ._pipelined import holding_writes
 from ._recorded_pop import RECORD_OR_PUT_BACK, RecordRefused, is_full
 from ._unacked import UnackedLedger
 
@@ -454,7 +455,8 @@ class BurstReadingTransport(pyamqp.Transport):
             return
         if not connection.connected:
             raise RecoverableConnectionError("Socket was disconnected")
-        read_available(connection)
+        with holding_writes():  # the burst's admissions asked early go to Redis in one write
+            read_available(connection)
 
 
 # RabbitMQ keeps headers and body apart, so no item can break kombu's parsing there.
