@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,45 @@ def test_an_empty_task_id_is_refused_before_anything_runs(
             assert store.keys("task-sdk-*") == []
             assert store.hlen("unacked") == 0
         assert "could not be handled" not in worker.log() and worker.alive()
+
+
+def test_a_message_tagged_as_the_pop_scripts_probe_is_not_redelivered_while_it_runs(
+    private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """The batch pop's first write, which tells whether Redis is full, is a ZADD XX of a member named
+    'task-sdk:full-probe' in the unacked index. Before (found by the round's review), a message a
+    producer tagged so had its delivery time set to 0 by every batch pop: the sweep found it overdue
+    and requeued it while it still ran, long before its visibility timeout (started twice). Now that
+    ZADD (XX GT 0) changes no score."""
+    tag = "task-sdk:full-probe"
+    markers = tmp_path / "diagnostics"
+    markers.mkdir()
+    # Longer than the call runs here, with a sweep every 8 s (`_deliveries`): only a score of 0 requeues it.
+    extra = ("--visibility-timeout", "40")
+    with (
+        WorkerProcess(
+            private_redis.url, extra_args=extra, logdir=str(tmp_path), **serving({"TASK_DIAGNOSTICS_DIR": str(markers)})
+        ) as worker,
+        redis.Redis.from_url(private_redis.url) as store,
+        TaskClient(private_redis.url) as client,
+    ):
+        worker.start()
+        task_id = str(uuid.uuid4())
+        item = json.loads(
+            envelope("diagnostics.hold", json_body(["probe-tag", 25.0], {}), task_id=task_id, queue="diagnostics")
+        )
+        item["properties"]["delivery_tag"] = tag
+        push_raw(private_redis.url, "diagnostics", json.dumps(item).encode())
+        wait_until(lambda: (markers / "probe-tag.starts").exists(), 60, "the tagged call to start")
+        delivered_at = store.zscore("unacked_index", tag)
+        assert client.add.map([(i, i) for i in range(2_000)], chunk_size=1) == [
+            2 * i for i in range(2_000)
+        ]  # batch pops
+        assert store.zscore("unacked_index", tag) == delivered_at
+        # Past a sweep or two: still started once (before, the sweep requeued it: a second start).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len((markers / "probe-tag.starts").read_text().split()) == 1:
+            time.sleep(0.2)
+        assert len((markers / "probe-tag.starts").read_text().split()) == 1
+        (markers / "probe-tag.release").touch()
+        assert client.task(diagnostics.hold).handle(task_id).result(timeout=30) == 1

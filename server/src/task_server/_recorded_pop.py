@@ -8,7 +8,8 @@ memory: a worker lost before finishing it lost the call.
 Here both ways a worker takes messages write the record in the same Lua script as the pop:
 
 - The batch pop (`_batch_pop`) pops and records in one script, which first runs a ZADD that
-  changes nothing (`XX`, a member that is never there). Redis (6.2 and 7) refuses a memory-growing
+  changes nothing (`XX GT 0`: it adds no member, and lowers no score, should a producer have
+  tagged a message with the probe's member name). Redis (6.2 and 7) refuses a memory-growing
   command in a script only while the script has written nothing, when Redis was over `maxmemory`
   as the script started: so a full Redis refuses the probe and the script returns `FULL` before
   it pops anything, and otherwise every pop and its record run together.
@@ -77,7 +78,7 @@ POP_AND_RECORD = (
     _ENTRY
     + _REFUSED_AS_FULL
     + """
-local probe = redis.pcall('ZADD', KEYS[1], 'XX', 0, 'task-sdk:full-probe')
+local probe = redis.pcall('ZADD', KEYS[1], 'XX', 'GT', 0, 'task-sdk:full-probe')
 if type(probe) == 'table' and probe.err then
   if refused_as_full(probe) then return redis.status_reply('FULL') end
   return probe
