@@ -5,7 +5,6 @@ say is lost on the way: a refusal or a lost connection still fails the call at o
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ def in_use(pool: Any) -> int:
     return len(pool._connections) - free
 
 
-def reply_reads(client: TaskClient, calls: int, monkeypatch: pytest.MonkeyPatch, parked: int = 0) -> list[str]:
-    """For each of `calls` calls, how many calls waited on the reply channel when its publish reply was
-    read; `parked`: connections whose reply is still unread after the last call (`DirectPublisher.park`)."""
+def reply_reads(client: TaskClient, calls: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """For each of `calls` calls, how many calls waited on the reply channel when its publish reply was read."""
     watcher = client._runtime.watcher
     order: list[str] = []
     confirm = PendingPush.confirm
@@ -42,7 +40,7 @@ def reply_reads(client: TaskClient, calls: int, monkeypatch: pytest.MonkeyPatch,
     for _ in range(calls):
         assert client.add(4, 7) == 11
     pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
-    assert in_use(pool) == parked  # every other connection given back
+    assert in_use(pool) == 0  # every connection given back
     return order
 
 
@@ -55,7 +53,6 @@ def test_a_publish_reply_that_has_come_is_read_while_the_worker_runs_the_call(
     with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
         worker.start()
         assert client.add(1, 1) == 2
-        client._runtime.producer._direct.settle_parked()  # type: ignore[union-attr]  # its reply, if not read yet
         arrived = Confirmation.arrived
 
         def once_there(confirmation: Confirmation) -> bool:
@@ -66,36 +63,15 @@ def test_a_publish_reply_that_has_come_is_read_while_the_worker_runs_the_call(
         assert reply_reads(client, 5, monkeypatch) == ["reply read, 1 waiting"] * 5
 
 
-def test_a_publish_reply_not_there_yet_is_read_only_after_the_next_calls_lpush(
+def test_a_publish_reply_not_there_yet_is_read_only_after_the_record_came(
     private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A lone caller then sleeps once, until its record comes, instead of also waking for the reply;
-    nor does it read the reply on its way back: the next call reads it once its own LPUSH is written
-    (its own call then waits: 1 waiting), and the last call's connection stays out until then."""
+    """A lone caller then sleeps once, until its record comes, instead of also waking for the reply."""
     with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
         worker.start()
+        assert client.add(1, 1) == 2
         monkeypatch.setattr(Confirmation, "arrived", lambda confirmation: False)
-        assert client.add(1, 1) == 2  # its reply is read by the first call below
-        assert reply_reads(client, 5, monkeypatch, parked=1) == ["reply read, 1 waiting"] * 5
-        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
-        assert len(pool._connections) == 2  # the parked one and the one in use, taking turns
-
-
-def test_a_parked_connection_is_lent_to_a_caller_that_would_wait_for_one(
-    private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with (
-        WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker,
-        TaskClient(private_redis.url, max_connections=1) as client,
-    ):
-        worker.start()
-        monkeypatch.setattr(Confirmation, "arrived", lambda confirmation: False)
-        started = time.monotonic()
-        for _ in range(5):
-            assert client.add(4, 7) == 11
-        assert time.monotonic() - started < 10  # not a pool_timeout per call
-        pool = client._runtime.producer._direct._redis.connection_pool  # type: ignore[union-attr]
-        assert len(pool._connections) == 1
+        assert reply_reads(client, 5, monkeypatch) == ["reply read, 0 waiting"] * 5
 
 
 def test_a_call_nobody_serves_reads_its_reply_at_confirm_after_and_times_out(private_redis: RedisProcess) -> None:
@@ -134,18 +110,3 @@ def test_a_call_whose_publish_failed_keeps_only_the_digest_of_its_arguments(priv
             client.add.submit(huge, 1)
         kept = client._runtime.watcher.check._mine
         assert len(kept) == 2 and all(type(value) is str for value in kept.values()), kept
-
-
-def test_a_parked_connection_the_server_closed_does_not_fail_the_next_call(
-    private_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with WorkerProcess(private_redis.url, logdir=str(tmp_path)) as worker, TaskClient(private_redis.url) as client:
-        worker.start()
-        monkeypatch.setattr(Confirmation, "arrived", lambda confirmation: False)
-        assert client.add(1, 1) == 2
-        direct = client._runtime.producer._direct
-        assert direct is not None and len(direct._parked) == 1
-        host, port = direct._parked[0]._connection._sock.getsockname()[:2]
-        redis.Redis.from_url(private_redis.url).client_kill(f"{host}:{port}")
-        for _ in range(3):
-            assert client.add(4, 7) == 11

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import json.encoder
-import os
 import time
 from binascii import b2a_base64
 from collections.abc import Mapping, Sequence
@@ -281,9 +280,6 @@ class DirectPublisher:
         self._redis = redis.Redis.from_pool(pool)
         self._envelopes = EnvelopeBuilder(reply_to)
         self._pipeline_size = pipeline_size
-        # LPUSHes whose calls were answered, their replies unread yet (`park`): at most one, normally.
-        self._parked: list[PendingPush] = []
-        pool.before_waiting = self.settle_parked  # a caller finding no free connection gets a parked one
 
     def publish(self, message: Outgoing) -> None:
         self._redis.lpush(message.queue, self._envelopes.build(message))
@@ -304,32 +300,7 @@ class DirectPublisher:
             pool.release(connection)  # redis-py disconnected it if the write failed
             raise
         self._envelopes.make_spare()  # while Redis and the worker take the message
-        if self._parked:
-            self.settle_parked()  # the previous call's reply, off its caller's path (`park`)
         return PendingPush(pool, connection)
-
-    def park(self, pending: PendingPush) -> None:
-        """Keep the LPUSH of a call that was answered, its reply unread, until the next push has written
-        its own LPUSH (`settle_parked`): its caller returns without reading it.
-
-        Hot path (measured): a sequential caller's read of that reply and the connection's release
-        leave the way from its record to its return. The record proves Redis took the message, so the
-        reply is read only to free the connection; it is there by then (Redis wrote it before the
-        worker got the message), and a reply that is not is never waited for (`settle`). The pool
-        lends a parked connection to a caller that would otherwise wait for one (`before_waiting`).
-        """
-        if self._parked:
-            pending.settle()  # one parked is enough for a sequential caller
-        else:
-            self._parked.append(pending)
-
-    def settle_parked(self) -> None:
-        """Read a parked LPUSH's reply, if one is parked, and give its connection back; never waits."""
-        try:
-            pending = self._parked.pop()
-        except IndexError:
-            return
-        pending.settle()
 
     def publish_many(self, messages: Sequence[Outgoing]) -> None:
         """Pipelined, `pipeline_size` commands per round trip (bounded client memory)."""
@@ -417,25 +388,17 @@ class DirectPublisher:
             time.sleep(_TAKING_POLL)
 
     def close(self) -> None:
-        while self._parked:
-            self.settle_parked()
         self._redis.close()
-
-
-# What reading a reply can raise: redis-py's errors, the socket's, and AttributeError or (hiredis)
-# TypeError or ValueError when the connection is torn down under the read (as `_replies` notes).
-_READ_ERRORS = (redis.exceptions.RedisError, OSError, AttributeError, TypeError, ValueError)
 
 
 class PendingPush:
     """An LPUSH written whose reply is still unread: its connection stays out of the pool until read."""
 
-    __slots__ = ("_connection", "_pid", "_pool")
+    __slots__ = ("_connection", "_pool")
 
     def __init__(self, pool: Any, connection: Any) -> None:
         self._pool = pool
         self._connection = connection
-        self._pid = os.getpid()
 
     def arrived(self) -> bool:
         """Whether the reply can be read without waiting: it has come, or the connection failed
@@ -461,21 +424,6 @@ class PendingPush:
             raise
         finally:
             self._pool.release(connection)
-
-    def settle(self) -> None:
-        """Read the reply if it has come and give the connection back; else give it back disconnected
-        (never waits). For a call already answered: whatever the reply, the broker took the message.
-        In a forked child, nothing: the connection is its parent's (the child's pool has its own)."""
-        if self._pid != os.getpid():
-            self._connection = None
-            return
-        try:
-            if self.arrived():
-                self.confirm()
-            else:
-                self.discard()
-        except _READ_ERRORS:
-            pass  # the connection was dropped: nothing of it reaches the next user
 
     def discard(self) -> None:
         """Give the connection back unread (disconnected: its reply must not reach the next user)."""

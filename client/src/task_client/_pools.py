@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -66,8 +65,6 @@ class BoundedPool(redis.BlockingConnectionPool):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._moving = False  # before redis-py's own __init__, which may already set it
-        #: Called before a caller waits for a free connection: its owner may give one back then.
-        self.before_waiting: Callable[[], None] = _nothing
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         # Before redis-py 8, `connect` of a connected connection returns at once: no property to read.
         self._knows_connected = hasattr(self.connection_class, "is_connected")
@@ -101,7 +98,6 @@ class BoundedPool(redis.BlockingConnectionPool):
         with free.mutex:
             connection = free.queue.pop() if free.queue and type(free) is queue.LifoQueue else _NONE_FREE
         if connection is _NONE_FREE:
-            self.before_waiting()  # may give a connection back (`DirectPublisher.settle_parked`)
             try:
                 connection = free.get(block=True, timeout=self.timeout)
             except queue.Empty:
@@ -142,10 +138,6 @@ class BoundedPool(redis.BlockingConnectionPool):
 
 #: `_check_out` found no free connection without waiting.
 _NONE_FREE: Any = object()
-
-
-def _nothing() -> None:
-    pass
 
 
 def _never() -> bool:
