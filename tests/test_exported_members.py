@@ -156,6 +156,8 @@ INTERNAL_SIGNALS = {
     # Caught where it is raised and turned into `BrokerUnavailable`; a redis-py error so that
     # redis-py and the client's broker-error handling treat it as a lost connection.
     "task_client._pools.PoolExhausted",
+    # Raised by the AMQP header writer and always caught in `_message`: the headers go to py-amqp then.
+    "task_client._amqp._Unusual",
     # Celery's own backend error type, so that Celery's store path handles it.
     "task_server._backend.BackendOutOfMemory",
     # Raised inside kombu's channel by the batch reader and caught by it.
