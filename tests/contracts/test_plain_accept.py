@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from task_contracts import ArgumentsError, Contract, IncompatibleCall, ResultError, contract, math
+from tests.contracts.plain_values import VALUES, Count
 
 
 @contract(name="plain.accepted", queue="plain", timeout=5)
@@ -23,21 +24,6 @@ def accepted(count: int, label: str, flag: bool) -> str:
 def accepted_default(count: int, label: str = "x") -> bool:
     """A default: not plain, validated as always."""
     ...
-
-
-class Count(int):
-    pass
-
-
-VALUES = st.one_of(
-    st.integers(min_value=-(2**200), max_value=2**200),
-    st.booleans(),
-    st.text(),
-    st.floats(allow_nan=True),
-    st.none(),
-    st.builds(Count, st.integers(min_value=-(2**70), max_value=2**70)),
-    st.lists(st.integers(), max_size=2),
-)
 
 
 def _slow(subject: Contract[..., Any]) -> Contract[..., Any]:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from task_contracts import ArgumentsError, Contract, ResultError, contract, math
+from tests.contracts.plain_values import VALUES, Count
 
 
 @contract(name="plain.mixed", queue="plain", timeout=5)
@@ -72,26 +73,11 @@ def encoded(subject: Contract[..., Any], args: tuple[Any, ...]) -> Outcome:
     return typed(subject, args)
 
 
-class Count(int):
-    pass
-
-
 def test_only_positional_plain_int_str_bool_signatures_skip_validation() -> None:
     assert math.add._plain_types == (int, int)
     assert mixed._plain_types == (int, str, bool)
     for other in (defaulted, keyword, bounded, literal, decimal, math.div, math.xsum):
         assert other._plain_types is None, other
-
-
-VALUES = st.one_of(
-    st.integers(min_value=-(2**200), max_value=2**200),
-    st.booleans(),
-    st.text(),
-    st.floats(allow_nan=True),
-    st.none(),
-    st.builds(Count, st.integers(min_value=-(2**70), max_value=2**70)),
-    st.lists(st.integers(), max_size=2),
-)
 
 
 @given(st.tuples(VALUES, VALUES, VALUES))
