@@ -4,6 +4,7 @@ commands written by one thread, replies read in order by whichever threads ask f
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -125,5 +126,40 @@ def test_commands_given_while_holding_are_written_together_and_before_a_reply_is
     assert (first(), third()) == (1, 3)
     pipelined.send("INCR", "counter")()  # no longer holding
     assert client.get("counter") == b"4"
+    pipelined.close()
+    client.close()
+
+
+def test_a_command_held_for_a_connection_that_was_lost_is_never_written_on_the_next_one(
+    private_redis: RedisProcess,
+) -> None:
+    """A command held for one connection (its reply waited for there) must not be written on the
+    connection that replaces it: its reply would be read as the reply of the next command."""
+    client = redis.Redis.from_url(private_redis.url)
+    pipelined = PipelinedConnection(client.connection_pool)
+    blocked = pipelined.send("BLPOP", "never-filled", 5)  # written now, answered only when killed
+    failures: list[BaseException] = []
+
+    def read_blocked() -> None:
+        try:
+            blocked()
+        except BaseException as error:  # the lost connection, expected
+            failures.append(error)
+
+    reader = threading.Thread(target=read_blocked)
+    reader.start()
+    deadline = time.monotonic() + 5
+    while not pipelined._read_lock.locked() and time.monotonic() < deadline:  # the reader is in its read
+        time.sleep(0.01)
+    pipelined.hold()  # as the event loop does around a burst of deliveries
+    lost = pipelined.send("ECHO", "lost")  # held, for the connection the reader is reading
+    client.client_kill_filter(_type="normal", skipme=True)
+    reader.join(timeout=10)
+    assert failures and not reader.is_alive()
+    with pytest.raises(redis.exceptions.ConnectionError):
+        lost()  # failed with its connection
+    fresh = pipelined.send("ECHO", "fresh")  # on a new connection
+    pipelined.flush(keep_holding=False)
+    assert fresh() == b"fresh"
     pipelined.close()
     client.close()

@@ -150,6 +150,10 @@ class PipelinedConnection:
         if self._connection is connection:
             self.pool.release(connection)
             self._connection = None
+            if self._held:
+                # Held for the lost connection (their replies wait there, and fail with it): written
+                # on the next one, they would answer that one's commands in their place.
+                self._held = []
 
 
 class PendingReply:
