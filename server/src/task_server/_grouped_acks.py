@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from ._internals.amqp_acks import GroupingChannel
 
 logger = logging.getLogger(__name__)
+
+#: Seconds after which an ack finds its queue's callback still not run and schedules another.
+#: kombu's loop runs the callbacks of a turn one after another, and one that raises (its own
+#: `ack_log_error` re-raises a BrokenPipeError) drops the others: the queue's among them, it would
+#: never be sent, nor any ack queued after it. A second callback finds nothing left to send.
+RESCHEDULE_AFTER = 1.0
 
 
 class AckQueue:
@@ -26,14 +33,16 @@ class AckQueue:
         self._lock = threading.Lock()
         self._waiting: list[tuple[Any, tuple[type[BaseException], ...]]] = []
         self._scheduled = False
+        self._scheduled_at = 0.0
 
     def add(self, hub: Any, message: Any, errors: tuple[type[BaseException], ...]) -> None:
         """Queue the ack of `message` (kombu's); `errors`, the connection errors it may meet."""
         with self._lock:
             self._waiting.append((message, errors))
-            if self._scheduled:
+            now = time.monotonic()
+            if self._scheduled and now - self._scheduled_at < RESCHEDULE_AFTER:
                 return
-            self._scheduled = True
+            self._scheduled, self._scheduled_at = True, now
         hub.call_soon(self.send)
 
     def send(self) -> None:
