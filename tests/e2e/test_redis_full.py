@@ -167,7 +167,7 @@ def test_the_pop_scripts_take_nothing_from_a_full_redis_and_pop_with_the_record_
         connection.lpush("math", *items)  # call-0 is the tail: the next one taken
         written = fill(connection)
         try:
-            assert connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 16, 1.0) == b"FULL"
+            assert connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 16, 1.0, "w.1:") == b"FULL"
             taken = connection.rpop("math")  # as BRPOP does on a full Redis
             assert taken == items[0].encode()
             keys = ("unacked_index", "unacked", "math", TAKING_KEY)
@@ -178,10 +178,11 @@ def test_the_pop_scripts_take_nothing_from_a_full_redis_and_pop_with_the_record_
         finally:
             drain(connection, written)
         assert connection.eval(PROBE, 1, TAKING_KEY, "brpop-2", 1.0) == 0
-        popped = connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 2, 1.0)
+        popped = connection.eval(POP_AND_RECORD, 3, "unacked_index", "unacked", "math", 2, 1.0, "w.2:")
         assert popped == [b"math", items[0].encode(), 1, b"math", items[1].encode(), 1]
-        assert json.loads(connection.hget("unacked", "tag-0")) == [json.loads(items[0]), "", "math"]
-        assert connection.zscore("unacked_index", "tag-1") == 1.0
+        # Filed under the worker's tags (`_batch_pop`), each envelope as the producer sent it.
+        assert json.loads(connection.hget("unacked", "w.2:1")) == [json.loads(items[0]), "", "math"]
+        assert connection.zscore("unacked_index", "w.2:2") == 1.0
         taken = connection.rpop("math")
         record = json.dumps([json.loads(taken), "", "math"])
         assert connection.eval(RECORD_OR_PUT_BACK, 4, *keys, 2.0, "tag-2", record, taken) == 1

@@ -10,13 +10,21 @@ waiting, up to the room the prefetch limit leaves, in BRPOP's own order (queues 
 cycle's order, each queue's priority lists first to last). Its reply comes at once: an empty one
 when nothing waits, and the BRPOP behind it then blocks as before. Each popped item is recorded as
 unacked by the script that pops it (`_recorded_pop`) and delivered exactly as a BRPOP's item is.
+
+Every message is delivered under a delivery tag of the worker's own (`delivery_tags`), never the
+producer's: kombu keys its record of a delivered message, in memory and in Redis's unacked hash, by
+that tag, so messages sharing one (`celery-ts` sends a fixed tag; any producer may) shared one
+record: a warm shutdown holding 6 put back 1 and lost 5, and two workers holding one tag each could
+remove the other's crash record. The unacked entry keeps the envelope as the producer sent it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import redis.exceptions
@@ -51,7 +59,7 @@ from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackof
 logger = logging.getLogger(__name__)
 
 #: A channel's state of its pending pop (with kombu's `_in_poll` and `_brpop_sent_at`).
-_POP_STATE = ("_batch_pending", "_probe_pending", "_taking")
+_POP_STATE = ("_batch_pending", "_batch_tags", "_probe_pending", "_taking")
 
 #: The channels whose pop's message is being delivered now, innermost last (the event loop's thread only).
 _delivering: list[Any] = []
@@ -112,6 +120,7 @@ class BatchPopping(ChannelHooks):
         except channel.connection_errors:
             # The connection is dropped with whatever was sent on it: no reply is due.
             self.__dict__.pop("_batch_pending", None)
+            self.__dict__.pop("_batch_tags", None)
             self.__dict__.pop("_probe_pending", None)
             self.__dict__.pop("_taking", None)  # a member written before the failure ages out (`task_client`)
             raise
@@ -137,9 +146,11 @@ class BatchPopping(ChannelHooks):
                     if self.__dict__.get("_pop_script_known")
                     else ("EVAL", POP_AND_RECORD)
                 )
-                command: tuple[Any, ...] = (*script, len(keys) + 2, *bookkeeping, *keys, batch, time.time())
+                tags = f"{self.next_delivery_tag()}:"  # the n-th item popped: tags + n
+                command: tuple[Any, ...] = (*script, len(keys) + 2, *bookkeeping, *keys, batch, time.time(), tags)
                 channel.client.connection.send_packed_command([pack_command(command)])
                 self.__dict__["_batch_pending"] = True
+                self.__dict__["_batch_tags"] = tags
             send_brpop(channel, packed)
         if self.records_at_pop() and polling(channel):
             # Run by Redis right after the BRPOP pops: was Redis full then? And, for a cancel looking
@@ -174,6 +185,14 @@ class BatchPopping(ChannelHooks):
         if name is None:
             name = self.__dict__["_taking_name"] = uuid.uuid4().hex
         return f"{name}:{count}"
+
+    def next_delivery_tag(self) -> str:
+        """A delivery tag for the next message this channel delivers, unique among all workers'
+        (see the module doc): the channel's random name and a count."""
+        tags = self.__dict__.get("_delivery_tags")
+        if tags is None:
+            tags = self.__dict__["_delivery_tags"] = delivery_tags()
+        return next(tags)
 
     def claim_taking(self) -> str:
         """The taking member of the BRPOP whose message is being delivered now ("" if none): its
@@ -232,9 +251,11 @@ class BatchPopping(ChannelHooks):
         self.deliver_text(item, queue, recorded=False)
         return True
 
-    def deliver_text(self, item: str, queue: str, recorded: bool) -> None:
-        """Parse a popped item and deliver it; while it is delivered, `popped_text` answers its text."""
+    def deliver_text(self, item: str, queue: str, recorded: bool, tag: str | None = None) -> None:
+        """Parse a popped item and deliver it under delivery tag `tag` (the one its pop recorded it
+        under), or a new one; while it is delivered, `popped_text` answers its text."""
         payload = envelope_of(item)
+        retag(payload, tag or self.next_delivery_tag())
         self.__dict__["_popped"] = (payload, item)
         try:
             if recorded:
@@ -378,16 +399,18 @@ class BatchPopping(ChannelHooks):
             self.full_backoff().refused(", ".join(channel.active_queues))
             return self._read_behind(**options)
         self.__dict__["_backlog"] = bool(popped)
+        tags = self.__dict__.pop("_batch_tags", "")
         delivered = False
         triples = list(zip(popped[::3], popped[1::3], popped[2::3], strict=True))
         for number, (key, item, recorded) in enumerate(triples):
+            tag = f"{tags}{number + 1}"  # as the script filed it (`POP_AND_RECORD`)
             if closing(channel):
-                _keep_at_close(bytes_to_str(key), bytes_to_str(item), recorded=bool(recorded))  # type: ignore[no-untyped-call]
+                _keep_at_close(bytes_to_str(key), bytes_to_str(item), tag=tag if recorded else None)  # type: ignore[no-untyped-call]
                 continue
             try:
                 queue = bytes_to_str(key).rsplit(channel.sep, 1)[0]  # type: ignore[no-untyped-call]
                 rotate_queue(channel, queue)
-                self.deliver_text(bytes_to_str(item), queue, bool(recorded))  # type: ignore[no-untyped-call]
+                self.deliver_text(bytes_to_str(item), queue, bool(recorded), tag)  # type: ignore[no-untyped-call]
             except UnreadableEnvelope as unreadable:
                 self.refuse_envelope(unreadable.envelope, unreadable.problem)
             except UNREADABLE as error:
@@ -429,26 +452,31 @@ def envelope_of(item: str) -> Any:
     return json_value(item)
 
 
-def _keep_at_close(key: str, item: str, full: Any = None, *, recorded: bool = False) -> bool:
+def delivery_tags() -> Iterator[str]:
+    """Delivery tags unique among all workers' (a random name and a count), for one channel."""
+    name = uuid.uuid4().hex
+    return (f"{name}.{count}" for count in itertools.count(1))
+
+
+def retag(envelope: Any, tag: str) -> None:
+    """Deliver `envelope` under the worker's delivery tag `tag` instead of its producer's (see the
+    module doc); an envelope without a string tag is left as it is (its delivery refuses it)."""
+    properties = envelope.get("properties") if isinstance(envelope, dict) else None
+    if isinstance(properties, dict) and isinstance(properties.get("delivery_tag"), str):
+        properties["delivery_tag"] = tag
+
+
+def _keep_at_close(key: str, item: str, full: Any = None, *, tag: str | None = None) -> bool:
     """Keep an item popped by the pop kombu's `close` reads (a consumer restart after another of the
     connection's sockets failed: the BRPOP's own connection still works, and Redis may have popped a
     message into its reply meanwhile). Its consumers are going away and the unacked ledger is
     closed, so a delivery now would lose it; a working channel requeues it (`_unrecorded`), and a
-    batch pop's record of it goes with the requeue."""
-    tag = _delivery_tag(item) if recorded else None
+    batch pop's record of it (filed under `tag`) goes with the requeue."""
     unrecorded.keep(tag, key, item)
     logger.warning(
         "kept a message popped while the broker channel closed; it is requeued (by the close, else on reconnection)"
     )
     return False
-
-
-def _delivery_tag(item: str) -> str | None:
-    try:
-        tag = json_value(item)["properties"]["delivery_tag"]
-    except (*UNREADABLE, IndexError):
-        return None
-    return tag if isinstance(tag, str) else None
 
 
 def _keep_popped(key: str, item: str) -> None:

@@ -51,8 +51,9 @@ FULL = b"FULL"
 BACKOFF_FIRST = 0.1
 BACKOFF_MOST = 2.0
 
-# `envelope` of an item: its delivery tag and unacked record ([message, exchange, routing key],
-# as kombu writes it), or nil for an item kombu could not record (the worker drops or refuses it).
+# `entry` of an item: its producer's delivery tag (only checked to be a string: the pop files the
+# record under the worker's own tag) and unacked record ([message, exchange, routing key], as kombu
+# writes it), or nil for an item kombu could not record (the worker drops or refuses it).
 _ENTRY = """
 local function entry(item)
   local ok, envelope = pcall(cjson.decode, item)
@@ -73,7 +74,9 @@ end
 """
 
 #: KEYS: unacked index, unacked hash, then the lists BRPOP would be given, in its order.
-#: ARGV: the most items to pop, the delivery time. Returns {key, item, recorded (0/1), ...} or FULL.
+#: ARGV: the most items to pop, the delivery time, the prefix of the delivery tags it files them
+#: under (the n-th item popped: the prefix and n; see `_batch_pop.delivery_tags`).
+#: Returns {key, item, recorded (0/1), ...} or FULL.
 POP_AND_RECORD = (
     _ENTRY
     + _REFUSED_AS_FULL
@@ -93,6 +96,7 @@ for index = 3, #KEYS do
     local recorded = 0
     local tag, record = entry(item)
     if tag then
+      tag = ARGV[3] .. (#popped / 3 + 1)  -- the worker's own tag, never the producer's (`_batch_pop`)
       local stored = redis.pcall('HSET', KEYS[2], tag, record)
       if type(stored) == 'table' and stored.err then
         redis.call('RPUSH', key, item)  -- not recorded (bookkeeping of the wrong type): back, as the next

@@ -35,7 +35,7 @@ from task_contracts.wire import TAKING_KEY
 from . import _bookkeeping as bookkeeping
 from . import _unrecorded as unrecorded
 from ._backend import out_of_memory
-from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope
+from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope, retag
 from ._internals.amqp_acks import GroupingConnection
 from ._internals.amqp_frames import guard_property_decoding
 from ._internals.amqp_reads import read_available, reads_in_bursts
@@ -275,8 +275,9 @@ class _Guarded(BatchPopping):
         payload = loads(item)  # type: ignore[no-untyped-call]
         if envelope_refusal(payload, self.codecs, text=item) is not None:  # type: ignore[attr-defined]
             return super().take_popped(key, item, full)  # a refused envelope is never recorded
-        properties = payload["properties"]
-        delivery, tag = properties["delivery_info"], properties["delivery_tag"]
+        tag = self.next_delivery_tag()
+        retag(payload, tag)  # the worker's own tag, as every delivery (`_batch_pop`)
+        delivery = payload["properties"]["delivery_info"]
         record = dumps([payload, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
         qos: Any = self.qos  # type: ignore[attr-defined]
         bookkeeping = (qos.unacked_index_key, qos.unacked_key, key, TAKING_KEY)
