@@ -10,6 +10,7 @@ import amqp
 import pytest
 from kombu import Connection
 
+from task_server._grouped_acks import AckQueue
 from task_server._internals.amqp_acks import GroupingChannel
 from task_server._transport import BurstReadingTransport
 from task_server.testing import RabbitMQProcess, wait_until
@@ -85,3 +86,31 @@ def test_acks_outside_a_group_go_one_by_one(rabbitmq: RabbitMQProcess) -> None:
         assert declared.message_count == 0
         channel.close()
     assert _ready(rabbitmq, vhost) == 1
+
+
+def test_an_ack_for_a_channel_closed_meanwhile_does_not_stop_the_acks_of_another(rabbitmq: RabbitMQProcess) -> None:
+    """As after a reconnect: acks queued for the old channel and for the new one, sent together."""
+    vhost, url = rabbitmq.fresh_vhost("acks")
+    with Connection(url, transport=BurstReadingTransport) as connection:
+        old: Any = connection.channel()
+        old.queue_declare(QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+        old.confirm_select()
+        for number in range(2):
+            old.basic_publish(amqp.Message(str(number)), routing_key=QUEUE)
+        on_old = _get(old)
+        new: Any = connection.channel()
+        on_new = _get(new)
+        old.close()  # its delivery goes back to the queue
+
+        class Hub:
+            def call_soon(self, callback: Any) -> None:
+                pass
+
+        queue = AckQueue()
+        errors = connection.connection_errors
+        queue.add(Hub(), on_old, errors)
+        queue.add(Hub(), on_new, errors)
+        queue.send()
+        new.basic_qos(0, 10, False)  # a round trip: the new channel is still open
+        new.close()
+    assert _ready(rabbitmq, vhost) == 1  # the old channel's delivery; the new one's acked

@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from amqp.exceptions import RecoverableConnectionError
 from amqp.transport import TCPTransport
 from kombu.transport import pyamqp
 
@@ -73,6 +74,10 @@ class GroupingChannel(pyamqp.Channel):
                 self.send_group(tags)
 
     def send_group(self, tags: list[int]) -> None:
+        if self.connection is None:
+            # Closed meanwhile (a reconnect): py-amqp's error, as each ack sent alone meets it, one
+            # of the connection errors an ack's caller logs (not an AttributeError out of the loop).
+            raise RecoverableConnectionError("connection already closed")
         asked = set(tags)
         still_held = self.outstanding - asked
         first_held = min(still_held) if still_held else None
