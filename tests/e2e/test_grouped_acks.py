@@ -114,3 +114,22 @@ def test_an_ack_for_a_channel_closed_meanwhile_does_not_stop_the_acks_of_another
         new.basic_qos(0, 10, False)  # a round trip: the new channel is still open
         new.close()
     assert _ready(rabbitmq, vhost) == 1  # the old channel's delivery; the new one's acked
+
+
+def test_deliveries_to_a_consumer_that_never_acks_are_not_kept_as_outstanding(rabbitmq: RabbitMQProcess) -> None:
+    """A no-ack consumer's deliveries (the worker's remote control, gossip) are settled on delivery:
+    kept, they would pile up for the worker's lifetime."""
+    vhost, url = rabbitmq.fresh_vhost("acks")
+    with Connection(url, transport=BurstReadingTransport) as connection:
+        channel: Any = connection.channel()
+        channel.queue_declare(QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+        channel.confirm_select()
+        for number in range(3):
+            channel.basic_publish(amqp.Message(str(number)), routing_key=QUEUE)
+        received: list[Any] = []
+        channel.basic_consume(QUEUE, no_ack=True, callback=lambda raw: received.append(channel.message_to_python(raw)))
+        while len(received) < 3:
+            connection.drain_events(timeout=10)
+        assert channel.outstanding == set()
+        channel.close()
+    assert _ready(rabbitmq, vhost) == 0

@@ -28,6 +28,7 @@ from kombu.transport import pyamqp
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (TCPTransport, "_write"),
     (pyamqp.Channel, "message_to_python"),  # overridden below: where a delivery's tag is noted
+    (pyamqp.Channel, "no_ack_consumers"),  # py-amqp's: the consumers whose deliveries are never acked
 )
 
 
@@ -40,7 +41,9 @@ class GroupingChannel(pyamqp.Channel):
         self._grouped: list[int] | None = None
 
     def message_to_python(self, raw_message: Any) -> Any:
-        self.outstanding.add(raw_message.delivery_tag)
+        # A no-ack consumer's delivery (remote control, gossip) is settled as it is delivered.
+        if raw_message.delivery_info.get("consumer_tag") not in (self.no_ack_consumers or ()):
+            self.outstanding.add(raw_message.delivery_tag)
         return super().message_to_python(raw_message)  # type: ignore[no-untyped-call]
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False, argsig: str = "Lb") -> Any:
