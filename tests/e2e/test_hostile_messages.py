@@ -119,6 +119,43 @@ def test_a_10_mb_payload_is_refused_by_size(
     assert client.xsum([1, 2, 3]) == 6
 
 
+def test_a_body_under_the_cap_whose_headers_carry_the_message_over_it_is_refused(
+    client: TaskClient, broker: Broker, worker: WorkerProcess
+) -> None:
+    """`--max-message-bytes` caps the whole message, not only its body (before, headers of any size
+    passed). A body of ~1,000,000 bytes runs with small headers (on Redis its base64 form, a third
+    larger, counts as the bytes it decodes to), and is refused with 100 kB of headers (RabbitMQ's
+    frame_max, 128 KiB, bounds a message's headers there)."""
+    numbers = [1] * 333_000
+    body = json_body([numbers], {})
+    assert 1_048_576 - 100_000 < len(body) < 1_040_000
+    task_id = push(broker.url, "math.xsum", body, queue="math")
+    assert client.xsum.handle(task_id).result(timeout=30) == len(numbers)
+    task_id = push(broker.url, "math.xsum", body, queue="math", headers={"argsrepr": "x" * 100_000})
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "(body, headers and properties), more than this worker accepts (1048576 bytes" in error.remote_message
+    wait_until(lambda: f"(task id {task_id})" in worker.log(), 10, "the refusal in the worker log")
+    assert client.xsum([1, 2, 3]) == 6
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"argsrepr": "x" * 50_000_000}, {f"x-header-{number}": "value" for number in range(60_000)}],
+    ids=["a-50-mb-argsrepr", "60000-headers"],
+)
+def test_huge_headers_are_refused_like_an_oversized_body(
+    client: TaskClient, broker: Broker, worker: WorkerProcess, headers: dict[str, str]
+) -> None:
+    if broker.kind != "redis":
+        pytest.skip("RabbitMQ refuses a header frame over its frame_max (128 KiB) itself")
+    task_id = push(broker.url, "math.add", json_body([1, 2], {}), queue="math", headers=headers)
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "more than this worker accepts (1048576 bytes, --max-message-bytes)" in error.remote_message
+    assert client.add(2, 3) == 5 and worker.alive()
+
+
 @pytest.fixture
 def plain_celery(broker: Broker) -> Iterator[Celery]:
     """A producer that is a stock Celery app, not task-client."""

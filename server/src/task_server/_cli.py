@@ -262,7 +262,8 @@ def check(catalog: ContractCatalog, implementations: tuple[str, ...]) -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_MESSAGE_BYTES,
     show_default=True,
-    help="Largest message body accepted; larger ones fail with RefusedMessage [env TASK_MAX_MESSAGE_BYTES].",
+    help="Largest message accepted, body, headers and properties together; larger ones fail with RefusedMessage "
+    "[env TASK_MAX_MESSAGE_BYTES].",
 )
 @click.option(
     "--tracing/--no-tracing",

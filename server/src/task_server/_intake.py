@@ -29,6 +29,7 @@ from ._message_checks import (
     converted_refusal,
     may_hold_kombu_type,
     properties_refusal,
+    received_size_refusal,
     size_refusal,
     v2_refusal,
 )
@@ -36,7 +37,9 @@ from ._refusals import identity, refuse
 from ._revoke_guard import pardon
 from ._threads import ServedByThreads, served_by_threads, thread_pool
 
-#: `app.conf` key holding the largest message body a worker accepts, in bytes.
+#: `app.conf` key holding the largest message a worker accepts, in bytes: its body, headers and
+#: properties together (`_message_checks.received_size_refusal`); the body alone where the
+#: transport did not measure the whole.
 MAX_MESSAGE_BYTES_SETTING = "task_sdk_max_message_bytes"
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: Dotted path Celery instantiates for each contract task (`Task.Strategy`).
@@ -86,7 +89,7 @@ def guarded_strategy(task: Task, app: Celery, consumer: Any, **options: Any) -> 
 def message_refusal(message: Any, payload: Any, limit: int, accepted: set[str]) -> str | None:
     """Why a message must not run, or None when it may. `payload` is the body Celery decoded
     (protocol v1, whose `task` is in the body), or None (protocol v2, still raw)."""
-    problem = properties_refusal(message.properties)
+    problem = received_size_refusal(message, limit) or properties_refusal(message.properties)
     if problem:
         return problem
     if payload is not None:

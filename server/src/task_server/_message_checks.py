@@ -25,7 +25,7 @@ from celery.utils.time import maybe_iso8601
 from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
 from pydantic_core import from_json
 
-from ._internals.amqp_frames import UNREADABLE_HEADER
+from ._internals.amqp_frames import RECEIVED_BYTES, UNREADABLE_HEADER
 
 #: Deepest nesting of lists and objects accepted in a message's body or envelope. Celery's own
 #: canvas (a chord inside a chain) stays far below it; Python's JSON codec fails near 1,000.
@@ -206,6 +206,26 @@ def body_refusal(content_type: Any, body: bytes | str, limit: int, accepted: set
     if nesting_exceeds(decoded, MAX_NESTING, hint=body):
         return f"message body is nested too deeply (more than {MAX_NESTING} levels)", None
     return None, decoded
+
+
+def text_bytes(text: str | bytes) -> int:
+    """The UTF-8 length of `text` (a str's, counted only when it is not ASCII: `isascii` costs nothing)."""
+    if isinstance(text, bytes) or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def received_size_refusal(message: Any, limit: int) -> str | None:
+    """Why a message is too large as a whole (body, headers and properties as received, with a
+    base64 body counted as the bytes it decodes to), or None; None too when its transport did not
+    measure it (`RECEIVED_BYTES`, set by `_transport` and `_internals.amqp_acks`)."""
+    size = getattr(message, RECEIVED_BYTES, None)
+    if size is not None and size > limit:
+        return (
+            f"message is {size} bytes (body, headers and properties), more than this worker accepts "
+            f"({limit} bytes, --max-message-bytes)"
+        )
+    return None
 
 
 def size_refusal(body: bytes | str, limit: int) -> str | None:

@@ -43,7 +43,7 @@ class WorkerSettings:
     # None: half the visibility timeout, so that no held call is delivered twice.
     eta_horizon: float | None = None
     max_deliveries: int = DEFAULT_MAX_DELIVERIES  # starts of one idempotent task before DeliveryLimitExceeded
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger message bodies are refused
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # larger messages (body, headers, properties) are refused
     threads: int = DEFAULT_THREADS  # main-process threads for contracts declared cpu_bound=False (prefork only)
     inline: bool = True  # contracts declared on_event_loop=True run on the event loop (see `_inline`)
     overrun_grace: float = DEFAULT_OVERRUN_GRACE  # seconds past its bound before a thread-served call overran

@@ -37,7 +37,7 @@ from . import _unrecorded as unrecorded
 from ._backend import out_of_memory
 from ._batch_pop import UNREADABLE, BatchPopping, UnreadableEnvelope, retag
 from ._internals.amqp_acks import GroupingConnection
-from ._internals.amqp_frames import guard_property_decoding
+from ._internals.amqp_frames import RECEIVED_BYTES, guard_property_decoding
 from ._internals.amqp_reads import read_available, reads_in_bursts
 from ._internals.channel import (
     bound_queues,
@@ -52,7 +52,7 @@ from ._internals.channel import (
     rotate_queue,
 )
 from ._internals.event_loop import quiet_transport_turn
-from ._message_checks import MAX_NESTING, nesting_exceeds
+from ._message_checks import MAX_NESTING, nesting_exceeds, text_bytes
 from ._pipelined import holding_writes
 from ._recorded_pop import RECORD_OR_PUT_BACK, RecordRefused, is_full
 from ._unacked import UnackedLedger
@@ -189,15 +189,31 @@ class CheckedMessage(virtual.Message):
     (with the envelope, whose task id may still be readable) before it is counted as delivered."""
 
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        problem = envelope_refusal(payload, channel.codecs, text=channel.popped_text(payload))
+        text = channel.popped_text(payload)
+        problem = envelope_refusal(payload, channel.codecs, text=text)
         if problem is None:
             try:
                 super().__init__(payload, channel=channel, **kwargs)  # type: ignore[no-untyped-call]
-                return
             except Exception as error:  # what decoding a hostile body raises has no common base
                 encoding = payload["properties"].get("body_encoding")
                 problem = f"the message body could not be decoded from {encoding} ({type(error).__name__}: {error})"
+            else:
+                if text is not None:  # the whole message's size, for `--max-message-bytes` (`_intake`)
+                    setattr(self, RECEIVED_BYTES, received_bytes(text, payload.get("body"), self.body))
+                return
         raise UnreadableEnvelope(payload, problem)
+
+
+def received_bytes(text: str, sent_body: Any, body: Any) -> int:
+    """The size of a Redis message as received (its envelope's JSON text), with its body counted as
+    the bytes it decodes to (`body`, from `sent_body`): a base64 body (every Celery producer's) is a
+    third larger on the wire, and the cap means the same on RabbitMQ, where bodies are raw."""
+    size = text_bytes(text)
+    if isinstance(sent_body, str):
+        size -= text_bytes(sent_body)
+    if isinstance(body, str | bytes):
+        size += text_bytes(body)
+    return size
 
 
 def envelope_refusal(envelope: Any, codecs: Mapping[str, Any], text: str | None = None) -> str | None:
@@ -296,7 +312,11 @@ class _Guarded(BatchPopping):
         if is_full(reply):
             self.full_backoff().refused(queue)
             return False
-        self.deliver_recorded(payload, queue)
+        self.__dict__["_popped"] = (payload, item)  # its text, for the message's size (`CheckedMessage`)
+        try:
+            self.deliver_recorded(payload, queue)
+        finally:
+            self.__dict__["_popped"] = None
         return True
 
     def deliver_recorded(self, payload: Any, queue: str) -> None:

@@ -25,6 +25,8 @@ from amqp.exceptions import RecoverableConnectionError
 from amqp.transport import TCPTransport
 from kombu.transport import pyamqp
 
+from .amqp_frames import HEADER_FRAME_BYTES, RECEIVED_BYTES
+
 RELIED_ON: tuple[tuple[type, str], ...] = (
     (TCPTransport, "_write"),
     (pyamqp.Channel, "message_to_python"),  # overridden below: where a delivery's tag is noted
@@ -44,7 +46,11 @@ class GroupingChannel(pyamqp.Channel):
         # A no-ack consumer's delivery (remote control, gossip) is settled as it is delivered.
         if raw_message.delivery_info.get("consumer_tag") not in (self.no_ack_consumers or ()):
             self.outstanding.add(raw_message.delivery_tag)
-        return super().message_to_python(raw_message)  # type: ignore[no-untyped-call]
+        message = super().message_to_python(raw_message)  # type: ignore[no-untyped-call]
+        header = message.properties.pop(HEADER_FRAME_BYTES, None)  # `amqp_frames`
+        if header is not None:  # the whole message as received: header frame and body
+            setattr(message, RECEIVED_BYTES, header + len(message.body or b""))
+        return message
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False, argsig: str = "Lb") -> Any:
         if self._grouped is not None and not multiple:

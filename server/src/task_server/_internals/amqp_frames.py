@@ -29,6 +29,12 @@ RELIED_ON: tuple[tuple[type, str], ...] = ((GenericContent, "_load_properties"),
 
 #: The header added to a message whose headers py-amqp could not read: what could not be read, and why.
 UNREADABLE_HEADER = "x-task-sdk-unreadable"
+#: Attribute of a kombu message (either broker): its size as the worker received it, body, headers
+#: and properties (`_message_checks.received_size_refusal`).
+RECEIVED_BYTES = "task_sdk_received_bytes"
+#: Key added to a delivered message's properties: the size of its content header frame (properties
+#: and headers as received); taken out again as the message reaches kombu (`amqp_acks`).
+HEADER_FRAME_BYTES = "x-task-sdk-header-frame-bytes"
 #: Deepest nesting of tables and arrays read (deeper values are unreadable), as for JSON bodies.
 MAX_NESTING = 100
 
@@ -200,11 +206,12 @@ def guard_property_decoding() -> None:
 
     def load_properties(self: Any, class_id: int, buf: Any, offset: int) -> int:
         try:
-            return int(original(self, class_id, buf, offset))
+            offset = int(original(self, class_id, buf, offset))
         except Exception as failure:  # what a hostile frame raises has no common base
             if class_id != Basic.CLASS_ID:
                 raise
             self.properties, offset = read_basic_properties(buf, offset, failure)
-            return offset
+        self.properties[HEADER_FRAME_BYTES] = len(buf)  # for `--max-message-bytes` (`_intake`)
+        return offset
 
     GenericContent._load_properties = load_properties
