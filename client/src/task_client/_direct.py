@@ -232,11 +232,12 @@ class EnvelopeBuilder:
             text = _dumps(headers if type(headers) is dict else dict(headers))
             return "" if text == "{}" else ", " + text[1:-1]
         parts = []
+        shape, shape_text = self._shape  # one read: another thread may replace it meanwhile
         for name, value in headers.items():
             if type(value) is str:
                 value_text = _string(value)
-            elif value is self._shape[0]:
-                value_text = self._shape[1]
+            elif value is shape:
+                value_text = shape_text
             else:
                 value_text = _dumps(value)
                 if name == SHAPE_HEADER:
