@@ -125,3 +125,28 @@ def test_a_killed_worker_brings_back_every_call_that_shares_a_tag(
     start_worker()  # restores the lost worker's calls after the visibility timeout (5 s)
     # The 2 that ran start again (idempotent), the 2 reserved start once: each answered, none lost.
     assert answers(private_redis.url, calls) == {marker: 2 if marker in running else 1 for marker in calls}
+
+
+def test_two_workers_holding_calls_that_share_a_tag_keep_each_others_records(
+    private_redis: RedisProcess, start_worker: Callable[..., WorkerProcess], markers: Path
+) -> None:
+    """Before, the second worker's record of a tag overwrote the first's, and its ack removed the
+    only record left: calls of a worker killed meanwhile were lost. Now every record is its own."""
+    first, second = start_worker("--prefetch-multiplier", "2"), start_worker("--prefetch-multiplier", "2")
+    calls = push_holds(private_redis.url, 4)
+    store = redis.Redis.from_url(private_redis.url)
+    try:
+        wait_until(lambda: store.llen("diagnostics") == 0, 30, "the workers to take all 4 calls")
+        wait_until(lambda: sum(starts(markers, marker) for marker in calls) == 2, 30, "each worker to run a call")
+        wait_until(lambda: store.hlen("unacked") == 4, 10, "one unacked record per call held")
+        os.killpg(first.pid, signal.SIGKILL)
+        wait_until(lambda: not first.alive(), 10, "the kill")
+    finally:
+        store.close()
+    for marker in calls:
+        (markers / f"{marker}.release").touch()
+    # The second worker finishes its own calls and, after the visibility timeout, the first's: each
+    # answered, by its last start (the first's running call starts twice, the others once).
+    results = answers(private_redis.url, calls)
+    assert results == {marker: starts(markers, marker) for marker in calls}
+    assert sorted(results.values()) == [1, 1, 1, 2] and second.alive()
