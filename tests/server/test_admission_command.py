@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from task_contracts.wire import call_digest
-from task_server._admission import running_mark
+from task_server._admission import delivery_token, running_mark
 
 DIGESTS = (
     st.none()
@@ -19,9 +19,22 @@ DIGESTS = (
 )
 
 
-@given(interruptible=st.booleans() | st.integers(), attempt=st.integers() | st.booleans(), digest=DIGESTS)
-def test_a_running_mark_is_written_as_json_dumps_writes_it(interruptible: Any, attempt: Any, digest: Any) -> None:
+@given(
+    interruptible=st.booleans() | st.integers(),
+    attempt=st.integers() | st.booleans(),
+    digest=DIGESTS,
+    delivery=st.builds(delivery_token) | st.text(max_size=20),
+)
+def test_a_running_mark_is_written_as_json_dumps_writes_it(
+    interruptible: Any, attempt: Any, digest: Any, delivery: str
+) -> None:
     mark: dict[str, Any] = {"interruptible": interruptible, "attempt": attempt}
     if digest:
         mark["digest"] = digest
-    assert running_mark(interruptible, attempt, digest) == json.dumps(mark)
+    mark["delivery"] = delivery
+    assert running_mark(interruptible, attempt, digest, delivery) == json.dumps(mark)
+
+
+def test_each_admission_has_a_token_of_its_own() -> None:
+    tokens = {delivery_token() for _ in range(1000)}
+    assert len(tokens) == 1000

@@ -92,7 +92,7 @@ def chunk_task_name(contract_name: str) -> str:
 #: Cancellation, durable across worker restarts. A caller cancels a call that has not started by
 #: setting `<REVOKED_KEY_PREFIX><id>` in the result backend (with a TTL) and storing a REVOKED
 #: record; every worker checks that key before it starts a call. A worker that starts a call sets
-#: `<RUNNING_KEY_PREFIX><id>` to `{"interruptible": bool, "attempt": n}` in the same atomic step,
+#: `<RUNNING_KEY_PREFIX><id>` to `{"interruptible": bool, "attempt": n, ...}` in the same atomic step,
 #: so a caller learns whether it came too late (and whether the call may be terminated).
 REVOKED_KEY_PREFIX: Final = "task-sdk-revoked-"
 RUNNING_KEY_PREFIX: Final = "task-sdk-running-"

@@ -15,6 +15,10 @@ either comes before the start (the call never runs) or after it (the caller is t
 - Finished before (its worker was lost between storing the record and acknowledging the message):
   the message is dropped without running it again or touching the record.
 - Started before: the start is counted for the redelivery policy (`_deliveries.judge`).
+
+Each delivery's admission carries a token of its own (`delivery_token`), written in the running mark
+with the start: the same admission asked again (a lost connection: the script may have run, its reply
+lost) finds its own mark and gets its start back, counted once. A new delivery has a new token.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import logging
+import os
 import random
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,11 +67,15 @@ LEASE_MARGIN = 5.0
 REQUEUE_DELAY = (0.05, 0.25)
 
 # KEYS: revoked, deliveries, running, leases (untouched without a limit), record.
-# ARGV: count ttl, running value, running ttl, task id, limit (0: none), lease seconds, the call's
-# digest ("" if none), "1" to pass over the revoke mark (it was found forged).
+# ARGV: count ttl, running value (naming the delivery's token), running ttl, task id, limit (0: none),
+# lease seconds, the call's digest ("" if none), "1" to pass over the revoke mark (it was found forged).
 # Returns {"revoked", mark} | {"conflict", their digest} | {"finished", status} | {"full", 0} | {"start", starts}.
+# A running mark equal to the one it would write is this delivery's own start (asked again after a lost
+# reply): that start's verdict, counted once, even if a cancel came since (it was told the call runs).
 _ADMIT = """
 local digest = ARGV[7]
+local running = redis.call('get', KEYS[3])
+if running == ARGV[2] then return {'start', tonumber(redis.call('get', KEYS[2])) or 1} end
 local reason = redis.call('get', KEYS[1])
 if reason and ARGV[8] ~= '1' then return {'revoked', reason} end
 local stored = redis.call('get', KEYS[5])
@@ -82,7 +93,6 @@ if stored then
   end
 end
 if digest ~= '' then
-  local running = redis.call('get', KEYS[3])
   if running then
     local ok, mark = pcall(cjson.decode, running)
     if ok and type(mark) == 'table' and type(mark['digest']) == 'string' and mark['digest'] ~= digest then
@@ -123,7 +133,8 @@ def _admit_now(client: Any, keys: list[str], arguments: list[Any]) -> Any:
     32 RabbitMQ callers, most calls), and redis-py's client costs more CPU than the command (its
     pool checkout, health check and retry wrapper). A forgotten script (NOSCRIPT: nothing ran) or
     a lost connection goes through redis-py's Script as before, which loads the script and retries
-    the connection as the backend's client is configured to."""
+    the connection as the backend's client is configured to: with the same arguments, so the same
+    delivery token, a script that ran already (its reply lost) gives its verdict again, counted once."""
     try:
         return pipeline_for(client.connection_pool).send("EVALSHA", _ADMIT_SHA, len(keys), *keys, *arguments)()
     except (redis.exceptions.NoScriptError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -150,7 +161,7 @@ def admission_command(
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the admission script for one start of a call; `digest`: of its
     arguments (`task_contracts.wire.call_digest`)."""
-    running = running_mark(contract.interruptible, retries + 1, digest)
+    running = running_mark(contract.interruptible, retries + 1, digest, delivery_token())
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
@@ -166,17 +177,45 @@ def admission_command(
     return keys, [COUNT_TTL_SECONDS, running, int(lease_end), task_id, limit, lease_end, digest or "", passed]
 
 
-def running_mark(interruptible: bool, attempt: int, digest: str | None) -> str:
-    """The running mark of a started call: `json.dumps` of `{"interruptible", "attempt", "digest"}`
-    (no digest when it has none), written without the encoder for a bool, an int and a digest of
-    letters and digits (half of `admission_command`'s time, measured)."""
-    if type(interruptible) is not bool or type(attempt) is not int or (digest and not _plain(digest)):
+def running_mark(interruptible: bool, attempt: int, digest: str | None, delivery: str) -> str:
+    """The running mark of a started call: `json.dumps` of `{"interruptible", "attempt", "digest",
+    "delivery"}` (no digest when it has none; `delivery`: the delivery's token), written without the
+    encoder for a bool, an int and a digest and token of letters and digits (half of
+    `admission_command`'s time, measured)."""
+    if (
+        type(interruptible) is not bool
+        or type(attempt) is not int
+        or (digest and not _plain(digest))
+        or not _plain(delivery)
+    ):
         mark: dict[str, Any] = {"interruptible": interruptible, "attempt": attempt}
         if digest:
             mark["digest"] = digest
+        mark["delivery"] = delivery
         return json.dumps(mark)
     start = '{"interruptible": true, "attempt": ' if interruptible else '{"interruptible": false, "attempt": '
-    return f'{start}{attempt}, "digest": "{digest}"}}' if digest else f"{start}{attempt}}}"
+    if digest:
+        return f'{start}{attempt}, "digest": "{digest}", "delivery": "{delivery}"}}'
+    return f'{start}{attempt}, "delivery": "{delivery}"}}'
+
+
+_token_prefix = secrets.token_hex(8)
+_token_numbers = itertools.count()
+
+
+def _new_token_prefix() -> None:
+    # A forked pool process counts from where its parent was: its tokens must not repeat the parent's.
+    global _token_prefix
+    _token_prefix = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_token_prefix)
+
+
+def delivery_token() -> str:
+    """A token naming one admission of one delivery, unique across processes and hosts (a random
+    prefix per process, then a count): cheaper than a random token per call."""
+    return f"{_token_prefix}x{next(_token_numbers)}"
 
 
 def _plain(text: str) -> bool:
