@@ -55,18 +55,6 @@ def holding_writes() -> Iterator[None]:
             pipeline.flush(keep_holding=False)
 
 
-def write_held() -> None:
-    """Write now what this process's pipelined connections hold (`holding_writes`), holding on after:
-    the last delivery of a burst need not wait for the end of the burst's turn to have its admission
-    written, while the loop goes on setting up its call (or runs it)."""
-    pid = os.getpid()
-    with _pipelines_lock:
-        pipelines = [pipeline for (owner, _), pipeline in _pipelines.items() if owner == pid]
-    for pipeline in pipelines:
-        if pipeline._held:
-            pipeline.flush()
-
-
 class PipelinedConnection:
     """Commands written on one connection without waiting; each reply read, in order, by whoever
     needs one first (any thread). One per result-backend connection pool."""

@@ -25,10 +25,8 @@ from kombu.asynchronous import get_event_loop
 
 from ._admission import ask_early
 from ._grouped_acks import acks, groups_acks
-from ._inline import broker_connection, running_on_the_loop
-from ._internals.amqp_reads import frames_waiting
+from ._inline import running_on_the_loop
 from ._internals.worker import custom_headers, task_processor
-from ._pipelined import write_held
 from ._restart import request_restart
 from ._unacked import flush_held
 from ._watched_threads import DEFAULT_MAX_LEAKED_THREADS, DEFAULT_OVERRUN_GRACE, WatchedThreads
@@ -169,13 +167,6 @@ class ServedByThreads:
                 raise  # the message's unacked entry went in the same write: not handed on (`_unacked`)
             except Exception as error:  # the thread then asks itself, as it would have
                 logger.debug("admission of %s not asked early: %s", request.id, error)
-            else:
-                # On RabbitMQ the burst's admissions are held for one write at the end of its turn
-                # (`_pipelined.holding_writes`); the last one of the burst goes now, so that Redis
-                # answers while the loop sets up this call, not after.
-                connection = broker_connection(self._consumer)
-                if connection is not None and not frames_waiting(connection):
-                    write_held()
         flush_held()  # the message's unacked entry is in Redis before it is handed on
         self._process_task(request)
 

@@ -62,11 +62,6 @@ def buffered(connection: Any) -> bool:
     return bool(getattr(connection.transport, "_read_buffer", b""))
 
 
-def frames_waiting(connection: Any) -> bool:
-    """Whether py-amqp's read buffer holds another whole frame: more of the burst being handled."""
-    return holds_frame(getattr(connection.transport, "_read_buffer", b""))
-
-
 def holds_frame(buffer: bytes) -> bool:
     """Whether `buffer` starts with a whole frame."""
     if len(buffer) < _FRAME_OVERHEAD:
