@@ -25,7 +25,7 @@ from task_client import TaskClient, TaskFailed
 from task_server.testing import RedisProcess, WorkerProcess, wait_until
 
 from ..catalog import diagnostics, serving
-from .raw_messages import envelope, json_body, push_raw, v1_envelope
+from .raw_messages import envelope, json_body, push, push_raw, v1_envelope
 
 pytestmark = pytest.mark.e2e
 
@@ -251,3 +251,18 @@ def test_a_message_tagged_as_the_pop_scripts_probe_is_not_redelivered_while_it_r
         assert len((markers / "probe-tag.starts").read_text().split()) == 1
         (markers / "probe-tag.release").touch()
         assert client.task(diagnostics.hold).handle(task_id).result(timeout=30) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"argsrepr": "x" * 50_000_000}, {f"x-header-{number}": "value" for number in range(60_000)}],
+    ids=["a-50-mb-argsrepr", "60000-headers"],
+)
+def test_huge_headers_are_refused_like_an_oversized_body(
+    client: TaskClient, redis_url: str, worker: WorkerProcess, headers: dict[str, str]
+) -> None:
+    """Redis only: RabbitMQ refuses a header frame over its frame_max (128 KiB) itself; the cap on
+    headers below that is `test_hostile_messages.py`'s, on both brokers."""
+    task_id = push(redis_url, "math.add", json_body([1, 2], {}), queue="math", headers=headers)
+    assert "more than this worker accepts (1048576 bytes, --max-message-bytes)" in refused(client, task_id)
+    assert client.add(2, 3) == 5 and worker.alive()

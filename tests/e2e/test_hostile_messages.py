@@ -139,23 +139,6 @@ def test_a_body_under_the_cap_whose_headers_carry_the_message_over_it_is_refused
     assert client.xsum([1, 2, 3]) == 6
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{"argsrepr": "x" * 50_000_000}, {f"x-header-{number}": "value" for number in range(60_000)}],
-    ids=["a-50-mb-argsrepr", "60000-headers"],
-)
-def test_huge_headers_are_refused_like_an_oversized_body(
-    client: TaskClient, broker: Broker, worker: WorkerProcess, headers: dict[str, str]
-) -> None:
-    if broker.kind != "redis":
-        pytest.skip("RabbitMQ refuses a header frame over its frame_max (128 KiB) itself")
-    task_id = push(broker.url, "math.add", json_body([1, 2], {}), queue="math", headers=headers)
-    error = refusal(client, task_id)
-    assert error.remote_type == "RefusedMessage"
-    assert "more than this worker accepts (1048576 bytes, --max-message-bytes)" in error.remote_message
-    assert client.add(2, 3) == 5 and worker.alive()
-
-
 @pytest.fixture
 def plain_celery(broker: Broker) -> Iterator[Celery]:
     """A producer that is a stock Celery app, not task-client."""
