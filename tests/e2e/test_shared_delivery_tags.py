@@ -89,6 +89,8 @@ def test_a_warm_shutdown_puts_back_every_held_call_that_shares_a_tag(
     store = redis.Redis.from_url(private_redis.url)
     try:
         wait_until(lambda: store.llen("diagnostics") == 0, 30, "the worker to take all 6 calls (1 running, 5 reserved)")
+        # Taken off the list is not started yet: the running call's marker comes moments later.
+        wait_until(lambda: sum(starts(markers, marker) for marker in calls) >= 1, 30, "the first call to run")
         running = [marker for marker in calls if starts(markers, marker)]
         assert len(running) == 1
         wait_until(lambda: store.hlen("unacked") == 6, 10, "one unacked record per call held")
