@@ -295,21 +295,33 @@ class Runtime:
         last = yield from self.read(contract, task_id)
         if last is not None and last.get("status") in READY_STATES:
             return last
-        if hard_limit is not None and timeout >= hard_limit and (yield from self._started(contract, task_id)):
-            # The bound reached the worker's hard time limit (a prefork contract) and the call has
-            # started: it is killed at most `hard_limit` after its start, which was before now (it
-            # may have waited behind busy pool processes), and its TimeLimitExceeded record follows.
-            # Wait for it, so that the caller learns the failure, not a TaskTimeout; it usually
-            # comes within moments.
-            future = self.watcher.watch(task_id, waited=True)
-            record = yield Wait(future, hard_limit + KILL_GRACE)
-            self.watcher.forget(task_id, future)
-            if record is not TIMED_OUT:
-                return record  # type: ignore[no-any-return]
-            last = yield from self.read(contract, task_id)
-            if last is not None and last.get("status") in READY_STATES:
+        if hard_limit is not None and timeout >= hard_limit:
+            last = yield from self._past_hard_limit(contract, task_id, hard_limit)
+            if last is not None:
                 return last
         raise timeout_error(contract, task_id, timeout, self.watcher.check.refused(task_id))
+
+    def _past_hard_limit(self, contract: str | None, task_id: str, hard_limit: float) -> Steps[Record | None]:
+        """The ready record of a call whose bound reached the worker's hard time limit (a prefork
+        contract), or None when it has not started.
+
+        A call running now is killed at most `hard_limit` after its start, which was before now (it
+        may have waited behind busy pool processes), and its TimeLimitExceeded record follows: it is
+        waited for, so that the caller learns the failure, not a TaskTimeout; it usually comes within
+        moments. A call not running may have ended since the caller's last read: a warm worker kills
+        a call at its hard limit moments after the caller's bound (both count the same seconds, the
+        caller's from first), and stores its record with the removal of its running marks.
+        """
+        if not (yield from self._started(contract, task_id)):
+            last = yield from self.read(contract, task_id)
+            return last if last is not None and last.get("status") in READY_STATES else None
+        future = self.watcher.watch(task_id, waited=True)
+        record = yield Wait(future, hard_limit + KILL_GRACE)
+        self.watcher.forget(task_id, future)
+        if record is not TIMED_OUT:
+            return record  # type: ignore[no-any-return]
+        last = yield from self.read(contract, task_id)
+        return last if last is not None and last.get("status") in READY_STATES else None
 
     def _wait_published(
         self, task_id: str, future: concurrent.futures.Future[Record], timeout: float, confirmation: Confirmation
