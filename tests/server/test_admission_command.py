@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from task_contracts.wire import call_digest
-from task_server._admission import delivery_token, running_mark
+from task_server._admission import running_mark
+from task_server._tokens import unique_token
 
 DIGESTS = (
     st.none()
@@ -23,7 +24,7 @@ DIGESTS = (
     interruptible=st.booleans() | st.integers(),
     attempt=st.integers() | st.booleans(),
     digest=DIGESTS,
-    delivery=st.builds(delivery_token) | st.text(max_size=20),
+    delivery=st.builds(unique_token) | st.text(max_size=20),
 )
 def test_a_running_mark_is_written_as_json_dumps_writes_it(
     interruptible: Any, attempt: Any, digest: Any, delivery: str
@@ -36,5 +37,5 @@ def test_a_running_mark_is_written_as_json_dumps_writes_it(
 
 
 def test_each_admission_has_a_token_of_its_own() -> None:
-    tokens = {delivery_token() for _ in range(1000)}
+    tokens = {unique_token() for _ in range(1000)}
     assert len(tokens) == 1000

@@ -292,8 +292,8 @@ class Runtime:
         if record is not TIMED_OUT:
             return record  # type: ignore[no-any-return]
         self.watcher.forget(task_id, future)
-        last = yield from self.read(contract, task_id)
-        if last is not None and last.get("status") in READY_STATES:
+        last = yield from self._read_ready(contract, task_id)
+        if last is not None:
             return last
         if hard_limit is not None and timeout >= hard_limit:
             last = yield from self._past_hard_limit(contract, task_id, hard_limit)
@@ -313,15 +313,13 @@ class Runtime:
         caller's from first), and stores its record with the removal of its running marks.
         """
         if not (yield from self._started(contract, task_id)):
-            last = yield from self.read(contract, task_id)
-            return last if last is not None and last.get("status") in READY_STATES else None
+            return (yield from self._read_ready(contract, task_id))
         future = self.watcher.watch(task_id, waited=True)
         record = yield Wait(future, hard_limit + KILL_GRACE)
         self.watcher.forget(task_id, future)
         if record is not TIMED_OUT:
             return record  # type: ignore[no-any-return]
-        last = yield from self.read(contract, task_id)
-        return last if last is not None and last.get("status") in READY_STATES else None
+        return (yield from self._read_ready(contract, task_id))
 
     def _wait_published(
         self, task_id: str, future: concurrent.futures.Future[Record], timeout: float, confirmation: Confirmation
@@ -448,6 +446,11 @@ class Runtime:
         except BrokerUnavailable:  # e.g. an ACL user that may not read the start counter: plain TaskTimeout
             return False
         return bool(reply)
+
+    def _read_ready(self, contract: str | None, task_id: str) -> Steps[Record | None]:
+        """The stored record now if the call has ended (None while pending or running), as `read`."""
+        last = yield from self.read(contract, task_id)
+        return last if last is not None and last.get("status") in READY_STATES else None
 
     def read(self, contract: str | None, task_id: str) -> Steps[Record | None]:
         """The stored record now (None while pending), within `read_bound`."""

@@ -16,7 +16,7 @@ either comes before the start (the call never runs) or after it (the caller is t
   the message is dropped without running it again or touching the record.
 - Started before: the start is counted for the redelivery policy (`_deliveries.judge`).
 
-Each delivery's admission carries a token of its own (`delivery_token`), written in the running mark
+Each delivery's admission carries a token of its own (`_tokens.unique_token`), written in the running mark
 with the start: the same admission asked again (a lost connection: the script may have run, its reply
 lost) finds its own mark and gets its start back, counted once. A new delivery has a new token.
 """
@@ -27,12 +27,9 @@ import contextlib
 import functools
 import hashlib
 import hmac
-import itertools
 import json
 import logging
-import os
 import random
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,6 +54,7 @@ from ._deliveries import COUNT_TTL_SECONDS, judge
 from ._errors import DuplicateTaskId
 from ._pipelined import pipeline_for
 from ._preadmission import claim_admission, digest_asked_with, remember_asked
+from ._tokens import unique_token
 from ._unacked import plan_removal_at_store
 
 logger = logging.getLogger(__name__)
@@ -161,7 +159,7 @@ def admission_command(
 ) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the admission script for one start of a call; `digest`: of its
     arguments (`task_contracts.wire.call_digest`)."""
-    running = running_mark(contract.interruptible, retries + 1, digest, delivery_token())
+    running = running_mark(contract.interruptible, retries + 1, digest, unique_token())
     keys = [
         REVOKED_KEY_PREFIX + task_id,
         deliveries_key(task_id, retries),
@@ -197,25 +195,6 @@ def running_mark(interruptible: bool, attempt: int, digest: str | None, delivery
     if digest:
         return f'{start}{attempt}, "digest": "{digest}", "delivery": "{delivery}"}}'
     return f'{start}{attempt}, "delivery": "{delivery}"}}'
-
-
-_token_prefix = secrets.token_hex(8)
-_token_numbers = itertools.count()
-
-
-def _new_token_prefix() -> None:
-    # A forked pool process counts from where its parent was: its tokens must not repeat the parent's.
-    global _token_prefix
-    _token_prefix = secrets.token_hex(8)
-
-
-os.register_at_fork(after_in_child=_new_token_prefix)
-
-
-def delivery_token() -> str:
-    """A token naming one admission of one delivery, unique across processes and hosts (a random
-    prefix per process, then a count): cheaper than a random token per call."""
-    return f"{_token_prefix}x{next(_token_numbers)}"
 
 
 def _plain(text: str) -> bool:

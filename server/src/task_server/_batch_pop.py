@@ -11,7 +11,7 @@ cycle's order, each queue's priority lists first to last). Its reply comes at on
 when nothing waits, and the BRPOP behind it then blocks as before. Each popped item is recorded as
 unacked by the script that pops it (`_recorded_pop`) and delivered exactly as a BRPOP's item is.
 
-Every message is delivered under a delivery tag of the worker's own (`delivery_tags`), never the
+Every message is delivered under a delivery tag of the worker's own (`_tokens.unique_token`), never the
 producer's: kombu keys its record of a delivered message, in memory and in Redis's unacked hash, by
 that tag, so messages sharing one (`celery-ts` sends a fixed tag; any producer may) shared one
 record: a warm shutdown holding 6 put back 1 and lost 5, and two workers holding one tag each could
@@ -20,11 +20,9 @@ remove the other's crash record. The unacked entry keeps the envelope as the pro
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import redis.exceptions
@@ -55,6 +53,7 @@ from ._internals.channel import (
 from ._internals.replies import read_reply
 from ._message_checks import json_value, may_hold_kombu_type
 from ._recorded_pop import POP_AND_RECORD, POP_AND_RECORD_SHA, PROBE, FullBackoff, RecordRefused, is_full
+from ._tokens import unique_token
 
 logger = logging.getLogger(__name__)
 
@@ -188,11 +187,8 @@ class BatchPopping(ChannelHooks):
 
     def next_delivery_tag(self) -> str:
         """A delivery tag for the next message this channel delivers, unique among all workers'
-        (see the module doc): the channel's random name and a count."""
-        tags = self.__dict__.get("_delivery_tags")
-        if tags is None:
-            tags = self.__dict__["_delivery_tags"] = delivery_tags()
-        return next(tags)
+        (see the module doc)."""
+        return unique_token()
 
     def claim_taking(self) -> str:
         """The taking member of the BRPOP whose message is being delivered now ("" if none): its
@@ -450,12 +446,6 @@ def envelope_of(item: str) -> Any:
     if may_hold_kombu_type(item):
         return loads(item)  # type: ignore[no-untyped-call]
     return json_value(item)
-
-
-def delivery_tags() -> Iterator[str]:
-    """Delivery tags unique among all workers' (a random name and a count), for one channel."""
-    name = uuid.uuid4().hex
-    return (f"{name}.{count}" for count in itertools.count(1))
 
 
 def retag(envelope: Any, tag: str) -> None:

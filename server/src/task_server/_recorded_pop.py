@@ -75,7 +75,7 @@ end
 
 #: KEYS: unacked index, unacked hash, then the lists BRPOP would be given, in its order.
 #: ARGV: the most items to pop, the delivery time, the prefix of the delivery tags it files them
-#: under (the n-th item popped: the prefix and n; see `_batch_pop.delivery_tags`).
+#: under (the n-th item popped: the prefix and n; see `_batch_pop.next_delivery_tag`).
 #: Returns {key, item, recorded (0/1), ...} or FULL.
 POP_AND_RECORD = (
     _ENTRY
