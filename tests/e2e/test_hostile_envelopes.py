@@ -266,3 +266,36 @@ def test_huge_headers_are_refused_like_an_oversized_body(
     task_id = push(redis_url, "math.add", json_body([1, 2], {}), queue="math", headers=headers)
     assert "more than this worker accepts (1048576 bytes, --max-message-bytes)" in refused(client, task_id)
     assert client.add(2, 3) == 5 and worker.alive()
+
+
+def test_an_item_only_redis_can_parse_leaves_no_crash_record_when_a_batch_pop_takes_it(
+    private_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """Redis's Lua JSON reader takes numbers Python's refuses (hexadecimal, a leading plus or zero,
+    nan): the batch pop (`_recorded_pop`) recorded such an item as unacked, then the worker could not
+    parse it and dropped it, with its crash record left behind: the visibility sweep put it back on
+    its queue, again and again while batch pops took it."""
+    hostile = [str(uuid.uuid4()) for _ in range(8)]
+    valid: list[str] = []
+    for number, task_id in enumerate(hostile):
+        for _ in range(6):  # a backlog, so that batch pops take the items
+            valid.append(str(uuid.uuid4()))
+            pushed(private_redis.url, call(valid[-1]))
+        text = json.dumps(call(task_id))
+        pushed(private_redis.url, text[:-1] + (', "x": 0x10}' if number % 2 else ', "x": +1}'))
+    extra = ("--prefetch-multiplier", "16", "--visibility-timeout", "300")
+    with (
+        WorkerProcess(private_redis.url, concurrency=1, extra_args=extra, logdir=str(tmp_path), **serving()) as worker,
+        redis.Redis.from_url(private_redis.url) as store,
+        TaskClient(private_redis.url) as client,
+    ):
+        worker.start()
+        assert [client.add.handle(task_id).result(timeout=30) for task_id in valid] == [3] * len(valid)
+        wait_until(
+            lambda: worker.log().count("dropped an item on a task queue") >= len(hostile), 30, "the items dropped"
+        )
+        assert client.add(2, 3) == 5  # the worker's next write carries its held removals
+        assert store.llen("math") == 0
+        kept = [value for value in store.hvals("unacked") if any(task_id.encode() in value for task_id in hostile)]
+        assert kept == []
+        assert worker.alive()

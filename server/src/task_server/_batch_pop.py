@@ -250,7 +250,14 @@ class BatchPopping(ChannelHooks):
     def deliver_text(self, item: str, queue: str, recorded: bool, tag: str | None = None) -> None:
         """Parse a popped item and deliver it under delivery tag `tag` (the one its pop recorded it
         under), or a new one; while it is delivered, `popped_text` answers its text."""
-        payload = envelope_of(item)
+        try:
+            payload = envelope_of(item)
+        except UNREADABLE:
+            if recorded and tag:
+                # Redis's Lua JSON reader takes what Python's refuses (0x10, +1, nan): its pop recorded
+                # it, and the record would bring it back after every visibility timeout.
+                self.drop_record(tag)
+            raise
         retag(payload, tag or self.next_delivery_tag())
         self.__dict__["_popped"] = (payload, item)
         try:
@@ -260,6 +267,9 @@ class BatchPopping(ChannelHooks):
                 deliver(self, payload, queue)
         finally:
             self.__dict__["_popped"] = None
+
+    def drop_record(self, tag: str) -> None:
+        """Remove the unacked record its pop wrote under `tag` for an item that is dropped (the channel knows how)."""
 
     def popped_text(self, payload: Any) -> str | None:
         """The JSON text `payload` was parsed from, while `deliver_text` delivers it (the envelope's

@@ -334,6 +334,11 @@ class _Guarded(BatchPopping):
         finally:
             self.__dict__["_recorded_tag"] = None
 
+    def drop_record(self, tag: str) -> None:
+        ledger = self.unacked_ledger()
+        if ledger is not None:
+            ledger.forget(tag)
+
     def recorded_at_pop(self, delivery_tag: str) -> bool:
         """Whether the message now being delivered (`delivery_tag`) was recorded by its pop."""
         if self.__dict__.get("_recorded_tag") != delivery_tag:
