@@ -4,6 +4,7 @@ full Redis refuses to take them back (the channel goes on without raising in the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -154,3 +155,45 @@ def test_with_a_key_prefix_an_item_a_full_redis_will_not_record_is_kept_not_lost
         assert [message.payload for message in received] == [{"n": 1}]
         assert not unrecorded.pending()
         assert "this worker takes messages again" in caplog.text  # the wait is over, not doubled on the next refusal
+
+
+def test_the_rest_of_a_batch_kept_at_a_lost_connection_leaves_no_unacked_record(
+    private_redis: RedisProcess,
+) -> None:
+    """A batch pop (`_batch_pop`) records every message it pops; when a delivery of the batch meets
+    a lost connection (the unacked ledger's write fails as the consumer writes its admission, say),
+    the messages behind it are kept and requeued (`_unrecorded`). Before, they were kept without
+    their record's tag: the requeue left their records, so the visibility sweep would push each of
+    them a second time (a duplicate delivery)."""
+    server = redis.Redis.from_url(private_redis.url)
+    with GuardedConnection(private_redis.url) as producing, producing.Producer() as producer:
+        for number in range(1, 7):
+            producer.publish({"n": number}, routing_key=QUEUE, declare=[Queue(QUEUE)])
+    received: list[Any] = []
+
+    def on_message(message: Any) -> None:
+        received.append(message.payload)
+        if message.payload == {"n": 4}:  # inside the batch pop of 3 to 6
+            raise redis.exceptions.ConnectionError("the connection was lost while delivering the batch")
+
+    connection = GuardedConnection(private_redis.url, transport_options={"polling_interval": 60})
+    channel = connection.default_channel
+    channel.basic_qos(0, 10, False)
+    channel.basic_consume(QUEUE, False, on_message, "batch-consumer")  # acked: recorded as unacked
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            for _ in range(4):  # 1 and 2 by a BRPOP each; then, 2 in flight, a batch pop takes 3 to 6
+                connection.drain_events(timeout=5)
+        assert received == [{"n": n} for n in range(1, 5)]
+        assert unrecorded.pending()  # 5 and 6
+    finally:
+        connection.close()  # requeues what is kept, and the unacked 1 to 4 (kombu's restore)
+    try:
+        assert not unrecorded.pending()
+        assert sorted(json.loads(item)["body"] for item in server.lrange(QUEUE, 0, -1)) == sorted(
+            base64.b64encode(json.dumps({"n": n}).encode()).decode() for n in range(1, 7)
+        )
+        # Each requeued message's record went with its requeue: the sweep will not push it again.
+        assert server.hgetall("unacked") == {}
+    finally:
+        server.close()

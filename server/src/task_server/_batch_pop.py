@@ -422,9 +422,11 @@ class BatchPopping(ChannelHooks):
             except UNREADABLE as error:
                 _dropped(error)
             except channel.connection_errors:
-                # This one is kept by the QoS; the rest of the batch must not vanish with it.
-                for rest_key, rest_item, _ in triples[number + 1 :]:
-                    unrecorded.keep(None, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
+                # This one is kept by the QoS; the rest of the batch must not vanish with it, and each
+                # one's record (filed by the pop) goes with its requeue, or the sweep pushes it again.
+                for rest, (rest_key, rest_item, rest_recorded) in enumerate(triples[number + 1 :], number + 2):
+                    rest_tag = f"{tags}{rest}" if rest_recorded else None
+                    unrecorded.keep(rest_tag, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
                 raise
             else:
                 delivered = True
