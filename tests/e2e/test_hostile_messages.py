@@ -139,6 +139,25 @@ def test_a_body_under_the_cap_whose_headers_carry_the_message_over_it_is_refused
     assert client.xsum([1, 2, 3]) == 6
 
 
+def test_a_body_over_the_cap_in_utf8_bytes_is_refused_though_it_has_fewer_characters(
+    client: TaskClient, broker: Broker, worker: WorkerProcess
+) -> None:
+    """The cap counts bytes. py-amqp hands a body with a content_encoding over as text (and a Redis
+    body not in base64 is text too): before, its characters were counted, so 600,000 two-byte
+    characters (1.2 MB) passed a cap of 1 MiB on RabbitMQ, which Redis refused in base64."""
+    text = "\u00e9" * 600_000
+    body = json.dumps(
+        [[text, 1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}], ensure_ascii=False
+    )
+    encoded = body.encode()  # UTF-8, not JSON's \u escapes
+    assert len(body) < 1_048_576 < len(encoded)
+    task_id = push(broker.url, "math.add", encoded, queue="math")
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "more than this worker accepts (1048576 bytes" in error.remote_message
+    assert client.add(2, 3) == 5
+
+
 @pytest.fixture
 def plain_celery(broker: Broker) -> Iterator[Celery]:
     """A producer that is a stock Celery app, not task-client."""

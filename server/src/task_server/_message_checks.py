@@ -229,7 +229,7 @@ def received_size_refusal(message: Any, limit: int) -> str | None:
 
 
 def size_refusal(body: bytes | str, limit: int) -> str | None:
-    size = len(body)
+    size = text_bytes(body)  # a body py-amqp decoded by its content_encoding is text: its UTF-8 bytes count
     if size > limit:
         return f"message body is {size} bytes, more than this worker accepts ({limit} bytes, --max-message-bytes)"
     return None
