@@ -13,6 +13,7 @@ import collections
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,6 +23,13 @@ from hiredis import pack_command
 from ._internals.replies import read_reply
 
 Reply = Callable[[], Any]
+
+#: Seconds a connection may have stood idle (no reply due) before a write first checks that Redis has
+#: not closed it: its `timeout` setting, a proxy's idle limit, a restart. A command written there is
+#: lost with its reply (an early admission then decided 'unrecorded', a store retried with a
+#: traceback, an unacked entry failed and restarted the consumer). redis-py's pool checks a
+#: connection so at each checkout; this one stays out of the pool.
+IDLE_CHECK_AFTER = 0.5
 
 _pipelines: dict[tuple[int, int], PipelinedConnection] = {}
 _pipelines_lock = threading.Lock()
@@ -66,6 +74,7 @@ class PipelinedConnection:
         self._connection: Any = None
         self._unread: collections.deque[PendingReply] = collections.deque()
         self._held: list[bytes] | None = None  # commands packed but not written yet (`holding_writes`)
+        self._used_at = 0.0  # when a command was last given (`IDLE_CHECK_AFTER`)
 
     def send(self, *command: Any) -> PendingReply:
         """Write `command`; call what is returned for its reply (or the error it met)."""
@@ -77,6 +86,11 @@ class PipelinedConnection:
         with self._send_lock:
             connection = None
             try:
+                now = time.monotonic()
+                idle = self._connection is not None and not self._unread and now - self._used_at > IDLE_CHECK_AFTER
+                if idle and _closed(self._connection):
+                    self._drop(self._connection)
+                self._used_at = now
                 if self._connection is None:
                     # Kept out of the pool until dropped: its replies are read here, possibly by another thread.
                     self._connection = self.pool.get_connection()
@@ -179,6 +193,14 @@ class PendingReply:
         if isinstance(self._value, BaseException):
             raise self._value
         return self._value
+
+
+def _closed(connection: Any) -> bool:
+    """Whether an idle connection (no reply due) has been closed by Redis: anything to read is its end."""
+    try:
+        return bool(connection.can_read(timeout=0))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        return True
 
 
 def _packed(commands: Sequence[Sequence[Any]]) -> list[bytes]:
