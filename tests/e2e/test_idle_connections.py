@@ -25,10 +25,22 @@ pytestmark = pytest.mark.e2e
 SYMPTOMS = ("start not counted", "Failed operation _store_result", "Connection to broker lost")
 
 
-def other_clients(url: str) -> set[str]:
-    with redis.Redis.from_url(url) as watcher:
+def other_clients(url: str) -> list[dict[str, str]]:
+    with redis.Redis.from_url(url, decode_responses=True) as watcher:
         mine = watcher.client_id()
-        return {entry["id"] for entry in watcher.client_list() if int(entry["id"]) != mine}
+        return [entry for entry in watcher.client_list() if int(entry["id"]) != mine]
+
+
+def idle_ones_closed(url: str, before: set[str]) -> bool:
+    """Whether Redis has closed connections of `before`, and every connection idle past its timeout
+    (pub/sub and blocked ones are never closed so)."""
+    now = other_clients(url)
+    still_idle = [
+        entry
+        for entry in now
+        if int(entry["idle"]) >= 2 and entry.get("sub") == entry.get("psub") == "0" and "b" not in entry["flags"]
+    ]
+    return len(before - {entry["id"] for entry in now}) >= 2 and not still_idle
 
 
 @pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
@@ -48,9 +60,9 @@ def test_connections_redis_closed_while_idle_are_replaced_before_the_next_call(
             worker.start()
             for round_number in range(2):
                 assert client.mul(2, round_number) == 2 * round_number  # served by a thread: asked early
-                before = other_clients(backend.url)
-                # Idle until Redis has closed connections of the worker's (idle over 1 s).
-                wait_until(lambda before=before: len(before - other_clients(backend.url)) >= 2, 15, "idle closes")
+                before = {entry["id"] for entry in other_clients(backend.url)}
+                # Idle until Redis has closed the connections idle over its timeout (1 s), the worker's too.
+                wait_until(lambda before=before: idle_ones_closed(backend.url, before), 15, "idle connections closed")
                 seen = len(worker.log())
                 assert [client.mul(3, n) for n in range(3)] == [0, 3, 6]
                 after = worker.log()[seen:]
