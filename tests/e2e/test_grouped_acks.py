@@ -4,16 +4,22 @@ never an ack for a delivery that was not asked to be acked."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import amqp
 import pytest
 from kombu import Connection
 
+from task_client import TaskClient
 from task_server._grouped_acks import AckQueue
 from task_server._internals.amqp_acks import GroupingChannel
 from task_server._transport import BurstReadingTransport
 from task_server.testing import RabbitMQProcess, wait_until
+
+from ..catalog import diagnostics
+from .amqp_worker import worker_on_own_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -21,10 +27,15 @@ QUEUE = "grouped-acks"
 
 
 def _ready(rabbitmq: RabbitMQProcess, vhost: str) -> int:
+    return int(_declared(rabbitmq, vhost, QUEUE).message_count)
+
+
+def _declared(rabbitmq: RabbitMQProcess, vhost: str, queue: str) -> Any:
+    """The queue's passive declaration: its ready messages and its consumers."""
     connection = amqp.Connection(f"127.0.0.1:{rabbitmq.port}", userid="guest", password="guest", virtual_host=vhost)
     connection.connect()
     try:
-        return int(connection.channel().queue_declare(QUEUE, passive=True).message_count)
+        return connection.channel().queue_declare(queue, passive=True)
     finally:
         connection.close()
 
@@ -133,3 +144,29 @@ def test_deliveries_to_a_consumer_that_never_acks_are_not_kept_as_outstanding(ra
         assert channel.outstanding == set()
         channel.close()
     assert _ready(rabbitmq, vhost) == 0
+
+
+def test_a_warm_shutdown_right_after_calls_run_on_the_event_loop_leaves_none_of_them_to_run_again(
+    rabbitmq: RabbitMQProcess, tmp_path: Path
+) -> None:
+    """An on-loop call's ack waits `LOOP_ACK_DELAY` on the loop's timer: a warm shutdown that follows
+    at once still sends it before the connection closes, so no delivery goes back to the queue."""
+    with (
+        worker_on_own_vhost(rabbitmq, str(tmp_path), "loopacks") as served,
+        TaskClient(served.url, served.results_url) as client,
+    ):
+        nap = client.task(diagnostics.nap)
+        ran_on = [nap(0.0) for _ in range(20)]
+        assert "MainThread" in ran_on  # a lone caller's: on the loop (unless a frame came meanwhile), acked later
+        served.worker.stop()
+        assert not served.worker.alive()
+        vhost = unquote(urlsplit(served.url).path.lstrip("/"))
+        declared: list[Any] = []
+
+        def consumer_gone() -> bool:
+            declared.append(_declared(rabbitmq, vhost, diagnostics.nap.queue))
+            return int(declared[-1].consumer_count) == 0  # its deliveries settled or back in the queue
+
+        wait_until(consumer_gone, 30, "the worker's consumer to be gone")
+        assert declared[-1].message_count == 0
+        assert "Couldn't ack" not in served.worker.log()

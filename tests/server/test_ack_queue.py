@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kombu.asynchronous import Hub
+from kombu.asynchronous.timer import Timer
 
 from task_server import _grouped_acks
-from task_server._grouped_acks import AckQueue
+from task_server._grouped_acks import LOOP_ACK_DELAY, AckQueue
+from task_server.testing import wait_until
 
 
 class _Channel:
@@ -61,3 +64,67 @@ def test_acks_are_still_sent_after_the_loop_dropped_the_callback_that_would_have
     queue.add(hub, _Message(channel, 2), (OSError,))  # after the consumer reconnected
     hub.turn()
     assert channel.acked == [1, 2]
+
+
+def _kombu_hub() -> Hub:
+    hub = Hub(Timer())
+    hub.poller  # created as Celery's Hub step does before the loop starts  # noqa: B018
+    return hub
+
+
+def test_an_on_loop_calls_ack_is_sent_by_the_loops_timer_after_the_delay_with_those_queued_meanwhile() -> None:
+    queue, hub, channel = AckQueue(), _kombu_hub(), _Channel()
+    try:
+        queue.add(hub, _Message(channel, 1), (OSError,), delay=LOOP_ACK_DELAY)
+        queue.add(hub, _Message(channel, 2), (OSError,), delay=LOOP_ACK_DELAY)
+        assert len(hub.timer.queue) == 1  # one send for both
+        assert channel.acked == []
+
+        def fired() -> bool:
+            hub.fire_timers()  # what the loop does on each turn
+            return bool(channel.acked)
+
+        wait_until(fired, 1, "the delayed send")
+        assert channel.acked == [1, 2]
+    finally:
+        hub.close()
+
+
+def test_acks_still_waiting_for_their_delay_are_sent_as_the_event_loop_closes() -> None:
+    """A warm shutdown closes the loop (Celery's Hub step) before the consumer closes its connection,
+    and kombu's timers never run again: the queue sends what is left then."""
+    queue, hub, channel = AckQueue(), _kombu_hub(), _Channel()
+    queue.add(hub, _Message(channel, 1), (OSError,), delay=60.0)
+    hub.close()
+    assert channel.acked == [1]
+
+
+def test_an_ack_with_no_delay_does_not_wait_for_a_delayed_send() -> None:
+    queue, hub, channel = AckQueue(), _Hub(), _Channel()
+    hub.call_later = lambda delay, callback: None  # type: ignore[attr-defined]  # a timer that never fires
+    hub.on_close = set()  # type: ignore[attr-defined]
+    queue.add(hub, _Message(channel, 1), (OSError,), delay=60.0)
+    queue.add(hub, _Message(channel, 2), (OSError,))  # a thread-served call's: on the next turn
+    hub.turn()
+    assert channel.acked == [1, 2]
+
+
+class _LostMessage(_Message):
+    def ack_log_error(self, logger: Any, errors: Any) -> None:
+        raise BrokenPipeError  # as kombu's own ack_log_error re-raises it
+
+
+def test_acks_waiting_as_the_loop_resets_after_a_lost_connection_are_dropped_without_cutting_the_reset_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Celery's loop resets the hub (closes it and makes a new poller) on a connection error; an
+    error out of a close callback would leave it without its poller."""
+    queue, hub = AckQueue(), _kombu_hub()
+    try:
+        queue.add(hub, _LostMessage(_Channel(), 1), (OSError,), delay=60.0)
+        hub.reset()
+        assert hub._poller is not None
+        assert "acks dropped as the event loop closed" in caplog.text
+        queue.send()  # nothing left
+    finally:
+        hub.close()

@@ -24,7 +24,7 @@ from celery.worker.state import reserved_requests, revoked, task_reserved
 from kombu.asynchronous import get_event_loop
 
 from ._admission import ask_early
-from ._grouped_acks import acks, groups_acks
+from ._grouped_acks import LOOP_ACK_DELAY, acks, groups_acks
 from ._inline import running_on_the_loop
 from ._internals.worker import custom_headers, task_processor
 from ._restart import request_restart
@@ -78,21 +78,27 @@ class InProcessRequest(Request):  # type: ignore[misc]
             fields["headers"] = custom_headers(context_fields)
 
     def acknowledge(self) -> None:
-        """Celery's, except that a call run on the event loop is acknowledged at once rather than on
-        the loop's next turn: Celery defers an ack (`call_soon_ack`) because a pool may finish a call
-        on another thread; on the loop's own thread that turn comes before the next pop anyway, and
-        the deferral cost a callback object, the hub's queue and a turn's dispatch (see the commit)."""
+        """Celery's, except that on RabbitMQ the ack joins the loop's queue of acks (`_grouped_acks`),
+        a call run on the loop's a little later (`LOOP_ACK_DELAY`), and that elsewhere a call run on
+        the event loop is acknowledged at once rather than on the loop's next turn: Celery defers an
+        ack (`call_soon_ack`) because a pool may finish a call on another thread; on the loop's own
+        thread that turn comes before the next pop anyway, and the deferral cost a callback object,
+        the hub's queue and a turn's dispatch (see the commit)."""
         request: Any = self  # Celery's request (untyped)
-        if running_on_the_loop() and not request.acknowledged and not _chained(request.on_ack):
+        if request.acknowledged or _chained(request.on_ack):
+            super().acknowledge()
+            return
+        on_the_loop = running_on_the_loop()
+        if groups_acks(request.message):
+            hub = get_event_loop()
+            if hub is not None:  # sent by the loop with the others queued by then
+                acks.add(hub, request.message, request.connection_errors, LOOP_ACK_DELAY if on_the_loop else 0.0)
+                request.acknowledged = True
+                return
+        if on_the_loop:
             request.message.ack_log_error(logger, request.connection_errors)  # what Celery's deferred ack runs
             request.acknowledged = True
             return
-        if not request.acknowledged and not _chained(request.on_ack) and groups_acks(request.message):
-            hub = get_event_loop()
-            if hub is not None:  # on RabbitMQ: sent by the loop with the others queued by then (`_grouped_acks`)
-                acks.add(hub, request.message, request.connection_errors)
-                request.acknowledged = True
-                return
         super().acknowledge()
 
     @property
