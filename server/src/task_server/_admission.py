@@ -229,6 +229,7 @@ def ask_early(request: Any) -> None:
         plan_removal_at_store(request, ledger)
     else:
         reply = pipeline_for(pool).send(*command)
+    reply.again = (keys, arguments)  # the same delivery token, should the reply be lost (`admitted`)
     remember_asked(request, reply)
 
 
@@ -275,6 +276,13 @@ def admitted(task: Task, contract: Contract[..., Any], max_deliveries: int, leas
                     # Asked for by the script's SHA, which Redis has forgotten (a restart, SCRIPT
                     # FLUSH): nothing ran, so it is asked again, the script sent with it.
                     asked = None
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    if asked.again is None:
+                        raise
+                    # Lost with its connection, maybe after Redis ran it: asked again with the same
+                    # delivery token, so a start it counted is given back, not counted twice.
+                    keys, arguments = asked.again
+                    verdict, value = _admit_script(client)(keys=keys, args=arguments)
             if asked is None:
                 keys, arguments = admission_command(contract, task_id, retries, lease, digest)
                 verdict, value = _admit_now(client, keys, arguments)

@@ -176,6 +176,7 @@ class PendingReply:
     def __init__(self, owner: PipelinedConnection, connection: Any, unread: collections.deque[PendingReply]) -> None:
         self.owner, self.connection, self.unread = owner, connection, unread
         self.done = False
+        self.again: Any = None  # what its sender asks again should the reply be lost (`_admission`)
         self._value: Any = None
         self._error: BaseException | None = None
 
