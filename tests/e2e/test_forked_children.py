@@ -132,3 +132,46 @@ def test_a_client_closed_before_the_fork_stays_closed_in_the_child(broker: Broke
     client.close()
     reported = reported_by_forked_child(lambda: repr(client.add.with_options(timeout=CALL_BOUND)(1, 2)))
     assert reported.startswith("raised ClientClosed(")
+
+
+def _workflows(client: TaskClient, count: int = 30) -> str:
+    return repr({(client.add.s(i, 2) | client.mul.s(10))(timeout=CALL_BOUND) - 10 * i for i in range(count)})
+
+
+def test_a_parent_and_its_child_publish_workflows_at_once_each_on_its_own_connection(
+    broker: Broker, worker: object
+) -> None:
+    """Workflows are published by Celery, whose producers kombu pools for the whole process by
+    default: after the fork the child took the parent's pooled producer, and with it the parent's
+    broker connection, which both then wrote to."""
+    with TaskClient(broker.url, broker.result_backend) as client:
+        assert _workflows(client, 1) == "{20}"
+        failures: list[BaseException] = []
+        results: list[str] = []
+
+        def parent_publishes() -> None:
+            try:
+                results.append(_workflows(client))
+            except Exception as error:
+                failures.append(error)
+
+        publisher = threading.Thread(target=parent_publishes)
+        publisher.start()
+        try:
+            reported = reported_by_forked_child(lambda: _workflows(client))
+        finally:
+            publisher.join(timeout=CALL_BOUND * 6)
+        assert reported == "{20}"
+        assert not failures and results == ["{20}"]
+        assert _workflows(client, 1) == "{20}"  # the parent's connection is still whole
+
+
+def test_two_clients_on_one_broker_publish_workflows_on_connections_of_their_own(
+    broker: Broker, worker: object
+) -> None:
+    """Closing one client closes its connections only: another client's workflows still go out."""
+    first = TaskClient(broker.url, broker.result_backend)
+    with TaskClient(broker.url, broker.result_backend) as second:
+        assert _workflows(first, 1) == _workflows(second, 1) == "{20}"
+        first.close()
+        assert _workflows(second) == "{20}"

@@ -25,7 +25,7 @@ from ._errors import BrokerUnavailable, InvalidArguments
 from ._pools import PoolExhausted
 from ._reasons import connection_failure, is_timeout
 from ._settings import ClientSettings
-from ._transport import PRODUCER_AMQP
+from ._transport import PRODUCER_AMQP, PublishingCelery
 
 # Everything a publish can raise when the broker is down, refusing, frozen, or refusing the command
 # (an ACL without LPUSH, a full maxmemory): kombu's errors, redis-py's, RabbitMQ's (py-amqp: a lost
@@ -104,7 +104,7 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
     """
     broker = celery_url(settings.urls.broker_url)
     # PRODUCER_AMQP: on Redis, kombu's transport without a new redis-py client object per publish.
-    app = Celery(name, set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
+    app = PublishingCelery(name, set_as_current=False, broker=broker.url, amqp=PRODUCER_AMQP)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -1,4 +1,5 @@
-"""The producer's broker connection: kombu's Redis transport (plain or Sentinel), reusing its redis-py client objects.
+"""The producer's broker connection: kombu's Redis transport (plain or Sentinel), reusing its redis-py client
+objects; connections and producers of each client's own (`PublishingCelery`).
 
 Hot path (measured with `bench --profile`): for every publish kombu builds a new `redis.Redis`
 object around the same connection pool, ~60-150 us apiece with redis-py 8, a large part of a
@@ -8,12 +9,16 @@ pool (after a reconnect) gets a new client. Other transports are left as they ar
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
+from celery import Celery
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
+from kombu.pools import ProducerPool
 from kombu.transport import redis as kombu_redis
 
 #: Dotted path given to `Celery(amqp=...)`.
@@ -67,3 +72,38 @@ class ReusingConnection(Connection):
 
 class ProducerAMQP(AMQP):  # type: ignore[misc]
     Connection = ReusingConnection
+
+    @cached_property
+    def producer_pool(self) -> ProducerPool:
+        """Producers of this app's own, on its own connections (`PublishingCelery.pool`)."""
+        return ProducerPool(self.app.pool, limit=self.app.pool.limit)  # type: ignore[no-untyped-call]
+
+
+class PublishingCelery(Celery):  # type: ignore[misc]
+    """A Celery app whose broker connections are its own, closed with it.
+
+    Celery takes an app's connections and producers from kombu's pools of the whole process, one
+    per broker URL, and its `close()` leaves them open: every client of a process on one broker
+    shared connections with the others, kept those of closed ones, and a forked child took its
+    parent's (kombu empties those pools only in children that multiprocessing starts), both then
+    reading and writing one socket.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own_pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> Any:
+        with self._own_pool_lock:
+            pool = self.__dict__.get("own_pool")
+            if pool is None:
+                pool = self.__dict__["own_pool"] = self.connection_for_write().Pool(limit=self.conf.broker_pool_limit)
+            return pool
+
+    def close(self) -> None:
+        with self._own_pool_lock:
+            pool = self.__dict__.pop("own_pool", None)
+        if pool is not None:
+            pool.force_close_all()
+        super().close()
