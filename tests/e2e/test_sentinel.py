@@ -68,6 +68,12 @@ class Outcome:
     error: TaskError | None = None
 
 
+# redis-py's asyncio connection can drop a stream writer unclosed when a write meets the dead master
+# while its reader reconnects (the result watcher's unsubscribe beside its read): collected later
+# as an unraisable ResourceWarning, seen once at -n 6 (Dec 4 2026). Its socket is closed by then.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <function StreamWriter.__del__:pytest.PytestUnraisableExceptionWarning"
+)
 def test_calls_survive_a_failover_of_the_master(sentinels: SentinelGroup, sentinel_worker: WorkerProcess) -> None:
     outcomes: list[Outcome] = []
     record = threading.Lock()
