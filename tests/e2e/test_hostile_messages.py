@@ -158,6 +158,25 @@ def test_a_body_over_the_cap_in_utf8_bytes_is_refused_though_it_has_fewer_charac
     assert client.add(2, 3) == 5
 
 
+def test_a_message_over_the_cap_in_utf8_bytes_only_with_its_headers_is_refused(
+    client: TaskClient, broker: Broker, worker: WorkerProcess
+) -> None:
+    """The whole message counts bytes too: before, RabbitMQ's count added the body's characters
+    (py-amqp hands it over as text), so 960,000 bytes of two-byte characters and 100 kB of headers
+    passed a cap of 1 MiB there (and ran, to fail validation), which Redis refused."""
+    body = json.dumps(
+        [["\u00e9" * 480_000, 1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+        ensure_ascii=False,
+    ).encode()
+    headers = {"argsrepr": "x" * 100_000}
+    assert len(body) < 1_048_576 < len(body) + 100_000 and len(body.decode()) + 100_000 < 1_048_576
+    task_id = push(broker.url, "math.add", body, queue="math", headers=headers)
+    error = refusal(client, task_id)
+    assert error.remote_type == "RefusedMessage"
+    assert "(body, headers and properties), more than this worker accepts (1048576 bytes" in error.remote_message
+    assert client.add(2, 3) == 5
+
+
 @pytest.fixture
 def plain_celery(broker: Broker) -> Iterator[Celery]:
     """A producer that is a stock Celery app, not task-client."""

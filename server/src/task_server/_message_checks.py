@@ -26,6 +26,7 @@ from celery.worker.strategy import hybrid_to_proto2, proto1_to_proto2
 from pydantic_core import from_json
 
 from ._internals.amqp_frames import RECEIVED_BYTES, UNREADABLE_HEADER
+from ._sizes import text_bytes
 
 #: Deepest nesting of lists and objects accepted in a message's body or envelope. Celery's own
 #: canvas (a chord inside a chain) stays far below it; Python's JSON codec fails near 1,000.
@@ -206,13 +207,6 @@ def body_refusal(content_type: Any, body: bytes | str, limit: int, accepted: set
     if nesting_exceeds(decoded, MAX_NESTING, hint=body):
         return f"message body is nested too deeply (more than {MAX_NESTING} levels)", None
     return None, decoded
-
-
-def text_bytes(text: str | bytes) -> int:
-    """The UTF-8 length of `text` (a str's, counted only when it is not ASCII: `isascii` costs nothing)."""
-    if isinstance(text, bytes) or text.isascii():
-        return len(text)
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def received_size_refusal(message: Any, limit: int) -> str | None:

@@ -52,9 +52,10 @@ from ._internals.channel import (
     rotate_queue,
 )
 from ._internals.event_loop import quiet_transport_turn
-from ._message_checks import MAX_NESTING, nesting_exceeds, text_bytes
+from ._message_checks import MAX_NESTING, nesting_exceeds
 from ._pipelined import holding_writes
 from ._recorded_pop import RECORD_OR_PUT_BACK, RecordRefused, is_full
+from ._sizes import text_bytes
 from ._unacked import UnackedLedger
 
 #: Dotted path given to `Celery(amqp=...)`.

@@ -25,6 +25,7 @@ from amqp.exceptions import RecoverableConnectionError
 from amqp.transport import TCPTransport
 from kombu.transport import pyamqp
 
+from .._sizes import text_bytes
 from .amqp_frames import HEADER_FRAME_BYTES, RECEIVED_BYTES
 
 RELIED_ON: tuple[tuple[type, str], ...] = (
@@ -49,7 +50,7 @@ class GroupingChannel(pyamqp.Channel):
         message = super().message_to_python(raw_message)  # type: ignore[no-untyped-call]
         header = message.properties.pop(HEADER_FRAME_BYTES, None)  # `amqp_frames`
         if header is not None:  # the whole message as received: header frame and body
-            setattr(message, RECEIVED_BYTES, header + len(message.body or b""))
+            setattr(message, RECEIVED_BYTES, header + text_bytes(message.body or b""))  # a str with content_encoding
         return message
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False, argsig: str = "Lb") -> Any:
