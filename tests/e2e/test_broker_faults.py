@@ -181,13 +181,13 @@ def test_a_client_built_and_closed_against_a_frozen_broker_never_hangs(protected
 def test_many_threads_publishing_to_a_frozen_broker_each_fail_within_the_bound(
     protected_broker: ProtectedBroker,
 ) -> None:
-    # Calls with a countdown take Celery's publishing path, whose producer pool has 10 slots. With
+    # Calls with a countdown take Celery's publishing path, whose producer pool has 10 slots here. With
     # the broker frozen each slot is held for a socket timeout (2 s). Without a bound on the wait
     # for a slot, the failures came in rounds of 10: the last of 80 threads failed after 16 s.
     # Now a thread waits at most pool_timeout (3 s) for a slot, then a connection and a publish.
     url = protected_broker.url
     threads = 80
-    with TaskClient(url, protected_broker.result_backend) as client:
+    with TaskClient(url, protected_broker.result_backend, max_connections=10) as client:
         delayed = client.add.with_options(countdown=600)
         delayed.submit(1, 2)  # connected, pool built
         protected_broker.freeze()

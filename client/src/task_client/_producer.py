@@ -115,6 +115,9 @@ def publishing_app(name: str, settings: ClientSettings) -> Celery:
         broker_connection_retry_on_startup=False,
         broker_transport_options={**broker.transport_options, **_transport_options(settings)},
         broker_connection_timeout=settings.connect_timeout,
+        # Producers (each on a broker connection of its own) as many as the client's other pools hold:
+        # Celery's 10 made 200 threads through Sentinel wait on each other, past `pool_timeout` under load.
+        broker_pool_limit=settings.max_connections,
         # Queues are declared as the worker declares them (RabbitMQ refuses a mismatch).
         task_create_missing_queue_type=AMQP_QUEUE_TYPE if settings.urls.broker_is_amqp else "classic",
         # Retries are ours (see `publish`): kombu's would also retry after a timeout.
@@ -382,9 +385,9 @@ class Producer:
     def _pooled_producer(self) -> Iterator[Any]:
         """A producer from Celery's pool, waiting at most `pool_timeout` for a free one.
 
-        Celery's `producer_or_acquire` waits forever for one of its `broker_pool_limit` (10) slots
+        Celery's `producer_or_acquire` waits forever for one of its `broker_pool_limit` slots
         (5.6 has no bound; 5.7's `broker_pool_acquire_timeout` is off by default): with a frozen
-        broker, the 200th of 200 threads would wait for 20 rounds of socket timeouts.
+        broker, the 200th of 200 threads on 10 slots would wait for 20 rounds of socket timeouts.
         """
         pool = self._app.producer_pool
         try:
