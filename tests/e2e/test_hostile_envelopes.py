@@ -240,7 +240,9 @@ def test_a_message_tagged_as_the_pop_scripts_probe_is_not_redelivered_while_it_r
         wait_until(lambda: (markers / "probe-tag.starts").exists(), 60, "the tagged call to start")
         (filed_as,) = [field for field, value in store.hgetall("unacked").items() if task_id.encode() in value]
         delivered_at = store.zscore("unacked_index", filed_as)
-        assert client.add.map([(i, i) for i in range(2_000)], chunk_size=1) == [
+        # Bounded well above the contract's 10 s: 2,000 calls on a loaded 2-core machine (a full run
+        # of 6 test processes) took longer, and this test is about the probe's record, not speed.
+        assert client.add.map([(i, i) for i in range(2_000)], chunk_size=1, timeout=120) == [
             2 * i for i in range(2_000)
         ]  # batch pops
         assert store.zscore("unacked_index", filed_as) == delivered_at
