@@ -57,7 +57,7 @@ system-packages:
 # is off: collected once first with it on, so that each test process loads them (~4 s of CPU each).
 test: system-packages $(STAMP) $(ASYNCAPI_SPECS) $(CELERY_NODE) $(TYPESCRIPT) check-compat
 	$(BIN)/python -m compileall -q $(PACKAGES) tests
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest --collect-only -q -p no:randomly > /dev/null
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest --collect-only -q > /dev/null
 	TASK_REQUIRE_TLS_TEST=1 PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # The contracts of the last release (contracts/released/<version>/) against the current ones: a
