@@ -408,8 +408,12 @@ class BatchPopping(ChannelHooks):
         tags = self.__dict__.pop("_batch_tags", "")
         delivered = False
         triples = list(zip(popped[::3], popped[1::3], popped[2::3], strict=True))
+
+        def filed_as(number: int) -> str:
+            return f"{tags}{number + 1}"  # the tag the script filed the item at `number` under (`POP_AND_RECORD`)
+
         for number, (key, item, recorded) in enumerate(triples):
-            tag = f"{tags}{number + 1}"  # as the script filed it (`POP_AND_RECORD`)
+            tag = filed_as(number)
             if closing(channel):
                 _keep_at_close(bytes_to_str(key), bytes_to_str(item), tag=tag if recorded else None)  # type: ignore[no-untyped-call]
                 continue
@@ -424,8 +428,8 @@ class BatchPopping(ChannelHooks):
             except channel.connection_errors:
                 # This one is kept by the QoS; the rest of the batch must not vanish with it, and each
                 # one's record (filed by the pop) goes with its requeue, or the sweep pushes it again.
-                for rest, (rest_key, rest_item, rest_recorded) in enumerate(triples[number + 1 :], number + 2):
-                    rest_tag = f"{tags}{rest}" if rest_recorded else None
+                for rest, (rest_key, rest_item, rest_recorded) in enumerate(triples[number + 1 :], number + 1):
+                    rest_tag = filed_as(rest) if rest_recorded else None
                     unrecorded.keep(rest_tag, bytes_to_str(rest_key), bytes_to_str(rest_item))  # type: ignore[no-untyped-call]
                 raise
             else:
