@@ -77,8 +77,10 @@ def push(
     return task_id
 
 
-def json_body(args: list[Any], kwargs: dict[str, Any]) -> bytes:
-    return json.dumps([args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+def json_body(args: list[Any], kwargs: dict[str, Any], *, ensure_ascii: bool = True) -> bytes:
+    """A protocol-v2 body; `ensure_ascii=False` writes text in UTF-8 rather than as JSON's \\u escapes."""
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    return json.dumps([args, kwargs, embed], ensure_ascii=ensure_ascii).encode()
 
 
 def push_add_with_reply_to(url: str, reply_to: str, args: list[Any], task_id: str | None = None) -> str:

@@ -145,12 +145,8 @@ def test_a_body_over_the_cap_in_utf8_bytes_is_refused_though_it_has_fewer_charac
     """The cap counts bytes. py-amqp hands a body with a content_encoding over as text (and a Redis
     body not in base64 is text too): before, its characters were counted, so 600,000 two-byte
     characters (1.2 MB) passed a cap of 1 MiB on RabbitMQ, which Redis refused in base64."""
-    text = "\u00e9" * 600_000
-    body = json.dumps(
-        [[text, 1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}], ensure_ascii=False
-    )
-    encoded = body.encode()  # UTF-8, not JSON's \u escapes
-    assert len(body) < 1_048_576 < len(encoded)
+    encoded = json_body(["\u00e9" * 600_000, 1], {}, ensure_ascii=False)
+    assert len(encoded.decode()) < 1_048_576 < len(encoded)
     task_id = push(broker.url, "math.add", encoded, queue="math")
     error = refusal(client, task_id)
     assert error.remote_type == "RefusedMessage"
@@ -164,10 +160,7 @@ def test_a_message_over_the_cap_in_utf8_bytes_only_with_its_headers_is_refused(
     """The whole message counts bytes too: before, RabbitMQ's count added the body's characters
     (py-amqp hands it over as text), so 960,000 bytes of two-byte characters and 100 kB of headers
     passed a cap of 1 MiB there (and ran, to fail validation), which Redis refused."""
-    body = json.dumps(
-        [["\u00e9" * 480_000, 1], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-        ensure_ascii=False,
-    ).encode()
+    body = json_body(["\u00e9" * 480_000, 1], {}, ensure_ascii=False)
     headers = {"argsrepr": "x" * 100_000}
     assert len(body) < 1_048_576 < len(body) + 100_000 and len(body.decode()) + 100_000 < 1_048_576
     task_id = push(broker.url, "math.add", body, queue="math", headers=headers)
